@@ -1,0 +1,240 @@
+//! `cargo xtask bench plugin`: one core, 1,000,000 Snowflake-like customer rows.
+//!
+//! Prints rows/s and MB/s for, in one run:
+//! - decode → JSON: the Parquet rows written as JSON objects without a plugin (baseline);
+//! - decode → plugin → JSON: the same rows through the Rust customer plugin and the wire
+//!   encoder (the issue's target: ≥ 500,000 rows/s).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use stagepush::bindings::types::ColumnSchema;
+use stagepush::plugin::{Limits, LoadOptions, Plugin, PluginEngine, Runner};
+use stagepush::sample::{CustomerFileOptions, write_customer_file};
+use stagepush::source::parquet::{ParquetSource, ReadOptions};
+use stagepush::source::path::source_file;
+use stagepush::transform::{ArrowInput, Encoder};
+use stagepush::wire::Shape;
+
+const ROWS: u64 = 1_000_000;
+const TARGET_ROWS_PER_SEC: f64 = 500_000.0;
+const REPEATS: usize = 3;
+
+fn main() {
+    let dir = std::env::var_os("STAGEPUSH_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("stagepush-bench"));
+    let plugins = std::env::var_os("STAGEPUSH_TEST_PLUGINS")
+        .map(PathBuf::from)
+        .expect("STAGEPUSH_TEST_PLUGINS: run through `cargo xtask bench plugin`");
+    std::fs::create_dir_all(&dir).expect("bench dir");
+    let input = dir.join(format!("customers-{ROWS}.snappy.parquet"));
+    if !input.is_file() {
+        eprintln!("generating {} ...", input.display());
+        let options = CustomerFileOptions {
+            tombstone_fraction: 0.02,
+            null_id_fraction: 0.0,
+            ..Default::default()
+        };
+        write_customer_file(&input, 1, ROWS, &options).expect("generate the dataset");
+    }
+    let input_mb = std::fs::metadata(&input).unwrap().len() as f64 / 1e6;
+    println!(
+        "dataset: {ROWS} customer rows, {input_mb:.1} MB Parquet (Snappy), one core, best of {REPEATS}"
+    );
+
+    let baseline = best(|| decode_to_json(&input));
+    report("decode -> JSON (no plugin)", baseline, input_mb);
+
+    let engine = PluginEngine::new(Limits::default()).expect("engine");
+    let cache = dir.join("cache");
+    let plugin = Arc::new(
+        Plugin::load(
+            &engine,
+            &plugins.join("customer-rust.wasm"),
+            &LoadOptions {
+                cache_dir: Some(cache),
+                expected_sha256: None,
+            },
+        )
+        .expect("load customer-rust"),
+    );
+    let mut plugin_time = Duration::ZERO;
+    let with_plugin = best(|| {
+        let (run, in_plugin) = decode_plugin_json(&input, &plugin);
+        plugin_time = in_plugin;
+        run
+    });
+    report(
+        "decode -> customer-rust plugin -> JSON",
+        with_plugin,
+        input_mb,
+    );
+    let rate = ROWS as f64 / with_plugin.elapsed.as_secs_f64();
+    println!(
+        "  of which inside the plugin (boundary + mapping): {:.2} µs/row",
+        plugin_time.as_secs_f64() * 1e6 / ROWS as f64
+    );
+    println!(
+        "target >= {:.0} rows/s: {} ({:.2}x); plugin path costs {:.2}x the no-plugin baseline",
+        TARGET_ROWS_PER_SEC,
+        if rate >= TARGET_ROWS_PER_SEC {
+            "met"
+        } else {
+            "NOT met"
+        },
+        rate / TARGET_ROWS_PER_SEC,
+        with_plugin.elapsed.as_secs_f64() / baseline.elapsed.as_secs_f64()
+    );
+}
+
+#[derive(Clone, Copy)]
+struct Run {
+    elapsed: Duration,
+    rows: u64,
+    json_bytes: u64,
+}
+
+fn best(mut f: impl FnMut() -> Run) -> Run {
+    let mut best: Option<Run> = None;
+    for _ in 0..REPEATS {
+        let run = f();
+        assert_eq!(run.rows, ROWS, "every row must be read");
+        if best.is_none_or(|b| run.elapsed < b.elapsed) {
+            best = Some(run);
+        }
+    }
+    best.unwrap()
+}
+
+fn report(name: &str, run: Run, input_mb: f64) {
+    let secs = run.elapsed.as_secs_f64();
+    println!(
+        "{name:<42} {:>10.0} rows/s  {:>7.1} MB/s Parquet in  {:>7.1} MB/s JSON out  ({:.3} s)",
+        run.rows as f64 / secs,
+        input_mb / secs,
+        run.json_bytes as f64 / 1e6 / secs,
+        secs
+    );
+}
+
+fn decode_to_json(input: &std::path::Path) -> Run {
+    let started = Instant::now();
+    let source = ParquetSource::open(input).unwrap();
+    let schema = source.contract_schema().unwrap();
+    let names: Vec<&str> = schema.iter().map(|c| c.name.as_str()).collect();
+    let mut json = Vec::with_capacity(1 << 20);
+    let (mut rows, mut bytes) = (0u64, 0u64);
+    for batch in source.batches(&ReadOptions::default()).unwrap() {
+        let batch = batch.unwrap();
+        rows += rows_to_json(&batch.batch, &names, &mut json) as u64;
+        bytes += json.len() as u64;
+        json.clear();
+    }
+    Run {
+        elapsed: started.elapsed(),
+        rows,
+        json_bytes: bytes,
+    }
+}
+
+fn decode_plugin_json(input: &std::path::Path, plugin: &Arc<Plugin>) -> (Run, Duration) {
+    let started = Instant::now();
+    let source = ParquetSource::open(input).unwrap();
+    let schema: Vec<ColumnSchema> = source.contract_schema().unwrap();
+    let mut runner = Runner::start(plugin.clone(), schema.clone(), Vec::new()).unwrap();
+    let projection: Option<Vec<usize>> = runner
+        .projection()
+        .map(|p| p.iter().map(|&i| i as usize).collect());
+    let batch_schema: Vec<ColumnSchema> = match &projection {
+        Some(p) => p.iter().map(|&i| schema[i].clone()).collect(),
+        None => schema.clone(),
+    };
+    let file = source_file("bench/data_0_0_0.snappy.parquet");
+    let mut encoder = Encoder::new(Shape::Nested);
+    let (mut rows, mut bytes) = (0u64, 0u64);
+    let options = ReadOptions {
+        projection,
+        ..ReadOptions::default()
+    };
+    for batch in source.batches(&options).unwrap() {
+        let batch = batch.unwrap();
+        let input = ArrowInput {
+            file: &file,
+            first_row: batch.first_row,
+            batch: &batch.batch,
+            schema: &batch_schema,
+            projection: None,
+        };
+        let encoded = encoder.transform(&mut runner, &input).unwrap();
+        assert!(
+            encoded.failures.is_empty(),
+            "{:?}",
+            encoded.failures.first()
+        );
+        rows += encoded.rows;
+        bytes += encoded.json.len() as u64;
+    }
+    (
+        Run {
+            elapsed: started.elapsed(),
+            rows,
+            json_bytes: bytes,
+        },
+        runner.stats().time_in_plugin,
+    )
+}
+
+/// The baseline's JSON: each row as one flat object of its columns, written with the
+/// same primitives as the wire encoder (strings escaped, decimals exact, RFC 3339).
+fn rows_to_json(batch: &arrow_array::RecordBatch, names: &[&str], out: &mut Vec<u8>) -> usize {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Decimal128Type, Int64Type, TimestampMillisecondType};
+    use arrow_schema::DataType;
+    use stagepush::wire::{json, time};
+    for row in 0..batch.num_rows() {
+        out.push(b'{');
+        for (c, array) in batch.columns().iter().enumerate() {
+            if c > 0 {
+                out.push(b',');
+            }
+            json::write_str(out, names[c]).unwrap();
+            out.push(b':');
+            if array.is_null(row) {
+                out.extend_from_slice(b"null");
+                continue;
+            }
+            match array.data_type() {
+                DataType::Decimal128(_, scale) => json::write_decimal(
+                    out,
+                    array.as_primitive::<Decimal128Type>().value(row),
+                    *scale,
+                ),
+                DataType::Utf8 => {
+                    let _ = json::write_str(out, array.as_string::<i32>().value(row));
+                }
+                DataType::Boolean => out.extend_from_slice(if array.as_boolean().value(row) {
+                    b"true"
+                } else {
+                    b"false"
+                }),
+                DataType::Int64 => {
+                    json::write_i64(out, array.as_primitive::<Int64Type>().value(row))
+                }
+                DataType::Timestamp(arrow_schema::TimeUnit::Millisecond, _) => {
+                    out.push(b'"');
+                    time::write_timestamp(
+                        out,
+                        array.as_primitive::<TimestampMillisecondType>().value(row),
+                        stagepush::bindings::types::TimeUnit::Millis,
+                    );
+                    out.push(b'"');
+                }
+                other => panic!("baseline does not write {other}"),
+            }
+        }
+        out.push(b'}');
+    }
+    batch.num_rows()
+}

@@ -1,0 +1,98 @@
+//! Command-line arguments and dispatch.
+
+pub mod logging;
+mod plugin_cmd;
+mod sample_cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Exit status when the run stopped (fatal error).
+pub const EXIT_FATAL: u8 = 1;
+
+#[derive(Parser)]
+#[command(
+    name = "stagepush",
+    version,
+    about = "Moves Snowflake stage exports into CluedIn through sandboxed WebAssembly transforms"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args)]
+pub struct GlobalArgs {
+    /// More log output (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors in the log.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Log line format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Work with transform plugins.
+    #[command(subcommand)]
+    Plugin(plugin_cmd::PluginCommand),
+    /// Write a sample Snowflake-like customer stage (for demos and benchmarks).
+    SampleStage(sample_cmd::SampleArgs),
+    /// Run a local stand-in for a CluedIn Ingestion Endpoint.
+    MockCluedin(stagepush::mock_cluedin::MockArgs),
+}
+
+pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Plugin(cmd) => plugin_cmd::run(cmd),
+        Command::SampleStage(args) => sample_cmd::run(args),
+        Command::MockCluedin(args) => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(stagepush::mock_cluedin::serve(args))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Options shared by every command that loads a plugin.
+#[derive(Args, Clone)]
+pub struct PluginOptions {
+    /// Plugin configuration, `KEY=VALUE` (repeatable).
+    #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub config: Vec<(String, String)>,
+    /// Memory cap of a plugin instance, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = stagepush::plugin::DEFAULT_MEMORY_LIMIT_BYTES / (1024 * 1024))]
+    pub plugin_memory_mib: u64,
+    /// Time limit of one plugin call (one batch), in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = stagepush::plugin::DEFAULT_BATCH_TIMEOUT.as_millis() as u64)]
+    pub plugin_timeout_ms: u64,
+    /// Refuse the plugin unless its SHA-256 digest is this.
+    #[arg(long, value_name = "HEX")]
+    pub plugin_sha256: Option<String>,
+    /// Where compiled plugins are cached (default: $STAGEPUSH_CACHE_DIR, else ~/.cache/stagepush).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Compile the plugin every time instead of using the cache.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got `{s}`")),
+    }
+}

@@ -1,0 +1,219 @@
+//! The CluedIn Ingestion Endpoint sink: batches of encoded JSON records, gzip, `POST`, retries.
+//!
+//! Built against the endpoint's documented behaviour (`shared/docs/FACTS.md` §1) and laid out
+//! like Vector's `sinks/http` (small modules, retry policy as data):
+//!
+//! | module | does |
+//! |---|---|
+//! | [`config`] | [`SinkConfig`]: strict (`deny_unknown_fields`), defaults as named constants |
+//! | [`batcher`] | [`Batcher`]: routes records to endpoints, cuts bodies by rows **and** bytes |
+//! | [`body`] | framing (`json-array` / `ndjson`) and gzip |
+//! | [`request`] | the HTTP request: method, headers, request id |
+//! | [`response`] | lenient parse of the endpoint's answer ([`IngestResponse`]) |
+//! | [`retries`] | [`RetryPolicy`] (capped exponential back-off, full jitter, `Retry-After`) and [`RetryAction`] |
+//! | [`service`] | [`CluedInSink`]: delivery of a [`Batch`] (retries, 413 split, 400 row removal / bisection) and the concurrent driver |
+//! | [`outcome`] | what comes back: [`BatchOutcome`] (delivered, rejected, warnings, stats) |
+//!
+//! ## How the pipeline uses it
+//!
+//! ```text
+//! CPU worker:   batcher.push(record)? -> Option<Batch>      (framing + gzip run here, on the caller's thread)
+//!               batcher.flush()?      -> Vec<Batch>         (at the end of a file / of the run)
+//! tokio:        sink.run(batch_rx, outcome_tx).await       (N batches in flight)
+//!          or   sink.deliver(batch).await -> Result<BatchOutcome, SinkError>
+//! ```
+//!
+//! A [`BatchOutcome`] names every record of its batch exactly once: delivered (with the
+//! `receiptId` of the request that stored it) or rejected (with status, message, receipt).
+//! An `Err(SinkError)` is fatal for the run (401, 403, 404, retries exhausted): stop, and do
+//! not mark the batch's files done, so a rerun resends them (at-least-once).
+
+pub mod batcher;
+pub mod body;
+pub mod config;
+pub mod outcome;
+pub mod request;
+pub mod response;
+pub mod retries;
+pub mod service;
+
+use std::fmt;
+use std::sync::Arc;
+
+pub use batcher::{Batch, Batcher, Endpoint, RecordMeta};
+pub use body::{BodyFormat, Compression};
+pub use config::{BatchConfig, RetryConfig, SinkConfig};
+pub use outcome::{BatchOutcome, DeliveredRequest, RejectedRecord, RowWarning, SinkStats, Stage};
+pub use response::{IngestResponse, RowMessage, parse_response};
+pub use retries::{RetryAction, RetryPolicy, parse_retry_after};
+pub use service::CluedInSink;
+
+/// Where an input row came from: the file and its 0-based row number in that file.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RowRef {
+    /// The source file (object key or path), shared by all rows of the file.
+    pub file: Arc<str>,
+    /// 0-based row number in the file.
+    pub row: u64,
+}
+
+/// One encoded record on its way to the endpoint.
+///
+/// [`Batcher::push_json`] takes the same parts by reference, so an encoder that reuses one
+/// scratch buffer allocates nothing per record (the batcher copies the JSON into the body).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireRecord {
+    /// The input row the record was made from.
+    pub origin: RowRef,
+    /// The entity type (routes the record to an endpoint).
+    pub entity_type: Arc<str>,
+    /// One complete JSON object, UTF-8, without a trailing newline.
+    pub json: Vec<u8>,
+}
+
+/// The CluedIn API token. Its `Debug` and `Display` print `[redacted]`, never the token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiToken(String);
+
+impl ApiToken {
+    /// Wraps a token.
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(token.into())
+    }
+
+    /// The token itself, for the `Authorization` header only.
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiToken([redacted])")
+    }
+}
+
+impl fmt::Display for ApiToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Errors of the sink layer. Every variant except [`SinkError::NoRoute`] stops the run.
+///
+/// None of them carries the API token.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The configuration is invalid.
+    #[error("invalid sink configuration: {0}")]
+    Config(String),
+    /// No endpoint is configured for a record's entity type and there is no default endpoint.
+    #[error("no endpoint for entity type {entity_type:?} and no default endpoint is configured")]
+    NoRoute {
+        /// The entity type without a route.
+        entity_type: String,
+    },
+    /// 401: the token is missing, invalid or expired.
+    #[error(
+        "the endpoint refused the API token (401 Unauthorized) at {endpoint}: the token is \
+         missing, invalid or expired (CluedIn: Administration → API Tokens); the run stopped"
+    )]
+    Unauthorized {
+        /// The endpoint URL.
+        endpoint: String,
+    },
+    /// 403: the token is valid but not allowed to ingest into this endpoint.
+    #[error(
+        "the endpoint refused access (403 Forbidden) at {endpoint}: the API token is not allowed \
+         to ingest into this endpoint; the run stopped"
+    )]
+    Forbidden {
+        /// The endpoint URL.
+        endpoint: String,
+    },
+    /// 404: the endpoint does not exist; every further batch would fail the same way.
+    #[error(
+        "no ingestion endpoint at {endpoint} (404 Not Found): check the endpoint id and the \
+         host (SaaS uses app.<domain>); the run stopped"
+    )]
+    EndpointNotFound {
+        /// The endpoint URL.
+        endpoint: String,
+    },
+    /// Retryable failures (408, 429, 5xx, connection errors, timeouts) outlasted the retry budget.
+    #[error(
+        "gave up on {endpoint} after {attempts} attempts in {elapsed_secs:.1} s; last failure: {last}"
+    )]
+    RetriesExhausted {
+        /// The endpoint URL.
+        endpoint: String,
+        /// Requests made for the last part of the batch.
+        attempts: u32,
+        /// Seconds spent on it.
+        elapsed_secs: f64,
+        /// The last failure (status and message, or the transport error).
+        last: String,
+    },
+    /// The HTTP client could not be built or a request could not be formed.
+    #[error("HTTP client: {0}")]
+    Client(String),
+    /// Compressing a body failed.
+    #[error("could not encode a request body: {0}")]
+    Encode(#[from] std::io::Error),
+    /// Another batch failed fatally; this one was abandoned.
+    #[error("the sink stopped after a fatal error in another batch")]
+    Stopped,
+    /// The outcome channel's receiver was dropped.
+    #[error("the outcome receiver was dropped")]
+    OutcomeReceiverDropped,
+    /// A delivery task panicked or was cancelled (a bug).
+    #[error("internal error in the sink: {0}")]
+    Internal(String),
+}
+
+/// The first character CluedIn does not accept in a value (FACTS §1): control characters
+/// U+0000–U+001F other than tab, LF and CR, and the non-characters U+FFFE and U+FFFF.
+/// (Lone surrogates cannot occur in a Rust `&str`; an encoder must not produce `\uD800`-style
+/// escapes for them.)
+pub fn find_unsupported_char(s: &str) -> Option<char> {
+    // Fast path: every byte ≥ 0x20 that is not the start of U+FFFE/U+FFFF (0xEF 0xBF 0xBE/0xBF).
+    let bytes = s.as_bytes();
+    if bytes.iter().all(|&b| b >= 0x20 && b != 0xEF) {
+        return None;
+    }
+    s.chars().find(|&c| is_unsupported_char(c))
+}
+
+/// Whether CluedIn rejects `c` in a value (see [`find_unsupported_char`]).
+pub fn is_unsupported_char(c: char) -> bool {
+    matches!(c, '\u{0}'..='\u{8}' | '\u{B}' | '\u{C}' | '\u{E}'..='\u{1F}' | '\u{FFFE}' | '\u{FFFF}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_is_redacted_in_debug_and_display() {
+        let t = ApiToken::new("s3cr3t-token-value");
+        assert_eq!(format!("{t:?}"), "ApiToken([redacted])");
+        assert_eq!(t.to_string(), "[redacted]");
+        assert_eq!(t.expose_secret(), "s3cr3t-token-value");
+    }
+
+    #[test]
+    fn unsupported_chars_are_found() {
+        assert_eq!(
+            find_unsupported_char("plain text, tab\t lf\n cr\r é ü 中"),
+            None
+        );
+        assert_eq!(find_unsupported_char("a\u{0}b"), Some('\u{0}'));
+        assert_eq!(find_unsupported_char("bell\u{7}"), Some('\u{7}'));
+        assert_eq!(find_unsupported_char("x\u{1F}"), Some('\u{1F}'));
+        assert_eq!(find_unsupported_char("x\u{FFFE}"), Some('\u{FFFE}'));
+        assert_eq!(find_unsupported_char("x\u{FFFF}"), Some('\u{FFFF}'));
+        // U+FFFD and other 0xEF-led characters are fine.
+        assert_eq!(find_unsupported_char("x\u{FFFD}\u{F000}"), None);
+        assert_eq!(find_unsupported_char("\u{7F}"), None);
+    }
+}

@@ -1,0 +1,253 @@
+//! Lenient parsing of the endpoint's answers (FACTS §1).
+//!
+//! Keys on `success`; `receiptId`; `warnings[]` (where `rowIndex` is a string) and `errors[]`
+//! (where `rowIndex` is a number — either form is accepted in both). Wrong types are ignored
+//! field by field; a body that is not JSON (a proxy's HTML 413 page, a 503 text) yields an
+//! empty response with an excerpt of the text.
+
+use serde_json::Value;
+
+/// Longest excerpt of a non-JSON body kept for messages.
+pub const MAX_EXCERPT_CHARS: usize = 300;
+
+/// What the endpoint answered, as far as it could be read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestResponse {
+    /// The `success` flag, if present and boolean.
+    pub success: Option<bool>,
+    /// The `receiptId` (shown in CluedIn under Monitoring → Ingestion reports).
+    pub receipt_id: Option<String>,
+    /// `warnings[]`.
+    pub warnings: Vec<RowMessage>,
+    /// `errors[]`.
+    pub errors: Vec<RowMessage>,
+    /// The start of the body when it was not a JSON object.
+    pub text: Option<String>,
+}
+
+/// One entry of `warnings[]` or `errors[]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RowMessage {
+    /// `rowIndex` (number or numeric string); `-1` or absent when the message names no row.
+    pub row_index: Option<i64>,
+    /// `property`.
+    pub property: Option<String>,
+    /// `messageId`, e.g. `space-in-property`, `invalid-array-json-sent`.
+    pub message_id: Option<String>,
+    /// `level`.
+    pub level: Option<String>,
+    /// `domain`.
+    pub domain: Option<String>,
+    /// `errorMessage`.
+    pub message: Option<String>,
+}
+
+impl RowMessage {
+    /// The row of the request this message names, if it names one (`rowIndex ≥ 0`).
+    pub fn row(&self) -> Option<usize> {
+        self.row_index.and_then(|i| usize::try_from(i).ok())
+    }
+
+    /// A one-line description: `messageId: errorMessage (property p)`.
+    pub fn describe(&self) -> String {
+        let mut s = String::new();
+        if let Some(id) = &self.message_id {
+            s.push_str(id);
+        }
+        if let Some(m) = &self.message {
+            if !s.is_empty() {
+                s.push_str(": ");
+            }
+            s.push_str(m);
+        }
+        if let Some(p) = &self.property {
+            s.push_str(&format!(" (property {p:?})"));
+        }
+        if s.is_empty() {
+            s.push_str("(no message)");
+        }
+        s
+    }
+}
+
+impl IngestResponse {
+    /// Rows named by `errors[]` (`rowIndex ≥ 0`), with their messages.
+    pub fn row_errors(&self) -> impl Iterator<Item = (usize, &RowMessage)> {
+        self.errors.iter().filter_map(|e| e.row().map(|r| (r, e)))
+    }
+
+    /// A one-line summary of the answer for logs and rejection messages.
+    pub fn summary(&self) -> String {
+        if let Some(e) = self.errors.first() {
+            let more = self.errors.len() - 1;
+            if more > 0 {
+                format!("{} (+{more} more)", e.describe())
+            } else {
+                e.describe()
+            }
+        } else if let Some(t) = &self.text {
+            t.clone()
+        } else {
+            String::from("(empty body)")
+        }
+    }
+}
+
+/// Parses a response body. Never fails.
+pub fn parse_response(body: &[u8]) -> IngestResponse {
+    let value: Value = match serde_json::from_slice(body) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => {
+            return IngestResponse {
+                text: excerpt(body),
+                ..IngestResponse::default()
+            };
+        }
+    };
+    IngestResponse {
+        success: value.get("success").and_then(Value::as_bool),
+        receipt_id: value.get("receiptId").and_then(string_of),
+        warnings: messages(value.get("warnings")),
+        errors: messages(value.get("errors")),
+        text: None,
+    }
+}
+
+fn messages(v: Option<&Value>) -> Vec<RowMessage> {
+    let Some(Value::Array(items)) = v else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter(|m| m.is_object())
+        .map(|m| RowMessage {
+            row_index: m.get("rowIndex").and_then(index_of),
+            property: m.get("property").and_then(string_of),
+            message_id: m.get("messageId").and_then(string_of),
+            level: m.get("level").and_then(string_of),
+            domain: m.get("domain").and_then(string_of),
+            message: m.get("errorMessage").and_then(string_of),
+        })
+        .collect()
+}
+
+/// `rowIndex` as a number (`3`, `3.0`) or a numeric string (`"3"`).
+fn index_of(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn string_of(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn excerpt(body: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(body);
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if text.is_empty() {
+        return None;
+    }
+    let mut out: String = text.chars().take(MAX_EXCERPT_CHARS).collect();
+    if text.chars().count() > MAX_EXCERPT_CHARS {
+        out.push('…');
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn success_body() {
+        let r = parse_response(
+            br#"{"success":true,"warning":false,"warnings":[],"error":false,"receiptId":"3f1c2a4e-8b7d-4c1e-9f00-aa11bb22cc33"}"#,
+        );
+        assert_eq!(r.success, Some(true));
+        assert_eq!(
+            r.receipt_id.as_deref(),
+            Some("3f1c2a4e-8b7d-4c1e-9f00-aa11bb22cc33")
+        );
+        assert!(r.warnings.is_empty() && r.errors.is_empty() && r.text.is_none());
+    }
+
+    #[test]
+    fn warning_body_with_row_index_as_string() {
+        let r = parse_response(
+            br#"{"success":true,"warning":true,"warnings":[{"rowIndex":"0","property":"first name","messageId":"space-in-property","level":"warning","errorMessage":"Property 'first name' contains a space"}],"error":false,"receiptId":"r-1"}"#,
+        );
+        assert_eq!(r.success, Some(true));
+        assert_eq!(r.warnings.len(), 1);
+        let w = &r.warnings[0];
+        assert_eq!(w.row_index, Some(0));
+        assert_eq!(w.row(), Some(0));
+        assert_eq!(w.property.as_deref(), Some("first name"));
+        assert_eq!(w.message_id.as_deref(), Some("space-in-property"));
+        assert_eq!(w.level.as_deref(), Some("warning"));
+        assert!(w.describe().contains("space-in-property"));
+    }
+
+    #[test]
+    fn error_body_with_row_index_minus_one_names_no_row() {
+        let r = parse_response(
+            br#"{"success":false,"error":true,"receiptId":"r-2","errors":[{"rowIndex":-1,"messageId":"invalid-array-json-sent","level":"error","domain":"parsing","errorMessage":"The body must be a JSON array"}]}"#,
+        );
+        assert_eq!(r.success, Some(false));
+        assert_eq!(r.receipt_id.as_deref(), Some("r-2"));
+        assert_eq!(r.errors[0].row_index, Some(-1));
+        assert_eq!(r.errors[0].row(), None);
+        assert_eq!(r.errors[0].domain.as_deref(), Some("parsing"));
+        assert_eq!(r.row_errors().count(), 0);
+        assert_eq!(
+            r.summary(),
+            "invalid-array-json-sent: The body must be a JSON array"
+        );
+    }
+
+    #[test]
+    fn error_row_index_as_number_or_string() {
+        let r = parse_response(
+            br#"{"success":false,"errors":[{"rowIndex":2,"errorMessage":"a"},{"rowIndex":"5","errorMessage":"b"},{"rowIndex":7.0},{"rowIndex":"x"},{"rowIndex":null},"junk"]}"#,
+        );
+        let rows: Vec<usize> = r.row_errors().map(|(i, _)| i).collect();
+        assert_eq!(rows, [2, 5, 7]);
+        assert_eq!(r.errors.len(), 5, "non-object entries are skipped");
+        assert!(r.summary().ends_with("(+4 more)"), "{}", r.summary());
+    }
+
+    #[test]
+    fn non_json_and_odd_bodies_are_tolerated() {
+        let r =
+            parse_response(b"<html><body><h1>413 Request Entity Too Large</h1></body></html>\n");
+        assert_eq!(r.success, None);
+        assert_eq!(
+            r.text.as_deref(),
+            Some("<html><body><h1>413 Request Entity Too Large</h1></body></html>")
+        );
+        assert_eq!(parse_response(b""), IngestResponse::default());
+        assert_eq!(parse_response(b"[1,2]").text.as_deref(), Some("[1,2]"));
+        let r = parse_response(br#"{"success":"yes","receiptId":42,"warnings":{},"errors":"no"}"#);
+        assert_eq!(r.success, None);
+        assert_eq!(r.receipt_id.as_deref(), Some("42"));
+        assert!(r.warnings.is_empty() && r.errors.is_empty());
+        let long = "x".repeat(1000);
+        assert_eq!(
+            parse_response(long.as_bytes())
+                .text
+                .unwrap()
+                .chars()
+                .count(),
+            MAX_EXCERPT_CHARS + 1
+        );
+        assert!(parse_response(&[0xff, 0xfe, b'a']).text.is_some());
+    }
+}

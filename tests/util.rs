@@ -1,0 +1,261 @@
+//! Helpers shared by the integration tests.
+
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parquet::data_type::{
+    BoolType, ByteArray, ByteArrayType, DoubleType, FixedLenByteArray, FixedLenByteArrayType,
+    Int32Type, Int64Type,
+};
+use parquet::file::properties::WriterProperties;
+use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::parser::parse_message_type;
+
+/// The path of a file under `tests/fixtures/`.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(name)
+}
+
+/// A fresh temporary directory, removed when dropped.
+pub fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("stagepush-test-")
+        .tempdir()
+        .expect("create a temporary directory")
+}
+
+/// The values of one column chunk, in the Parquet physical type of the column.
+pub enum Values {
+    Bool(Vec<bool>),
+    Int32(Vec<i32>),
+    Int64(Vec<i64>),
+    Double(Vec<f64>),
+    /// BYTE_ARRAY values.
+    Bytes(Vec<Vec<u8>>),
+    /// FIXED_LEN_BYTE_ARRAY values.
+    Fixed(Vec<Vec<u8>>),
+}
+
+/// One column chunk: its non-null values, and its definition and repetition levels
+/// (`None` for a REQUIRED, non-repeated column).
+pub struct Chunk {
+    pub values: Values,
+    pub defs: Option<Vec<i16>>,
+    pub reps: Option<Vec<i16>>,
+}
+
+impl Chunk {
+    /// A REQUIRED column's chunk.
+    pub fn required(values: Values) -> Self {
+        Self {
+            values,
+            defs: None,
+            reps: None,
+        }
+    }
+
+    /// An OPTIONAL column's chunk: `present[i]` says whether row `i` has a value; `values`
+    /// holds the present values only.
+    pub fn optional(values: Values, present: &[bool]) -> Self {
+        Self {
+            values,
+            defs: Some(present.iter().map(|&p| i16::from(p)).collect()),
+            reps: None,
+        }
+    }
+}
+
+/// The big-endian two's-complement bytes of `value` in `width` bytes: how Parquet stores a
+/// FIXED_LEN_BYTE_ARRAY decimal.
+pub fn decimal_bytes(value: i128, width: usize) -> Vec<u8> {
+    value.to_be_bytes()[16 - width..].to_vec()
+}
+
+/// Writes a Parquet file with the low-level writer: `schema` in Parquet's message syntax
+/// (the physical layout is exactly what it says), one `Vec<Chunk>` per row group, one
+/// chunk per leaf column in schema order.
+pub fn write_parquet(
+    path: &Path,
+    schema: &str,
+    properties: WriterProperties,
+    row_groups: Vec<Vec<Chunk>>,
+) {
+    let schema = Arc::new(parse_message_type(schema).expect("parse the test schema"));
+    let file = File::create(path).expect("create the test file");
+    let mut writer =
+        SerializedFileWriter::new(file, schema, Arc::new(properties)).expect("open the writer");
+    for chunks in row_groups {
+        let mut group = writer.next_row_group().expect("start a row group");
+        for chunk in chunks {
+            let mut column = group
+                .next_column()
+                .expect("next column")
+                .expect("as many chunks as columns");
+            let defs = chunk.defs.as_deref();
+            let reps = chunk.reps.as_deref();
+            match chunk.values {
+                Values::Bool(values) => column.typed::<BoolType>().write_batch(&values, defs, reps),
+                Values::Int32(values) => {
+                    column.typed::<Int32Type>().write_batch(&values, defs, reps)
+                }
+                Values::Int64(values) => {
+                    column.typed::<Int64Type>().write_batch(&values, defs, reps)
+                }
+                Values::Double(values) => column
+                    .typed::<DoubleType>()
+                    .write_batch(&values, defs, reps),
+                Values::Bytes(values) => {
+                    let values: Vec<ByteArray> = values.into_iter().map(ByteArray::from).collect();
+                    column
+                        .typed::<ByteArrayType>()
+                        .write_batch(&values, defs, reps)
+                }
+                Values::Fixed(values) => {
+                    let values: Vec<FixedLenByteArray> = values
+                        .into_iter()
+                        .map(|value| ByteArray::from(value).into())
+                        .collect();
+                    column
+                        .typed::<FixedLenByteArrayType>()
+                        .write_batch(&values, defs, reps)
+                }
+            }
+            .expect("write a column chunk");
+            column.close().expect("close the column");
+        }
+        assert!(
+            group.next_column().expect("next column").is_none(),
+            "a chunk per column"
+        );
+        group.close().expect("close the row group");
+    }
+    writer.close().expect("write the footer");
+}
+
+/// The component built from `plugins/<name>` by `cargo xtask plugins`.
+pub fn plugin(name: &str) -> PathBuf {
+    let dir = std::env::var_os("STAGEPUSH_TEST_PLUGINS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+            target.join("plugins")
+        });
+    let path = dir.join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "{} is missing: build the plugins with `cargo xtask plugins` (or run `cargo xtask test`)",
+        path.display()
+    );
+    path
+}
+
+/// A `stagepush` command with a private compiled-plugin cache under `dir`.
+pub fn stagepush(dir: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_stagepush"));
+    cmd.env("STAGEPUSH_CACHE_DIR", dir.join("cache"))
+        .env_remove("STAGEPUSH_LOG")
+        .stdin(std::process::Stdio::null());
+    cmd
+}
+
+/// What a finished command printed.
+pub struct Output {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn stdout_lines(&self) -> Vec<&str> {
+        self.stdout.lines().collect()
+    }
+    /// stderr lines starting with `prefix`.
+    pub fn stderr_lines(&self, prefix: &str) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .collect()
+    }
+}
+
+/// Runs `cmd` to completion and captures its output.
+pub fn run(cmd: &mut std::process::Command) -> Output {
+    let out = cmd.output().expect("start stagepush");
+    Output {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A Snowflake-like customer file of `rows` rows with ids `1..=rows`, no tombstones or
+/// null ids unless asked, in one row group.
+pub fn customer_file(dir: &Path, name: &str, rows: u64) -> PathBuf {
+    let path = dir.join(name);
+    let options = stagepush::sample::CustomerFileOptions {
+        tombstone_fraction: 0.0,
+        null_id_fraction: 0.0,
+        ..Default::default()
+    };
+    stagepush::sample::write_customer_file(&path, 1, rows, &options).expect("write customer file");
+    path
+}
+
+// ---- mock CluedIn and sink helpers (tests/sink.rs, tests/mock_cluedin.rs) ----
+
+/// The token the in-process mock CluedIn expects.
+pub const MOCK_TOKEN: &str = "mock-token-7f3a9c";
+
+/// Starts the mock CluedIn on 127.0.0.1:0 with a fresh store directory; `configure` adjusts
+/// the arguments (faults, limits). Keep the `TempDir` alive for as long as the store is read.
+pub async fn start_mock(
+    configure: impl FnOnce(&mut stagepush::mock_cluedin::MockArgs),
+) -> (stagepush::mock_cluedin::MockServer, tempfile::TempDir) {
+    let dir = temp_dir();
+    let mut args =
+        stagepush::mock_cluedin::MockArgs::new(MOCK_TOKEN, Some(dir.path().to_path_buf()));
+    configure(&mut args);
+    let server = stagepush::mock_cluedin::MockServer::start(args)
+        .await
+        .expect("start the mock");
+    (server, dir)
+}
+
+/// Reads an NDJSON file, ignoring a last line without its `\n` (a write in progress).
+pub fn read_ndjson(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = match text.rfind('\n') {
+        Some(end) => &text[..=end],
+        None => "",
+    };
+    complete
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+/// The mock's `records.ndjson` lines.
+pub fn mock_records(store: &Path) -> Vec<serde_json::Value> {
+    read_ndjson(&store.join(stagepush::mock_cluedin::RECORDS_FILE))
+}
+
+/// The mock's `requests.ndjson` lines, in arrival order (`seq`).
+pub fn mock_requests(store: &Path) -> Vec<serde_json::Value> {
+    let mut lines = read_ndjson(&store.join(stagepush::mock_cluedin::REQUESTS_FILE));
+    lines.sort_by_key(|l| l["seq"].as_u64());
+    lines
+}
+
+/// A plain-HTTP client for talking to the mock directly.
+pub fn http_client() -> reqwest::Client {
+    stagepush::sink::service::install_ring_crypto_provider();
+    reqwest::Client::builder().build().expect("an HTTP client")
+}
