@@ -259,3 +259,62 @@ pub fn http_client() -> reqwest::Client {
     stagepush::sink::service::install_ring_crypto_provider();
     reqwest::Client::builder().build().expect("an HTTP client")
 }
+
+/// `stagepush mock-cluedin` running as its own process (the real binary), killed on drop.
+pub struct MockProcess {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT`
+    pub base_url: String,
+    pub store: PathBuf,
+}
+
+impl MockProcess {
+    /// Starts the mock with token `token`, storing under `dir/mock`, with extra flags.
+    pub fn start(dir: &Path, token: &str, flags: &[&str]) -> MockProcess {
+        use std::io::BufRead;
+        let store = dir.join("mock");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stagepush"))
+            .args([
+                "mock-cluedin",
+                "--listen",
+                "127.0.0.1:0",
+                "--token",
+                token,
+                "--store",
+            ])
+            .arg(&store)
+            .args(flags)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start stagepush mock-cluedin");
+        let stdout = child.stdout.take().expect("mock stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("the mock prints its address");
+        let base_url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from the mock: {line:?}"))
+            .to_string();
+        MockProcess {
+            child,
+            base_url,
+            store,
+        }
+    }
+
+    /// The URL of endpoint `id`.
+    pub fn endpoint(&self, id: &str) -> String {
+        format!("{}/upload/api/endpoint/{id}", self.base_url)
+    }
+}
+
+impl Drop for MockProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

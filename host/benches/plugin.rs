@@ -22,6 +22,23 @@ const TARGET_ROWS_PER_SEC: f64 = 500_000.0;
 const REPEATS: usize = 3;
 
 fn main() {
+    // `gzip LEVEL FILE`: the CPU cost of gzip alone on the wire JSON of FILE (the floor
+    // of `cargo xtask bench run`).
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    if args.first().map(String::as_str) == Some("gzip") {
+        let level: u32 = args
+            .get(1)
+            .and_then(|l| l.parse().ok())
+            .expect("gzip LEVEL FILE");
+        gzip_alone(
+            level,
+            std::path::Path::new(args.get(2).expect("gzip LEVEL FILE")),
+        );
+        return;
+    }
     let dir = std::env::var_os("STAGEPUSH_BENCH_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join("stagepush-bench"));
@@ -237,4 +254,83 @@ fn rows_to_json(batch: &arrow_array::RecordBatch, names: &[&str], out: &mut Vec<
         out.push(b'}');
     }
     batch.num_rows()
+}
+
+/// Encodes `file` through the customer plugin (not timed), then gzips the records in
+/// 1,000-record JSON-array bodies at `level` on one core, and prints CPU ns per row.
+fn gzip_alone(level: u32, file: &std::path::Path) {
+    use std::io::Write;
+    let plugins =
+        PathBuf::from(std::env::var_os("STAGEPUSH_TEST_PLUGINS").expect("STAGEPUSH_TEST_PLUGINS"));
+    let engine = PluginEngine::new(Limits::default()).expect("engine");
+    let plugin = Arc::new(
+        Plugin::load(
+            &engine,
+            &plugins.join("customer-rust.wasm"),
+            &LoadOptions::default(),
+        )
+        .expect("plugin"),
+    );
+    let source = ParquetSource::open(file).unwrap();
+    let schema = source.contract_schema().unwrap();
+    let mut runner = Runner::start(plugin, schema.clone(), Vec::new()).unwrap();
+    let projection: Option<Vec<usize>> = runner
+        .projection()
+        .map(|p| p.iter().map(|&i| i as usize).collect());
+    let batch_schema: Vec<ColumnSchema> = match &projection {
+        Some(p) => p.iter().map(|&i| schema[i].clone()).collect(),
+        None => schema.clone(),
+    };
+    let key = source_file("bench");
+    let mut encoder = Encoder::new(Shape::Nested);
+    let mut bodies: Vec<Vec<u8>> = Vec::new();
+    let mut body = Vec::new();
+    let mut in_body = 0;
+    let mut rows = 0u64;
+    let options = ReadOptions {
+        projection,
+        ..ReadOptions::default()
+    };
+    for batch in source.batches(&options).unwrap() {
+        let batch = batch.unwrap();
+        let input = ArrowInput {
+            file: &key,
+            first_row: batch.first_row,
+            batch: &batch.batch,
+            schema: &batch_schema,
+            projection: None,
+        };
+        let encoded = encoder.transform(&mut runner, &input).unwrap();
+        rows += encoded.rows;
+        for record in &encoded.records {
+            body.push(if in_body == 0 { b'[' } else { b',' });
+            body.extend_from_slice(encoded.record_json(record));
+            in_body += 1;
+            if in_body == 1000 {
+                body.push(b']');
+                bodies.push(std::mem::take(&mut body));
+                in_body = 0;
+            }
+        }
+    }
+    if in_body > 0 {
+        body.push(b']');
+        bodies.push(body);
+    }
+    let raw: usize = bodies.iter().map(Vec::len).sum();
+    let cpu0 = stagepush::procstat::cpu_seconds().unwrap_or(0.0);
+    let started = Instant::now();
+    let mut out = 0;
+    for body in &bodies {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
+        gz.write_all(body).unwrap();
+        out += gz.finish().unwrap().len();
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = stagepush::procstat::cpu_seconds()
+        .map(|c| c - cpu0)
+        .unwrap_or(wall);
+    println!(
+        "{{\"rows\":{rows},\"json_bytes\":{raw},\"gzip_bytes\":{out},\"cpu_seconds\":{cpu},\"wall_seconds\":{wall}}}"
+    );
 }

@@ -3,8 +3,13 @@
 
 pub mod bindings;
 pub mod columns;
+pub mod config;
+pub mod deadletter;
 pub mod mock_cluedin;
+pub mod pipeline;
 pub mod plugin;
+pub mod procstat;
+pub mod rowjson;
 pub mod sample;
 pub mod sink;
 pub mod source;

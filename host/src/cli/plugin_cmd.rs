@@ -11,12 +11,14 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use stagepush::bindings::types::ColumnSchema;
 use stagepush::plugin::{Limits, LoadOptions, Plugin, PluginEngine, Runner, default_cache_dir};
-use stagepush::source::parquet::{ParquetSource, ReadOptions};
+use stagepush::source::parquet::{ParquetSource, ReadOptions, SourceError};
 use stagepush::source::path::source_file;
+use stagepush::source::{Stage, StageFile, StageReader};
 use stagepush::transform::{ArrowInput, Encoder};
 use stagepush::wire::Shape;
 
 use super::PluginOptions;
+use super::inspect_cmd::{SelectArgs, StageArgs, is_stage_url};
 
 #[derive(Subcommand)]
 pub enum PluginCommand {
@@ -25,7 +27,7 @@ pub enum PluginCommand {
     /// Records go to stdout in input order; each row error goes to stderr as one line
     /// naming file, row number (0-based) and message; a summary line ends stderr. Exits
     /// 0 when the run completed, even with row errors.
-    Test(TestArgs),
+    Test(Box<TestArgs>),
     /// Show what a plugin says about itself: name, version, contract, config keys.
     Info(InfoArgs),
 }
@@ -34,7 +36,8 @@ pub enum PluginCommand {
 pub struct TestArgs {
     /// The plugin component (.wasm).
     pub plugin: PathBuf,
-    /// Parquet files, or folders searched recursively for them.
+    /// Parquet files, folders searched recursively for them, or stage URLs (s3://…,
+    /// az://…, azure://ACCOUNT.blob.core.windows.net/…, gs://…, file://…).
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
     /// Stop after this many input rows.
@@ -48,6 +51,12 @@ pub struct TestArgs {
     pub batch_rows: usize,
     #[command(flatten)]
     pub plugin_options: PluginOptions,
+    /// Which files of the stage URLs to read.
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Settings of the stage URLs (credentials come from the environment).
+    #[command(flatten)]
+    pub stage: StageArgs,
 }
 
 #[derive(Args)]
@@ -60,7 +69,7 @@ pub struct InfoArgs {
 
 pub fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        PluginCommand::Test(args) => test(args),
+        PluginCommand::Test(args) => test(*args),
         PluginCommand::Info(args) => info(args),
     }
 }
@@ -106,7 +115,7 @@ fn load_with(
 
 fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.batch_rows > 0, "--batch-rows must be at least 1");
-    let files = collect_inputs(&args.inputs)?;
+    let files = collect_test_inputs(&args)?;
     anyhow::ensure!(
         !files.is_empty(),
         "no Parquet files found in {:?}",
@@ -121,16 +130,15 @@ fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let stderr = std::io::stderr();
-    'files: for path in &files {
-        let name = path.display().to_string();
-        let source = ParquetSource::open(path)?;
+    'files: for input in &files {
+        let (name, source, file) = input.open()?;
         let schema = source.contract_schema()?;
         let runner = match &mut runner {
             Some((runner, first_schema)) => {
                 anyhow::ensure!(
                     *first_schema == schema,
                     "{name}: its schema differs from the first file's ({})",
-                    files[0].display()
+                    files[0].name()
                 );
                 runner
             }
@@ -150,7 +158,6 @@ fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
             Some(p) => p.iter().map(|&i| schema[i].clone()).collect(),
             None => schema.clone(),
         };
-        let file = source_file(&name);
         let options = ReadOptions {
             batch_rows: args.batch_rows,
             projection,
@@ -273,10 +280,86 @@ fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// One input of `plugin test`: a local file, or a file of a stage URL.
+enum TestInput {
+    Local(PathBuf),
+    Stage(Box<(Stage, StageFile)>),
+}
+
+impl TestInput {
+    fn name(&self) -> String {
+        match self {
+            TestInput::Local(path) => path.display().to_string(),
+            TestInput::Stage(stage) => stage.1.url.clone(),
+        }
+    }
+
+    /// Its name in messages, the open Parquet file, and what the plugin is told about it.
+    fn open(
+        &self,
+    ) -> anyhow::Result<(
+        String,
+        ParquetSource<StageReader>,
+        stagepush::bindings::types::SourceFile,
+    )> {
+        let name = self.name();
+        match self {
+            TestInput::Local(path) => {
+                let handle = std::fs::File::open(path).map_err(|source| SourceError::Open {
+                    file: name.clone(),
+                    source,
+                })?;
+                let source = ParquetSource::new(StageReader::File(handle), name.clone())?;
+                let file = source_file(&name);
+                Ok((name, source, file))
+            }
+            TestInput::Stage(stage) => {
+                let (stage, file) = stage.as_ref();
+                let source = stage.open(file)?;
+                Ok((name, source.parquet().clone(), file.source_file()))
+            }
+        }
+    }
+}
+
+/// The inputs in order: stage URLs through the stage API (listed and selected), local
+/// paths as [`collect_inputs`] finds them.
+fn collect_test_inputs(args: &TestArgs) -> anyhow::Result<Vec<TestInput>> {
+    let is_url = |input: &PathBuf| input.to_str().is_some_and(is_stage_url);
+    if !args.select.is_empty() && !args.inputs.iter().any(is_url) {
+        anyhow::bail!(
+            "--include, --exclude, --modified-since and --keys-from select files of stage \
+             URLs; for a local folder use its file:// URL"
+        );
+    }
+    let selection = args.select.selection()?;
+    let mut files = Vec::new();
+    for input in &args.inputs {
+        match input.to_str().filter(|text| is_stage_url(text)) {
+            Some(url) => {
+                let stage = args.stage.stage(url)?;
+                let selected = stage.select(&selection)?;
+                anyhow::ensure!(!selected.is_empty(), "no data files in {}", stage.url());
+                files.extend(
+                    selected
+                        .into_iter()
+                        .map(|file| TestInput::Stage(Box::new((stage.clone(), file)))),
+                );
+            }
+            None => files.extend(
+                collect_inputs(std::slice::from_ref(input))?
+                    .into_iter()
+                    .map(TestInput::Local),
+            ),
+        }
+    }
+    Ok(files)
+}
+
 /// Parquet files named directly, and those found recursively in named folders, sorted
 /// per folder. A file counts as Parquet by its `.parquet` extension or, for Snowflake's
 /// extension-less `SINGLE=TRUE` output, by its `PAR1` magic.
-fn collect_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+pub fn collect_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for input in inputs {
         let meta =

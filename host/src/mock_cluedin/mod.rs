@@ -108,6 +108,10 @@ pub struct MockArgs {
     /// Seed of the fault PRNG.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub seed: u64,
+    /// Answer every authorized request with success without decoding, checking or storing
+    /// its body: a cheap local sink for benchmarks (faults still apply).
+    #[arg(long)]
+    pub accept_all: bool,
 }
 
 impl MockArgs {
@@ -128,6 +132,7 @@ impl MockArgs {
             slow_ms: 0,
             sequence: Vec::new(),
             seed: 0,
+            accept_all: false,
         }
     }
 

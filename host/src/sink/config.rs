@@ -38,19 +38,22 @@ pub const DEFAULT_BATCH_MAX_BYTES: usize = 4 * 1024 * 1024;
 pub const MAX_BATCH_MAX_BYTES: usize = 1024 * 1024 * 1024;
 /// Default gzip level: 1.
 ///
-/// Measured with flate2/zlib-rs on one core of the 2-core CI machine (customer-like rows,
-/// ~350 B of JSON each, 1,000-row bodies; best of 3, machine shared with a build):
+/// Measured with flate2/zlib-rs on one core of the 2-core machine, customer-like rows of
+/// ~306 B of JSON in 1,000-row bodies, best of 3 (`body::tests::gzip_level_cost`, run with
+/// `cargo test --release --lib gzip_level_cost -- --ignored --nocapture`):
 ///
 /// | level | ratio | MB/s in | ns/row | cores for 250k rows/s |
 /// |---|---|---|---|---|
-/// | 1 | 5.4x | 253 | 1,380 | 0.35 |
-/// | 3 | 7.6x | 153 | 2,290 | 0.57 |
-/// | 6 | 8.7x |  96 | 3,650 | 0.91 |
-/// | 9 | 9.1x |  57 | 6,100 | 1.53 |
+/// | 1 | 4.6x | 314 |   973 | 0.24 |
+/// | 2 | 6.2x | 188 | 1,631 | 0.41 |
+/// | 3 | 6.6x | 169 | 1,813 | 0.45 |
+/// | 6 | 7.8x |  89 | 3,442 | 0.86 |
+/// | 9 | 8.1x |  56 | 5,430 | 1.36 |
 ///
-/// Level 6 sends ~37 % fewer bytes than level 1 for 2.6x the CPU; at 250,000 rows/s it would
-/// take most of a core that decoding and the plugin need. Raise it when the network, not the
-/// CPU, is the bottleneck.
+/// Level 6 sends ~41 % fewer bytes than level 1 for 3.5x the CPU: at 250,000 rows/s it takes
+/// most of a core that decoding and the plugin need on a 2-core machine. Raise the level when
+/// the network, not the CPU, is the bottleneck (at level 1, 250k rows/s is ~17 MB/s on the
+/// wire).
 pub const DEFAULT_GZIP_LEVEL: u32 = 1;
 /// Default number of requests in flight.
 pub const DEFAULT_CONCURRENCY: usize = 4;

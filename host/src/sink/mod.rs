@@ -184,10 +184,9 @@ pub fn find_unsupported_char(s: &str) -> Option<char> {
     s.chars().find(|&c| is_unsupported_char(c))
 }
 
-/// Whether CluedIn rejects `c` in a value (see [`find_unsupported_char`]).
-pub fn is_unsupported_char(c: char) -> bool {
-    matches!(c, '\u{0}'..='\u{8}' | '\u{B}' | '\u{C}' | '\u{E}'..='\u{1F}' | '\u{FFFE}' | '\u{FFFF}')
-}
+/// Whether CluedIn rejects `c` in a value (see [`find_unsupported_char`]); the wire
+/// encoder applies the same rule.
+pub use crate::wire::json::is_unsupported_char;
 
 #[cfg(test)]
 mod tests {

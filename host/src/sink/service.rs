@@ -225,7 +225,7 @@ impl CluedInSink {
                 RetryAction::Successful => {
                     stats.records_delivered += part.rows.len() as u64;
                     let warnings = warnings_of(&response, &part.rows, &meta);
-                    tracing::info!(
+                    tracing::debug!(
                         batch = id,
                         endpoint = %endpoint.id,
                         receipt_id = receipt.as_deref().unwrap_or("-"),

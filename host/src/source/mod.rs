@@ -3,13 +3,29 @@
 //! - [`parquet`] reads one file as Arrow record batches, one row group at a time, and maps
 //!   its schema to the plugin contract's column schema;
 //! - [`path`] reads what an object key says about a file: its `PARTITION BY` folders and
-//!   the parts of a Snowflake unload file name.
+//!   the parts of a Snowflake unload file name;
+//! - [`url`] parses stage URLs (`s3://`, `az://`, `azure://`, `https://`, `abfss://`,
+//!   `gs://`, `file://`, local paths);
+//! - [`stage`] lists, selects ([`select`]) and opens a stage's files in object storage or
+//!   a local folder; [`object_reader`] reads an object with bounded ranged reads;
+//! - [`inspect`] reports what a stage holds (`stagepush inspect`).
 
+pub mod inspect;
+pub mod object_reader;
 pub mod parquet;
 pub mod path;
+pub mod select;
+pub mod stage;
+pub mod url;
 
+pub use self::object_reader::{ReadStats, ReadTuning, StageReader};
 pub use self::parquet::{
     DEFAULT_BATCH_ROWS, ParquetSource, ReadOptions, RowGroupInfo, SourceBatch, SourceBatches,
     SourceError, contract_schema,
 };
 pub use self::path::{UnloadFileName, parse_file_name, source_file};
+pub use self::select::Selection;
+pub use self::stage::{
+    Secret, Stage, StageBatches, StageConfig, StageError, StageFile, StageSource, check_schema,
+};
+pub use self::url::{StageUrl, StoreKind};

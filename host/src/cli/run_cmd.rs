@@ -1,0 +1,314 @@
+//! `stagepush run`: the whole pipeline, configured by a TOML file and/or flags.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use stagepush::config::{ConfigError, RunConfig};
+use stagepush::pipeline::{Progress, RunOptions, RunReport, run};
+use stagepush::plugin::{Limits, LoadOptions, Plugin, PluginEngine};
+use stagepush::sink::{BodyFormat, CluedInSink, SinkConfig};
+use stagepush::wire::Shape;
+
+use super::{EXIT_DEAD_LETTERS, EXIT_USAGE, parse_key_value};
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// TOML configuration file (flags override it; unknown keys are errors).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The stage: a folder or file of Parquet files, or a file:// URL.
+    #[arg(long, value_name = "PATH_OR_URL")]
+    pub source: Option<String>,
+    /// The transform plugin (.wasm component).
+    #[arg(long, value_name = "FILE")]
+    pub plugin: Option<PathBuf>,
+    /// Plugin configuration, KEY=VALUE (repeatable).
+    #[arg(long = "plugin-config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub plugin_config: Vec<(String, String)>,
+    /// Refuse the plugin unless its SHA-256 digest is this.
+    #[arg(long, value_name = "HEX")]
+    pub plugin_sha256: Option<String>,
+    /// Default CluedIn Ingestion Endpoint URL ({base}/upload/api/endpoint/{id}).
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// Environment variable holding the API token (default CLUEDIN_TOKEN).
+    #[arg(long, value_name = "VAR")]
+    pub token_env: Option<String>,
+    /// File holding the API token.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Request body framing (real endpoints accept only json-array).
+    #[arg(long, value_enum)]
+    pub body: Option<BodyArg>,
+    /// Record shape.
+    #[arg(long, value_enum)]
+    pub shape: Option<Shape>,
+    /// gzip level 0-9 (0 sends uncompressed bodies).
+    #[arg(long, value_name = "0-9")]
+    pub gzip_level: Option<u32>,
+    /// Records per request (at most 100,000).
+    #[arg(long, value_name = "N")]
+    pub batch_rows: Option<usize>,
+    /// Uncompressed bytes per request.
+    #[arg(long, value_name = "N")]
+    pub batch_bytes: Option<usize>,
+    /// Requests in flight.
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Per-request timeout, seconds.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// Transform worker threads (default: the number of cores).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Dead-letter folder.
+    #[arg(long, value_name = "DIR")]
+    pub dead_letter: Option<PathBuf>,
+    /// Write the JSON run report here.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Where compiled plugins are cached.
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Never draw a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// `--body`: request body framing.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum BodyArg {
+    /// `[record,record,…]` (`application/json`).
+    JsonArray,
+    /// One record per line (`application/x-ndjson`).
+    Ndjson,
+}
+
+impl From<BodyArg> for BodyFormat {
+    fn from(b: BodyArg) -> Self {
+        match b {
+            BodyArg::JsonArray => BodyFormat::JsonArray,
+            BodyArg::Ndjson => BodyFormat::Ndjson,
+        }
+    }
+}
+
+pub fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let (config, token) = match resolve(&args) {
+        Ok(resolved) => resolved,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
+    let sink_config = config.sink.clone().context("no sink")?;
+    let sink = match CluedInSink::new(&sink_config, token) {
+        Ok(sink) => sink,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
+    let source = config.source.url.clone().context("no source")?;
+    let files = super::plugin_cmd::collect_inputs(&[source_path(&source)])?;
+    let plugin_path = config.plugin.path.clone().context("no plugin")?;
+    let engine = PluginEngine::new(Limits {
+        memory_bytes: config.plugin.memory_mib.saturating_mul(1024 * 1024),
+        call_timeout: Duration::from_millis(config.plugin.timeout_ms),
+    })?;
+    let plugin = Plugin::load(
+        &engine,
+        &plugin_path,
+        &LoadOptions {
+            cache_dir: Some(
+                args.cache_dir
+                    .clone()
+                    .unwrap_or_else(stagepush::plugin::default_cache_dir),
+            ),
+            expected_sha256: config.plugin.sha256.clone(),
+        },
+    )?;
+    let workers = config.run.workers.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    });
+    let options = RunOptions {
+        files,
+        plugin: Arc::new(plugin),
+        plugin_config: config.plugin.config.clone().into_iter().collect(),
+        batch_rows: config.plugin.batch_rows,
+        shape: config.records.shape,
+        workers,
+        dead_letter_dir: config.output.dead_letter_dir(),
+    };
+    let progress = Arc::new(Progress::default());
+    let bar = (!args.no_progress && std::io::stderr().is_terminal())
+        .then(|| start_progress(progress.clone()));
+    let report = run(options, sink, progress);
+    if let Some((bar, stop)) = bar {
+        stop.store(true, Ordering::Relaxed);
+        let _ = bar.join();
+    }
+    let report = report?;
+    if let Some(path) = &config.output.report {
+        let json = serde_json::to_vec_pretty(&report)?;
+        std::fs::write(path, json)
+            .with_context(|| format!("cannot write the report {}", path.display()))?;
+    }
+    print_summary(&report);
+    Ok(match (&report.fatal_error, report.rows.dead_lettered) {
+        (Some(error), _) => {
+            eprintln!("error: the run stopped: {error}");
+            ExitCode::from(super::EXIT_FATAL)
+        }
+        (None, 0) => ExitCode::SUCCESS,
+        (None, _) => ExitCode::from(EXIT_DEAD_LETTERS),
+    })
+}
+
+fn source_path(source: &str) -> PathBuf {
+    PathBuf::from(source.strip_prefix("file://").unwrap_or(source))
+}
+
+/// The config file with the flags applied, validated, and the token read.
+fn resolve(args: &RunArgs) -> Result<(RunConfig, stagepush::sink::ApiToken), ConfigError> {
+    let mut config = match &args.config {
+        Some(path) => RunConfig::load(path)?,
+        None => RunConfig::default(),
+    };
+    if let Some(source) = &args.source {
+        config.source.url = Some(source.clone());
+    }
+    if let Some(plugin) = &args.plugin {
+        config.plugin.path = Some(plugin.clone());
+    }
+    for (k, v) in &args.plugin_config {
+        config.plugin.config.insert(k.clone(), v.clone());
+    }
+    if args.plugin_sha256.is_some() {
+        config.plugin.sha256 = args.plugin_sha256.clone();
+    }
+    if args.token_env.is_some() || args.token_file.is_some() {
+        config.auth.token_env = args.token_env.clone();
+        config.auth.token_file = args.token_file.clone();
+    }
+    if let Some(shape) = args.shape {
+        config.records.shape = shape;
+    }
+    if args.endpoint.is_some() && config.sink.is_none() {
+        config.sink = Some(SinkConfig::new(args.endpoint.clone().unwrap_or_default()));
+    }
+    if let Some(sink) = &mut config.sink {
+        if let Some(endpoint) = &args.endpoint {
+            sink.endpoint = Some(endpoint.clone());
+        }
+        if let Some(body) = args.body {
+            sink.body = body.into();
+        }
+        if let Some(level) = args.gzip_level {
+            sink.gzip_level = level;
+            sink.compression = if level == 0 {
+                stagepush::sink::Compression::None
+            } else {
+                stagepush::sink::Compression::Gzip
+            };
+        }
+        if let Some(rows) = args.batch_rows {
+            sink.batch.max_rows = rows;
+        }
+        if let Some(bytes) = args.batch_bytes {
+            sink.batch.max_bytes = bytes;
+        }
+        if let Some(n) = args.concurrency {
+            sink.concurrency = n;
+        }
+        if let Some(t) = args.timeout {
+            sink.timeout_secs = t;
+        }
+    }
+    if args.workers.is_some() {
+        config.run.workers = args.workers;
+    }
+    if args.dead_letter.is_some() {
+        config.output.dead_letter = args.dead_letter.clone();
+    }
+    if args.report.is_some() {
+        config.output.report = args.report.clone();
+    }
+    config.validate()?;
+    let token = config.auth.token()?;
+    Ok((config, token))
+}
+
+fn start_progress(
+    progress: Arc<Progress>,
+) -> (
+    std::thread::JoinHandle<()>,
+    Arc<std::sync::atomic::AtomicBool>,
+) {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let handle = std::thread::spawn(move || {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} rows  {per_sec}  {msg}  ETA {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        while !flag.load(Ordering::Relaxed) {
+            bar.set_length(progress.rows_total.load(Ordering::Relaxed));
+            bar.set_position(progress.rows_read.load(Ordering::Relaxed));
+            bar.set_message(format!(
+                "{} records delivered, {} sent",
+                progress.records_delivered.load(Ordering::Relaxed),
+                indicatif::HumanBytes(progress.bytes_sent.load(Ordering::Relaxed))
+            ));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bar.finish_and_clear();
+    });
+    (handle, stop)
+}
+
+fn print_summary(r: &RunReport) {
+    let by_stage: Vec<String> = r
+        .rows
+        .dead_lettered_by_stage
+        .iter()
+        .map(|(stage, n)| format!("{stage} {n}"))
+        .collect();
+    eprintln!(
+        "summary: {} rows read: {} delivered, {} filtered, {} dead-lettered{}",
+        r.rows.read,
+        r.rows.delivered,
+        r.rows.filtered,
+        r.rows.dead_lettered,
+        if by_stage.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", by_stage.join(", "))
+        }
+    );
+    eprintln!(
+        "summary: {} records delivered, {} rejected; {} requests, {} retries; {} bytes before gzip, {} sent; {:.1} s, {:.0} rows/s",
+        r.records_delivered,
+        r.records_rejected,
+        r.requests,
+        r.retries,
+        r.bytes_uncompressed,
+        r.bytes_sent,
+        r.duration_secs,
+        r.rows_per_second
+    );
+    if r.rows.dead_lettered > 0 {
+        eprintln!("summary: dead letters in {}", r.dead_letters.display());
+    }
+}

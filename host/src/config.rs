@@ -1,0 +1,331 @@
+//! The `stagepush run` configuration file: strict (unknown keys are errors naming the
+//! key), every default a named constant, command-line flags override it.
+//!
+//! ```toml
+//! [source]
+//! url = "./stage"                 # folder, file, file:// (object stores: see README)
+//!
+//! [plugin]
+//! path = "target/plugins/customer-rust.wasm"
+//! sha256 = "…"                    # optional pin
+//! memory_mib = 256
+//! timeout_ms = 10000
+//! batch_rows = 1024
+//! [plugin.config]
+//! region = "EU"
+//!
+//! [auth]
+//! token_env = "CLUEDIN_TOKEN"     # or token_file = "/run/secrets/cluedin"
+//!
+//! [records]
+//! shape = "nested"                # or "flat"
+//!
+//! [sink]                          # see sink::config
+//! endpoint = "https://app.example.com/upload/api/endpoint/6F5B…"
+//! routes = { Contact = "https://app.example.com/upload/api/endpoint/0A1B…" }
+//!
+//! [output]
+//! dead_letter = "stagepush-dead-letters"
+//! report = "stagepush-report.json"
+//!
+//! [run]
+//! workers = 2
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::plugin::{DEFAULT_BATCH_TIMEOUT, DEFAULT_MEMORY_LIMIT_BYTES};
+use crate::sink::{ApiToken, SinkConfig};
+use crate::source::parquet::DEFAULT_BATCH_ROWS;
+use crate::wire::Shape;
+
+/// Default dead-letter folder (relative to the working directory).
+pub const DEFAULT_DEAD_LETTER_DIR: &str = "stagepush-dead-letters";
+/// Default environment variable holding the API token.
+pub const DEFAULT_TOKEN_ENV: &str = "CLUEDIN_TOKEN";
+
+/// A configuration problem, with a one-line message naming it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The whole run configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    #[serde(default)]
+    pub source: SourceSection,
+    #[serde(default)]
+    pub plugin: PluginSection,
+    #[serde(default)]
+    pub auth: AuthSection,
+    #[serde(default)]
+    pub records: RecordsSection,
+    #[serde(default)]
+    pub sink: Option<SinkConfig>,
+    #[serde(default)]
+    pub output: OutputSection,
+    #[serde(default)]
+    pub run: RunSection,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSection {
+    /// Local folder or file, or `file://` URL.
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginSection {
+    pub path: Option<PathBuf>,
+    pub sha256: Option<String>,
+    #[serde(default = "default_memory_mib")]
+    pub memory_mib: u64,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Rows per plugin call.
+    #[serde(default = "default_batch_rows")]
+    pub batch_rows: usize,
+    /// The plugin's own `key = "value"` configuration.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+}
+
+impl Default for PluginSection {
+    fn default() -> Self {
+        PluginSection {
+            path: None,
+            sha256: None,
+            memory_mib: default_memory_mib(),
+            timeout_ms: default_timeout_ms(),
+            batch_rows: default_batch_rows(),
+            config: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_memory_mib() -> u64 {
+    DEFAULT_MEMORY_LIMIT_BYTES / (1024 * 1024)
+}
+fn default_timeout_ms() -> u64 {
+    DEFAULT_BATCH_TIMEOUT.as_millis() as u64
+}
+fn default_batch_rows() -> usize {
+    DEFAULT_BATCH_ROWS
+}
+
+/// Where the API token comes from. The token itself never appears in the file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSection {
+    /// Environment variable holding the token (default `CLUEDIN_TOKEN`).
+    pub token_env: Option<String>,
+    /// File holding the token (trailing whitespace ignored).
+    pub token_file: Option<PathBuf>,
+}
+
+impl AuthSection {
+    /// Reads the token from the configured place.
+    pub fn token(&self) -> Result<ApiToken, ConfigError> {
+        if self.token_env.is_some() && self.token_file.is_some() {
+            return Err(ConfigError::Invalid(
+                "set either a token environment variable or a token file, not both".into(),
+            ));
+        }
+        if let Some(path) = &self.token_file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::Invalid(format!(
+                    "cannot read the token file {}: {e}",
+                    path.display()
+                ))
+            })?;
+            let token = text.trim();
+            if token.is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "the token file {} is empty",
+                    path.display()
+                )));
+            }
+            return Ok(ApiToken::new(token));
+        }
+        let var = self.token_env.as_deref().unwrap_or(DEFAULT_TOKEN_ENV);
+        match std::env::var(var) {
+            Ok(token) if !token.trim().is_empty() => Ok(ApiToken::new(token.trim())),
+            Ok(_) => Err(ConfigError::Invalid(format!(
+                "the token environment variable {var} is empty"
+            ))),
+            Err(_) => Err(ConfigError::Invalid(format!(
+                "the token environment variable {var} is not set (use --token-env VAR or --token-file FILE)"
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordsSection {
+    #[serde(default)]
+    pub shape: Shape,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSection {
+    /// Dead-letter folder (default `stagepush-dead-letters`).
+    pub dead_letter: Option<PathBuf>,
+    /// Where to write the JSON run report.
+    pub report: Option<PathBuf>,
+}
+
+impl OutputSection {
+    pub fn dead_letter_dir(&self) -> PathBuf {
+        self.dead_letter
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DEAD_LETTER_DIR))
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSection {
+    /// Transform worker threads (default: the machine's cores).
+    pub workers: Option<usize>,
+}
+
+impl RunConfig {
+    /// Parses a config file.
+    pub fn load(path: &Path) -> Result<RunConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    /// Parses config text; the error is one line naming the offending key.
+    pub fn parse(text: &str) -> Result<RunConfig, String> {
+        toml::from_str(text).map_err(|e| one_line(&e))
+    }
+
+    /// Checks what a run needs, after flags were applied.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: &str| Err(ConfigError::Invalid(m.to_string()));
+        if self.source.url.is_none() {
+            return invalid("no source: set --source or [source] url");
+        }
+        if self.plugin.path.is_none() {
+            return invalid("no plugin: set --plugin or [plugin] path");
+        }
+        if self.plugin.batch_rows == 0 {
+            return invalid("plugin batch_rows must be at least 1");
+        }
+        if self.plugin.memory_mib == 0 || self.plugin.timeout_ms == 0 {
+            return invalid("plugin memory_mib and timeout_ms must be at least 1");
+        }
+        match &self.sink {
+            None => invalid("no endpoint: set --endpoint or [sink] endpoint"),
+            Some(sink) => sink.validate().map_err(|e| {
+                ConfigError::Invalid(e.to_string().replace("invalid sink configuration: ", ""))
+            }),
+        }?;
+        if self.run.workers == Some(0) {
+            return invalid("run workers must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// toml's errors span several lines with a source excerpt; keep the message, which names
+/// the key.
+fn one_line(e: &toml::de::Error) -> String {
+    e.message().trim().replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = RunConfig::parse("[plugin]\npath = \"p.wasm\"\nmemroy_mib = 3\n").unwrap_err();
+        assert!(err.contains("unknown field `memroy_mib`"), "{err}");
+        assert!(!err.contains('\n'));
+        let err = RunConfig::parse("[sinc]\n").unwrap_err();
+        assert!(err.contains("unknown field `sinc`"), "{err}");
+        let err = RunConfig::parse("[sink]\nendpoint = \"http://x/\"\nbatch = { max_rowz = 3 }\n")
+            .unwrap_err();
+        assert!(err.contains("unknown field `max_rowz`"), "{err}");
+    }
+
+    #[test]
+    fn defaults_are_the_named_constants() {
+        let c = RunConfig::parse("").unwrap();
+        assert_eq!(c.plugin.memory_mib, 256);
+        assert_eq!(c.plugin.timeout_ms, 10_000);
+        assert_eq!(c.plugin.batch_rows, DEFAULT_BATCH_ROWS);
+        assert_eq!(c.records.shape, Shape::Nested);
+        assert_eq!(
+            c.output.dead_letter_dir(),
+            PathBuf::from(DEFAULT_DEAD_LETTER_DIR)
+        );
+    }
+
+    #[test]
+    fn missing_parts_are_named() {
+        let msg = |c: RunConfig| c.validate().unwrap_err().to_string();
+        assert_eq!(
+            msg(RunConfig::default()),
+            "no source: set --source or [source] url"
+        );
+        let with_source = RunConfig::parse("[source]\nurl = \"s\"\n").unwrap();
+        assert_eq!(msg(with_source), "no plugin: set --plugin or [plugin] path");
+        let no_sink = RunConfig::parse("[source]\nurl = \"s\"\n[plugin]\npath = \"p\"\n").unwrap();
+        assert_eq!(
+            msg(no_sink),
+            "no endpoint: set --endpoint or [sink] endpoint"
+        );
+        let big = RunConfig::parse(
+            "[source]\nurl = \"s\"\n[plugin]\npath = \"p\"\n[sink]\nendpoint = \"http://h/upload/api/endpoint/x\"\nbatch = { max_rows = 100001 }\n",
+        )
+        .unwrap();
+        assert!(msg(big).contains("batch.max_rows must be 1..=100000"));
+    }
+
+    #[test]
+    fn token_sources_are_checked() {
+        let auth = AuthSection {
+            token_env: Some("STAGEPUSH_TEST_SURELY_UNSET_VAR".into()),
+            token_file: None,
+        };
+        let err = auth.token().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "the token environment variable STAGEPUSH_TEST_SURELY_UNSET_VAR is not set (use --token-env VAR or --token-file FILE)"
+        );
+        let dir = std::env::temp_dir().join(format!("stagepush-token-{}", std::process::id()));
+        std::fs::write(&dir, "  secret-token\n").unwrap();
+        let auth = AuthSection {
+            token_env: None,
+            token_file: Some(dir.clone()),
+        };
+        assert_eq!(auth.token().unwrap().expose_secret(), "secret-token");
+        std::fs::remove_file(&dir).unwrap();
+    }
+}
