@@ -9,4 +9,3 @@ mod stage_local;
 mod stage_s3;
 mod stage_servers;
 mod util;
-mod stage_zz_scratch;

@@ -3,7 +3,8 @@
 //!
 //! ```toml
 //! [source]
-//! url = "./stage"                 # folder, file, file:// (object stores: see README)
+//! url = "s3://bucket/unload/customers/"   # or az://, azure://, gs://, file://, a folder
+//! region = "eu-west-1"            # store settings: see README "Stages in object storage"
 //!
 //! [plugin]
 //! path = "target/plugins/customer-rust.wasm"
@@ -30,6 +31,7 @@
 //!
 //! [run]
 //! workers = 2
+//! on_bad_file = "skip"            # or "fail"
 //! ```
 
 use std::collections::BTreeMap;
@@ -37,8 +39,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::pipeline::OnBadFile;
 use crate::plugin::{DEFAULT_BATCH_TIMEOUT, DEFAULT_MEMORY_LIMIT_BYTES};
 use crate::sink::{ApiToken, SinkConfig};
+use crate::source::StageConfig;
 use crate::source::parquet::DEFAULT_BATCH_ROWS;
 use crate::wire::Shape;
 
@@ -65,8 +69,9 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunConfig {
+    /// The stage: URL and store settings (see `source::stage::StageConfig`).
     #[serde(default)]
-    pub source: SourceSection,
+    pub source: StageConfig,
     #[serde(default)]
     pub plugin: PluginSection,
     #[serde(default)]
@@ -79,13 +84,6 @@ pub struct RunConfig {
     pub output: OutputSection,
     #[serde(default)]
     pub run: RunSection,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SourceSection {
-    /// Local folder or file, or `file://` URL.
-    pub url: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -204,6 +202,10 @@ impl OutputSection {
 pub struct RunSection {
     /// Transform worker threads (default: the machine's cores).
     pub workers: Option<usize>,
+    /// What to do with a file that cannot be used: `skip` (dead-letter its rows, go on;
+    /// the default) or `fail` (stop the run).
+    #[serde(default)]
+    pub on_bad_file: OnBadFile,
 }
 
 impl RunConfig {

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::transform::Stage;
+use crate::transform::RowStage;
 
 /// File name of the dead letters inside the dead-letter folder.
 pub const DEAD_LETTER_FILE: &str = "dead-letters.ndjson";
@@ -30,7 +30,7 @@ pub const DEAD_LETTER_FILE: &str = "dead-letters.ndjson";
 pub struct DeadLetter {
     pub file: String,
     pub row: u64,
-    pub stage: Stage,
+    pub stage: RowStage,
     pub kind: String,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -26,18 +26,32 @@ use crate::deadletter::{DeadLetter, DeadLetterWriter};
 use crate::plugin::{Plugin, PluginError, Runner};
 use crate::rowjson::{read_rows, row_json};
 use crate::sink::{Batch, BatchOutcome, CluedInSink, RowRef, SinkError, SinkStats};
-use crate::source::parquet::{ParquetSource, ReadOptions, SourceError};
-use crate::source::path::source_file;
-use crate::transform::{ArrowInput, EncodedBatch, Encoder, Stage};
+use crate::source::parquet::{ReadOptions, SourceError};
+use crate::source::{Stage, StageError, StageFile};
+use crate::transform::{ArrowInput, EncodedBatch, Encoder, RowStage};
 use crate::wire::Shape;
 
 /// Request bodies waiting for the sink, per worker.
 const BODIES_IN_QUEUE_PER_WORKER: usize = 4;
 
+/// What to do with a file that cannot be used (vanished, truncated, corrupt, another
+/// schema).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnBadFile {
+    /// Dead-letter its rows as unread and go on with the other files.
+    #[default]
+    Skip,
+    /// Stop the run.
+    Fail,
+}
+
 /// What a run needs besides the sink.
 pub struct RunOptions {
-    /// Local Parquet files, in the order to process them.
-    pub files: Vec<PathBuf>,
+    pub stage: Stage,
+    /// The stage's files, in the order to process them.
+    pub files: Vec<StageFile>,
+    pub on_bad_file: OnBadFile,
     pub plugin: Arc<Plugin>,
     pub plugin_config: Vec<(String, String)>,
     /// Rows per plugin call.
@@ -65,6 +79,8 @@ pub enum PipelineError {
     Plugin(#[from] PluginError),
     #[error(transparent)]
     Source(#[from] SourceError),
+    #[error(transparent)]
+    Stage(#[from] StageError),
     #[error("dead-letter output {path}: {source}")]
     DeadLetters {
         path: PathBuf,
@@ -211,12 +227,12 @@ impl Shared {
     }
 }
 
-fn stage_name(stage: Stage) -> &'static str {
+fn stage_name(stage: RowStage) -> &'static str {
     match stage {
-        Stage::Read => "read",
-        Stage::Plugin => "plugin",
-        Stage::Encode => "encode",
-        Stage::Endpoint => "endpoint",
+        RowStage::Read => "read",
+        RowStage::Plugin => "plugin",
+        RowStage::Encode => "encode",
+        RowStage::Endpoint => "endpoint",
     }
 }
 
@@ -236,13 +252,13 @@ pub fn run(
     // refusal stops the run here.
     let mut total_rows = 0;
     for file in &options.files {
-        if let Ok(source) = ParquetSource::open(file) {
+        if let Ok(source) = options.stage.open_footer(file) {
             total_rows += source.num_rows();
         }
     }
     progress.rows_total.store(total_rows, Ordering::Relaxed);
     let schema = match options.files.first() {
-        Some(first) => ParquetSource::open(first)?.contract_schema()?,
+        Some(first) => options.stage.open_footer(first)?.contract_schema()?,
         None => Vec::new(),
     };
     if !options.files.is_empty() {
@@ -327,10 +343,16 @@ pub fn run(
     let mut receipts = Vec::new();
     let mut warnings = Vec::new();
     let mut rejected_rows: BTreeSet<RowRef> = BTreeSet::new();
+    let by_name: HashMap<String, StageFile> = options
+        .files
+        .iter()
+        .map(|f| (display_name(f), f.clone()))
+        .collect();
     let collect = runtime.block_on(async {
         while let Some(outcome) = outcome_rx.recv().await {
             if let Err(e) = collect_outcome(
                 &shared,
+                (&options.stage, &by_name),
                 outcome,
                 &mut receipts,
                 &mut warnings,
@@ -458,6 +480,7 @@ fn report(
 
 fn collect_outcome(
     shared: &Shared,
+    (stage, files): (&Stage, &HashMap<String, StageFile>),
     outcome: BatchOutcome,
     receipts: &mut Vec<Receipt>,
     warnings: &mut Vec<Warning>,
@@ -517,7 +540,10 @@ fn collect_outcome(
     let inputs: HashMap<Arc<str>, BTreeMap<u64, serde_json::Value>> = wanted
         .into_iter()
         .map(|(file, rows)| {
-            let found = read_rows(std::path::Path::new(&*file), &rows);
+            let found = files
+                .get(&*file)
+                .map(|f| read_rows(stage, f, &rows))
+                .unwrap_or_default();
             (file, found)
         })
         .collect();
@@ -535,7 +561,7 @@ fn collect_outcome(
         shared.dead_letter(DeadLetter {
             file: r.origin.file.to_string(),
             row: r.origin.row,
-            stage: Stage::Endpoint,
+            stage: RowStage::Endpoint,
             kind: format!("http-{}", r.status),
             message: r.message,
             plugin: None,
@@ -577,10 +603,10 @@ fn worker(
             break Ok(());
         }
         let index = next_file.fetch_add(1, Ordering::SeqCst) as usize;
-        let Some(path) = options.files.get(index) else {
+        let Some(stage_file) = options.files.get(index) else {
             break Ok(());
         };
-        let name: Arc<str> = path.display().to_string().into();
+        let name: Arc<str> = display_name(stage_file).into();
         let file = FileJob {
             shared,
             options,
@@ -588,7 +614,7 @@ fn worker(
             batch_schema: &batch_schema,
             projection: projection.clone(),
             name: name.clone(),
-            path,
+            file: stage_file,
         };
         match file.process(&mut runner, &mut encoder, &mut batcher, bodies) {
             Ok(rows) => file.finished(
@@ -600,9 +626,15 @@ fn worker(
                 },
                 None,
             ),
-            Err(FileError::Bad(e)) => {
+            Err(FileError::Bad(e)) if options.on_bad_file == OnBadFile::Skip => {
                 tracing::error!(file = %name, "skipping the file: {e}");
                 file.unread(&e)?;
+            }
+            Err(FileError::Bad(e)) => {
+                file.finished(0, "bad-file", Some(e.clone()));
+                break Err(PipelineError::Internal(format!(
+                    "{name}: {e} (the run stops on a bad file: --on-bad-file fail)"
+                )));
             }
             Err(FileError::Fatal(e)) => break Err(e),
         }
@@ -640,7 +672,27 @@ struct FileJob<'a> {
     batch_schema: &'a [ColumnSchema],
     projection: Option<Vec<usize>>,
     name: Arc<str>,
-    path: &'a PathBuf,
+    file: &'a StageFile,
+}
+
+/// How a file is named in dead letters, reports and logs: its path for local stages, its
+/// URL otherwise.
+pub fn display_name(file: &StageFile) -> String {
+    match file.url.strip_prefix("file://") {
+        Some(path) => percent_encoding::percent_decode_str(path)
+            .decode_utf8_lossy()
+            .into_owned(),
+        None => file.url.clone(),
+    }
+}
+
+/// Whether a stage error makes this file unusable (the run goes on) or the run stop.
+fn classify(e: StageError) -> FileError {
+    if e.is_bad_file() {
+        FileError::Bad(e.to_string())
+    } else {
+        FileError::Fatal(e.into())
+    }
 }
 
 impl FileJob<'_> {
@@ -652,37 +704,34 @@ impl FileJob<'_> {
         batcher: &mut crate::sink::Batcher,
         bodies: &mpsc::Sender<Batch>,
     ) -> Result<u64, FileError> {
-        let source = ParquetSource::open(self.path).map_err(|e| FileError::Bad(e.to_string()))?;
-        let schema = source
-            .contract_schema()
-            .map_err(|e| FileError::Bad(e.to_string()))?;
+        let source = self.options.stage.open(self.file).map_err(classify)?;
+        let schema = source.contract_schema().map_err(classify)?;
         if schema != self.schema {
             return Err(FileError::Bad(format!(
                 "its schema differs from the stage's first file ({})",
                 describe_difference(self.schema, &schema)
             )));
         }
-        let file = source_file(&self.name);
+        let file = self.file.source_file();
         let read = ReadOptions {
             batch_rows: self.options.batch_rows,
             projection: self.projection.clone(),
             start_row: 0,
         };
         let mut rows = 0;
-        let batches = source
-            .batches(&read)
-            .map_err(|e| FileError::Bad(e.to_string()))?;
+        let batches = source.batches(&read).map_err(classify)?;
         for batch in batches {
             if self.shared.stopped() {
                 return Ok(rows);
             }
             let batch = match batch {
                 Ok(batch) => batch,
-                Err(e) => {
+                Err(e) if e.is_bad_file() && self.options.on_bad_file == OnBadFile::Skip => {
                     // Rows already queued stay queued; the rest of the file is unread.
                     self.unread_from(rows, source.num_rows(), &e.to_string())?;
                     return Ok(source.num_rows());
                 }
+                Err(e) => return Err(classify(e)),
             };
             let input = ArrowInput {
                 file: &file,
@@ -769,7 +818,10 @@ impl FileJob<'_> {
 
     /// Dead-letters every row of an unusable file as unread.
     fn unread(&self, reason: &str) -> Result<(), PipelineError> {
-        let rows = ParquetSource::open(self.path)
+        let rows = self
+            .options
+            .stage
+            .open_footer(self.file)
             .map(|s| s.num_rows())
             .unwrap_or(0);
         if rows == 0 {
@@ -797,7 +849,7 @@ impl FileJob<'_> {
         DeadLetter {
             file: self.name.to_string(),
             row: row.unwrap_or(0),
-            stage: Stage::Read,
+            stage: RowStage::Read,
             kind: "unreadable-file".into(),
             message: reason.to_string(),
             plugin: None,

@@ -1,12 +1,12 @@
 //! Input rows as JSON, for dead letters: a person must be able to see what failed.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
 use arrow_array::RecordBatch;
 use serde_json::Value;
 
-use crate::source::parquet::{ParquetSource, ReadOptions};
+use crate::source::parquet::ReadOptions;
+use crate::source::{Stage, StageFile};
 
 /// Row `row` of `batch` as a JSON object (nulls explicit). Never fails: a value that cannot
 /// be rendered becomes a string saying so.
@@ -26,13 +26,13 @@ pub fn row_json(batch: &RecordBatch, row: usize) -> Value {
     }
 }
 
-/// Reads the given rows (every column) of a local Parquet file, in one pass.
-pub fn read_rows(path: &Path, rows: &BTreeSet<u64>) -> BTreeMap<u64, Value> {
+/// Reads the given rows (every column) of a stage file, in one pass.
+pub fn read_rows(stage: &Stage, file: &StageFile, rows: &BTreeSet<u64>) -> BTreeMap<u64, Value> {
     let mut found = BTreeMap::new();
     let (Some(&first), Some(&last)) = (rows.first(), rows.last()) else {
         return found;
     };
-    let Ok(source) = ParquetSource::open(path) else {
+    let Ok(source) = stage.open(file) else {
         return found;
     };
     let options = ReadOptions {

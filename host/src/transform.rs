@@ -15,7 +15,7 @@ use crate::wire::{EntityView, EscapedNames, Shape, write_record};
 /// The pipeline stage at which a row failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Stage {
+pub enum RowStage {
     /// The file could not be read.
     Read,
     /// The plugin rejected the row or faulted on it.
@@ -31,7 +31,7 @@ pub enum Stage {
 pub struct RowFailure {
     /// File row number (0-based).
     pub row: u64,
-    pub stage: Stage,
+    pub stage: RowStage,
     /// Stable short name of the cause (`rejected`, `trap`, `timeout`, …).
     pub kind: &'static str,
     pub message: String,
@@ -192,7 +192,7 @@ impl Encoder {
                 out.records.truncate(records_start);
                 out.failures.push(RowFailure {
                     row,
-                    stage: Stage::Encode,
+                    stage: RowStage::Encode,
                     kind: "encode",
                     message: error.to_string(),
                 });
@@ -219,7 +219,7 @@ impl Encoder {
 fn plugin_failure(first_row: u64, f: &crate::plugin::RowFailure) -> RowFailure {
     RowFailure {
         row: first_row + f.row as u64,
-        stage: Stage::Plugin,
+        stage: RowStage::Plugin,
         kind: f.failure.kind(),
         message: match &f.failure {
             Failure::Rejected(m) => m.clone(),

@@ -273,7 +273,7 @@ fn test(extra: &[String]) -> Result {
         .current_dir(&root)
         .env("STAGEPUSH_TEST_PLUGINS", plugin_dir())
         .envs(servers)
-        .args(["test", "--release", "--workspace"])
+        .args(["test", "--release", "-p", "stagepush"])
         .args(extra))
 }
 

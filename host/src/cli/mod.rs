@@ -56,7 +56,7 @@ pub enum Command {
     ///
     /// Exit status: 0 every row delivered or filtered; 3 finished, some rows
     /// dead-lettered; 1 the run stopped; 2 usage or configuration error.
-    Run(run_cmd::RunArgs),
+    Run(Box<run_cmd::RunArgs>),
     /// Work with transform plugins.
     #[command(subcommand)]
     Plugin(plugin_cmd::PluginCommand),
@@ -70,7 +70,7 @@ pub enum Command {
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Run(args) => run_cmd::run_command(args),
+        Command::Run(args) => run_cmd::run_command(*args),
         Command::Plugin(cmd) => plugin_cmd::run(cmd),
         Command::SampleStage(args) => sample_cmd::run(args),
         Command::Inspect(args) => inspect_cmd::run(args),
@@ -109,5 +109,17 @@ pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
         _ => Err(format!("expected KEY=VALUE, got `{s}`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap's own consistency checks (duplicate flags, conflicting names) only run in debug
+    /// builds; run them here for every subcommand.
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
     }
 }

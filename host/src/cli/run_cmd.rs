@@ -22,9 +22,20 @@ pub struct RunArgs {
     /// TOML configuration file (flags override it; unknown keys are errors).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// The stage: a folder or file of Parquet files, or a file:// URL.
+    /// The stage: s3://, az://, azure://ACCOUNT.blob.core.windows.net/…, abfss://, gs://,
+    /// file:// URL, or a local folder or file.
     #[arg(long, value_name = "PATH_OR_URL")]
     pub source: Option<String>,
+    /// Settings of the stage (credentials come from the environment or the config file).
+    #[command(flatten)]
+    pub stage: RunStageArgs,
+    /// Which files of the stage to deliver.
+    #[command(flatten)]
+    pub select: super::inspect_cmd::SelectArgs,
+    /// A file that cannot be used (vanished, truncated, corrupt, another schema): skip
+    /// it (its rows become dead letters) or stop the run.
+    #[arg(long, value_enum)]
+    pub on_bad_file: Option<stagepush::pipeline::OnBadFile>,
     /// The transform plugin (.wasm component).
     #[arg(long, value_name = "FILE")]
     pub plugin: Option<PathBuf>,
@@ -81,6 +92,47 @@ pub struct RunArgs {
     pub no_progress: bool,
 }
 
+/// The stage settings of `inspect` and `plugin test`, named so that they do not clash with
+/// `run`'s `--endpoint` (the CluedIn endpoint).
+#[derive(Args, Clone, Default, Debug)]
+pub struct RunStageArgs {
+    /// S3 region.
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// The object store's endpoint (S3-compatible servers, Azurite).
+    #[arg(long, value_name = "URL")]
+    pub stage_endpoint: Option<String>,
+    /// Allow a plain-http object store endpoint.
+    #[arg(long)]
+    pub allow_http: bool,
+    /// S3: path-style requests (endpoint/bucket/key).
+    #[arg(long)]
+    pub path_style: bool,
+    /// Azure: the storage account.
+    #[arg(long, value_name = "NAME")]
+    pub account: Option<String>,
+    /// Azure: talk to Azurite.
+    #[arg(long)]
+    pub use_emulator: bool,
+    /// Send unsigned requests (public buckets).
+    #[arg(long)]
+    pub anonymous: bool,
+}
+
+impl RunStageArgs {
+    fn as_stage_args(&self) -> super::inspect_cmd::StageArgs {
+        super::inspect_cmd::StageArgs {
+            region: self.region.clone(),
+            endpoint: self.stage_endpoint.clone(),
+            allow_http: self.allow_http,
+            path_style: self.path_style,
+            account: self.account.clone(),
+            use_emulator: self.use_emulator,
+            anonymous: self.anonymous,
+        }
+    }
+}
+
 /// `--body`: request body framing.
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum BodyArg {
@@ -115,8 +167,11 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_USAGE));
         }
     };
-    let source = config.source.url.clone().context("no source")?;
-    let files = super::plugin_cmd::collect_inputs(&[source_path(&source)])?;
+    let stage = stagepush::source::Stage::new(&config.source)?;
+    let files = stage.select(&args.select.selection()?)?;
+    if files.is_empty() {
+        eprintln!("warning: no data files in {}", stage.url());
+    }
     let plugin_path = config.plugin.path.clone().context("no plugin")?;
     let engine = PluginEngine::new(Limits {
         memory_bytes: config.plugin.memory_mib.saturating_mul(1024 * 1024),
@@ -140,7 +195,9 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or(2)
     });
     let options = RunOptions {
+        stage,
         files,
+        on_bad_file: config.run.on_bad_file,
         plugin: Arc::new(plugin),
         plugin_config: config.plugin.config.clone().into_iter().collect(),
         batch_rows: config.plugin.batch_rows,
@@ -173,10 +230,6 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn source_path(source: &str) -> PathBuf {
-    PathBuf::from(source.strip_prefix("file://").unwrap_or(source))
-}
-
 /// The config file with the flags applied, validated, and the token read.
 fn resolve(args: &RunArgs) -> Result<(RunConfig, stagepush::sink::ApiToken), ConfigError> {
     let mut config = match &args.config {
@@ -185,6 +238,10 @@ fn resolve(args: &RunArgs) -> Result<(RunConfig, stagepush::sink::ApiToken), Con
     };
     if let Some(source) = &args.source {
         config.source.url = Some(source.clone());
+    }
+    merge_stage_flags(&mut config.source, &args.stage.as_stage_args());
+    if let Some(choice) = args.on_bad_file {
+        config.run.on_bad_file = choice;
     }
     if let Some(plugin) = &args.plugin {
         config.plugin.path = Some(plugin.clone());
@@ -310,5 +367,35 @@ fn print_summary(r: &RunReport) {
     );
     if r.rows.dead_lettered > 0 {
         eprintln!("summary: dead letters in {}", r.dead_letters.display());
+    }
+}
+
+/// Stage flags override the config file's `[source]` settings.
+fn merge_stage_flags(
+    config: &mut stagepush::source::StageConfig,
+    flags: &super::inspect_cmd::StageArgs,
+) {
+    let url = config.url.clone().unwrap_or_default();
+    let from_flags = flags.config(&url);
+    if from_flags.region.is_some() {
+        config.region = from_flags.region;
+    }
+    if from_flags.endpoint.is_some() {
+        config.endpoint = from_flags.endpoint;
+    }
+    if from_flags.allow_http.is_some() {
+        config.allow_http = from_flags.allow_http;
+    }
+    if from_flags.path_style.is_some() {
+        config.path_style = from_flags.path_style;
+    }
+    if from_flags.account.is_some() {
+        config.account = from_flags.account;
+    }
+    if from_flags.use_emulator.is_some() {
+        config.use_emulator = from_flags.use_emulator;
+    }
+    if from_flags.skip_signature.is_some() {
+        config.skip_signature = from_flags.skip_signature;
     }
 }

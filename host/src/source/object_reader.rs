@@ -268,6 +268,18 @@ impl Inner {
         // the rest (with the next window), instead of fetching the part again.
         let fetch_start = start + partial.len() as u64;
         let (range, region) = self.plan(fetch_start, end);
+        if region.is_none() && range.end - range.start > self.tuning.buffer_bytes {
+            // Outside the column chunks only the footer is read: a damaged length field
+            // must not turn into a multi-gigabyte request.
+            return Err(StageError::Parquet(super::parquet::SourceError::Corrupt {
+                file: self.target.name.clone(),
+                reason: format!(
+                    "a read of {} bytes outside the column chunks (a footer that large is \
+                     damaged)",
+                    range.end - range.start
+                ),
+            }));
+        }
         let fetched = self.fetch(range.clone())?;
         let (segment_start, data) = if partial.is_empty() {
             (range.start, fetched)

@@ -492,8 +492,8 @@ impl Stage {
     /// Builds the stage's client. Nothing is requested from the store yet.
     pub fn new(config: &StageConfig) -> Result<Self, StageError> {
         let text = config.url.as_deref().ok_or_else(|| StageError::Config {
-            stage: "stage".into(),
-            reason: "no stage URL".into(),
+            stage: "stage configuration".into(),
+            reason: "no stage URL (`url`)".into(),
         })?;
         let url = StageUrl::parse(text)?;
         let config_error = |reason: String| StageError::Config {
