@@ -161,13 +161,7 @@ fn decode_plugin_json(input: &std::path::Path, plugin: &Arc<Plugin>) -> (Run, Du
     let source = ParquetSource::open(input).unwrap();
     let schema: Vec<ColumnSchema> = source.contract_schema().unwrap();
     let mut runner = Runner::start(plugin.clone(), schema.clone(), Vec::new()).unwrap();
-    let projection: Option<Vec<usize>> = runner
-        .projection()
-        .map(|p| p.iter().map(|&i| i as usize).collect());
-    let batch_schema: Vec<ColumnSchema> = match &projection {
-        Some(p) => p.iter().map(|&i| schema[i].clone()).collect(),
-        None => schema.clone(),
-    };
+    let (projection, batch_schema) = runner.read_plan();
     let file = source_file("bench/data_0_0_0.snappy.parquet");
     let mut encoder = Encoder::new(Shape::Nested);
     let (mut rows, mut bytes) = (0u64, 0u64);
@@ -274,13 +268,7 @@ fn gzip_alone(level: u32, file: &std::path::Path) {
     let source = ParquetSource::open(file).unwrap();
     let schema = source.contract_schema().unwrap();
     let mut runner = Runner::start(plugin, schema.clone(), Vec::new()).unwrap();
-    let projection: Option<Vec<usize>> = runner
-        .projection()
-        .map(|p| p.iter().map(|&i| i as usize).collect());
-    let batch_schema: Vec<ColumnSchema> = match &projection {
-        Some(p) => p.iter().map(|&i| schema[i].clone()).collect(),
-        None => schema.clone(),
-    };
+    let (projection, batch_schema) = runner.read_plan();
     let key = source_file("bench");
     let mut encoder = Encoder::new(Shape::Nested);
     let mut bodies: Vec<Vec<u8>> = Vec::new();

@@ -589,13 +589,7 @@ fn worker(
         schema.to_vec(),
         options.plugin_config.clone(),
     )?;
-    let projection: Option<Vec<usize>> = runner
-        .projection()
-        .map(|p| p.iter().map(|&i| i as usize).collect());
-    let batch_schema: Vec<ColumnSchema> = match &projection {
-        Some(p) => p.iter().map(|&i| schema[i].clone()).collect(),
-        None => schema.to_vec(),
-    };
+    let (projection, batch_schema) = runner.read_plan();
     let mut encoder = Encoder::new(options.shape);
     let mut batcher = sink.batcher();
     let result = loop {

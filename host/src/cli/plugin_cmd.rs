@@ -151,13 +151,7 @@ fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
                 &mut runner.insert((started, schema.clone())).0
             }
         };
-        let projection: Option<Vec<usize>> = runner
-            .projection()
-            .map(|p| p.iter().map(|&i| i as usize).collect());
-        let batch_schema: Vec<ColumnSchema> = match &projection {
-            Some(p) => p.iter().map(|&i| schema[i].clone()).collect(),
-            None => schema.clone(),
-        };
+        let (projection, batch_schema) = runner.read_plan();
         let options = ReadOptions {
             batch_rows: args.batch_rows,
             projection,

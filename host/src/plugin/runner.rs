@@ -130,6 +130,19 @@ impl Runner {
         &self.schema
     }
 
+    /// How to read files for this plugin: the column indices to decode (`None`: all), and
+    /// the schema of the batches that reading produces, in the order the plugin asked for.
+    pub fn read_plan(&self) -> (Option<Vec<usize>>, Vec<types::ColumnSchema>) {
+        match self.projection() {
+            Some(columns) => {
+                let indices: Vec<usize> = columns.iter().map(|&i| i as usize).collect();
+                let schema = indices.iter().map(|&i| self.schema[i].clone()).collect();
+                (Some(indices), schema)
+            }
+            None => (None, self.schema.clone()),
+        }
+    }
+
     pub fn stats(&self) -> RunnerStats {
         self.stats
     }
