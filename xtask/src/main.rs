@@ -264,11 +264,11 @@ fn test(extra: &[String]) -> Result {
     let servers = storage_servers()?;
     build_plugins()?;
     let root = root();
-    // The Rust SDK's own unit tests run natively.
+    // The SDK's and the plugins' own unit tests run natively.
     run(cargo()
         .current_dir(root.join("plugins"))
         .env("CARGO_TARGET_DIR", target_dir().join("plugins-build"))
-        .args(["test", "--release", "-p", "stagepush-plugin"]))?;
+        .args(["test", "--release", "--workspace"]))?;
     run(cargo()
         .current_dir(&root)
         .env("STAGEPUSH_TEST_PLUGINS", plugin_dir())
