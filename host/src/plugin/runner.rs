@@ -1,5 +1,6 @@
 //! Runs batches through a plugin instance, replacing the instance after a fault and
-//! bisecting the batch so that only the rows that cause faults are rejected.
+//! bisecting the batch (or, after a time-out, replaying it row by row) so that only the
+//! rows that cause faults are rejected.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -209,6 +210,14 @@ impl Runner {
                         row: offset32,
                         failure: Failure::Fault(fault),
                     });
+                } else if matches!(fault, Fault::Timeout { .. }) {
+                    // Bisecting a time-out would wait out the limit once per level; rows
+                    // one at a time cost one limit per looping row and microseconds for
+                    // the rest.
+                    tracing::debug!(plugin = %self.plugin.name(), offset, len, %fault, "plugin time-out; replaying the rows one at a time");
+                    for row in offset..offset + len {
+                        self.run_range(source, row, 1, result)?;
+                    }
                 } else {
                     tracing::debug!(plugin = %self.plugin.name(), offset, len, %fault, "plugin fault; bisecting the batch");
                     let half = len / 2;
