@@ -412,3 +412,20 @@ fn runs_from_s3_and_azure_deliver_exactly_what_a_local_run_delivers() {
         "{letters:?}"
     );
 }
+
+#[test]
+fn an_empty_stage_delivers_nothing_and_succeeds() {
+    // Snowflake writes no file at all for an empty result.
+    let dir = temp_dir();
+    let stage = dir.path().join("empty-stage");
+    std::fs::create_dir_all(&stage).unwrap();
+    let mock = MockProcess::start(dir.path(), TOKEN, &[]);
+    let out = run(&mut run_cmd(dir.path(), &stage, &mock, ""));
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("summary: 0 rows read"),
+        "{}",
+        out.stderr
+    );
+    assert!(mock_requests(&mock.store).is_empty());
+}

@@ -304,8 +304,10 @@ pub fn run(
         .thread_name("stagepush-sink")
         .build()
         .map_err(|e| PipelineError::Internal(format!("cannot start the HTTP runtime: {e}")))?;
-    let workers = options.workers.max(1).min(options.files.len().max(1));
-    let (batch_tx, batch_rx) = mpsc::channel::<Batch>(workers * BODIES_IN_QUEUE_PER_WORKER);
+    // An empty stage (Snowflake writes no file for an empty result) starts no worker.
+    let workers = options.workers.max(1).min(options.files.len());
+    let (batch_tx, batch_rx) =
+        mpsc::channel::<Batch>((workers * BODIES_IN_QUEUE_PER_WORKER).max(1));
     let (outcome_tx, mut outcome_rx) = mpsc::channel::<BatchOutcome>(64);
 
     let sink_task = {
