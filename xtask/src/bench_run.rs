@@ -8,7 +8,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::mock::Mock;
-use crate::{Result, build_plugins, cargo, plugin_dir, root, stagepush_bin, target_dir};
+use crate::{Result, build_plugins, plugin_dir, root, stagepush_bin, target_dir};
 
 const ROWS: u64 = 2_000_000;
 const FILES: u64 = 8;
@@ -100,20 +100,8 @@ pub fn bench_run() -> Result {
     drop(mock);
 
     // 3. gzip alone on the same JSON (one file's records), one core.
-    let out = cargo()
-        .current_dir(root())
-        .env("STAGEPUSH_TEST_PLUGINS", plugin_dir())
-        .args([
-            "bench",
-            "--profile",
-            "release",
-            "-p",
-            "stagepush",
-            "--bench",
-            "plugin",
-            "--",
-            "gzip",
-        ])
+    let out = crate::plugin_bench()
+        .args(["--", "gzip"])
         .arg(GZIP_LEVEL.to_string())
         .arg(stage.join("data_0_0_0.snappy.parquet"))
         .output()

@@ -277,6 +277,24 @@ fn test(extra: &[String]) -> Result {
         .args(extra))
 }
 
+/// `cargo bench` of `host/benches/plugin.rs`, in the release profile the tests already
+/// built, with the plugins it loads.
+pub(crate) fn plugin_bench() -> Command {
+    let mut cmd = cargo();
+    cmd.current_dir(root())
+        .env("STAGEPUSH_TEST_PLUGINS", plugin_dir())
+        .args([
+            "bench",
+            "--profile",
+            "release",
+            "-p",
+            "stagepush",
+            "--bench",
+            "plugin",
+        ]);
+    cmd
+}
+
 pub(crate) fn stagepush_bin() -> Result<PathBuf> {
     run(cargo()
         .current_dir(root())
@@ -289,19 +307,7 @@ fn bench(args: &[String]) -> Result {
     match which {
         "plugin" => {
             build_plugins()?;
-            run(cargo()
-                .current_dir(root())
-                .env("STAGEPUSH_TEST_PLUGINS", plugin_dir())
-                .env("STAGEPUSH_BENCH_DIR", target_dir().join("bench"))
-                .args([
-                    "bench",
-                    "--profile",
-                    "release",
-                    "-p",
-                    "stagepush",
-                    "--bench",
-                    "plugin",
-                ]))
+            run(plugin_bench().env("STAGEPUSH_BENCH_DIR", target_dir().join("bench")))
         }
         "run" => bench_run::bench_run(),
         other => Err(format!("unknown benchmark `{other}` (known: plugin, run)")),
