@@ -158,13 +158,39 @@ fn decode_to_json(input: &std::path::Path) -> Run {
 
 fn decode_plugin_json(input: &std::path::Path, plugin: &Arc<Plugin>) -> (Run, Duration) {
     let started = Instant::now();
+    let (mut rows, mut bytes) = (0u64, 0u64);
+    let time_in_plugin = transform_file(input, plugin, |encoded| {
+        assert!(
+            encoded.failures.is_empty(),
+            "{:?}",
+            encoded.failures.first()
+        );
+        rows += encoded.rows;
+        bytes += encoded.json.len() as u64;
+    });
+    (
+        Run {
+            elapsed: started.elapsed(),
+            rows,
+            json_bytes: bytes,
+        },
+        time_in_plugin,
+    )
+}
+
+/// Decodes `input`, runs every batch through `plugin` and the wire encoder, and hands each
+/// encoded batch to `each`; returns the time spent inside the plugin.
+fn transform_file(
+    input: &std::path::Path,
+    plugin: &Arc<Plugin>,
+    mut each: impl FnMut(&stagepush::transform::EncodedBatch),
+) -> Duration {
     let source = ParquetSource::open(input).unwrap();
     let schema: Vec<ColumnSchema> = source.contract_schema().unwrap();
-    let mut runner = Runner::start(plugin.clone(), schema.clone(), Vec::new()).unwrap();
+    let mut runner = Runner::start(plugin.clone(), schema, Vec::new()).unwrap();
     let (projection, batch_schema) = runner.read_plan();
     let file = source_file("bench/data_0_0_0.snappy.parquet");
     let mut encoder = Encoder::new(Shape::Nested);
-    let (mut rows, mut bytes) = (0u64, 0u64);
     let options = ReadOptions {
         projection,
         ..ReadOptions::default()
@@ -178,23 +204,9 @@ fn decode_plugin_json(input: &std::path::Path, plugin: &Arc<Plugin>) -> (Run, Du
             schema: &batch_schema,
             projection: None,
         };
-        let encoded = encoder.transform(&mut runner, &input).unwrap();
-        assert!(
-            encoded.failures.is_empty(),
-            "{:?}",
-            encoded.failures.first()
-        );
-        rows += encoded.rows;
-        bytes += encoded.json.len() as u64;
+        each(&encoder.transform(&mut runner, &input).unwrap());
     }
-    (
-        Run {
-            elapsed: started.elapsed(),
-            rows,
-            json_bytes: bytes,
-        },
-        runner.stats().time_in_plugin,
-    )
+    runner.stats().time_in_plugin
 }
 
 /// The baseline's JSON: each row as one flat object of its columns, written with the
@@ -265,30 +277,11 @@ fn gzip_alone(level: u32, file: &std::path::Path) {
         )
         .expect("plugin"),
     );
-    let source = ParquetSource::open(file).unwrap();
-    let schema = source.contract_schema().unwrap();
-    let mut runner = Runner::start(plugin, schema.clone(), Vec::new()).unwrap();
-    let (projection, batch_schema) = runner.read_plan();
-    let key = source_file("bench");
-    let mut encoder = Encoder::new(Shape::Nested);
     let mut bodies: Vec<Vec<u8>> = Vec::new();
     let mut body = Vec::new();
     let mut in_body = 0;
     let mut rows = 0u64;
-    let options = ReadOptions {
-        projection,
-        ..ReadOptions::default()
-    };
-    for batch in source.batches(&options).unwrap() {
-        let batch = batch.unwrap();
-        let input = ArrowInput {
-            file: &key,
-            first_row: batch.first_row,
-            batch: &batch.batch,
-            schema: &batch_schema,
-            projection: None,
-        };
-        let encoded = encoder.transform(&mut runner, &input).unwrap();
+    transform_file(file, &plugin, |encoded| {
         rows += encoded.rows;
         for record in &encoded.records {
             body.push(if in_body == 0 { b'[' } else { b',' });
@@ -300,7 +293,7 @@ fn gzip_alone(level: u32, file: &std::path::Path) {
                 in_body = 0;
             }
         }
-    }
+    });
     if in_body > 0 {
         body.push(b']');
         bodies.push(body);
