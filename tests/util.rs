@@ -156,10 +156,12 @@ pub fn plugin(name: &str) -> PathBuf {
     path
 }
 
-/// A `stagepush` command with a private compiled-plugin cache under `dir`.
+/// A `stagepush` command with a private compiled-plugin cache and delivery state under `dir`.
 pub fn stagepush(dir: &Path) -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_stagepush"));
     cmd.env("STAGEPUSH_CACHE_DIR", dir.join("cache"))
+        .env("STAGEPUSH_STATE", dir.join("state"))
+        .env_remove("STAGEPUSH_FAILPOINT")
         .env_remove("STAGEPUSH_LOG")
         .stdin(std::process::Stdio::null());
     cmd

@@ -84,6 +84,66 @@ pub struct RunConfig {
     pub output: OutputSection,
     #[serde(default)]
     pub run: RunSection,
+    #[serde(default)]
+    pub state: StateSection,
+}
+
+/// `[state]`: where delivery state lives and how it is used.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateSection {
+    /// A local folder or an object-store URL (default `stagepush-state`).
+    pub location: Option<String>,
+    /// Object-store settings of the state (endpoint, credentials; see `[source]`); by
+    /// default the `[source]` settings.
+    pub store: Option<StageConfig>,
+    /// Seconds a claim on a file lasts without renewal (renewed every third of it).
+    #[serde(default = "default_lease_secs")]
+    pub lease_secs: u64,
+    /// Rows per segment, the unit of acknowledgement (files already in the state keep
+    /// theirs).
+    #[serde(default = "default_segment_rows")]
+    pub segment_rows: u64,
+    /// Send only records whose content changed since they were last delivered.
+    #[serde(default)]
+    pub only_changed: bool,
+    /// Retry the dead letters of earlier runs before the run.
+    #[serde(default)]
+    pub retry_rejected: bool,
+}
+
+impl Default for StateSection {
+    fn default() -> Self {
+        StateSection {
+            location: None,
+            store: None,
+            lease_secs: default_lease_secs(),
+            segment_rows: default_segment_rows(),
+            only_changed: false,
+            retry_rejected: false,
+        }
+    }
+}
+
+impl StateSection {
+    /// The state location (default [`crate::state::DEFAULT_STATE_DIR`]).
+    pub fn location(&self) -> String {
+        self.location
+            .clone()
+            .unwrap_or_else(|| crate::state::DEFAULT_STATE_DIR.to_string())
+    }
+
+    /// Store settings for an object-store state: `[state.store]`, else the source's.
+    pub fn store_config(&self, source: &StageConfig) -> StageConfig {
+        self.store.clone().unwrap_or_else(|| source.clone())
+    }
+}
+
+fn default_lease_secs() -> u64 {
+    crate::state::checkpoint::DEFAULT_LEASE_SECS
+}
+fn default_segment_rows() -> u64 {
+    crate::pipeline::DEFAULT_SEGMENT_ROWS
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -237,6 +297,12 @@ impl RunConfig {
         }
         if self.plugin.batch_rows == 0 {
             return invalid("plugin batch_rows must be at least 1");
+        }
+        if self.state.lease_secs < 3 {
+            return invalid("state lease_secs must be at least 3");
+        }
+        if self.state.segment_rows == 0 {
+            return invalid("state segment_rows must be at least 1");
         }
         if self.plugin.memory_mib == 0 || self.plugin.timeout_ms == 0 {
             return invalid("plugin memory_mib and timeout_ms must be at least 1");

@@ -25,26 +25,33 @@ use crate::transform::RowStage;
 pub const DEAD_LETTER_FILE: &str = "dead-letters.ndjson";
 
 /// One dead-lettered row.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeadLetter {
     pub file: String,
+    /// The object key (the state's dead letters; for `retry`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The file version the row belongs to (see `state::files::identity`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
     pub row: u64,
     pub stage: RowStage,
     pub kind: String,
     pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugin: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entity_type: Option<String>,
     /// The record as it was sent (endpoint rejections).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record: Option<serde_json::Value>,
     /// The input row (the columns that were read), as JSON.
+    #[serde(default)]
     pub input: serde_json::Value,
 }
 
@@ -80,7 +87,12 @@ impl DeadLetterWriter {
     pub fn write(&mut self, letter: &DeadLetter) -> std::io::Result<()> {
         let mut line = serde_json::to_vec(letter).map_err(std::io::Error::other)?;
         line.push(b'\n');
-        self.out.write_all(&line)?;
+        self.write_line(&line)
+    }
+
+    /// Writes one serialized letter (ending in a newline).
+    pub fn write_line(&mut self, line: &[u8]) -> std::io::Result<()> {
+        self.out.write_all(line)?;
         self.count += 1;
         Ok(())
     }

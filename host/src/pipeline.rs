@@ -7,10 +7,16 @@
 //! thread collects outcomes. Every hand-off is a bounded channel, so memory stays flat.
 //! Bodies are cut per file, in row order, so "batch N of file F" is always the same rows.
 //!
-//! Every input row ends in exactly one of: delivered, filtered by the plugin, or written
-//! to the dead letters (stage `read`, `plugin`, `encode` or `endpoint`) with its reason.
-//! A fatal error (the endpoint refused the token, retries exhausted, a plugin that cannot
-//! be restarted) stops the run; rows not yet delivered then belong to the next run.
+//! Every input row ends in exactly one of: delivered, filtered by the plugin, unchanged
+//! (`--only-changed`: CluedIn already has every record of it), or written to the dead
+//! letters (stage `read`, `plugin`, `encode` or `endpoint`) with its reason. A fatal error
+//! (the endpoint refused the token, retries exhausted, a plugin that cannot be restarted)
+//! stops the run; rows not yet delivered then belong to the next run.
+//!
+//! Delivery state (`crate::state`): a worker claims a file before reading it (a lease in
+//! the state), skips files already done, and reads a partly delivered file from its first
+//! unacknowledged segment; request bodies never mix segments, and a segment is recorded as
+//! acknowledged once all its records are stored or dead-lettered.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -28,8 +34,17 @@ use crate::rowjson::{read_rows, row_json};
 use crate::sink::{Batch, BatchOutcome, CluedInSink, RowRef, SinkError, SinkStats};
 use crate::source::parquet::{ReadOptions, SourceError};
 use crate::source::{Stage, StageError, StageFile};
+use crate::state::checkpoint::{
+    CheckpointConfig, Checkpointer, Claim, FileRef, ResumePlan, SegmentCounts,
+};
+use crate::state::fingerprints::{self, Fingerprints};
+use crate::state::{StateError, StateStore, files as state_files};
 use crate::transform::{ArrowInput, EncodedBatch, Encoder, RowStage};
 use crate::wire::Shape;
+
+/// How often a worker looks again at a file another worker holds (to see it done, or its
+/// lease lapse): one read of its state document.
+const WAIT_POLL: Duration = Duration::from_secs(1);
 
 /// Request bodies waiting for the sink, per worker.
 const BODIES_IN_QUEUE_PER_WORKER: usize = 4;
@@ -59,7 +74,18 @@ pub struct RunOptions {
     pub shape: Shape,
     pub workers: usize,
     pub dead_letter_dir: PathBuf,
+    /// Where the delivery state lives.
+    pub state: StateStore,
+    /// Rows per segment (the unit of acknowledgement) of files new to the state.
+    pub segment_rows: u64,
+    /// How long a claim on a file lasts without renewal.
+    pub lease: Duration,
+    /// `--only-changed`: the fingerprints of what CluedIn already has.
+    pub fingerprints: Option<Arc<Fingerprints>>,
 }
+
+/// Default rows per segment: one full request body at the default batch size.
+pub const DEFAULT_SEGMENT_ROWS: u64 = crate::sink::config::DEFAULT_BATCH_MAX_ROWS as u64;
 
 /// Live counters, for a progress display.
 #[derive(Debug, Default)]
@@ -81,6 +107,10 @@ pub enum PipelineError {
     Source(#[from] SourceError),
     #[error(transparent)]
     Stage(#[from] StageError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("fingerprints: {0}")]
+    Fingerprints(String),
     #[error("dead-letter output {path}: {source}")]
     DeadLetters {
         path: PathBuf,
@@ -97,6 +127,8 @@ pub struct RowCounts {
     pub read: u64,
     pub delivered: u64,
     pub filtered: u64,
+    /// `--only-changed`: rows whose every record CluedIn already had.
+    pub unchanged: u64,
     pub dead_lettered: u64,
     /// Dead-lettered rows by stage (`read`, `plugin`, `encode`, `endpoint`).
     pub dead_lettered_by_stage: BTreeMap<String, u64>,
@@ -129,10 +161,23 @@ pub struct Warning {
 pub struct FileReport {
     pub file: String,
     pub rows: u64,
-    /// `done`, `bad-file` or `not-finished`.
+    /// `done`, `skipped` (done by an earlier run), `done-elsewhere` (finished by another
+    /// worker while this run waited), `bad-file`, `not-finished` or `lease-lost`.
     pub outcome: &'static str,
+    /// The segment this run started at, when an earlier run had delivered part of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resumed_at_segment: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// Records this run sent that may have reached the endpoint twice: those of segments an
+/// earlier run sent but whose acknowledgement it never recorded (in flight at a crash).
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PossibleDuplicates {
+    pub segments: u64,
+    pub records: u64,
 }
 
 /// The run report (`--report FILE`).
@@ -148,6 +193,20 @@ pub struct RunReport {
     pub records_encoded: u64,
     pub records_delivered: u64,
     pub records_rejected: u64,
+    /// `--only-changed`: records not sent because CluedIn already had them.
+    pub records_unchanged: u64,
+    pub possible_duplicates: PossibleDuplicates,
+    /// Files done by earlier runs (not read).
+    pub files_skipped: u64,
+    /// Files this run resumed after an earlier run delivered part of them.
+    pub files_resumed: u64,
+    /// The latest record timestamp per entity type (RFC 3339): where the next incremental
+    /// unload can start (`… WHERE UPDATED_AT > '<watermark>'`).
+    pub watermarks: BTreeMap<String, String>,
+    /// The delivery state location.
+    pub state: String,
+    /// Where the state keeps this stage's dead letters (for `retry`).
+    pub state_dead_letters: String,
     pub requests: u64,
     pub retries: u64,
     pub bytes_uncompressed: u64,
@@ -194,10 +253,48 @@ struct Shared {
     plugin_stats: Mutex<PluginReport>,
     files: Mutex<Vec<FileReport>>,
     progress: Arc<Progress>,
+    checkpointer: Checkpointer,
+    /// Request bodies in flight: batch id → its file and segment.
+    bodies: Mutex<HashMap<u64, (FileRef, u64)>>,
+    /// Display name → claimed file (for endpoint dead letters).
+    claimed: Mutex<HashMap<Arc<str>, (FileRef, String, String)>>,
+    /// `--only-changed`: fingerprints of the records of open segments, applied when the
+    /// segment is acknowledged (without the records the endpoint rejected).
+    pending_fps: Mutex<HashMap<(FileRef, u64), SegmentFingerprints>>,
+    records_unchanged: AtomicU64,
+    duplicates: Mutex<PossibleDuplicates>,
+    files_resumed: AtomicU64,
+    files_skipped: AtomicU64,
+    /// Latest record timestamp (ns since 1970) per entity type.
+    watermarks: Mutex<HashMap<Arc<str>, i128>>,
+    /// Files another worker held when this run reached them: (index, lease expiry ms).
+    waiting: Mutex<Vec<(usize, u64)>>,
+}
+
+#[derive(Default)]
+struct SegmentFingerprints {
+    updates: Vec<(
+        u64,
+        Arc<str>,
+        fingerprints::Key,
+        Option<fingerprints::Digest>,
+    )>,
+    rejected: BTreeSet<(u64, Arc<str>)>,
 }
 
 impl Shared {
-    fn dead_letter(&self, letter: DeadLetter) -> Result<(), PipelineError> {
+    /// Writes a dead letter to the output folder and, for a claimed file, to the state.
+    fn dead_letter(&self, mut letter: DeadLetter) -> Result<(), PipelineError> {
+        let claimed = self
+            .claimed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(letter.file.as_str())
+            .cloned();
+        if let Some((_, key, identity)) = &claimed {
+            letter.key = Some(key.clone());
+            letter.identity = Some(identity.clone());
+        }
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         counts.dead_lettered += 1;
         *counts
@@ -205,13 +302,43 @@ impl Shared {
             .entry(stage_name(letter.stage).to_string())
             .or_default() += 1;
         drop(counts);
+        let mut line = serde_json::to_vec(&letter)
+            .map_err(|e| PipelineError::Internal(format!("cannot encode a dead letter: {e}")))?;
+        if let Some((file, _, _)) = claimed {
+            self.checkpointer.dead_letter(file, &line);
+        }
+        line.push(b'\n');
         let mut writer = self.dead_letters.lock().unwrap_or_else(|p| p.into_inner());
         writer
-            .write(&letter)
+            .write_line(&line)
             .map_err(|source| PipelineError::DeadLetters {
                 path: self.dead_letter_path.clone(),
                 source,
             })
+    }
+
+    /// Applies the fingerprints of an acknowledged segment.
+    fn segment_acked(&self, fps: Option<&Fingerprints>, file: FileRef, segment: u64) {
+        let Some(fps) = fps else { return };
+        let Some(pending) = self
+            .pending_fps
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(file, segment))
+        else {
+            return;
+        };
+        let updates: Vec<_> = pending
+            .updates
+            .into_iter()
+            .filter(|(row, t, _, _)| !pending.rejected.contains(&(*row, t.clone())))
+            .map(|(_, _, key, digest)| (key, digest))
+            .collect();
+        if let Err(e) = fps.apply(&updates) {
+            // Not fatal for delivery: the records were delivered; they will be sent
+            // again next time.
+            tracing::warn!("cannot record fingerprints: {e}");
+        }
     }
 
     fn fail(&self, message: String) {
@@ -277,7 +404,32 @@ pub fn run(
         }
     })?;
     let info = options.plugin.info();
+    let stage_url = options.stage.url();
+    let checkpointer = Checkpointer::start(
+        options.state.clone(),
+        CheckpointConfig {
+            stage_url: stage_url.clone(),
+            run_id: run_id.clone(),
+            owner: format!(
+                "{}:{}:{run_id}",
+                crate::state::checkpoint::hostname(),
+                std::process::id()
+            ),
+            segment_rows: options.segment_rows.max(1),
+            lease: options.lease,
+        },
+    );
     let shared = Arc::new(Shared {
+        checkpointer,
+        bodies: Mutex::new(HashMap::new()),
+        claimed: Mutex::new(HashMap::new()),
+        pending_fps: Mutex::new(HashMap::new()),
+        records_unchanged: AtomicU64::new(0),
+        duplicates: Mutex::new(PossibleDuplicates::default()),
+        files_resumed: AtomicU64::new(0),
+        files_skipped: AtomicU64::new(0),
+        watermarks: Mutex::new(HashMap::new()),
+        waiting: Mutex::new(Vec::new()),
         dead_letter_path: writer.path().to_path_buf(),
         dead_letters: Mutex::new(writer),
         counts: Mutex::new(RowCounts::default()),
@@ -355,6 +507,7 @@ pub fn run(
             if let Err(e) = collect_outcome(
                 &shared,
                 (&options.stage, &by_name),
+                options.fingerprints.as_deref(),
                 outcome,
                 &mut receipts,
                 &mut warnings,
@@ -394,6 +547,9 @@ pub fn run(
                 source,
             })?;
     }
+    if let Err(e) = shared.checkpointer.finish() {
+        shared.fail(format!("the delivery state could not be written: {e}"));
+    }
 
     let mut counts = shared
         .counts
@@ -406,6 +562,7 @@ pub fn run(
         // Rows in bodies that were not acknowledged are not delivered.
         counts.delivered = counts.delivered.min(sink_stats.records_delivered);
     }
+    counts.unchanged = counts.unchanged.min(counts.read);
     let duration = started.elapsed();
     let fatal_error = shared
         .fatal
@@ -418,7 +575,7 @@ pub fn run(
         .unwrap_or_else(|p| p.into_inner())
         .clone();
     files.sort_by(|a, b| a.file.cmp(&b.file));
-    Ok(report(
+    let mut report = report(
         run_id,
         started_at,
         duration,
@@ -429,7 +586,31 @@ pub fn run(
         warnings,
         files,
         fatal_error,
-    ))
+    );
+    report.state = options.state.location().to_string();
+    report.state_dead_letters = format!(
+        "{}/{}",
+        options.state.location().trim_end_matches('/'),
+        state_files::dead_letters_prefix(&stage_url)
+    );
+    Ok(report)
+}
+
+/// Nanoseconds since 1970 as RFC 3339, with the digits the value needs.
+fn watermark_text(ns: i128) -> String {
+    use crate::bindings::types::TimeUnit;
+    let (value, unit) = if ns % 1_000_000_000 == 0 {
+        (ns / 1_000_000_000, TimeUnit::Seconds)
+    } else if ns % 1_000_000 == 0 {
+        (ns / 1_000_000, TimeUnit::Millis)
+    } else if ns % 1_000 == 0 {
+        (ns / 1_000, TimeUnit::Micros)
+    } else {
+        (ns, TimeUnit::Nanos)
+    };
+    let mut out = Vec::new();
+    crate::wire::time::write_timestamp(&mut out, value as i64, unit);
+    String::from_utf8(out).unwrap_or_default()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -467,6 +648,23 @@ fn report(
         records_encoded: shared.records_encoded.load(Ordering::Relaxed),
         records_delivered: sink.records_delivered,
         records_rejected: sink.records_rejected,
+        records_unchanged: shared.records_unchanged.load(Ordering::Relaxed),
+        possible_duplicates: shared
+            .duplicates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone(),
+        files_skipped: shared.files_skipped.load(Ordering::Relaxed),
+        files_resumed: shared.files_resumed.load(Ordering::Relaxed),
+        watermarks: shared
+            .watermarks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(t, ns)| (t.to_string(), watermark_text(*ns)))
+            .collect(),
+        state: String::new(),
+        state_dead_letters: String::new(),
         requests: sink.requests,
         retries: sink.retries,
         bytes_uncompressed: sink.bytes_uncompressed,
@@ -483,12 +681,42 @@ fn report(
 fn collect_outcome(
     shared: &Shared,
     (stage, files): (&Stage, &HashMap<String, StageFile>),
+    fps: Option<&Fingerprints>,
     outcome: BatchOutcome,
     receipts: &mut Vec<Receipt>,
     warnings: &mut Vec<Warning>,
     rejected_rows: &mut BTreeSet<RowRef>,
 ) -> Result<(), PipelineError> {
+    crate::failpoint::hit("after-post");
     let endpoint = outcome.endpoint.url.to_string();
+    let body = shared
+        .bodies
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&outcome.batch_id);
+    let delivered: u64 = outcome
+        .delivered
+        .iter()
+        .map(|r| r.records.len() as u64)
+        .sum();
+    let state_receipts: Vec<String> = outcome
+        .delivered
+        .iter()
+        .map(|r| r.receipt_id.clone().unwrap_or_else(|| r.request_id.clone()))
+        .collect();
+    let settle = |rejected_rows: u64| {
+        if let Some((file, segment)) = body
+            && shared.checkpointer.body_done(
+                file,
+                segment,
+                delivered,
+                rejected_rows,
+                state_receipts.clone(),
+            )
+        {
+            shared.segment_acked(fps, file, segment);
+        }
+    };
     for request in &outcome.delivered {
         tracing::debug!(
             endpoint = %endpoint,
@@ -529,8 +757,18 @@ fn collect_outcome(
         .bytes_sent
         .fetch_add(outcome.stats.bytes_sent, Ordering::Relaxed);
     if outcome.rejected.is_empty() {
+        settle(0);
         return Ok(());
     }
+    if let Some((file, segment)) = body {
+        let mut pending = shared.pending_fps.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = pending.get_mut(&(file, segment)) {
+            for r in &outcome.rejected {
+                p.rejected.insert((r.origin.row, r.entity_type.clone()));
+            }
+        }
+    }
+    let mut new_rejected_rows = 0;
     // The input rows of rejected records, read back from their files in one pass each.
     let mut wanted: HashMap<Arc<str>, BTreeSet<u64>> = HashMap::new();
     for r in &outcome.rejected {
@@ -555,6 +793,7 @@ fn collect_outcome(
         if !rejected_rows.insert(r.origin.clone()) {
             continue;
         }
+        new_rejected_rows += 1;
         let input = inputs
             .get(&r.origin.file)
             .and_then(|rows| rows.get(&r.origin.row))
@@ -572,12 +811,15 @@ fn collect_outcome(
             entity_type: Some(r.entity_type.to_string()),
             record: serde_json::from_slice(&r.json).ok(),
             input,
+            key: None,
+            identity: None,
         })?;
     }
+    settle(new_rejected_rows);
     Ok(())
 }
 
-/// One transform worker: takes files until none are left or the run stops.
+/// One transform worker: claims files until none are left or the run stops.
 fn worker(
     shared: &Shared,
     options: &RunOptions,
@@ -595,14 +837,28 @@ fn worker(
     let mut encoder = Encoder::new(options.shape);
     let mut batcher = sink.batcher();
     let result = loop {
-        if shared.stopped() {
-            break Ok(());
-        }
-        let index = next_file.fetch_add(1, Ordering::SeqCst) as usize;
-        let Some(stage_file) = options.files.get(index) else {
-            break Ok(());
+        let (stage_file, plan) = match next_claim(shared, options, next_file) {
+            Ok(Some(next)) => next,
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
         };
         let name: Arc<str> = display_name(stage_file).into();
+        shared
+            .claimed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                name.clone(),
+                (
+                    plan.file,
+                    stage_file.key.clone(),
+                    state_files::identity(stage_file),
+                ),
+            );
+        if plan.resumed {
+            shared.files_resumed.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(file = %name, segment = plan.first_open_segment(), "resuming a partly delivered file");
+        }
         let file = FileJob {
             shared,
             options,
@@ -611,15 +867,20 @@ fn worker(
             projection: projection.clone(),
             name: name.clone(),
             file: stage_file,
+            plan: &plan,
         };
+        let resumed_at = plan.resumed.then(|| plan.first_open_segment());
         match file.process(&mut runner, &mut encoder, &mut batcher, bodies) {
             Ok(rows) => file.finished(
                 rows,
-                if shared.stopped() {
+                if shared.checkpointer.is_lost(plan.file) {
+                    "lease-lost"
+                } else if shared.stopped() {
                     "not-finished"
                 } else {
                     "done"
                 },
+                resumed_at,
                 None,
             ),
             Err(FileError::Bad(e)) if options.on_bad_file == OnBadFile::Skip => {
@@ -627,7 +888,7 @@ fn worker(
                 file.unread(&e)?;
             }
             Err(FileError::Bad(e)) => {
-                file.finished(0, "bad-file", Some(e.clone()));
+                file.finished(0, "bad-file", resumed_at, Some(e.clone()));
                 break Err(PipelineError::Internal(format!(
                     "{name}: {e} (the run stops on a bad file: --on-bad-file fail)"
                 )));
@@ -645,6 +906,86 @@ fn worker(
     report.rebuilds += stats.rebuilds;
     report.seconds_in_plugin += stats.time_in_plugin.as_secs_f64();
     result
+}
+
+/// The next file this worker may process: the next listed file it can claim, else a file
+/// another worker held once its lease lapses (or it is done). `None` when no file is left.
+fn next_claim<'a>(
+    shared: &Shared,
+    options: &'a RunOptions,
+    next_file: &AtomicU64,
+) -> Result<Option<(&'a StageFile, ResumePlan)>, PipelineError> {
+    loop {
+        if shared.stopped() {
+            return Ok(None);
+        }
+        if let Some(e) = shared.checkpointer.error() {
+            return Err(PipelineError::Internal(format!(
+                "the delivery state cannot be written: {e}"
+            )));
+        }
+        let index = next_file.fetch_add(1, Ordering::SeqCst) as usize;
+        let (index, waited) = if index < options.files.len() {
+            (index, false)
+        } else {
+            let next = {
+                let mut waiting = shared.waiting.lock().unwrap_or_else(|p| p.into_inner());
+                waiting.sort_by_key(|(_, expires)| std::cmp::Reverse(*expires));
+                waiting.pop()
+            };
+            let Some((index, expires_at_ms)) = next else {
+                return Ok(None);
+            };
+            // Look again when the lease lapses, or sooner: the holder may finish first.
+            let now = now_ms();
+            let poll = (options.lease / 4).clamp(Duration::from_millis(100), WAIT_POLL);
+            let wait = Duration::from_millis(expires_at_ms.saturating_sub(now) + 50).min(poll);
+            std::thread::sleep(wait);
+            (index, true)
+        };
+        let stage_file = &options.files[index];
+        match shared.checkpointer.claim(stage_file)? {
+            Claim::Mine(plan) => return Ok(Some((stage_file, plan))),
+            Claim::Done(doc) => {
+                let outcome = if waited { "done-elsewhere" } else { "skipped" };
+                if !waited {
+                    shared.files_skipped.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(file = %display_name(stage_file), "already delivered: skipped");
+                }
+                shared
+                    .files
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(FileReport {
+                        file: display_name(stage_file),
+                        rows: doc.counts.rows,
+                        outcome,
+                        resumed_at_segment: None,
+                        error: doc.error.clone(),
+                    });
+            }
+            Claim::Held {
+                owner,
+                expires_at_ms,
+            } => {
+                if !waited {
+                    tracing::info!(file = %display_name(stage_file), %owner, "another worker is on this file: waiting for it to finish or its lease to lapse");
+                }
+                shared
+                    .waiting
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((index, expires_at_ms));
+            }
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
 }
 
 enum FileError {
@@ -669,6 +1010,16 @@ struct FileJob<'a> {
     projection: Option<Vec<usize>>,
     name: Arc<str>,
     file: &'a StageFile,
+    plan: &'a ResumePlan,
+}
+
+/// The segment a worker is filling.
+struct OpenSegment {
+    index: u64,
+    counts: SegmentCounts,
+    /// An earlier run may have sent it already.
+    maybe_sent: bool,
+    records_sent: u64,
 }
 
 /// How a file is named in dead letters, reports and logs: its path for local stages, its
@@ -692,7 +1043,8 @@ fn classify(e: StageError) -> FileError {
 }
 
 impl FileJob<'_> {
-    /// Transforms and queues every row of the file; returns the rows read.
+    /// Transforms and queues every row of the file not acknowledged yet; returns the rows
+    /// read.
     fn process(
         &self,
         runner: &mut Runner,
@@ -700,6 +1052,7 @@ impl FileJob<'_> {
         batcher: &mut crate::sink::Batcher,
         bodies: &mpsc::Sender<Batch>,
     ) -> Result<u64, FileError> {
+        let ckpt = &self.shared.checkpointer;
         let source = self.options.stage.open(self.file).map_err(classify)?;
         let schema = source.contract_schema().map_err(classify)?;
         if schema != self.schema {
@@ -708,63 +1061,272 @@ impl FileJob<'_> {
                 describe_difference(self.schema, &schema)
             )));
         }
+        let segment_rows = self.plan.segment_rows;
+        let total = source.num_rows();
+        let segments = total.div_ceil(segment_rows);
+        ckpt.set_segments(self.plan.file, segments);
+        let start = self.plan.first_open_segment();
         let file = self.file.source_file();
         let read = ReadOptions {
-            batch_rows: self.options.batch_rows,
+            batch_rows: self.options.batch_rows.min(segment_rows as usize).max(1),
             projection: self.projection.clone(),
-            start_row: 0,
+            start_row: (start * segment_rows).min(total),
         };
         let mut rows = 0;
+        let mut open: Option<OpenSegment> = None;
         let batches = source.batches(&read).map_err(classify)?;
         for batch in batches {
-            if self.shared.stopped() {
+            if self.shared.stopped() || ckpt.is_lost(self.plan.file) {
                 return Ok(rows);
             }
             let batch = match batch {
                 Ok(batch) => batch,
                 Err(e) if e.is_bad_file() && self.options.on_bad_file == OnBadFile::Skip => {
-                    // Rows already queued stay queued; the rest of the file is unread.
-                    self.unread_from(rows, source.num_rows(), &e.to_string())?;
-                    return Ok(source.num_rows());
+                    // What was read is sent; the rest of the file is unread.
+                    let next_row = match &open {
+                        Some(s) => s.index * segment_rows + s.counts.rows,
+                        None => start * segment_rows,
+                    };
+                    let next_segment = match open.take() {
+                        Some(s) => {
+                            let index = s.index;
+                            self.close_segment(s, batcher, bodies)?;
+                            index + 1
+                        }
+                        None => start,
+                    };
+                    self.unread_from(next_row, total, &e.to_string())?;
+                    ckpt.bad_from(
+                        self.plan.file,
+                        next_segment,
+                        segments,
+                        &e.to_string(),
+                        total - next_row,
+                    );
+                    return Ok(rows + total - next_row);
                 }
                 Err(e) => return Err(classify(e)),
             };
-            let input = ArrowInput {
-                file: &file,
-                first_row: batch.first_row,
-                batch: &batch.batch,
-                schema: self.batch_schema,
-                projection: None,
-            };
-            let encoded = encoder
-                .transform(runner, &input)
-                .map_err(|e| FileError::Fatal(e.into()))?;
-            rows += encoded.rows;
-            self.shared
-                .progress
-                .rows_read
-                .fetch_add(encoded.rows, Ordering::Relaxed);
-            self.account(&encoded, &batch.batch, batch.first_row, runner)?;
-            for record in &encoded.records {
-                let origin = RowRef {
-                    file: self.name.clone(),
-                    row: record.row,
-                };
-                if let Some(body) = batcher
-                    .push_json(origin, &record.entity_type, encoded.record_json(record))
-                    .map_err(|e| FileError::Fatal(e.into()))?
-                {
-                    self.queue(bodies, body)?;
+            let mut offset = 0;
+            let n = batch.batch.num_rows() as u64;
+            while offset < n {
+                let row = batch.first_row + offset;
+                let segment = row / segment_rows;
+                let len = (n - offset).min((segment + 1) * segment_rows - row);
+                let piece = batch.batch.slice(offset as usize, len as usize);
+                offset += len;
+                if open.as_ref().map(|s| s.index) != Some(segment) {
+                    if let Some(s) = open.take() {
+                        self.close_segment(s, batcher, bodies)?;
+                    }
+                    if self.plan.is_acked(segment) {
+                        continue;
+                    }
+                    ckpt.wait_to_send(self.plan.file, segment).map_err(|e| {
+                        FileError::Fatal(PipelineError::Internal(format!("{}: {e}", self.name)))
+                    })?;
+                    open = Some(OpenSegment {
+                        index: segment,
+                        counts: SegmentCounts::default(),
+                        maybe_sent: self.plan.maybe_sent_before(segment),
+                        records_sent: 0,
+                    });
                 }
+                let Some(seg) = open.as_mut() else { continue };
+                let input = ArrowInput {
+                    file: &file,
+                    first_row: row,
+                    batch: &piece,
+                    schema: self.batch_schema,
+                    projection: None,
+                };
+                let encoded = encoder
+                    .transform(runner, &input)
+                    .map_err(|e| FileError::Fatal(e.into()))?;
+                rows += encoded.rows;
+                self.shared
+                    .progress
+                    .rows_read
+                    .fetch_add(encoded.rows, Ordering::Relaxed);
+                self.account(&encoded, &piece, row, runner, seg)?;
+                self.push_records(&encoded, seg, batcher, bodies)?;
             }
         }
-        for body in batcher.flush().map_err(|e| FileError::Fatal(e.into()))? {
-            self.queue(bodies, body)?;
+        if let Some(s) = open.take() {
+            self.close_segment(s, batcher, bodies)?;
+        }
+        if !self.shared.stopped() && !ckpt.is_lost(self.plan.file) {
+            ckpt.dispatch_finished(self.plan.file);
         }
         Ok(rows)
     }
 
-    fn queue(&self, bodies: &mpsc::Sender<Batch>, body: Batch) -> Result<(), FileError> {
+    /// Fingerprint check (`--only-changed`), watermarks, then into request bodies.
+    fn push_records(
+        &self,
+        encoded: &EncodedBatch,
+        seg: &mut OpenSegment,
+        batcher: &mut crate::sink::Batcher,
+        bodies: &mpsc::Sender<Batch>,
+    ) -> Result<(), FileError> {
+        let fps = self.options.fingerprints.as_deref();
+        let items: Vec<(fingerprints::Key, fingerprints::Digest)> = match fps {
+            Some(_) => encoded
+                .records
+                .iter()
+                .map(|r| {
+                    (
+                        fingerprints::key(&r.entity_type, encoded.external_id(r)),
+                        fingerprints::digest(encoded.record_json(r)),
+                    )
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let unchanged = match fps {
+            Some(fps) => fps
+                .unchanged_many(&items)
+                .map_err(|e| FileError::Fatal(PipelineError::Fingerprints(e.to_string())))?,
+            None => Vec::new(),
+        };
+        let mut updates = Vec::new();
+        let mut sent_rows = 0u64;
+        let mut last_sent_row = None;
+        let mut row_all_unchanged: Option<(u64, bool)> = None;
+        let mut unchanged_rows = 0u64;
+        let mut unchanged_records = 0u64;
+        {
+            let mut marks = self
+                .shared
+                .watermarks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            for r in &encoded.records {
+                if let Some(ns) = r.timestamp_ns {
+                    let mark = marks.entry(r.entity_type.clone()).or_insert(ns);
+                    *mark = (*mark).max(ns);
+                }
+            }
+        }
+        for (i, record) in encoded.records.iter().enumerate() {
+            // A row is unchanged when every record of it is.
+            match row_all_unchanged {
+                Some((row, _)) if row == record.row => {}
+                Some((_, all)) => {
+                    unchanged_rows += all as u64;
+                    row_all_unchanged = Some((record.row, true));
+                }
+                None => row_all_unchanged = Some((record.row, true)),
+            }
+            let skip = !record.deleted && unchanged.get(i).copied().unwrap_or(false);
+            if skip {
+                unchanged_records += 1;
+                continue;
+            }
+            if let Some((_, all)) = row_all_unchanged.as_mut() {
+                *all = false;
+            }
+            if fps.is_some() {
+                let (key, digest) = items[i];
+                updates.push((
+                    record.row,
+                    record.entity_type.clone(),
+                    key,
+                    (!record.deleted).then_some(digest),
+                ));
+            }
+            if last_sent_row != Some(record.row) {
+                sent_rows += 1;
+                last_sent_row = Some(record.row);
+            }
+            seg.records_sent += 1;
+            let origin = RowRef {
+                file: self.name.clone(),
+                row: record.row,
+            };
+            if let Some(body) = batcher
+                .push_json(origin, &record.entity_type, encoded.record_json(record))
+                .map_err(|e| FileError::Fatal(e.into()))?
+            {
+                self.send(bodies, body, seg.index)?;
+            }
+        }
+        if let Some((_, all)) = row_all_unchanged {
+            unchanged_rows += all as u64;
+        }
+        let _ = sent_rows;
+        if unchanged_records > 0 {
+            self.shared
+                .records_unchanged
+                .fetch_add(unchanged_records, Ordering::Relaxed);
+            seg.counts.unchanged += unchanged_records;
+            let mut counts = self.shared.counts.lock().unwrap_or_else(|p| p.into_inner());
+            counts.unchanged += unchanged_rows;
+            drop(counts);
+            self.shared
+                .rows_with_records
+                .fetch_sub(unchanged_rows, Ordering::Relaxed);
+        }
+        if !updates.is_empty() {
+            self.shared
+                .pending_fps
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry((self.plan.file, seg.index))
+                .or_default()
+                .updates
+                .extend(updates);
+        }
+        Ok(())
+    }
+
+    /// Flushes the segment's open bodies and records it as fully handed over.
+    fn close_segment(
+        &self,
+        seg: OpenSegment,
+        batcher: &mut crate::sink::Batcher,
+        bodies: &mpsc::Sender<Batch>,
+    ) -> Result<(), FileError> {
+        for body in batcher.flush().map_err(|e| FileError::Fatal(e.into()))? {
+            self.send(bodies, body, seg.index)?;
+        }
+        if seg.maybe_sent {
+            let mut d = self
+                .shared
+                .duplicates
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            d.segments += 1;
+            d.records += seg.records_sent;
+            drop(d);
+            self.shared.checkpointer.resent(self.plan.file, 1);
+        }
+        if self
+            .shared
+            .checkpointer
+            .segment_closed(self.plan.file, seg.index, seg.counts)
+        {
+            self.shared.segment_acked(
+                self.options.fingerprints.as_deref(),
+                self.plan.file,
+                seg.index,
+            );
+        }
+        Ok(())
+    }
+
+    fn send(
+        &self,
+        bodies: &mpsc::Sender<Batch>,
+        body: Batch,
+        segment: u64,
+    ) -> Result<(), FileError> {
+        self.shared
+            .bodies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(body.id(), (self.plan.file, segment));
+        self.shared.checkpointer.body_sent(self.plan.file, segment);
         bodies.blocking_send(body).map_err(|_| {
             // The sink stopped (its fatal error is reported by the collector).
             self.shared.stop.store(true, Ordering::SeqCst);
@@ -779,9 +1341,13 @@ impl FileJob<'_> {
         batch: &arrow_array::RecordBatch,
         first_row: u64,
         runner: &Runner,
+        seg: &mut OpenSegment,
     ) -> Result<(), FileError> {
         let failed = encoded.failures.len() as u64;
         let with_records = encoded.rows - encoded.filtered - failed;
+        seg.counts.rows += encoded.rows;
+        seg.counts.filtered += encoded.filtered;
+        seg.counts.dead_lettered += failed;
         self.shared
             .rows_with_records
             .fetch_add(with_records, Ordering::Relaxed);
@@ -807,6 +1373,8 @@ impl FileJob<'_> {
                 entity_type: None,
                 record: None,
                 input: row_json(batch, (failure.row - first_row) as usize),
+                key: None,
+                identity: None,
             })?;
         }
         Ok(())
@@ -825,7 +1393,11 @@ impl FileJob<'_> {
             self.shared.dead_letter(self.unread_letter(None, reason))?;
         }
         self.unread_from(0, rows, reason)?;
-        self.finished(rows, "bad-file", Some(reason.to_string()));
+        let segments = rows.div_ceil(self.plan.segment_rows);
+        self.shared
+            .checkpointer
+            .bad_from(self.plan.file, 0, segments, reason, rows);
+        self.finished(rows, "bad-file", None, Some(reason.to_string()));
         Ok(())
     }
 
@@ -854,10 +1426,18 @@ impl FileJob<'_> {
             entity_type: None,
             record: None,
             input: serde_json::Value::Null,
+            key: None,
+            identity: None,
         }
     }
 
-    fn finished(&self, rows: u64, outcome: &'static str, error: Option<String>) {
+    fn finished(
+        &self,
+        rows: u64,
+        outcome: &'static str,
+        resumed_at_segment: Option<u64>,
+        error: Option<String>,
+    ) {
         self.shared
             .files
             .lock()
@@ -866,6 +1446,7 @@ impl FileJob<'_> {
                 file: self.name.to_string(),
                 rows,
                 outcome,
+                resumed_at_segment,
                 error,
             });
     }

@@ -13,7 +13,7 @@ use crate::plugin::{BatchResult, BatchSource, Failure, PluginError, Runner};
 use crate::wire::{EntityView, EscapedNames, Shape, write_record};
 
 /// The pipeline stage at which a row failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RowStage {
     /// The file could not be read.
@@ -45,6 +45,13 @@ pub struct EncodedRecord {
     pub entity_type: Arc<str>,
     /// Byte range of the record's JSON in [`EncodedBatch::json`].
     pub range: Range<usize>,
+    /// Byte range of the external id in [`EncodedBatch::ids`].
+    pub id: Range<usize>,
+    /// A tombstone (`deleted`).
+    pub deleted: bool,
+    /// The record's timestamp as nanoseconds since 1970 (dates at midnight), if it has one:
+    /// the run report's watermark.
+    pub timestamp_ns: Option<i128>,
 }
 
 /// The records and failures of one batch of input rows.
@@ -55,6 +62,8 @@ pub struct EncodedBatch {
     pub filtered: u64,
     /// Every record's JSON, back to back.
     pub json: Vec<u8>,
+    /// Every record's external id, back to back.
+    pub ids: String,
     /// Records in input row order.
     pub records: Vec<EncodedRecord>,
     /// Failed rows in input row order.
@@ -64,6 +73,10 @@ pub struct EncodedBatch {
 impl EncodedBatch {
     pub fn record_json(&self, record: &EncodedRecord) -> &[u8] {
         &self.json[record.range.clone()]
+    }
+
+    pub fn external_id(&self, record: &EncodedRecord) -> &str {
+        &self.ids[record.id.clone()]
     }
 }
 
@@ -183,12 +196,14 @@ impl Encoder {
         row: u64,
     ) {
         let json_start = out.json.len();
+        let ids_start = out.ids.len();
         let records_start = out.records.len();
         for index in range {
             let entity = EntityView::new(entities, index);
             let start = out.json.len();
             if let Err(error) = write_record(&mut out.json, entity, &self.names, self.shape) {
                 out.json.truncate(json_start);
+                out.ids.truncate(ids_start);
                 out.records.truncate(records_start);
                 out.failures.push(RowFailure {
                     row,
@@ -207,12 +222,36 @@ impl Encoder {
                     t
                 }
             };
+            // write_record checked the id.
+            let id_start = out.ids.len();
+            out.ids.push_str(entity.external_id().unwrap_or_default());
             out.records.push(EncodedRecord {
                 row,
                 entity_type,
                 range: start..out.json.len(),
+                id: id_start..out.ids.len(),
+                deleted: entity.deleted(),
+                timestamp_ns: timestamp_ns(entity.timestamp()),
             });
         }
+    }
+}
+
+/// A date or timestamp cell as nanoseconds since 1970-01-01T00:00:00.
+fn timestamp_ns(cell: &crate::bindings::types::Cell) -> Option<i128> {
+    use crate::bindings::types::{Cell, TimeUnit};
+    match cell {
+        Cell::Date(days) => Some(*days as i128 * 86_400 * 1_000_000_000),
+        Cell::Timestamp(ts) => Some(
+            ts.value as i128
+                * match ts.unit {
+                    TimeUnit::Seconds => 1_000_000_000,
+                    TimeUnit::Millis => 1_000_000,
+                    TimeUnit::Micros => 1_000,
+                    TimeUnit::Nanos => 1,
+                },
+        ),
+        _ => None,
     }
 }
 

@@ -46,6 +46,9 @@ pub fn bench_run() -> Result {
 
     // 1. stagepush, every core.
     let report_path = bench.join("run-report.json");
+    // A fresh delivery state: a kept one would skip the files delivered last time.
+    let state = bench.join("state");
+    let _ = std::fs::remove_dir_all(&state);
     crate::run(
         Command::new(&bin)
             .arg("run")
@@ -65,6 +68,8 @@ pub fn bench_run() -> Result {
             .env("STAGEPUSH_BENCH_TOKEN", TOKEN)
             .arg("--dead-letter")
             .arg(bench.join("dead-letters"))
+            .arg("--state")
+            .arg(&state)
             .arg("--report")
             .arg(&report_path),
     )?;

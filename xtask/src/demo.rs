@@ -74,6 +74,8 @@ pub fn demo() -> Result {
         .env("STAGEPUSH_DEMO_TOKEN", DEMO_TOKEN)
         .arg("--dead-letter")
         .arg(&dead)
+        .arg("--state")
+        .arg(demo.join("state"))
         .arg("--report")
         .arg(&report)
         .status()

@@ -3,8 +3,10 @@
 mod inspect_cmd;
 pub mod logging;
 mod plugin_cmd;
-mod run_cmd;
+mod retry_cmd;
+pub(crate) mod run_cmd;
 mod sample_cmd;
+mod status_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,6 +59,15 @@ pub enum Command {
     /// Exit status: 0 every row delivered or filtered; 3 finished, some rows
     /// dead-lettered; 1 the run stopped; 2 usage or configuration error.
     Run(Box<run_cmd::RunArgs>),
+    /// Retry the dead letters kept in the delivery state: re-send the rows the endpoint
+    /// rejected and re-transform the rows the plugin rejected (with --plugin, a new
+    /// version), removing each from the dead letters once delivered.
+    ///
+    /// Exit status: 0 no dead letter left; 3 some remain; 1 stopped; 2 usage error.
+    Retry(Box<retry_cmd::RetryArgs>),
+    /// Show the delivery state: the last runs, files done/partial/claimed/pending, dead
+    /// letters by reason.
+    Status(status_cmd::StatusArgs),
     /// Work with transform plugins.
     #[command(subcommand)]
     Plugin(plugin_cmd::PluginCommand),
@@ -71,6 +82,8 @@ pub enum Command {
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run_cmd::run_command(*args),
+        Command::Retry(args) => retry_cmd::run(*args),
+        Command::Status(args) => status_cmd::run(args),
         Command::Plugin(cmd) => plugin_cmd::run(cmd),
         Command::SampleStage(args) => sample_cmd::run(args),
         Command::Inspect(args) => inspect_cmd::run(args),

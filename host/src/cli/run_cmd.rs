@@ -13,6 +13,8 @@ use stagepush::config::{ConfigError, RunConfig};
 use stagepush::pipeline::{Progress, RunOptions, RunReport, run};
 use stagepush::plugin::{Limits, LoadOptions, Plugin, PluginEngine};
 use stagepush::sink::{BodyFormat, CluedInSink, SinkConfig};
+use stagepush::state::StateStore;
+use stagepush::state::fingerprints::Fingerprints;
 use stagepush::wire::Shape;
 
 use super::{EXIT_DEAD_LETTERS, EXIT_USAGE, parse_key_value};
@@ -90,6 +92,43 @@ pub struct RunArgs {
     /// Never draw a progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Delivery state: a local folder or an object-store URL (s3://…, az://…, gs://…).
+    /// Default: `stagepush-state` in the working directory.
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Send only records whose content changed since they were last delivered
+    /// (tombstones are always sent).
+    #[arg(long)]
+    pub only_changed: bool,
+    /// Before the run, retry the dead letters of earlier runs (as `stagepush retry`).
+    #[arg(long)]
+    pub retry_rejected: bool,
+    /// Rows per segment, the unit of acknowledgement in the state.
+    #[arg(long, value_name = "N")]
+    pub segment_rows: Option<u64>,
+}
+
+/// Where the delivery state is (shared by `run`, `retry` and `status`).
+#[derive(Args, Clone, Default, Debug)]
+pub struct StateArgs {
+    /// Delivery state: a local folder or an object-store URL (s3://…, az://…, gs://…);
+    /// default `stagepush-state` in the working directory.
+    #[arg(long = "state", value_name = "DIR_OR_URL", env = "STAGEPUSH_STATE")]
+    pub location: Option<String>,
+    /// Seconds a worker's claim on a file lasts without renewal.
+    #[arg(long, value_name = "SECS")]
+    pub lease_secs: Option<u64>,
+}
+
+impl StateArgs {
+    pub fn apply(&self, state: &mut stagepush::config::StateSection) {
+        if self.location.is_some() {
+            state.location = self.location.clone();
+        }
+        if let Some(secs) = self.lease_secs {
+            state.lease_secs = secs;
+        }
+    }
 }
 
 /// The stage settings of `inspect` and `plugin test`, named so that they do not clash with
@@ -172,6 +211,7 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
     if files.is_empty() {
         eprintln!("warning: no data files in {}", stage.url());
     }
+    stagepush::failpoint::hit("listing");
     let plugin_path = config.plugin.path.clone().context("no plugin")?;
     let engine = PluginEngine::new(Limits {
         memory_bytes: config.plugin.memory_mib.saturating_mul(1024 * 1024),
@@ -189,6 +229,28 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
             expected_sha256: config.plugin.sha256.clone(),
         },
     )?;
+    let state_location = config.state.location();
+    let state = match StateStore::open(&state_location, &config.state.store_config(&config.source))
+    {
+        Ok(state) => state,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
+    let fingerprints = if config.state.only_changed {
+        let Some(root) = state.local_root() else {
+            eprintln!(
+                "error: --only-changed keeps its fingerprints in an embedded database and needs a local --state folder (the state {state_location} is an object store)"
+            );
+            return Ok(ExitCode::from(EXIT_USAGE));
+        };
+        Some(Arc::new(Fingerprints::open(
+            &root.join(stagepush::state::FINGERPRINTS_FILE),
+        )?))
+    } else {
+        None
+    };
     let workers = config.run.workers.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -204,7 +266,16 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
         shape: config.records.shape,
         workers,
         dead_letter_dir: config.output.dead_letter_dir(),
+        state: state.clone(),
+        segment_rows: config.state.segment_rows,
+        lease: Duration::from_secs(config.state.lease_secs),
+        fingerprints: fingerprints.clone(),
     };
+    if config.state.retry_rejected
+        && let Some(code) = super::retry_cmd::before_run(&config, &options)
+    {
+        return Ok(code);
+    }
     let progress = Arc::new(Progress::default());
     let bar = (!args.no_progress && std::io::stderr().is_terminal())
         .then(|| start_progress(progress.clone()));
@@ -214,10 +285,19 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
         let _ = bar.join();
     }
     let report = report?;
+    if let Some(fingerprints) = &fingerprints
+        && let Err(e) = fingerprints.flush()
+    {
+        eprintln!("warning: {e} (the records of this run may be sent again next time)");
+    }
+    let json = serde_json::to_vec_pretty(&report)?;
     if let Some(path) = &config.output.report {
-        let json = serde_json::to_vec_pretty(&report)?;
-        std::fs::write(path, json)
+        std::fs::write(path, &json)
             .with_context(|| format!("cannot write the report {}", path.display()))?;
+    }
+    let run_path = stagepush::state::files::run_path(&report.started_at, &report.run_id);
+    if let Err(e) = state.put(&run_path, &json, stagepush::state::PutMode::Overwrite) {
+        eprintln!("warning: cannot keep the run report in the state: {e}");
     }
     print_summary(&report);
     Ok(match (&report.fatal_error, report.rows.dead_lettered) {
@@ -231,7 +311,9 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The config file with the flags applied, validated, and the token read.
-fn resolve(args: &RunArgs) -> Result<(RunConfig, stagepush::sink::ApiToken), ConfigError> {
+pub(super) fn resolve(
+    args: &RunArgs,
+) -> Result<(RunConfig, stagepush::sink::ApiToken), ConfigError> {
     let mut config = match &args.config {
         Some(path) => RunConfig::load(path)?,
         None => RunConfig::default(),
@@ -299,6 +381,16 @@ fn resolve(args: &RunArgs) -> Result<(RunConfig, stagepush::sink::ApiToken), Con
     if args.report.is_some() {
         config.output.report = args.report.clone();
     }
+    args.state.apply(&mut config.state);
+    if args.only_changed {
+        config.state.only_changed = true;
+    }
+    if args.retry_rejected {
+        config.state.retry_rejected = true;
+    }
+    if let Some(n) = args.segment_rows {
+        config.state.segment_rows = n;
+    }
     config.validate()?;
     let token = config.auth.token()?;
     Ok((config, token))
@@ -343,10 +435,17 @@ fn print_summary(r: &RunReport) {
         .map(|(stage, n)| format!("{stage} {n}"))
         .collect();
     eprintln!(
-        "summary: {} rows read: {} delivered, {} filtered, {} dead-lettered{}",
+        "summary: {} files: {} skipped (already delivered), {} resumed",
+        r.files.len(),
+        r.files_skipped,
+        r.files_resumed
+    );
+    eprintln!(
+        "summary: {} rows read: {} delivered, {} filtered, {} unchanged, {} dead-lettered{}",
         r.rows.read,
         r.rows.delivered,
         r.rows.filtered,
+        r.rows.unchanged,
         r.rows.dead_lettered,
         if by_stage.is_empty() {
             String::new()
@@ -365,8 +464,27 @@ fn print_summary(r: &RunReport) {
         r.duration_secs,
         r.rows_per_second
     );
+    if r.records_unchanged > 0 {
+        eprintln!(
+            "summary: {} records unchanged since their last delivery (not sent)",
+            r.records_unchanged
+        );
+    }
+    if r.possible_duplicates.records > 0 {
+        eprintln!(
+            "summary: {} records in {} segments were sent again after an interrupted run (they may have arrived twice; CluedIn merges them by id)",
+            r.possible_duplicates.records, r.possible_duplicates.segments
+        );
+    }
+    for (entity_type, mark) in &r.watermarks {
+        eprintln!("summary: watermark {entity_type}: {mark}");
+    }
     if r.rows.dead_lettered > 0 {
-        eprintln!("summary: dead letters in {}", r.dead_letters.display());
+        eprintln!(
+            "summary: dead letters in {} (kept for `stagepush retry` in {})",
+            r.dead_letters.display(),
+            r.state_dead_letters
+        );
     }
 }
 

@@ -12,9 +12,11 @@ pub const DEFAULT_MAX_COLUMNS: usize = 490;
 
 /// Limits applied to a body.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Limits {
+pub(crate) struct Limits<'a> {
     pub max_rows: usize,
     pub max_columns: usize,
+    /// `--reject-external-id`: records with one of these `externalId`s are row errors.
+    pub reject_ids: &'a [String],
 }
 
 /// An entry of `warnings[]` (FACTS: `rowIndex` is a **string** here).
@@ -96,7 +98,7 @@ pub(crate) enum Verdict {
 }
 
 /// Parses and validates a decoded body.
-pub(crate) fn ingest(body: &[u8], ndjson: bool, limits: Limits) -> Verdict {
+pub(crate) fn ingest(body: &[u8], ndjson: bool, limits: Limits<'_>) -> Verdict {
     let rows = match parse_rows(body, ndjson) {
         Ok(rows) => rows,
         Err(errors) => {
@@ -198,7 +200,7 @@ fn parse_rows(body: &[u8], ndjson: bool) -> Result<Vec<Value>, Vec<ErrorEntry>> 
 fn check_row(
     i: usize,
     map: &Map<String, Value>,
-    limits: Limits,
+    limits: Limits<'_>,
     warnings: &mut Vec<WarningEntry>,
     errors: &mut Vec<ErrorEntry>,
 ) {
@@ -223,6 +225,20 @@ fn check_row(
             ),
         });
     }
+    if let Some(id) = map.get("externalId").and_then(external_id_text)
+        && limits.reject_ids.contains(&id)
+    {
+        errors.push(ErrorEntry {
+            row_index: i as i64,
+            property: Some("externalId".into()),
+            message_id: "rejected-external-id",
+            level: "error",
+            domain: "validation",
+            error_message: format!(
+                "Record with externalId '{id}' is refused (mock-cluedin --reject-external-id)"
+            ),
+        });
+    }
     if check.columns > limits.max_columns {
         errors.push(ErrorEntry {
             row_index: i as i64,
@@ -235,6 +251,15 @@ fn check_row(
                 check.columns, limits.max_columns
             ),
         });
+    }
+}
+
+/// An `externalId` as text (a string, or a number as written).
+fn external_id_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
     }
 }
 
@@ -305,9 +330,10 @@ fn join(prefix: &str, key: &str) -> String {
 mod tests {
     use super::*;
 
-    const LIMITS: Limits = Limits {
+    const LIMITS: Limits<'static> = Limits {
         max_rows: DEFAULT_MAX_ROWS,
         max_columns: DEFAULT_MAX_COLUMNS,
+        reject_ids: &[],
     };
 
     fn rejected(v: Verdict) -> (u16, Vec<ErrorEntry>) {
@@ -369,6 +395,7 @@ mod tests {
         let limits = Limits {
             max_rows: 10,
             max_columns: 3,
+            reject_ids: &[],
         };
         assert!(matches!(
             ingest(br#"[{"a":1,"n":{"b":1,"c":[1,2]}}]"#, false, limits),
@@ -388,9 +415,30 @@ mod tests {
         let limits = Limits {
             max_rows: 2,
             max_columns: 10,
+            reject_ids: &[],
         };
         let (status, _) = rejected(ingest(b"[{},{},{}]", false, limits));
         assert_eq!(status, 413);
+    }
+
+    #[test]
+    fn chosen_external_ids_are_row_errors() {
+        let ids = ["7".to_string()];
+        let limits = Limits {
+            reject_ids: &ids,
+            ..LIMITS
+        };
+        let body =
+            br#"[{"externalId":"6","type":"T"},{"externalId":"7","type":"T"},{"externalId":7}]"#;
+        let (status, errors) = rejected(ingest(body, false, limits));
+        assert_eq!(status, 400);
+        let rows: Vec<i64> = errors.iter().map(|e| e.row_index).collect();
+        assert_eq!(rows, [1, 2]);
+        assert_eq!(errors[0].message_id, "rejected-external-id");
+        assert!(matches!(
+            ingest(br#"[{"externalId":"6"}]"#, false, limits),
+            Verdict::Accepted { .. }
+        ));
     }
 
     #[test]

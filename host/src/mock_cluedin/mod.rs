@@ -22,7 +22,10 @@
 //! any other status = that status); afterwards `--rate-drop`, `--rate-429` (with
 //! `Retry-After: --retry-after`), `--rate-500`, `--rate-503` draw per request from a PRNG
 //! seeded by `--seed`. `--slow-ms` delays every answer. Faults are decided after the token
-//! check, so a wrong token is always 401.
+//! check, so a wrong token is always 401. `--reject-external-id ID` (repeatable) makes every
+//! record whose `externalId` is `ID` a row error (`rejected-external-id`, `rowIndex` as a
+//! number): the request is answered 400 naming those rows and nothing of it is stored, as
+//! for any row error; a client that resends the other rows gets them stored.
 //!
 //! With `--store DIR`, every accepted record is appended to `DIR/records.ndjson` as
 //! `{"endpointId":…,"receiptId":…,"record":{…}}` and every request to `DIR/requests.ndjson`
@@ -112,6 +115,10 @@ pub struct MockArgs {
     /// its body: a cheap local sink for benchmarks (faults still apply).
     #[arg(long)]
     pub accept_all: bool,
+    /// Refuse records with this `externalId` (repeatable): a 400 naming their rows by
+    /// `rowIndex`, like a CluedIn validation error.
+    #[arg(long, value_name = "ID")]
+    pub reject_external_id: Vec<String>,
 }
 
 impl MockArgs {
@@ -133,6 +140,7 @@ impl MockArgs {
             sequence: Vec::new(),
             seed: 0,
             accept_all: false,
+            reject_external_id: Vec::new(),
         }
     }
 
@@ -271,6 +279,10 @@ mod tests {
             "1000",
             "--seed",
             "9",
+            "--reject-external-id",
+            "42",
+            "--reject-external-id",
+            "C-7",
         ])
         .unwrap();
         let a = cli.args;
@@ -289,6 +301,7 @@ mod tests {
         assert_eq!(a.rate_429, 0.1);
         assert_eq!(a.max_body_bytes, Some(1000));
         assert_eq!(a.retry_after, DEFAULT_RETRY_AFTER_SECS);
+        assert_eq!(a.reject_external_id, ["42", "C-7"]);
         assert!(!format!("{a:?}").contains("t0k"), "token redacted in Debug");
         assert!(Cli::try_parse_from(["mock", "--token", "t", "--rate-500", "1.5"]).is_err());
         assert!(Cli::try_parse_from(["mock", "--token", "t", "--sequence", "700"]).is_err());

@@ -381,6 +381,7 @@ fn process(
     let limits = Limits {
         max_rows: args.max_rows,
         max_columns: args.max_columns,
+        reject_ids: &args.reject_external_id,
     };
     match ingest(&decoded, ndjson, limits) {
         Verdict::Accepted { records, warnings } => {

@@ -562,6 +562,15 @@ impl Stage {
         self.url.kind()
     }
 
+    /// The object-store client and the URL's key prefix (as written, no leading `/`);
+    /// `None` for a local stage.
+    pub fn object_store(&self) -> Option<(Arc<dyn ObjectStore>, String)> {
+        match &self.backend {
+            Backend::Local => None,
+            Backend::Remote(store) => Some((Arc::clone(store), self.url.key().to_owned())),
+        }
+    }
+
     /// Every data file of the stage, sorted by key (see the module documentation).
     pub fn list(&self) -> Result<Vec<StageFile>, StageError> {
         match self.resolve_root()? {

@@ -1,0 +1,177 @@
+//! `stagepush retry`: the dead letters kept in the delivery state, sent again (see
+//! `stagepush::retry`). Also `run --retry-rejected`, before the run.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use stagepush::config::RunConfig;
+use stagepush::pipeline::RunOptions;
+use stagepush::plugin::{Limits, LoadOptions, Plugin, PluginEngine};
+use stagepush::retry::{RetryOptions, RetryReport, retry};
+use stagepush::sink::CluedInSink;
+use stagepush::source::Stage;
+use stagepush::state::StateStore;
+
+use super::{EXIT_DEAD_LETTERS, EXIT_FATAL, EXIT_USAGE};
+
+#[derive(Args)]
+pub struct RetryArgs {
+    /// The same settings as `run` (config file, source, plugin, endpoint, token, state).
+    /// `--plugin` may name a new version of the plugin: the rows it rejected are
+    /// transformed again with it.
+    #[command(flatten)]
+    pub run: super::run_cmd::RunArgs,
+}
+
+/// Exit status: 0 no dead letter of the stage is left; 3 some are; 1 the retry stopped
+/// (the endpoint refused the token, a damaged dead-letter chunk, …); 2 usage error.
+pub fn run(args: RetryArgs) -> anyhow::Result<ExitCode> {
+    let args = args.run;
+    let (config, token) = match super::run_cmd::resolve(&args) {
+        Ok(resolved) => resolved,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
+    let sink_config = config.sink.clone().context("no sink")?;
+    let sink = match CluedInSink::new(&sink_config, token) {
+        Ok(sink) => sink,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
+    let stage = Stage::new(&config.source)?;
+    let plugin = load_plugin(&config, args.cache_dir.clone())?;
+    let state = match StateStore::open(
+        &config.state.location(),
+        &config.state.store_config(&config.source),
+    ) {
+        Ok(state) => state,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
+    let options = RetryOptions {
+        stage,
+        plugin: Arc::new(plugin),
+        plugin_config: config.plugin.config.clone().into_iter().collect(),
+        batch_rows: config.plugin.batch_rows,
+        shape: config.records.shape,
+        state,
+        dead_letter_dir: config.output.dead_letter_dir(),
+    };
+    let report = match retry(&options, &sink) {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_FATAL));
+        }
+    };
+    if let Some(path) = &config.output.report {
+        let json = serde_json::to_vec_pretty(&report)?;
+        std::fs::write(path, &json)
+            .with_context(|| format!("cannot write the report {}", path.display()))?;
+    }
+    print_summary(&report);
+    Ok(exit_code(&report))
+}
+
+/// `run --retry-rejected`: retries the dead letters of the stage before the run, with the
+/// run's plugin, sink settings and state. `Some` exit status when the run must not start
+/// (the retry stopped on a fatal error).
+pub(super) fn before_run(config: &RunConfig, run: &RunOptions) -> Option<ExitCode> {
+    // A sink of its own, so that the run report counts the run's requests only.
+    let sink = config
+        .sink
+        .as_ref()
+        .ok_or_else(|| "no sink".to_string())
+        .and_then(|sink_config| {
+            let token = config.auth.token().map_err(|e| e.to_string())?;
+            CluedInSink::new(sink_config, token).map_err(|e| e.to_string())
+        });
+    let sink = match sink {
+        Ok(sink) => sink,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Some(ExitCode::from(EXIT_USAGE));
+        }
+    };
+    let options = RetryOptions {
+        stage: run.stage.clone(),
+        plugin: run.plugin.clone(),
+        plugin_config: run.plugin_config.clone(),
+        batch_rows: run.batch_rows,
+        shape: run.shape,
+        state: run.state.clone(),
+        dead_letter_dir: run.dead_letter_dir.clone(),
+    };
+    match retry(&options, &sink) {
+        Ok(report) => {
+            print_summary(&report);
+            report
+                .fatal_error
+                .is_some()
+                .then(|| ExitCode::from(EXIT_FATAL))
+        }
+        Err(e) => {
+            eprintln!("error: retrying the dead letters: {e}; the run did not start");
+            Some(ExitCode::from(EXIT_FATAL))
+        }
+    }
+}
+
+fn load_plugin(config: &RunConfig, cache_dir: Option<PathBuf>) -> anyhow::Result<Plugin> {
+    let plugin_path = config.plugin.path.clone().context("no plugin")?;
+    let engine = PluginEngine::new(Limits {
+        memory_bytes: config.plugin.memory_mib.saturating_mul(1024 * 1024),
+        call_timeout: Duration::from_millis(config.plugin.timeout_ms),
+    })?;
+    Ok(Plugin::load(
+        &engine,
+        &plugin_path,
+        &LoadOptions {
+            cache_dir: Some(cache_dir.unwrap_or_else(stagepush::plugin::default_cache_dir)),
+            expected_sha256: config.plugin.sha256.clone(),
+        },
+    )?)
+}
+
+fn exit_code(report: &RetryReport) -> ExitCode {
+    match (&report.fatal_error, report.remaining) {
+        (Some(_), _) => ExitCode::from(EXIT_FATAL),
+        (None, 0) => ExitCode::SUCCESS,
+        (None, _) => ExitCode::from(EXIT_DEAD_LETTERS),
+    }
+}
+
+fn print_summary(r: &RetryReport) {
+    eprintln!("{}", r.summary());
+    if r.duplicates > 0 {
+        eprintln!(
+            "retry: {} duplicate dead letters (left by an interrupted retry) collapsed",
+            r.duplicates
+        );
+    }
+    eprintln!(
+        "retry: {} records delivered, {} rejected; {} requests, {} retries; {:.1} s",
+        r.records_delivered, r.records_rejected, r.requests, r.retries, r.duration_secs
+    );
+    if r.remaining > 0 {
+        eprintln!(
+            "retry: {} dead letters left in {} (the rows rejected again are also in {})",
+            r.remaining,
+            r.state_dead_letters,
+            r.dead_letters.display()
+        );
+    }
+    if let Some(error) = &r.fatal_error {
+        eprintln!("error: the retry stopped: {error}");
+    }
+}
