@@ -1,9 +1,13 @@
 mod columns;
 mod customer_plugin;
+mod deploy;
+mod events;
 mod mock_cluedin;
 mod plugin_runtime;
 mod retry;
 mod run_e2e;
+mod run_event;
+mod serve;
 mod sink;
 mod stage_azure;
 mod stage_local;

@@ -82,6 +82,9 @@ pub struct RunOptions {
     pub lease: Duration,
     /// `--only-changed`: the fingerprints of what CluedIn already has.
     pub fingerprints: Option<Arc<Fingerprints>>,
+    /// Set to stop the run early (e.g. SIGTERM in `serve`): workers stop at the next batch,
+    /// what was sent is checkpointed and leases are released.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 /// Default rows per segment: one full request body at the default batch size.
@@ -269,6 +272,7 @@ struct Shared {
     watermarks: Mutex<HashMap<Arc<str>, i128>>,
     /// Files another worker held when this run reached them: (index, lease expiry ms).
     waiting: Mutex<Vec<(usize, u64)>>,
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 #[derive(Default)]
@@ -351,6 +355,10 @@ impl Shared {
 
     fn stopped(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
+            || self
+                .cancel
+                .as_ref()
+                .is_some_and(|c| c.load(Ordering::SeqCst))
     }
 }
 
@@ -430,6 +438,7 @@ pub fn run(
         files_skipped: AtomicU64::new(0),
         watermarks: Mutex::new(HashMap::new()),
         waiting: Mutex::new(Vec::new()),
+        cancel: options.cancel.clone(),
         dead_letter_path: writer.path().to_path_buf(),
         dead_letters: Mutex::new(writer),
         counts: Mutex::new(RowCounts::default()),
@@ -574,6 +583,20 @@ pub fn run(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
+    // A file is done when the state says so: its bodies may all have been sent and yet
+    // not acknowledged when the run stopped.
+    {
+        let claimed = shared.claimed.lock().unwrap_or_else(|p| p.into_inner());
+        for f in files.iter_mut() {
+            if let Some((file, _, _)) = claimed.get(f.file.as_str())
+                && matches!(f.outcome, "done" | "bad-file")
+                && shared.checkpointer.document(*file).status
+                    != crate::state::files::FileStatus::Done
+            {
+                f.outcome = "not-finished";
+            }
+        }
+    }
     files.sort_by(|a, b| a.file.cmp(&b.file));
     let mut report = report(
         run_id,

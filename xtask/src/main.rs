@@ -10,7 +10,10 @@ use std::process::{Command, ExitCode};
 
 mod bench_run;
 mod demo;
+mod deploy_tools;
 mod mock;
+mod plugins_js;
+mod plugins_python;
 
 type Result<T = ()> = std::result::Result<T, String>;
 
@@ -147,6 +150,10 @@ pub(crate) fn build_plugins() -> Result<Vec<PathBuf>> {
         std::fs::copy(src, &dest).map_err(|e| format!("copy to {}: {e}", dest.display()))?;
         outputs.push(dest);
     }
+    // Plugins in other languages (issue 7): each module installs its pinned toolchain
+    // under target/ and builds its plugins into `out_dir`.
+    outputs.extend(plugins_python::build(&out_dir)?);
+    outputs.extend(plugins_js::build(&out_dir)?);
     for p in &outputs {
         eprintln!("xtask: plugin {}", p.display());
     }
@@ -248,6 +255,10 @@ fn storage_servers() -> Result<Vec<(&'static str, PathBuf)>> {
     Ok(vec![
         ("STAGEPUSH_TEST_WEED", ensure_seaweedfs()?),
         ("STAGEPUSH_TEST_AZURITE", ensure_azurite()?),
+        (
+            "STAGEPUSH_TEST_KUBE_VALIDATE",
+            deploy_tools::ensure_kube_validate()?,
+        ),
     ])
 }
 

@@ -6,6 +6,7 @@ mod plugin_cmd;
 mod retry_cmd;
 pub(crate) mod run_cmd;
 mod sample_cmd;
+mod serve_cmd;
 mod status_cmd;
 
 use std::path::PathBuf;
@@ -77,6 +78,15 @@ pub enum Command {
     MockCluedin(stagepush::mock_cluedin::MockArgs),
     /// Show a stage's files, schema (with the likely Snowflake types) and pitfalls.
     Inspect(inspect_cmd::InspectArgs),
+    /// Receive object-store push notifications (S3 via SNS/SQS/EventBridge, Event Grid,
+    /// CloudEvents) on POST /events and deliver the files they name, as `run` does.
+    ///
+    /// Each file is recorded as pending in the delivery state before the event is
+    /// acknowledged, and delivered by a background run; pending files left by a stopped
+    /// server are delivered at the next start. Also GET /healthz and GET /metrics.
+    ///
+    /// Exit status: 0 stopped by SIGTERM/SIGINT; 1 failed; 2 usage error.
+    Serve(Box<serve_cmd::ServeArgs>),
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -87,6 +97,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plugin(cmd) => plugin_cmd::run(cmd),
         Command::SampleStage(args) => sample_cmd::run(args),
         Command::Inspect(args) => inspect_cmd::run(args),
+        Command::Serve(args) => serve_cmd::run(*args),
         Command::MockCluedin(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(stagepush::mock_cluedin::serve(args))?;

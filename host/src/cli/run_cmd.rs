@@ -7,14 +7,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Args;
 use stagepush::config::{ConfigError, RunConfig};
-use stagepush::pipeline::{Progress, RunOptions, RunReport, run};
-use stagepush::plugin::{Limits, LoadOptions, Plugin, PluginEngine};
-use stagepush::sink::{BodyFormat, CluedInSink, SinkConfig};
-use stagepush::state::StateStore;
-use stagepush::state::fingerprints::Fingerprints;
+use stagepush::job::{Job, JobError};
+use stagepush::pipeline::{Progress, RunReport};
+use stagepush::shard::Shard;
+use stagepush::sink::{BodyFormat, SinkConfig};
+use stagepush::source::StageFile;
 use stagepush::wire::Shape;
 
 use super::{EXIT_DEAD_LETTERS, EXIT_USAGE, parse_key_value};
@@ -106,6 +105,18 @@ pub struct RunArgs {
     /// Rows per segment, the unit of acknowledgement in the state.
     #[arg(long, value_name = "N")]
     pub segment_rows: Option<u64>,
+    /// Deliver only shard I of N of the stage's files (a partition by object key; the N
+    /// shards together cover every file once).
+    #[arg(long, value_name = "I/N", conflicts_with = "shard_count")]
+    pub shard: Option<String>,
+    /// Deliver shard $JOB_COMPLETION_INDEX of N (Kubernetes Indexed Jobs).
+    #[arg(long, value_name = "N")]
+    pub shard_count: Option<u64>,
+    /// Deliver the objects a storage notification names instead of listing the stage:
+    /// a file, or `-` for stdin (S3 event, SNS envelope, SQS batch, EventBridge, Event
+    /// Grid, CloudEvents).
+    #[arg(long, value_name = "FILE")]
+    pub event: Option<PathBuf>,
 }
 
 /// Where the delivery state is (shared by `run`, `retry` and `status`).
@@ -198,107 +209,75 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_USAGE));
         }
     };
-    let sink_config = config.sink.clone().context("no sink")?;
-    let sink = match CluedInSink::new(&sink_config, token) {
-        Ok(sink) => sink,
+    let cache_dir = args
+        .cache_dir
+        .clone()
+        .unwrap_or_else(stagepush::plugin::default_cache_dir);
+    let job = match Job::prepare(config.clone(), token, cache_dir) {
+        Ok(job) => job,
+        Err(JobError::Usage(e)) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+        Err(JobError::Fatal(e)) => anyhow::bail!(e),
+    };
+    let shard = match (&args.shard, args.shard_count) {
+        (Some(text), _) => Some(Shard::parse(text)),
+        (None, Some(count)) => Some(Shard::from_job_index(
+            count,
+            std::env::var(stagepush::shard::JOB_COMPLETION_INDEX).ok(),
+        )),
+        (None, None) => None,
+    };
+    let shard = match shard.transpose() {
+        Ok(shard) => shard,
         Err(e) => {
             eprintln!("error: {e}");
             return Ok(ExitCode::from(EXIT_USAGE));
         }
     };
-    let stage = stagepush::source::Stage::new(&config.source)?;
-    let files = stage.select(&args.select.selection()?)?;
-    if files.is_empty() {
-        eprintln!("warning: no data files in {}", stage.url());
+    let files = match &args.event {
+        Some(path) => match event_files(&job, path) {
+            Ok(files) => files,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::from(EXIT_USAGE));
+            }
+        },
+        None => job.stage.select(&args.select.selection()?)?,
+    };
+    let files: Vec<_> = match shard {
+        Some(shard) => {
+            let all = files.len();
+            let mine: Vec<_> = files.into_iter().filter(|f| shard.owns(&f.key)).collect();
+            eprintln!(
+                "shard {}/{}: {} of {all} files",
+                shard.index,
+                shard.count,
+                mine.len()
+            );
+            mine
+        }
+        None => files,
+    };
+    if files.is_empty() && args.event.is_none() {
+        eprintln!("warning: no data files in {}", job.stage.url());
     }
     stagepush::failpoint::hit("listing");
-    let plugin_path = config.plugin.path.clone().context("no plugin")?;
-    let engine = PluginEngine::new(Limits {
-        memory_bytes: config.plugin.memory_mib.saturating_mul(1024 * 1024),
-        call_timeout: Duration::from_millis(config.plugin.timeout_ms),
-    })?;
-    let plugin = Plugin::load(
-        &engine,
-        &plugin_path,
-        &LoadOptions {
-            cache_dir: Some(
-                args.cache_dir
-                    .clone()
-                    .unwrap_or_else(stagepush::plugin::default_cache_dir),
-            ),
-            expected_sha256: config.plugin.sha256.clone(),
-        },
-    )?;
-    let state_location = config.state.location();
-    let state = match StateStore::open(&state_location, &config.state.store_config(&config.source))
-    {
-        Ok(state) => state,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(ExitCode::from(EXIT_USAGE));
-        }
-    };
-    let fingerprints = if config.state.only_changed {
-        let Some(root) = state.local_root() else {
-            eprintln!(
-                "error: --only-changed keeps its fingerprints in an embedded database and needs a local --state folder (the state {state_location} is an object store)"
-            );
-            return Ok(ExitCode::from(EXIT_USAGE));
-        };
-        Some(Arc::new(Fingerprints::open(
-            &root.join(stagepush::state::FINGERPRINTS_FILE),
-        )?))
-    } else {
-        None
-    };
-    let workers = config.run.workers.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-    });
-    let options = RunOptions {
-        stage,
-        files,
-        on_bad_file: config.run.on_bad_file,
-        plugin: Arc::new(plugin),
-        plugin_config: config.plugin.config.clone().into_iter().collect(),
-        batch_rows: config.plugin.batch_rows,
-        shape: config.records.shape,
-        workers,
-        dead_letter_dir: config.output.dead_letter_dir(),
-        state: state.clone(),
-        segment_rows: config.state.segment_rows,
-        lease: Duration::from_secs(config.state.lease_secs),
-        fingerprints: fingerprints.clone(),
-    };
     if config.state.retry_rejected
-        && let Some(code) = super::retry_cmd::before_run(&config, &options)
+        && let Some(code) = super::retry_cmd::before_run(&config, &job.options(Vec::new(), None))
     {
         return Ok(code);
     }
     let progress = Arc::new(Progress::default());
     let bar = (!args.no_progress && std::io::stderr().is_terminal())
         .then(|| start_progress(progress.clone()));
-    let report = run(options, sink, progress);
+    let report = job.run(files, progress, None);
     if let Some((bar, stop)) = bar {
         stop.store(true, Ordering::Relaxed);
         let _ = bar.join();
     }
     let report = report?;
-    if let Some(fingerprints) = &fingerprints
-        && let Err(e) = fingerprints.flush()
-    {
-        eprintln!("warning: {e} (the records of this run may be sent again next time)");
-    }
-    let json = serde_json::to_vec_pretty(&report)?;
-    if let Some(path) = &config.output.report {
-        std::fs::write(path, &json)
-            .with_context(|| format!("cannot write the report {}", path.display()))?;
-    }
-    let run_path = stagepush::state::files::run_path(&report.started_at, &report.run_id);
-    if let Err(e) = state.put(&run_path, &json, stagepush::state::PutMode::Overwrite) {
-        eprintln!("warning: cannot keep the run report in the state: {e}");
-    }
     print_summary(&report);
     Ok(match (&report.fatal_error, report.rows.dead_lettered) {
         (Some(error), _) => {
@@ -308,6 +287,37 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
         (None, 0) => ExitCode::SUCCESS,
         (None, _) => ExitCode::from(EXIT_DEAD_LETTERS),
     })
+}
+
+/// The files a notification payload (a file or `-` for stdin) names.
+fn event_files(job: &Job, path: &std::path::Path) -> Result<Vec<StageFile>, String> {
+    let payload = if path.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
+            .map_err(|e| format!("cannot read the event from stdin: {e}"))?;
+        buf
+    } else {
+        std::fs::read(path)
+            .map_err(|e| format!("cannot read the event file {}: {e}", path.display()))?
+    };
+    let where_ = if path.as_os_str() == "-" {
+        "stdin".to_string()
+    } else {
+        path.display().to_string()
+    };
+    let notifications =
+        stagepush::events::parse(&payload).map_err(|e| format!("event {where_}: {e}"))?;
+    let resolved = stagepush::trigger::resolve(&job.stage, &notifications)
+        .map_err(|e| format!("event {where_}: {e}"))?;
+    for reason in &resolved.ignored {
+        eprintln!("event: ignored: {reason}");
+    }
+    eprintln!(
+        "event: {} object(s) to deliver from {} event(s)",
+        resolved.files.len(),
+        notifications.len()
+    );
+    Ok(resolved.files)
 }
 
 /// The config file with the flags applied, validated, and the token read.

@@ -1,0 +1,93 @@
+//! `stagepush serve`: receive object-store push notifications and deliver the files they
+//! name (see `stagepush::serve`).
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::Args;
+use stagepush::job::{Job, JobError};
+use stagepush::serve::{ServeError, ServeOptions};
+use stagepush::source::Secret;
+
+use super::{EXIT_FATAL, EXIT_USAGE};
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on (`0.0.0.0:8080` for every interface; port 0 picks a free one).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Environment variable holding a shared secret that requests to /events must carry in
+    /// header X-Stagepush-Token or query parameter `token` (else 401).
+    #[arg(long, value_name = "VAR")]
+    pub auth_token_env: Option<String>,
+    /// Confirm SNS subscriptions by fetching their SubscribeURL (default: log it for a
+    /// manual confirmation).
+    #[arg(long)]
+    pub sns_confirm: bool,
+    /// The same settings as `run` (config file, stage, plugin, endpoint, token, state).
+    /// `--include`, `--exclude` and `--modified-since` filter the files events name.
+    #[command(flatten)]
+    pub run: super::run_cmd::RunArgs,
+}
+
+/// Exit status: 0 stopped by SIGTERM/SIGINT; 1 failed; 2 usage or configuration error.
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let usage = |message: String| {
+        eprintln!("error: {message}");
+        Ok(ExitCode::from(EXIT_USAGE))
+    };
+    if args.run.select.keys_from.is_some() {
+        return usage("serve delivers the files events name: --keys-from cannot be used".into());
+    }
+    let selection = args.run.select.selection()?;
+    let auth_token = match &args.auth_token_env {
+        None => None,
+        Some(var) => match std::env::var(var) {
+            Ok(value) if !value.trim().is_empty() => Some(Secret::new(value.trim())),
+            _ => {
+                return usage(format!(
+                    "--auth-token-env {var}: the environment variable {var} is not set or empty"
+                ));
+            }
+        },
+    };
+    let (config, token) = match super::run_cmd::resolve(&args.run) {
+        Ok(resolved) => resolved,
+        Err(e) => return usage(e.to_string()),
+    };
+    let cache_dir = args
+        .run
+        .cache_dir
+        .clone()
+        .unwrap_or_else(stagepush::plugin::default_cache_dir);
+    let job = match Job::prepare(config.clone(), token, cache_dir) {
+        Ok(job) => job,
+        Err(JobError::Usage(e)) => return usage(e),
+        Err(JobError::Fatal(e)) => anyhow::bail!(e),
+    };
+    if config.state.retry_rejected
+        && let Some(code) = super::retry_cmd::before_run(&config, &job.options(Vec::new(), None))
+    {
+        return Ok(code);
+    }
+    let options = ServeOptions {
+        listen: args.listen,
+        auth_token,
+        sns_confirm: args.sns_confirm,
+        selection,
+    };
+    let served = stagepush::serve::serve(job, options, |addr| {
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "listening on http://{addr}");
+        let _ = stdout.flush();
+    });
+    match served {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e @ (ServeError::Bind { .. } | ServeError::Usage(_))) => usage(e.to_string()),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(EXIT_FATAL))
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! A prepared delivery job: what `run`, `run --event` and `serve` share — the stage, the
+//! loaded plugin, the sink settings, the delivery state — and one pipeline run over given
+//! files that keeps its report in the state.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use crate::config::RunConfig;
+use crate::pipeline::{PipelineError, Progress, RunOptions, RunReport};
+use crate::plugin::{Limits, LoadOptions, Plugin, PluginEngine};
+use crate::sink::{ApiToken, CluedInSink};
+use crate::source::{Stage, StageFile};
+use crate::state::fingerprints::Fingerprints;
+use crate::state::{FINGERPRINTS_FILE, PutMode, StateStore};
+
+/// Why a job cannot be prepared. `Usage` errors are the configuration's fault.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Fatal(String),
+}
+
+/// See the module docs.
+pub struct Job {
+    pub config: RunConfig,
+    token: ApiToken,
+    sink_config: crate::sink::SinkConfig,
+    pub stage: Stage,
+    pub plugin: Arc<Plugin>,
+    pub state: StateStore,
+    pub fingerprints: Option<Arc<Fingerprints>>,
+    pub workers: usize,
+}
+
+impl Job {
+    /// Opens the stage and the state and loads the plugin (compiled copies cached in
+    /// `cache_dir`).
+    pub fn prepare(
+        config: RunConfig,
+        token: ApiToken,
+        cache_dir: PathBuf,
+    ) -> Result<Job, JobError> {
+        let usage = |e: &dyn std::fmt::Display| JobError::Usage(e.to_string());
+        let fatal = |e: &dyn std::fmt::Display| JobError::Fatal(e.to_string());
+        let sink_config = config.sink.clone().ok_or_else(|| {
+            JobError::Usage("no endpoint: set --endpoint or [sink] endpoint".into())
+        })?;
+        CluedInSink::new(&sink_config, token.clone()).map_err(|e| usage(&e))?;
+        let stage = Stage::new(&config.source).map_err(|e| usage(&e))?;
+        let plugin_path =
+            config.plugin.path.clone().ok_or_else(|| {
+                JobError::Usage("no plugin: set --plugin or [plugin] path".into())
+            })?;
+        let engine = PluginEngine::new(Limits {
+            memory_bytes: config.plugin.memory_mib.saturating_mul(1024 * 1024),
+            call_timeout: Duration::from_millis(config.plugin.timeout_ms),
+        })
+        .map_err(|e| fatal(&e))?;
+        let plugin = Plugin::load(
+            &engine,
+            &plugin_path,
+            &LoadOptions {
+                cache_dir: Some(cache_dir),
+                expected_sha256: config.plugin.sha256.clone(),
+            },
+        )
+        .map_err(|e| fatal(&e))?;
+        let location = config.state.location();
+        let state = StateStore::open(&location, &config.state.store_config(&config.source))
+            .map_err(|e| usage(&e))?;
+        let fingerprints = if config.state.only_changed {
+            let Some(root) = state.local_root() else {
+                return Err(JobError::Usage(format!(
+                    "--only-changed keeps its fingerprints in an embedded database and needs a local --state folder (the state {location} is an object store)"
+                )));
+            };
+            Some(Arc::new(
+                Fingerprints::open(&root.join(FINGERPRINTS_FILE)).map_err(|e| fatal(&e))?,
+            ))
+        } else {
+            None
+        };
+        let workers = config.run.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        });
+        Ok(Job {
+            config,
+            token,
+            sink_config,
+            stage,
+            plugin: Arc::new(plugin),
+            state,
+            fingerprints,
+            workers,
+        })
+    }
+
+    /// A fresh sink (its statistics are per run).
+    pub fn sink(&self) -> Result<CluedInSink, crate::sink::SinkError> {
+        CluedInSink::new(&self.sink_config, self.token.clone())
+    }
+
+    /// The pipeline options for `files`.
+    pub fn options(&self, files: Vec<StageFile>, cancel: Option<Arc<AtomicBool>>) -> RunOptions {
+        RunOptions {
+            stage: self.stage.clone(),
+            files,
+            on_bad_file: self.config.run.on_bad_file,
+            plugin: self.plugin.clone(),
+            plugin_config: self.config.plugin.config.clone().into_iter().collect(),
+            batch_rows: self.config.plugin.batch_rows,
+            shape: self.config.records.shape,
+            workers: self.workers,
+            dead_letter_dir: self.config.output.dead_letter_dir(),
+            state: self.state.clone(),
+            segment_rows: self.config.state.segment_rows,
+            lease: Duration::from_secs(self.config.state.lease_secs),
+            fingerprints: self.fingerprints.clone(),
+            cancel,
+        }
+    }
+
+    /// Delivers `files`; keeps the report in the state (and in `[output] report`).
+    pub fn run(
+        &self,
+        files: Vec<StageFile>,
+        progress: Arc<Progress>,
+        cancel: Option<Arc<AtomicBool>>,
+    ) -> Result<RunReport, PipelineError> {
+        let sink = self.sink()?;
+        let report = crate::pipeline::run(self.options(files, cancel), sink, progress)?;
+        if let Some(fingerprints) = &self.fingerprints
+            && let Err(e) = fingerprints.flush()
+        {
+            tracing::warn!("{e} (the records of this run may be sent again next time)");
+        }
+        let json = serde_json::to_vec_pretty(&report).unwrap_or_default();
+        if let Some(path) = &self.config.output.report
+            && let Err(e) = std::fs::write(path, &json)
+        {
+            tracing::error!("cannot write the report {}: {e}", path.display());
+        }
+        let path = crate::state::files::run_path(&report.started_at, &report.run_id);
+        if let Err(e) = self.state.put(&path, &json, PutMode::Overwrite) {
+            tracing::warn!("cannot keep the run report in the state: {e}");
+        }
+        Ok(report)
+    }
+}

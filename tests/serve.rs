@@ -1,0 +1,736 @@
+//! `stagepush serve` end to end: the real binary on a free port, push notifications POSTed
+//! over HTTP, files in SeaweedFS (S3) and Azurite, records at the endpoint stand-in.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::stage_servers::{AzureServer, S3Server, customer_file, put_file};
+use crate::util::{MockProcess, fixture, mock_records, plugin, stagepush, temp_dir};
+
+const TOKEN: &str = "serve-token-4c2e";
+const ROWS: u64 = 300;
+/// How long delivery may take before a test fails.
+const DEADLINE: Duration = Duration::from_secs(120);
+
+// ---- a `stagepush serve` process ----
+
+struct Serve {
+    child: Child,
+    /// Kept open: the process's stdout.
+    _stdout: BufReader<ChildStdout>,
+    /// `http://127.0.0.1:PORT`
+    base: String,
+    log: PathBuf,
+}
+
+impl Serve {
+    /// Starts `cmd` (a `serve` command) with its log in `log`; returns once it listens.
+    fn start(mut cmd: Command, log: &Path) -> Serve {
+        let log_file = std::fs::File::create(log).unwrap();
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(log_file)
+            .spawn()
+            .expect("start stagepush serve");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let Some(base) = line.trim().strip_prefix("listening on ") else {
+            let _ = child.kill();
+            let status = child.wait().unwrap();
+            panic!(
+                "serve did not start ({status}): first line {line:?}\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        };
+        Serve {
+            base: base.to_owned(),
+            child,
+            _stdout: stdout,
+            log: log.to_owned(),
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+        request(&self.base, method, path, headers, body)
+    }
+
+    fn metrics(&self) -> String {
+        let reply = self.request("GET", "/metrics", &[], b"");
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.body
+    }
+
+    /// The value of the sample `name` (with its labels) in /metrics.
+    fn metric(&self, name: &str) -> f64 {
+        let text = self.metrics();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+    }
+
+    /// SIGTERM; the exit status (within a deadline).
+    fn terminate(mut self) -> (ExitStatus, String) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, self.log());
+            }
+            assert!(
+                started.elapsed() < DEADLINE,
+                "serve did not stop after SIGTERM:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL, as a crash.
+    fn kill(mut self) -> String {
+        self.child.kill().unwrap();
+        let status = self.child.wait().unwrap();
+        assert_eq!(status.signal(), Some(9));
+        self.log()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Asserts that SIGTERM stops `serve` with exit status 0.
+fn stop(serve: Serve) -> String {
+    let (status, log) = serve.terminate();
+    assert_eq!(status.code(), Some(0), "{log}");
+    log
+}
+
+struct Reply {
+    status: u16,
+    headers: BTreeMap<String, String>,
+    body: String,
+}
+
+/// One HTTP/1.1 request on a fresh connection.
+fn request(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    let host = base.strip_prefix("http://").unwrap();
+    let mut stream = TcpStream::connect(host).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let raw = String::from_utf8(raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Reply {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+/// Waits until `done` holds, checking every 100 ms; fails after [`DEADLINE`] with the log.
+fn wait_until(serve: &Serve, what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "timed out waiting for {what}:\n{}",
+            serve.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A `serve` command (working folder `dir`, state `dir/state`) for `source`.
+fn serve_cmd(dir: &Path, source: &str, endpoint: &str, token: &str) -> Command {
+    let mut cmd = stagepush(dir);
+    cmd.current_dir(dir)
+        .args(["serve", "--listen", "127.0.0.1:0", "--source", source])
+        .arg("--plugin")
+        .arg(plugin("customer-rust"))
+        .args(["--endpoint", endpoint])
+        .args(["--token-env", "SERVE_TEST_TOKEN"])
+        .env("SERVE_TEST_TOKEN", token)
+        .args(["--workers", "1", "--no-progress"])
+        .arg("--dead-letter")
+        .arg(dir.join("dead"));
+    cmd
+}
+
+/// Stage flags for the server (`--endpoint` of the helpers is `--stage-endpoint` here).
+fn stage_flags(flags: Vec<String>) -> Vec<String> {
+    flags
+        .into_iter()
+        .map(|f| {
+            if f == "--endpoint" {
+                "--stage-endpoint".into()
+            } else {
+                f
+            }
+        })
+        .collect()
+}
+
+/// Pending entries in the local state `dir/state`.
+fn pending(dir: &Path) -> usize {
+    fn walk(path: &Path, n: &mut usize) {
+        for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, n);
+            } else if path.extension().is_some_and(|e| e == "json") {
+                *n += 1;
+            }
+        }
+    }
+    let mut n = 0;
+    walk(&dir.join("state").join("pending"), &mut n);
+    n
+}
+
+/// externalId → how many times the endpoint stored it.
+fn received(mock: &MockProcess) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for r in mock_records(&mock.store) {
+        let id = r["record"]["externalId"].as_str().unwrap().to_string();
+        *out.entry(id).or_default() += 1;
+    }
+    out
+}
+
+fn event_fixture(name: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(fixture(&format!("events/{name}"))).unwrap()).unwrap()
+}
+
+// ---- handshakes, authentication, health, metrics (no object store needed) ----
+
+/// A serve whose stage is an empty local folder and whose endpoint is never reached.
+fn local_serve(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Serve {
+    std::fs::create_dir_all(dir.join("stage")).unwrap();
+    let mut cmd = serve_cmd(
+        dir,
+        "stage",
+        "http://127.0.0.1:9/upload/api/endpoint/unused",
+        TOKEN,
+    );
+    cmd.args(extra);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Serve::start(cmd, &dir.join("serve.log"))
+}
+
+#[test]
+fn serve_answers_handshakes_health_and_metrics() {
+    let dir = temp_dir();
+    let serve = local_serve(dir.path(), &[], &[]);
+
+    // Event Grid validation (header + fixture body) → 200 with the validation code.
+    let validation =
+        std::fs::read(fixture("events/eventgrid-subscription-validation.json")).unwrap();
+    let reply = serve.request(
+        "POST",
+        "/events",
+        &[
+            ("Content-Type", "application/json"),
+            ("aeg-event-type", "SubscriptionValidation"),
+        ],
+        &validation,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        serde_json::from_str::<Value>(&reply.body).unwrap(),
+        json!({"validationResponse": "512d38b6-c7b8-40c8-89fe-f46f9e9622b6"})
+    );
+
+    // CloudEvents abuse-protection handshake, on /events and on /.
+    for path in ["/events", "/"] {
+        let reply = serve.request(
+            "OPTIONS",
+            path,
+            &[("WebHook-Request-Origin", "eventgrid.azure.net")],
+            b"",
+        );
+        assert_eq!(reply.status, 200);
+        assert_eq!(
+            reply.headers["webhook-allowed-origin"],
+            "eventgrid.azure.net"
+        );
+        assert_eq!(reply.headers["webhook-allowed-rate"], "*");
+        assert!(reply.headers["allow"].contains("POST"));
+    }
+
+    // SNS subscription confirmation without --sns-confirm: 200, logged, not fetched.
+    let confirm_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    confirm_listener.set_nonblocking(true).unwrap();
+    let subscribe_url = format!(
+        "http://{}/?Action=ConfirmSubscription&TopicArn=arn:aws:sns:eu-west-1:111122223333:unload&Token=2336412f37",
+        confirm_listener.local_addr().unwrap()
+    );
+    let confirmation = json!({
+        "Type": "SubscriptionConfirmation",
+        "MessageId": "165545c9-2a5c-472c-8df2-7ff2be2b3b1b",
+        "Token": "2336412f37",
+        "TopicArn": "arn:aws:sns:eu-west-1:111122223333:unload",
+        "Message": "You have chosen to subscribe to the topic arn:aws:sns:eu-west-1:111122223333:unload.",
+        "SubscribeURL": subscribe_url,
+        "Timestamp": "2024-05-01T02:00:00.000Z",
+        "SignatureVersion": "1",
+        "Signature": "EXAMPLE",
+        "SigningCertURL": "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-0000.pem"
+    });
+    let reply = serve.request(
+        "POST",
+        "/events",
+        &[("x-amz-sns-message-type", "SubscriptionConfirmation")],
+        confirmation.to_string().as_bytes(),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(
+        matches!(confirm_listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the SubscribeURL was fetched without --sns-confirm"
+    );
+    let log = serve.log();
+    assert!(
+        log.contains(&subscribe_url) && log.contains("--sns-confirm"),
+        "{log}"
+    );
+
+    // Malformed payloads and other buckets: 400 with the one-line error.
+    let reply = serve.request("POST", "/events", &[], b"not json");
+    assert_eq!(reply.status, 400);
+    assert!(
+        reply.body.starts_with("the event is not JSON"),
+        "{}",
+        reply.body
+    );
+    assert_eq!(reply.body.trim_end().lines().count(), 1);
+    let other_bucket = std::fs::read(fixture("events/s3-objectcreated-put.json")).unwrap();
+    let reply = serve.request("POST", "/", &[], &other_bucket);
+    assert_eq!(reply.status, 400);
+    assert!(
+        reply.body.contains("acme-snowflake-stage"),
+        "{}",
+        reply.body
+    );
+
+    // An s3:TestEvent is acknowledged.
+    let test_event = std::fs::read(fixture("events/s3-test-event.json")).unwrap();
+    let reply = serve.request("POST", "/events", &[], &test_event);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    let reply = serve.request("GET", "/healthz", &[], b"");
+    assert_eq!((reply.status, reply.body.trim()), (200, "ok"));
+    let reply = serve.request("GET", "/nowhere", &[], b"");
+    assert_eq!(reply.status, 404);
+
+    let reply = serve.request("GET", "/metrics", &[], b"");
+    assert_eq!(reply.status, 200);
+    assert!(
+        reply.headers["content-type"].starts_with("text/plain; version=0.0.4"),
+        "{:?}",
+        reply.headers
+    );
+    for name in [
+        "stagepush_rows_total",
+        "stagepush_records_total",
+        "stagepush_requests_total",
+        "stagepush_retries_total",
+        "stagepush_bytes_sent_total",
+        "stagepush_plugin_seconds_total",
+        "stagepush_runs_total",
+        "stagepush_events_total",
+        "stagepush_queue_depth",
+    ] {
+        assert!(
+            reply.body.contains(&format!("# TYPE {name} ")),
+            "{name}:\n{}",
+            reply.body
+        );
+    }
+    assert_eq!(serve.metric("stagepush_events_total{kind=\"test\"}"), 1.0);
+    assert_eq!(serve.metric("stagepush_queue_depth"), 0.0);
+    stop(serve);
+}
+
+#[test]
+fn serve_requires_the_shared_secret_when_configured() {
+    const SECRET: &str = "hush-5e1b0f";
+    let dir = temp_dir();
+    let serve = local_serve(
+        dir.path(),
+        &["--auth-token-env", "SERVE_TEST_SECRET"],
+        &[("SERVE_TEST_SECRET", SECRET)],
+    );
+    let test_event = std::fs::read(fixture("events/s3-test-event.json")).unwrap();
+    let post = |path: &str, headers: &[(&str, &str)]| {
+        serve.request("POST", path, headers, &test_event).status
+    };
+    assert_eq!(post("/events", &[]), 401);
+    assert_eq!(post("/events", &[("X-Stagepush-Token", "wrong")]), 401);
+    assert_eq!(post("/events?token=wrong", &[]), 401);
+    assert_eq!(
+        serve
+            .request(
+                "OPTIONS",
+                "/events",
+                &[("WebHook-Request-Origin", "x")],
+                b""
+            )
+            .status,
+        401
+    );
+    assert_eq!(post("/events", &[("X-Stagepush-Token", SECRET)]), 200);
+    assert_eq!(post(&format!("/events?token={SECRET}"), &[]), 200);
+    assert_eq!(post(&format!("/?a=1&token={SECRET}"), &[]), 200);
+    // Health and metrics stay open (load balancers, scrapers).
+    assert_eq!(serve.request("GET", "/healthz", &[], b"").status, 200);
+    assert_eq!(serve.request("GET", "/metrics", &[], b"").status, 200);
+    let log = stop(serve);
+    assert!(log.contains("refused"), "{log}");
+    assert!(!log.contains(SECRET), "the secret is in the log:\n{log}");
+    assert!(
+        !log.contains(TOKEN),
+        "the CluedIn token is in the log:\n{log}"
+    );
+
+    // A missing secret variable is a usage error.
+    let out = stagepush(dir.path())
+        .current_dir(dir.path())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--auth-token-env",
+            "SERVE_TEST_UNSET",
+        ])
+        .env_remove("SERVE_TEST_UNSET")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SERVE_TEST_UNSET"));
+}
+
+// ---- delivery from S3 (SeaweedFS) and Azure (Azurite) ----
+
+/// Uploads `count` customer files of [`ROWS`] rows under `unload/` (the first in a
+/// `date=` partition folder, as Snowflake's `PARTITION BY` writes); their keys.
+fn upload(
+    store: &std::sync::Arc<dyn object_store::ObjectStore>,
+    dir: &Path,
+    count: u64,
+) -> Vec<String> {
+    (0..count)
+        .map(|n| {
+            let key = if n == 0 {
+                format!("unload/date=2024-05-01/data_0_{n}_0.snappy.parquet")
+            } else {
+                format!("unload/data_0_{n}_0.snappy.parquet")
+            };
+            let path = customer_file(
+                dir,
+                &format!("local/{n}.parquet"),
+                1 + n * ROWS,
+                ROWS,
+                1_000,
+            );
+            put_file(store, &key, &path);
+            key
+        })
+        .collect()
+}
+
+/// An S3 notification naming `keys` in bucket `stage`, wrapped by SNS (the fixture's
+/// shapes; keys form-encoded as S3 sends them).
+fn s3_notification_via_sns(keys: &[String]) -> Vec<u8> {
+    let template = event_fixture("s3-objectcreated-put.json")["Records"][0].clone();
+    let records: Vec<Value> = keys
+        .iter()
+        .enumerate()
+        .map(|(n, key)| {
+            let mut record = template.clone();
+            record["s3"]["bucket"]["name"] = json!("stage");
+            record["s3"]["bucket"]["arn"] = json!("arn:aws:s3:::stage");
+            record["s3"]["object"]["key"] = json!(key.replace('=', "%3D"));
+            record["s3"]["object"]["sequencer"] = json!(format!("00663186E36D8E1A5{n}"));
+            record
+        })
+        .collect();
+    let mut envelope = event_fixture("s3-objectcreated-put.sns-envelope.json");
+    envelope["Message"] = json!(json!({ "Records": records }).to_string());
+    envelope.to_string().into_bytes()
+}
+
+#[test]
+fn s3_notifications_are_delivered_once() {
+    let s3 = S3Server::start();
+    let dir = temp_dir();
+    let keys = upload(&s3.store(), dir.path(), 2);
+    let mock = MockProcess::start(dir.path(), TOKEN, &[]);
+    let mut cmd = serve_cmd(
+        dir.path(),
+        "s3://stage/unload/",
+        &mock.endpoint("serve"),
+        TOKEN,
+    );
+    let flags = stage_flags(s3.cli(&mut cmd));
+    cmd.args(flags);
+    let serve = Serve::start(cmd, &dir.path().join("serve.log"));
+
+    // The same notification three times (at-least-once delivery): the records once.
+    let body = s3_notification_via_sns(&keys);
+    for _ in 0..3 {
+        let reply = serve.request(
+            "POST",
+            "/events",
+            &[("x-amz-sns-message-type", "Notification")],
+            &body,
+        );
+        assert_eq!(reply.status, 200, "{}\n{}", reply.body, serve.log());
+        let accepted: Value = serde_json::from_str(&reply.body).unwrap();
+        assert_eq!(
+            accepted["accepted"].as_array().unwrap().len(),
+            2,
+            "{accepted}"
+        );
+    }
+    wait_until(&serve, "every record, and no pending file left", || {
+        received(&mock).len() as u64 == 2 * ROWS && pending(dir.path()) == 0
+    });
+    let got = received(&mock);
+    assert!(got.values().all(|n| *n == 1), "records sent twice: {got:?}");
+    wait_until(&serve, "the queue depth to be 0", || {
+        serve.metric("stagepush_queue_depth") == 0.0
+    });
+    assert_eq!(
+        serve.metric("stagepush_rows_total{outcome=\"delivered\"}"),
+        (2 * ROWS) as f64
+    );
+    assert_eq!(
+        serve.metric("stagepush_records_total{outcome=\"delivered\"}"),
+        (2 * ROWS) as f64
+    );
+    assert_eq!(
+        serve.metric("stagepush_events_total{kind=\"created\"}"),
+        6.0
+    );
+    assert!(serve.metric("stagepush_requests_total{status=\"200\"}") >= 1.0);
+    assert!(serve.metric("stagepush_bytes_sent_total") > 0.0);
+    assert!(serve.metric("stagepush_runs_total") >= 1.0);
+    stop(serve);
+    assert_eq!(received(&mock).len() as u64, 2 * ROWS);
+}
+
+/// An Event Grid (`cloud_events` false) or CloudEvents BlobCreated event for `key` in the
+/// Azurite container `stage`, with the emulator's blob URL (the account in the path).
+fn azure_event(azure: &AzureServer, key: &str, id: &str, cloud_events: bool) -> Value {
+    let account = stagepush::source::stage::AZURITE_ACCOUNT;
+    let (name, source_key) = if cloud_events {
+        ("cloudevents-blobcreated.json", "source")
+    } else {
+        ("eventgrid-blobcreated.json", "topic")
+    };
+    let mut event = if cloud_events {
+        event_fixture(name)
+    } else {
+        event_fixture(name)[0].clone()
+    };
+    event[source_key] = json!(format!(
+        "/subscriptions/0/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/{account}"
+    ));
+    event["id"] = json!(id);
+    event["subject"] = json!(format!(
+        "/blobServices/default/containers/stage/blobs/{key}"
+    ));
+    event["data"]["url"] = json!(format!("{}/{account}/stage/{key}", azure.endpoint));
+    event["data"]["contentLength"] = json!(null);
+    event
+}
+
+#[test]
+fn event_grid_and_cloudevents_notifications_are_delivered_from_azurite() {
+    let azure = AzureServer::start();
+    let dir = temp_dir();
+    let keys = upload(&azure.store(), dir.path(), 2);
+    let mock = MockProcess::start(dir.path(), TOKEN, &[]);
+    let mut cmd = serve_cmd(
+        dir.path(),
+        "az://stage/unload/",
+        &mock.endpoint("serve"),
+        TOKEN,
+    );
+    let flags = stage_flags(azure.cli(&mut cmd));
+    cmd.args(flags);
+    let serve = Serve::start(cmd, &dir.path().join("serve.log"));
+
+    let event_grid = json!([azure_event(&azure, &keys[0], "eg-1", false)]).to_string();
+    let cloud_event = azure_event(&azure, &keys[1], "ce-1", true).to_string();
+    for _ in 0..2 {
+        let reply = serve.request(
+            "POST",
+            "/events",
+            &[
+                ("Content-Type", "application/json"),
+                ("aeg-event-type", "Notification"),
+            ],
+            event_grid.as_bytes(),
+        );
+        assert_eq!(reply.status, 200, "{}\n{}", reply.body, serve.log());
+        let reply = serve.request(
+            "POST",
+            "/events",
+            &[(
+                "Content-Type",
+                "application/cloudevents+json; charset=utf-8",
+            )],
+            cloud_event.as_bytes(),
+        );
+        assert_eq!(reply.status, 200, "{}\n{}", reply.body, serve.log());
+    }
+    wait_until(&serve, "every record, and no pending file left", || {
+        received(&mock).len() as u64 == 2 * ROWS && pending(dir.path()) == 0
+    });
+    let got = received(&mock);
+    assert!(got.values().all(|n| *n == 1), "records sent twice: {got:?}");
+    stop(serve);
+}
+
+#[test]
+fn pending_files_are_delivered_after_a_restart() {
+    let s3 = S3Server::start();
+    let dir = temp_dir();
+    let keys = upload(&s3.store(), dir.path(), 1);
+    let mock = MockProcess::start(dir.path(), TOKEN, &[]);
+    let body = s3_notification_via_sns(&keys);
+    let start = |token: &str, log: &str| {
+        let mut cmd = serve_cmd(
+            dir.path(),
+            "s3://stage/unload/",
+            &mock.endpoint("serve"),
+            token,
+        );
+        let flags = stage_flags(s3.cli(&mut cmd));
+        cmd.args(flags);
+        Serve::start(cmd, &dir.path().join(log))
+    };
+
+    // The endpoint refuses this server's token: the run stops, the file stays pending.
+    let serve = start("a-token-the-endpoint-refuses", "serve-1.log");
+    let reply = serve.request("POST", "/events", &[], &body);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(pending(dir.path()), 1, "recorded before the answer");
+    wait_until(&serve, "the refused run", || {
+        serve.metric("stagepush_runs_failed_total") >= 1.0
+    });
+    assert_eq!(
+        serve.metric("stagepush_queue_depth"),
+        1.0,
+        "{}\n{}",
+        serve.metrics(),
+        serve.log()
+    );
+    // A crash: the pending entry survives it.
+    let log = serve.kill();
+    assert!(
+        log.contains("stays pending") || log.contains("stay pending"),
+        "{log}"
+    );
+    assert_eq!(pending(dir.path()), 1);
+    assert!(received(&mock).is_empty());
+
+    // The next start delivers it with no new event.
+    let serve = start(TOKEN, "serve-2.log");
+    wait_until(&serve, "the pending file's records", || {
+        received(&mock).len() as u64 == ROWS && pending(dir.path()) == 0
+    });
+    let got = received(&mock);
+    assert!(got.values().all(|n| *n == 1), "{got:?}");
+    stop(serve);
+}
+
+#[test]
+fn sigterm_stops_a_run_at_its_next_batch_and_the_next_start_finishes_it() {
+    const BIG: u64 = 20_000;
+    let s3 = S3Server::start();
+    let dir = temp_dir();
+    let path = customer_file(dir.path(), "local/big.parquet", 1, BIG, 1_000);
+    let key = "unload/data_0_0_0.snappy.parquet".to_string();
+    put_file(&s3.store(), &key, &path);
+    // A slow endpoint: one request of 1,000 records every 150 ms at best.
+    let mock = MockProcess::start(dir.path(), TOKEN, &["--slow-ms", "150"]);
+    let start = |log: &str| {
+        let mut cmd = serve_cmd(
+            dir.path(),
+            "s3://stage/unload/",
+            &mock.endpoint("serve"),
+            TOKEN,
+        );
+        cmd.args([
+            "--segment-rows",
+            "1000",
+            "--batch-rows",
+            "1000",
+            "--concurrency",
+            "1",
+        ]);
+        let flags = stage_flags(s3.cli(&mut cmd));
+        cmd.args(flags);
+        Serve::start(cmd, &dir.path().join(log))
+    };
+    let serve = start("serve-1.log");
+    let reply = serve.request("POST", "/events", &[], &s3_notification_via_sns(&[key]));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    wait_until(&serve, "the first records", || !received(&mock).is_empty());
+    let log = stop(serve);
+    let first = received(&mock).len() as u64;
+    assert!(
+        first < BIG,
+        "the run stopped early ({first} records):\n{log}"
+    );
+    assert_eq!(pending(dir.path()), 1, "{log}");
+
+    let serve = start("serve-2.log");
+    wait_until(&serve, "every record", || {
+        received(&mock).len() as u64 == BIG && pending(dir.path()) == 0
+    });
+    let log = stop(serve);
+    assert!(log.contains("resuming a partly delivered file"), "{log}");
+}

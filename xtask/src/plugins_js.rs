@@ -1,0 +1,11 @@
+//! Builds the js plugins of plugins/ (issue 7). Not yet: no js plugin is built.
+
+use std::path::{Path, PathBuf};
+
+use crate::Result;
+
+/// Builds every js plugin into `out_dir`; returns the components written.
+pub(crate) fn build(out_dir: &Path) -> Result<Vec<PathBuf>> {
+    let _ = out_dir;
+    Ok(Vec::new())
+}
