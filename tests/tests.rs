@@ -3,6 +3,8 @@ mod customer_plugin;
 mod deploy;
 mod events;
 mod mock_cluedin;
+mod plugin_js;
+mod plugin_python;
 mod plugin_runtime;
 mod retry;
 mod run_e2e;
