@@ -25,6 +25,19 @@ pub struct ServeArgs {
     /// manual confirmation).
     #[arg(long)]
     pub sns_confirm: bool,
+    /// Environment variable holding the secret that Snowflake External Function requests
+    /// (`/external-function/{name}`) must carry in header `sf-custom-stagepush-token` (the
+    /// API integration's `HEADERS = ('stagepush-token' = '…')`); default: the
+    /// --auth-token-env secret, if any.
+    #[arg(long, value_name = "VAR")]
+    pub relay_secret_env: Option<String>,
+    /// How long an External Function request waits for its rows to be delivered before
+    /// answering 202 (Snowflake then polls with GET).
+    #[arg(long, value_name = "SECS", default_value_t = 20.0)]
+    pub relay_sync_secs: f64,
+    /// Largest External Function request body, compressed and decompressed (else 413).
+    #[arg(long, value_name = "BYTES", default_value_t = stagepush::serve::relay::DEFAULT_MAX_BODY_BYTES)]
+    pub relay_max_body_bytes: usize,
     /// The same settings as `run` (config file, stage, plugin, endpoint, token, state).
     /// `--include`, `--exclude` and `--modified-since` filter the files events name.
     #[command(flatten)]
@@ -52,6 +65,20 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             }
         },
     };
+    let relay_secret = match &args.relay_secret_env {
+        None => None,
+        Some(var) => match std::env::var(var) {
+            Ok(value) if !value.trim().is_empty() => Some(Secret::new(value.trim())),
+            _ => {
+                return usage(format!(
+                    "--relay-secret-env {var}: the environment variable {var} is not set or empty"
+                ));
+            }
+        },
+    };
+    if !args.relay_sync_secs.is_finite() || args.relay_sync_secs < 0.0 {
+        return usage("--relay-sync-secs must be 0 or more".into());
+    }
     let (config, token) = match super::run_cmd::resolve(&args.run) {
         Ok(resolved) => resolved,
         Err(e) => return usage(e.to_string()),
@@ -76,6 +103,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         auth_token,
         sns_confirm: args.sns_confirm,
         selection,
+        relay: stagepush::serve::RelayOptions {
+            sync_wait: std::time::Duration::from_secs_f64(args.relay_sync_secs),
+            secret: relay_secret,
+            max_body_bytes: args.relay_max_body_bytes,
+        },
     };
     let served = stagepush::serve::serve(job, options, |addr| {
         let mut stdout = std::io::stdout().lock();

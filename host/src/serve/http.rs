@@ -22,6 +22,7 @@ use crate::trigger::{self, TriggerError};
 use super::metrics::{self, Metrics};
 use super::pending::{self, PendingEntry};
 use super::processor::Signal;
+use super::relay::{self, Relay};
 
 /// Largest request body accepted (Event Grid batches are at most 1 MB, SNS messages 256 KB).
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
@@ -43,6 +44,7 @@ pub(crate) struct App {
     pub metrics: Arc<Metrics>,
     pub signal: Arc<Signal>,
     pub http: std::sync::OnceLock<Result<reqwest::Client, String>>,
+    pub relay: Arc<Relay>,
 }
 
 impl App {
@@ -53,6 +55,7 @@ impl App {
         selection: Option<CompiledSelection>,
         metrics: Arc<Metrics>,
         signal: Arc<Signal>,
+        relay: Arc<Relay>,
     ) -> Self {
         Self {
             stage_url: job.stage.url(),
@@ -63,6 +66,7 @@ impl App {
             metrics,
             signal,
             http: std::sync::OnceLock::new(),
+            relay,
         }
     }
 
@@ -189,6 +193,7 @@ pub(crate) async fn handle(
                 }
             }
         }
+        p if p.starts_with(relay::ROUTE_PREFIX) => relay::handle(&app.relay, req).await,
         _ => text(
             StatusCode::NOT_FOUND,
             format!("no route {path}: use POST /events"),

@@ -15,6 +15,9 @@
 //!   `sns_confirm` (and only when it is https on `sns.<region>.amazonaws.com`).
 //! - `OPTIONS /events` (and `/`): the CloudEvents webhook abuse-protection handshake
 //!   (`WebHook-Allowed-Origin`, `WebHook-Allowed-Rate: *`).
+//! - `POST /external-function/{name}` (and `GET` to poll): the relay behind a Snowflake
+//!   External Function ([`relay`]): the rows are transformed and delivered at once, and
+//!   the answer names each row's outcome.
 //! - `GET /healthz`: `ok`. `GET /metrics`: Prometheus text ([`metrics`]).
 //!
 //! With a shared secret, `/events` and `/` require it in header `X-Stagepush-Token` or
@@ -29,6 +32,7 @@
 pub mod metrics;
 pub mod pending;
 pub mod processor;
+pub mod relay;
 
 mod http;
 
@@ -49,6 +53,7 @@ use crate::source::{Secret, Selection, StoreKind};
 
 pub use http::{MAX_BODY_BYTES, TOKEN_HEADER};
 pub use metrics::Metrics;
+pub use relay::RelayOptions;
 
 /// How long requests in progress may take to finish after a shutdown signal.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -67,6 +72,8 @@ pub struct ServeOptions {
     /// Only files this selects are queued (`--include`, `--exclude`, `--modified-since`;
     /// `keys` is not used).
     pub selection: Selection,
+    /// The Snowflake External Function relay (`/external-function/{name}`, [`relay`]).
+    pub relay: RelayOptions,
 }
 
 /// Why `serve` could not start or stopped.
@@ -171,6 +178,11 @@ fn serve_on(
         selection,
         metrics,
         Arc::clone(&signal),
+        Arc::new(relay::Relay::new(
+            Arc::clone(&job),
+            options.relay.clone(),
+            options.auth_token.as_ref(),
+        )),
     ));
     if !matches!(job.stage.kind(), StoreKind::S3 | StoreKind::Azure) {
         tracing::warn!(

@@ -1,0 +1,510 @@
+//! `stagepush serve` as the relay behind a Snowflake External Function: the real binary on
+//! a free port, `POST /external-function/{name}` in Snowflake's wire format, records at the
+//! endpoint stand-in (`stagepush mock-cluedin`).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::util::{MockProcess, fixture, mock_records, plugin, read_ndjson, stagepush, temp_dir};
+
+const TOKEN: &str = "relay-token-91b7";
+const SECRET: &str = "relay-secret-5d0a";
+/// How long anything may take before a test fails.
+const DEADLINE: Duration = Duration::from_secs(120);
+const QUERY_ID: &str = "01b02bdf-0001-7b58-0003-27d60056b5a6";
+
+struct Serve {
+    child: Child,
+    _stdout: BufReader<ChildStdout>,
+    base: String,
+    log: PathBuf,
+}
+
+impl Serve {
+    /// `stagepush serve` on an empty local stage, delivering to `endpoint` with `plugin`.
+    fn start(dir: &Path, plugin_name: &str, endpoint: &str, extra: &[&str]) -> Serve {
+        std::fs::create_dir_all(dir.join("stage")).unwrap();
+        let log = dir.join("serve.log");
+        let mut cmd: Command = stagepush(dir);
+        cmd.current_dir(dir)
+            .args(["serve", "--listen", "127.0.0.1:0", "--source", "stage"])
+            .arg("--plugin")
+            .arg(plugin(plugin_name))
+            .args(["--endpoint", endpoint])
+            .args(["--token-env", "RELAY_TEST_TOKEN"])
+            .env("RELAY_TEST_TOKEN", TOKEN)
+            .env("RELAY_TEST_SECRET", SECRET)
+            .args(["--workers", "2", "--no-progress"])
+            .arg("--dead-letter")
+            .arg(dir.join("dead"))
+            .args(extra);
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start stagepush serve");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let Some(base) = line.trim().strip_prefix("listening on ") else {
+            let _ = child.kill();
+            let status = child.wait().unwrap();
+            panic!(
+                "serve did not start ({status}): first line {line:?}\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        };
+        Serve {
+            base: base.to_owned(),
+            child,
+            _stdout: stdout,
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+        request(&self.base, method, path, headers, body)
+    }
+
+    /// POSTs `rows` as one External Function batch `batch_id` (with the secret).
+    fn post(&self, name: &str, batch_id: &str, rows: &Value) -> Reply {
+        let body = json!({ "data": rows }).to_string();
+        self.request(
+            "POST",
+            &format!("/external-function/{name}"),
+            &sf_headers(batch_id, true),
+            body.as_bytes(),
+        )
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Reply {
+    status: u16,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection.
+fn request(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    let host = base.strip_prefix("http://").unwrap();
+    let mut stream = TcpStream::connect(host).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    // The server may answer (413) before reading the whole body.
+    let _ = stream.write_all(body);
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let raw = String::from_utf8(raw).unwrap();
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP answer: {raw:?}"));
+    let status = head
+        .lines()
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    Reply {
+        status,
+        body: body.to_owned(),
+    }
+}
+
+/// The `sf-external-function-*` headers of the fixture, with `batch_id`.
+fn sf_headers(batch_id: &str, with_secret: bool) -> Vec<(&'static str, &str)> {
+    let mut headers = vec![
+        ("Content-Type", "application/json"),
+        ("sf-external-function-format", "json"),
+        ("sf-external-function-format-version", "1.0"),
+        ("sf-external-function-current-query-id", QUERY_ID),
+        ("sf-external-function-query-batch-id", batch_id),
+        ("sf-external-function-name", "PUSH_TO_CLUEDIN"),
+        ("sf-external-function-return-type", "VARIANT"),
+    ];
+    if with_secret {
+        headers.push(("sf-custom-stagepush-token", SECRET));
+    }
+    headers
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// externalId → how many times the endpoint stored it.
+fn received(mock: &MockProcess) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for r in mock_records(&mock.store) {
+        let id = r["record"]["externalId"].as_str().unwrap().to_string();
+        *out.entry(id).or_default() += 1;
+    }
+    out
+}
+
+/// Customer rows `first..first+n` as `[row_number, OBJECT]`.
+fn customer_rows(first: u64, n: u64) -> Value {
+    Value::Array(
+        (0..n)
+            .map(|i| {
+                let id = first + i;
+                json!([i, {
+                    "CUSTOMER_ID": id,
+                    "NAME": format!("Customer {id}"),
+                    "EMAIL": format!(" C{id}@Example.com "),
+                    "COUNTRY": "AU",
+                    "IS_ACTIVE": id.is_multiple_of(2),
+                    "UPDATED_AT": "2025-08-20 03:14:07.000"
+                }])
+            })
+            .collect(),
+    )
+}
+
+/// Asserts a 200 answer with one `delivered` result per row, row numbers `0..n` in order.
+fn assert_delivered(reply: &Reply, n: usize, serve: &Serve) -> Value {
+    assert_eq!(reply.status, 200, "{}\n{}", reply.body, serve.log());
+    let answer = reply.json();
+    let data = answer["data"].as_array().expect("data");
+    assert_eq!(data.len(), n, "{answer}");
+    for (i, row) in data.iter().enumerate() {
+        assert_eq!(row[0], json!(i), "{answer}");
+        assert_eq!(row[1]["status"], "delivered", "{answer}");
+        assert!(row[1]["receiptId"].is_string(), "{answer}");
+    }
+    answer
+}
+
+#[test]
+fn relay_answers_the_fixture_request_plain_and_gzipped() {
+    let dir = temp_dir();
+    let mock = MockProcess::start(dir.path(), TOKEN, &[]);
+    let serve = Serve::start(dir.path(), "echo-rust", &mock.endpoint("relay"), &[]);
+    let body = std::fs::read(fixture("external-function/request.json")).unwrap();
+
+    // As the fixture request: gzip, Content-Encoding: gzip.
+    let mut headers = sf_headers("01b02bdf-0001-7b58-0003-27d60056b5a6:1:1:0:0", false);
+    headers.push(("Content-Encoding", "gzip"));
+    let reply = serve.request(
+        "POST",
+        "/external-function/customers",
+        &headers,
+        &gzip(&body),
+    );
+    let first = assert_delivered(&reply, 3, &serve);
+    // The documented envelope (fixture response.json): [[row, value], …].
+    let documented: Value =
+        serde_json::from_slice(&std::fs::read(fixture("external-function/response.json")).unwrap())
+            .unwrap();
+    let rows = |v: &Value| -> Vec<Value> {
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r[0].clone())
+            .collect()
+    };
+    assert_eq!(rows(&first), rows(&documented));
+
+    // The same rows, plain JSON, in reverse order with other row numbers: kept as sent.
+    let mut reversed: Value = serde_json::from_slice(&body).unwrap();
+    let data = reversed["data"].as_array_mut().unwrap();
+    data.reverse();
+    for (i, row) in data.iter_mut().enumerate() {
+        row[0] = json!(10 + i);
+    }
+    let reply = serve.request(
+        "POST",
+        "/external-function/customers",
+        &sf_headers("01b02bdf-0001-7b58-0003-27d60056b5a6:1:1:0:1", false),
+        reversed.to_string().as_bytes(),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let answer = reply.json();
+    assert_eq!(rows(&answer), [json!(10), json!(11), json!(12)], "{answer}");
+
+    // Each row reached the endpoint once per batch: 6 records; the echo plugin saw the
+    // OBJECT's keys and the positional arguments as columns.
+    let records = mock_records(&mock.store);
+    assert_eq!(records.len(), 6, "{records:?}");
+    let first_record = records
+        .iter()
+        .find(|r| r["record"]["properties"]["ARG0"] == "CUST-000123")
+        .unwrap_or_else(|| panic!("no record of CUST-000123 in {records:?}"));
+    assert_eq!(first_record["record"]["properties"]["name"], "Acme Pty Ltd");
+    assert_eq!(
+        first_record["record"]["properties"]["_file"],
+        format!("external-function/customers/{QUERY_ID}")
+    );
+}
+
+#[test]
+fn relay_delivers_concurrent_batches_once_and_replays_polls() {
+    let dir = temp_dir();
+    let mock = MockProcess::start(dir.path(), TOKEN, &[]);
+    let serve = Serve::start(
+        dir.path(),
+        "customer-rust",
+        &mock.endpoint("relay"),
+        &["--relay-secret-env", "RELAY_TEST_SECRET"],
+    );
+
+    // 500 rows in 5 concurrent batches of 100.
+    let answers: Vec<(String, Reply)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..5u64)
+            .map(|b| {
+                let serve = &serve;
+                s.spawn(move || {
+                    let id = format!("{QUERY_ID}:1:1:0:{b}");
+                    let reply = serve.post("customers", &id, &customer_rows(1 + b * 100, 100));
+                    (id, reply)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (_, reply) in &answers {
+        assert_delivered(reply, 100, &serve);
+    }
+    let got = received(&mock);
+    assert_eq!(got.len(), 500, "{got:?}");
+    assert!(got.values().all(|&n| n == 1), "{got:?}");
+
+    // A replayed batch id: the same answer, nothing sent.
+    let (id, first) = &answers[2];
+    let replay = serve.post("customers", id, &customer_rows(201, 100));
+    assert_eq!(replay.status, 200);
+    assert_eq!(replay.body, first.body);
+    assert_eq!(mock_records(&mock.store).len(), 500);
+    // Polling a finished batch answers its result too.
+    let polled = serve.request(
+        "GET",
+        "/external-function/customers",
+        &sf_headers(id, true),
+        b"",
+    );
+    assert_eq!(polled.status, 200);
+    assert_eq!(polled.body, first.body);
+    // The result is in the state, written before the answer.
+    let stored = dir
+        .path()
+        .join("state/relay/customers")
+        .join(format!("{id}.json"));
+    assert_eq!(
+        std::fs::read_to_string(&stored).unwrap_or_else(|e| panic!("{}: {e}", stored.display())),
+        first.body
+    );
+    drop(serve);
+
+    // After a restart, the state answers the replay: still nothing sent twice.
+    let serve = Serve::start(
+        dir.path(),
+        "customer-rust",
+        &mock.endpoint("relay"),
+        &["--relay-secret-env", "RELAY_TEST_SECRET"],
+    );
+    let replay = serve.post("customers", id, &customer_rows(201, 100));
+    assert_eq!(replay.status, 200, "{}", serve.log());
+    assert_eq!(replay.body, first.body);
+    assert_eq!(mock_records(&mock.store).len(), 500);
+}
+
+#[test]
+fn relay_answers_202_then_the_polled_result() {
+    let dir = temp_dir();
+    let mock = MockProcess::start(dir.path(), TOKEN, &[]);
+    let serve = Serve::start(
+        dir.path(),
+        "customer-rust",
+        &mock.endpoint("relay"),
+        &["--relay-sync-secs", "0"],
+    );
+    let id = format!("{QUERY_ID}:2:1:0:0");
+    let reply = serve.post("customers", &id, &customer_rows(1, 50));
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    assert_eq!(reply.body, "");
+    let started = Instant::now();
+    let done = loop {
+        let polled = serve.request(
+            "GET",
+            "/external-function/customers",
+            &sf_headers(&id, false),
+            b"",
+        );
+        match polled.status {
+            202 => {}
+            _ => break polled,
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "still 202 after {DEADLINE:?}:\n{}",
+            serve.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_delivered(&done, 50, &serve);
+    assert_eq!(received(&mock).len(), 50);
+    // Snowflake's retry of the POST: the stored result, nothing sent again.
+    let again = serve.post("customers", &id, &customer_rows(1, 50));
+    assert_eq!(again.status, 200);
+    assert_eq!(again.body, done.body);
+    assert_eq!(mock_records(&mock.store).len(), 50);
+    // An unknown batch: 404.
+    let unknown = serve.request(
+        "GET",
+        "/external-function/customers",
+        &sf_headers("no-such-batch", false),
+        b"",
+    );
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+}
+
+#[test]
+fn relay_rows_the_plugin_rejects_are_rejected_and_dead_lettered() {
+    let dir = temp_dir();
+    let mock = MockProcess::start(dir.path(), TOKEN, &[]);
+    let serve = Serve::start(dir.path(), "customer-rust", &mock.endpoint("relay"), &[]);
+    let rows = json!([
+        [0, {"CUSTOMER_ID": 1, "NAME": "Acme"}],
+        [1, {"CUSTOMER_ID": null, "NAME": "Nobody"}],
+        [2, {"CUSTOMER_ID": 3, "NAME": "Third"}],
+        [3, {"CUSTOMER_ID": null}],
+    ]);
+    let reply = serve.post("customers", &format!("{QUERY_ID}:3:1:0:0"), &rows);
+    assert_eq!(reply.status, 200, "{}\n{}", reply.body, serve.log());
+    let answer = reply.json();
+    let data = answer["data"].as_array().unwrap();
+    assert_eq!(data.len(), 4);
+    for (i, row) in data.iter().enumerate() {
+        assert_eq!(row[0], json!(i));
+    }
+    assert_eq!(data[0][1]["status"], "delivered", "{answer}");
+    assert_eq!(
+        data[1][1],
+        json!({"status": "rejected", "stage": "plugin", "message": "CUSTOMER_ID is null"})
+    );
+    assert_eq!(data[2][1]["status"], "delivered", "{answer}");
+    assert_eq!(data[3][1]["status"], "rejected", "{answer}");
+
+    let letters = read_ndjson(&dir.path().join("dead/dead-letters.ndjson"));
+    let rejected: Vec<u64> = data
+        .iter()
+        .filter(|r| r[1]["status"] == "rejected")
+        .map(|r| r[0].as_u64().unwrap())
+        .collect();
+    assert_eq!(letters.len(), rejected.len(), "{letters:?}");
+    for letter in &letters {
+        assert_eq!(
+            letter["file"],
+            format!("external-function/customers/{QUERY_ID}")
+        );
+        assert_eq!(letter["stage"], "plugin");
+        assert!(rejected.contains(&letter["row"].as_u64().unwrap()));
+    }
+    let row1 = letters.iter().find(|l| l["row"] == 1).expect("row 1");
+    assert_eq!(row1["message"], "CUSTOMER_ID is null");
+    assert_eq!(row1["input"]["NAME"], "Nobody");
+    let got = received(&mock);
+    assert_eq!(got.keys().collect::<Vec<_>>(), ["1", "3"], "{got:?}");
+
+    // Another schema (lower-case keys: the SDK matches names case-insensitively) gets its
+    // own plugin instance.
+    let lower = json!([[0, {"customer_id": 7, "name": "lower-case keys"}]]);
+    let reply = serve.post("customers", &format!("{QUERY_ID}:3:1:0:1"), &lower);
+    assert_delivered(&reply, 1, &serve);
+    assert!(received(&mock).contains_key("7"));
+}
+
+#[test]
+fn relay_requires_the_secret_and_limits_the_body() {
+    let dir = temp_dir();
+    let mock = MockProcess::start(dir.path(), TOKEN, &[]);
+    let serve = Serve::start(
+        dir.path(),
+        "customer-rust",
+        &mock.endpoint("relay"),
+        &[
+            "--relay-secret-env",
+            "RELAY_TEST_SECRET",
+            "--relay-max-body-bytes",
+            "4096",
+        ],
+    );
+    let body = json!({ "data": customer_rows(1, 2) }).to_string();
+    let path = "/external-function/customers";
+    let without = serve.request("POST", path, &sf_headers("b1", false), body.as_bytes());
+    assert_eq!(without.status, 401, "{}", without.body);
+    assert!(
+        without.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("sf-custom-stagepush-token")
+    );
+    let mut wrong = sf_headers("b1", false);
+    wrong.push(("sf-custom-stagepush-token", "not-the-secret"));
+    assert_eq!(
+        serve.request("POST", path, &wrong, body.as_bytes()).status,
+        401
+    );
+    let poll = serve.request("GET", path, &sf_headers("b1", false), b"");
+    assert_eq!(poll.status, 401);
+    assert!(mock_records(&mock.store).is_empty());
+
+    // Over the limit: 413 with a JSON message, plain or gzipped (decompressed size).
+    let big = json!({ "data": customer_rows(1, 100) }).to_string();
+    assert!(big.len() > 4096);
+    let reply = serve.request("POST", path, &sf_headers("b2", true), big.as_bytes());
+    assert_eq!(reply.status, 413, "{}", reply.body);
+    assert!(
+        reply.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("4096 bytes")
+    );
+    let zipped = gzip(big.as_bytes());
+    assert!(zipped.len() < 4096);
+    let mut headers = sf_headers("b3", true);
+    headers.push(("Content-Encoding", "gzip"));
+    let reply = serve.request("POST", path, &headers, &zipped);
+    assert_eq!(reply.status, 413, "{}", reply.body);
+    assert!(mock_records(&mock.store).is_empty());
+
+    // With the secret and within the limit: delivered.
+    let ok = serve.request("POST", path, &sf_headers("b4", true), body.as_bytes());
+    assert_delivered(&ok, 2, &serve);
+}
