@@ -6,6 +6,7 @@ mod mock_cluedin;
 mod plugin_js;
 mod plugin_python;
 mod plugin_runtime;
+mod plugin_workbench;
 mod relay;
 mod retry;
 mod run_e2e;
