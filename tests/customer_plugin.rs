@@ -25,8 +25,8 @@ fn s(v: &str) -> Vec<u8> {
 }
 
 /// Six hand-picked rows; `tests/fixtures/customer-rust/expected.ndjson` was written by hand
-/// from them.
-fn write_customer_input(path: &std::path::Path) {
+/// from them. The Python and JS equivalence tests use the same rows.
+pub(crate) fn write_customer_input(path: &std::path::Path) {
     let max38 = 10i128.pow(38) - 1;
     let ids = [Some(1i128), Some(2), None, Some(max38), Some(5), Some(-7)];
     let present = |v: &[bool]| v.to_vec();

@@ -6,7 +6,7 @@ use std::path::Path;
 use parquet::file::properties::WriterProperties;
 
 use crate::util::{
-    Chunk, Output, Values, decimal_bytes, fixture, plugin, run, stagepush, temp_dir, write_parquet,
+    Chunk, Output, Values, fixture, plugin, run, stagepush, temp_dir, write_parquet,
 };
 
 /// Runs `plugin test` with customer-rust and customer-js over `input`; asserts the records,
@@ -113,71 +113,7 @@ fn sample_customers_with_tombstones_and_null_ids_map_identically() {
 fn the_hand_checked_rows_map_identically() {
     let dir = temp_dir();
     let input = dir.path().join("data_0_0_0.snappy.parquet");
-    write_parquet(
-        &input,
-        "message schema {
-          optional fixed_len_byte_array(16) CUSTOMER_ID (DECIMAL(38,0));
-          optional binary NAME (UTF8);
-          optional binary EMAIL (UTF8);
-          optional binary COUNTRY (UTF8);
-          optional boolean IS_ACTIVE;
-          required int64 UPDATED_AT (TIMESTAMP_MILLIS);
-          optional boolean IS_DELETED;
-        }",
-        WriterProperties::builder().build(),
-        vec![vec![
-            Chunk::optional(
-                Values::Fixed(
-                    [1i128, 2, 10i128.pow(38) - 1, 5, -7]
-                        .iter()
-                        .map(|&v| decimal_bytes(v, 16))
-                        .collect(),
-                ),
-                &[true, true, false, true, true, true],
-            ),
-            Chunk::optional(
-                Values::Bytes(vec![
-                    s("Ada Lovelace"),
-                    s("Émile Zola"),
-                    s("No Id"),
-                    s("Big"),
-                    s("Gone"),
-                    s("He said \"hi\"\n"),
-                ]),
-                &[true; 6],
-            ),
-            Chunk::optional(
-                Values::Bytes(vec![
-                    s("  Ada@Example.COM "),
-                    s("x@y.z"),
-                    s("BIG@EXAMPLE.COM"),
-                    s("g@x.y"),
-                    s(""),
-                ]),
-                &[true, false, true, true, true, true],
-            ),
-            Chunk::optional(
-                Values::Bytes(vec![s("GB"), s("FR"), s("US"), s("SE"), s("NO")]),
-                &[true, true, true, false, true, true],
-            ),
-            Chunk::optional(
-                Values::Bool(vec![true, false, true, true, true]),
-                &[true, true, true, false, true, true],
-            ),
-            Chunk::required(Values::Int64(vec![
-                1_714_566_896_789,
-                0,
-                1_714_566_896_789,
-                1_714_566_896_789,
-                1_700_000_000_000,
-                -86_400_000,
-            ])),
-            Chunk::optional(
-                Values::Bool(vec![false, false, false, true, false]),
-                &[true, false, true, true, true, true],
-            ),
-        ]],
-    );
+    crate::customer_plugin::write_customer_input(&input);
     let js = assert_same(dir.path(), &input);
     let expected = std::fs::read_to_string(fixture("customer-rust/expected.ndjson")).unwrap();
     assert_eq!(js.stdout, expected);

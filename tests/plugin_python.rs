@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use parquet::file::properties::WriterProperties;
 
 use crate::util::{
-    Chunk, Output, Values, decimal_bytes, fixture, plugin, run, stagepush, temp_dir, write_parquet,
+    Chunk, Output, Values, fixture, plugin, run, stagepush, temp_dir, write_parquet,
 };
 
 /// Runs `stagepush plugin test` with `name` over `inputs`.
@@ -96,81 +96,6 @@ fn python_matches_rust_on_sample_stages_with_tombstones_and_bad_rows() {
     same(&inputs, &["--shape", "flat", "--batch-rows", "333"]);
 }
 
-/// The hand-picked rows of tests/customer_plugin.rs (Snowflake's own physical layout:
-/// NUMBER(38,0) as FLBA(16), TIMESTAMP_NTZ as TIMESTAMP_MILLIS, a REQUIRED column).
-fn write_customer_input(path: &Path) {
-    let schema = "
-message schema {
-  optional fixed_len_byte_array(16) CUSTOMER_ID (DECIMAL(38,0));
-  optional binary NAME (UTF8);
-  optional binary EMAIL (UTF8);
-  optional binary COUNTRY (UTF8);
-  optional boolean IS_ACTIVE;
-  required int64 UPDATED_AT (TIMESTAMP_MILLIS);
-  optional boolean IS_DELETED;
-}";
-    let max38 = 10i128.pow(38) - 1;
-    let ids = [Some(1i128), Some(2), None, Some(max38), Some(5), Some(-7)];
-    let chunks = vec![
-        Chunk::optional(
-            Values::Fixed(
-                ids.iter()
-                    .flatten()
-                    .map(|&v| decimal_bytes(v, 16))
-                    .collect(),
-            ),
-            &ids.map(|i| i.is_some()),
-        ),
-        Chunk::optional(
-            texts(&[
-                "Ada Lovelace",
-                "Émile Zola",
-                "No Id",
-                "Big",
-                "Gone",
-                "He said \"hi\"\n",
-            ]),
-            &[true; 6],
-        ),
-        Chunk::optional(
-            texts(&[
-                "  Ada@Example.COM ",
-                "x@y.z",
-                "BIG@EXAMPLE.COM",
-                "g@x.y",
-                "",
-            ]),
-            &[true, false, true, true, true, true],
-        ),
-        Chunk::optional(
-            texts(&["GB", "FR", "US", "SE", "NO"]),
-            &[true, true, true, false, true, true],
-        ),
-        Chunk::optional(
-            Values::Bool(vec![true, false, true, true, true]),
-            &[true, true, true, false, true, true],
-        ),
-        Chunk::required(Values::Int64(vec![
-            1_714_566_896_789,
-            0,
-            1_714_566_896_789,
-            1_714_566_896_789,
-            1_700_000_000_000,
-            -86_400_000,
-        ])),
-        Chunk::optional(
-            Values::Bool(vec![false, false, false, true, false]),
-            &[true, false, true, true, true, true],
-        ),
-    ];
-    write_parquet(
-        path,
-        schema,
-        WriterProperties::builder().build(),
-        vec![chunks],
-    );
-}
-
 fn texts(values: &[&str]) -> Values {
     Values::Bytes(values.iter().map(|v| v.as_bytes().to_vec()).collect())
 }
@@ -179,7 +104,7 @@ fn texts(values: &[&str]) -> Values {
 fn python_matches_the_hand_checked_file() {
     let dir = temp_dir();
     let input = dir.path().join("data_0_0_0.snappy.parquet");
-    write_customer_input(&input);
+    crate::customer_plugin::write_customer_input(&input);
     let out = same(std::slice::from_ref(&input), &[]);
     let expected = std::fs::read_to_string(fixture("customer-rust/expected.ndjson")).unwrap();
     assert_eq!(out.stdout, expected);

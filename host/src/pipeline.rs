@@ -41,6 +41,7 @@ use crate::state::fingerprints::{self, Fingerprints};
 use crate::state::{StateError, StateStore, files as state_files};
 use crate::transform::{ArrowInput, EncodedBatch, Encoder, RowStage};
 use crate::wire::Shape;
+use crate::wire::time::now_ms;
 
 /// How often a worker looks again at a file another worker holds (to see it done, or its
 /// lease lapse): one read of its state document.
@@ -1004,13 +1005,6 @@ fn next_claim<'a>(
     }
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
-}
-
 enum FileError {
     /// The file cannot be used (unreadable, corrupt, other schema): its rows are dead
     /// letters and the run goes on.
@@ -1504,14 +1498,5 @@ fn describe_difference(expected: &[ColumnSchema], found: &[ColumnSchema]) -> Str
 
 /// The current time as RFC 3339 UTC.
 pub fn now_rfc3339() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let mut out = Vec::new();
-    crate::wire::time::write_timestamp(
-        &mut out,
-        now.as_millis() as i64,
-        crate::bindings::types::TimeUnit::Millis,
-    );
-    String::from_utf8(out).unwrap_or_default()
+    crate::wire::time::rfc3339_ms(now_ms())
 }

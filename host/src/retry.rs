@@ -43,6 +43,7 @@ use crate::state::files::{self, FileState};
 use crate::state::{PutMode, StateError, StateStore};
 use crate::transform::{ArrowInput, Encoder, RowStage};
 use crate::wire::Shape;
+use crate::wire::time::now_ms;
 
 /// Attempts at updating a file's state document when others write it at the same time.
 const COUNT_UPDATE_ATTEMPTS: usize = 5;
@@ -414,13 +415,6 @@ fn current_file(stage: &Stage, key: &str) -> Result<Option<StageFile>, StageErro
         },
         Err(e) => Err(e),
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
 }
 
 /// The retry's working set.

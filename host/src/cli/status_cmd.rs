@@ -16,6 +16,7 @@ use stagepush::state::StateStore;
 use stagepush::state::status::{self, ListedStage, StatusOptions};
 
 use super::{EXIT_FATAL, EXIT_USAGE};
+use stagepush::wire::time::now_ms;
 
 #[derive(Args)]
 pub struct StatusArgs {
@@ -120,13 +121,6 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
 fn local_folder(location: &str) -> Option<PathBuf> {
     let url = StageUrl::parse(location).ok()?;
     (url.kind() == StoreKind::Local).then(|| PathBuf::from(url.key()))
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
 }
 
 /// Stage flags override the config file's `[source]` settings (as in `run`).

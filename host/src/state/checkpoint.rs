@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use super::files::{self, FileCounts, FileState, FileStatus, Lease};
 use super::{PutMode, StateError, StateStore, Version};
 use crate::source::StageFile;
+use crate::wire::time::{now_ms, rfc3339_ms};
 
 /// Default lease length: a worker that stops renewing (killed, partitioned) loses its
 /// files this long after its last write.
@@ -181,23 +182,6 @@ pub fn hostname() -> String {
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".into())
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
-}
-
-fn rfc3339_ms(ms: u64) -> String {
-    let mut out = Vec::new();
-    crate::wire::time::write_timestamp(
-        &mut out,
-        ms as i64,
-        crate::bindings::types::TimeUnit::Millis,
-    );
-    String::from_utf8(out).unwrap_or_default()
 }
 
 impl Checkpointer {
