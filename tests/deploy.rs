@@ -18,17 +18,11 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::util::temp_dir;
+use crate::util::{target_dir, temp_dir};
 
 fn deploy_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
     dir.canonicalize().unwrap_or(dir)
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
 }
 
 /// The validators' `bin/` folder; fails the test (never skips it) when they are missing.
@@ -880,6 +874,65 @@ fn deploy_dockerfile_is_pinned_non_root_and_lint_clean() {
             .any(|p| p.starts_with('!') && (p.contains("target") || p.contains(".git"))),
         "target/ and .git stay out: {patterns:?}"
     );
+}
+
+/// Every file the host reads with `include_str!`/`include_bytes!` is in the Docker build
+/// context (the SDKs that `plugin new` copies live outside host/).
+#[test]
+fn deploy_docker_context_has_every_file_the_build_includes() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .unwrap();
+    let ignore = std::fs::read_to_string(deploy_dir().join("Dockerfile.dockerignore")).unwrap();
+    let kept: Vec<&str> = ignore
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix('!'))
+        .collect();
+    let mut sources = Vec::new();
+    let mut dirs = vec![root.join("host/src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                sources.push(path);
+            }
+        }
+    }
+    let mut included = BTreeSet::new();
+    for source in &sources {
+        let text = std::fs::read_to_string(source).unwrap();
+        for macro_name in ["include_str!(\"", "include_bytes!(\""] {
+            for (at, _) in text.match_indices(macro_name) {
+                let rest = &text[at + macro_name.len()..];
+                let literal = &rest[..rest.find('"').unwrap()];
+                let file = source.parent().unwrap().join(literal).canonicalize();
+                let file = file.unwrap_or_else(|e| panic!("{}: {literal}: {e}", source.display()));
+                let rel = file
+                    .strip_prefix(&root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                included.insert(rel);
+            }
+        }
+    }
+    assert!(
+        included.iter().any(|f| f.starts_with("plugins/sdk-rust/")),
+        "the scan finds the SDK includes: {included:?}"
+    );
+    for file in &included {
+        let in_context = kept
+            .iter()
+            .any(|k| file == k.trim_end_matches('/') || (k.ends_with('/') && file.starts_with(k)));
+        assert!(
+            in_context,
+            "{file} is compiled into the binary but left out of the Docker context by \
+             deploy/Dockerfile.dockerignore"
+        );
+    }
 }
 
 /// moto's SQS server on a free loopback port, stopped when dropped.

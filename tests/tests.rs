@@ -4,6 +4,7 @@ mod deploy;
 mod events;
 mod mock_cluedin;
 mod plugin_js;
+mod plugin_new;
 mod plugin_python;
 mod plugin_runtime;
 mod plugin_workbench;

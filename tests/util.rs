@@ -137,16 +137,18 @@ pub fn write_parquet(
     writer.close().expect("write the footer");
 }
 
+/// The cargo target folder (`CARGO_TARGET_DIR`, else `target/` of the workspace).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
 /// The component built from `plugins/<name>` by `cargo xtask plugins`.
 pub fn plugin(name: &str) -> PathBuf {
     let dir = std::env::var_os("STAGEPUSH_TEST_PLUGINS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-            target.join("plugins")
-        });
+        .unwrap_or_else(|| target_dir().join("plugins"));
     let path = dir.join(format!("{name}.wasm"));
     assert!(
         path.is_file(),
@@ -189,7 +191,9 @@ impl Output {
 
 /// Runs `cmd` to completion and captures its output.
 pub fn run(cmd: &mut std::process::Command) -> Output {
-    let out = cmd.output().expect("start stagepush");
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start {:?}: {e}", cmd.get_program()));
     Output {
         status: out.status,
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

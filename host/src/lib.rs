@@ -15,6 +15,7 @@ pub mod procstat;
 pub mod retry;
 pub mod rowjson;
 pub mod sample;
+pub mod scaffold;
 pub mod serve;
 pub mod shard;
 pub mod sink;

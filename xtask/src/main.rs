@@ -280,10 +280,26 @@ fn test(extra: &[String]) -> Result {
         .current_dir(root.join("plugins"))
         .env("CARGO_TARGET_DIR", target_dir().join("plugins-build"))
         .args(["test", "--release", "--workspace"]))?;
+    // `stagepush plugin new` projects are built by the tests with the same toolchains.
+    let scaffold_tools = [
+        (
+            "STAGEPUSH_TEST_COMPONENTIZE_PY",
+            plugins_python::ensure_componentize_py()?,
+        ),
+        (
+            "STAGEPUSH_TEST_COMPONENTIZE_JS",
+            plugins_js::componentize_js_bin()?,
+        ),
+        (
+            "STAGEPUSH_TEST_SCAFFOLD_TARGET",
+            target_dir().join("scaffold-build"),
+        ),
+    ];
     run(cargo()
         .current_dir(&root)
         .env("STAGEPUSH_TEST_PLUGINS", plugin_dir())
         .envs(servers)
+        .envs(scaffold_tools)
         .args(["test", "--release", "-p", "stagepush"])
         .args(extra))
 }

@@ -151,6 +151,22 @@ fn ensure_componentize_js() -> Result<Tools> {
     }
 }
 
+/// The `componentize-js` command npm linked into `node_modules/.bin` (installing the tool
+/// if needed), for projects made by `stagepush plugin new --lang js`.
+pub(crate) fn componentize_js_bin() -> Result<PathBuf> {
+    let tools = ensure_componentize_js()?;
+    let dir = tools.package_json.parent().unwrap_or(Path::new("."));
+    let bin = dir
+        .join("node_modules")
+        .join(".bin")
+        .join("componentize-js");
+    if bin.exists() {
+        Ok(bin)
+    } else {
+        Err(format!("npm linked no {}", bin.display()))
+    }
+}
+
 fn npm() -> &'static str {
     if cfg!(windows) { "npm.cmd" } else { "npm" }
 }

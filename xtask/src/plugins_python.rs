@@ -84,7 +84,7 @@ fn python_plugins(plugins: &Path) -> Result<Vec<(String, PathBuf)>> {
 
 /// The venv's `componentize-py`, installing the pinned version when it is missing or another
 /// version.
-fn ensure_componentize_py() -> Result<PathBuf> {
+pub(crate) fn ensure_componentize_py() -> Result<PathBuf> {
     let venv = target_dir().join("plugin-tools").join("python-venv");
     let bin = venv.join(if cfg!(windows) { "Scripts" } else { "bin" });
     let tool = bin.join(exe("componentize-py"));

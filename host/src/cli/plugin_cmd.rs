@@ -34,6 +34,13 @@ pub enum PluginCommand {
     /// Show what a plugin says about itself: name, version, contract, config keys, and
     /// what the component imports, its size and whether a compiled copy is cached.
     Info(InfoArgs),
+    /// Make a new plugin project that builds and passes its own test as it is.
+    ///
+    /// The project holds an example mapping, a copy of the SDK and of the contract this
+    /// stagepush runs, a Snowflake-style sample.parquet, the expected.ndjson records the
+    /// example makes of it, and a Makefile: `make test` builds build/NAME.wasm and checks
+    /// it with `stagepush plugin test --expect`.
+    New(NewArgs),
 }
 
 #[derive(Args)]
@@ -80,11 +87,75 @@ pub struct InfoArgs {
     pub plugin_options: PluginOptions,
 }
 
+/// The languages `plugin new` writes.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Lang {
+    /// Rust, with the `stagepush-plugin` crate (built for wasm32-wasip2 by cargo).
+    Rust,
+    /// Python, built with componentize-py.
+    Python,
+    /// JavaScript, built with ComponentizeJS.
+    Js,
+}
+
+#[derive(Args)]
+pub struct NewArgs {
+    /// The plugin's name: lower-case letters, digits and '-' (also the crate or package
+    /// name and the component's file name).
+    pub name: String,
+    /// The language of the plugin.
+    #[arg(long, value_enum)]
+    pub lang: Lang,
+    /// The project folder (default: ./NAME). It must be empty or not exist.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
 pub fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         PluginCommand::Test(args) => test(*args),
         PluginCommand::Info(args) => info(args),
+        PluginCommand::New(args) => new(args),
     }
+}
+
+fn new(args: NewArgs) -> anyhow::Result<ExitCode> {
+    use stagepush::scaffold::{Language, new_plugin};
+    let lang = match args.lang {
+        Lang::Rust => Language::Rust,
+        Lang::Python => Language::Python,
+        Lang::Js => Language::Js,
+    };
+    let dir = args.dir.unwrap_or_else(|| PathBuf::from(&args.name));
+    let project = new_plugin(&args.name, lang, &dir)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "created {lang} plugin `{}` in {}:",
+        args.name,
+        project.dir.display()
+    )?;
+    for file in &project.files {
+        writeln!(out, "  {}", file.display())?;
+    }
+    let first = match lang {
+        Language::Rust => "rustup target add wasm32-wasip2   # once",
+        Language::Python => {
+            "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt   # once"
+        }
+        Language::Js => "npm install   # once",
+    };
+    let test = match lang {
+        Language::Python => "make test COMPONENTIZE_PY=.venv/bin/componentize-py",
+        _ => "make test",
+    };
+    writeln!(
+        out,
+        "\nnext:\n  cd {}\n  {first}\n  {test}   # builds {} and checks it against expected.ndjson\n\nsee README.md there for the rest",
+        project.dir.display(),
+        project.component.display()
+    )?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A plugin engine with the command-line limits.
