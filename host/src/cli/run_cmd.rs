@@ -142,8 +142,10 @@ impl StateArgs {
     }
 }
 
-/// The stage settings of `inspect` and `plugin test`, named so that they do not clash with
-/// `run`'s `--endpoint` (the CluedIn endpoint).
+/// The stage settings of `run`, `retry`, `serve` and `status`: those of `inspect` and
+/// `plugin test` ([`StageArgs`](super::inspect_cmd::StageArgs)), with the object store's
+/// endpoint as `--stage-endpoint`, because `--endpoint` is the CluedIn endpoint here. (Two
+/// structs, since clap cannot rename a flag of a flattened one.)
 #[derive(Args, Clone, Default, Debug)]
 pub struct RunStageArgs {
     /// S3 region.
