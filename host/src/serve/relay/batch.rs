@@ -1,6 +1,6 @@
 //! One request's rows through the plugin and the sink, and what is kept of the result.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -9,10 +9,10 @@ use serde_json::{Value, json};
 
 use crate::deadletter::{DeadLetter, DeadLetterWriter};
 use crate::plugin::Runner;
-use crate::sink::{RowRef, SinkError};
 use crate::state::PutMode;
 use crate::transform::{ArrowInput, EncodedBatch, Encoder, RowStage};
 
+use super::coalesce::Fate;
 use super::columns::{InputRow, columns};
 use super::{Answer, Relay, state_path};
 
@@ -76,15 +76,35 @@ fn transform(relay: &Relay, batch: &Batch) -> Result<(EncodedBatch, Vec<Value>),
 pub(super) async fn run_batch(relay: &Arc<Relay>, batch: Batch) -> Answer {
     let n = batch.rows.len();
     let batch = Arc::new(batch);
+    // Announced before the plugin runs: bodies other requests fill wait for these records
+    // (at most the linger; see `coalesce`).
+    let coalescer = match relay.coalescer() {
+        Ok(coalescer) => coalescer,
+        Err(e) => return fatal(relay, &batch, e.to_string()),
+    };
+    let announcement = coalescer.announce();
     let transformed = {
         let _permit = relay.cpu.acquire().await;
-        let (relay, batch) = (Arc::clone(relay), Arc::clone(&batch));
-        tokio::task::spawn_blocking(move || transform(&relay, &batch)).await
+        let (relay, batch, coalescer) = (Arc::clone(relay), Arc::clone(&batch), coalescer);
+        // The push runs here too: cutting a full body compresses it.
+        tokio::task::spawn_blocking(move || {
+            let (encoded, inputs) = transform(&relay, &batch)?;
+            let ticket = (!encoded.records.is_empty()).then(|| {
+                let records = encoded
+                    .records
+                    .iter()
+                    .map(|r| (&r.entity_type, encoded.record_json(r)));
+                coalescer.push(announcement, &batch.route_key, records)
+            });
+            // Without records (or on an error above) the announcement is dropped: withdrawn.
+            Ok::<_, String>((encoded, inputs, ticket))
+        })
+        .await
     };
     let mut results: Vec<RowResult> = vec![RowResult::Filtered; n];
     let mut inputs = Vec::new();
     match transformed {
-        Err(e) => return fatal(&batch, format!("internal error: {e}")),
+        Err(e) => return fatal(relay, &batch, format!("internal error: {e}")),
         Ok(Err(message)) => {
             // The plugin refused the schema (or could not run): every row is rejected.
             tracing::warn!(
@@ -98,7 +118,7 @@ pub(super) async fn run_batch(relay: &Arc<Relay>, batch: Batch) -> Answer {
                 };
             }
         }
-        Ok(Ok((encoded, row_inputs))) => {
+        Ok(Ok((encoded, row_inputs, ticket))) => {
             inputs = row_inputs;
             for failure in &encoded.failures {
                 if let Some(r) = results.get_mut(failure.row as usize) {
@@ -108,8 +128,11 @@ pub(super) async fn run_batch(relay: &Arc<Relay>, batch: Batch) -> Answer {
                     };
                 }
             }
-            if let Err(e) = deliver(relay, &batch, &encoded, &mut results).await {
-                return fatal(&batch, e.to_string());
+            if let Some(ticket) = ticket {
+                match ticket.wait().await {
+                    Ok(fates) => apply_fates(&encoded, &fates, &mut results),
+                    Err(e) => return fatal(relay, &batch, e.to_string()),
+                }
             }
         }
     }
@@ -155,6 +178,9 @@ pub(super) async fn run_batch(relay: &Arc<Relay>, batch: Batch) -> Answer {
             tracing::error!("relay {}: keeping the result failed: {e}", batch.name);
         }
     }
+    relay
+        .metrics
+        .relay_rows(counts[0] as u64, counts[1] as u64, counts[2] as u64, 0);
     tracing::info!(
         "relay {}: batch {} ({n} rows): {} delivered, {} filtered, {} rejected",
         batch.name,
@@ -169,7 +195,8 @@ pub(super) async fn run_batch(relay: &Arc<Relay>, batch: Batch) -> Answer {
     }
 }
 
-fn fatal(batch: &Batch, message: String) -> Answer {
+fn fatal(relay: &Relay, batch: &Batch, message: String) -> Answer {
+    relay.metrics.relay_rows(0, 0, 0, batch.rows.len() as u64);
     tracing::error!(
         "relay {}: batch {} not delivered: {message}",
         batch.name,
@@ -183,95 +210,62 @@ fn fatal(batch: &Batch, message: String) -> Answer {
     }
 }
 
-/// Sends the records through the shared sink; sets each row's result.
-async fn deliver(
-    relay: &Arc<Relay>,
-    batch: &Batch,
-    encoded: &EncodedBatch,
-    results: &mut [RowResult],
-) -> Result<(), SinkError> {
-    if encoded.records.is_empty() {
-        return Ok(());
-    }
-    let sink = relay.sink()?;
-    let file: Arc<str> = batch.route_key.as_str().into();
-    let mut batcher = sink.batcher();
-    let mut bodies = Vec::new();
-    let mut no_route: BTreeMap<u64, String> = BTreeMap::new();
-    for record in &encoded.records {
-        let origin = RowRef {
-            file: Arc::clone(&file),
-            row: record.row,
-        };
-        match batcher.push_json(origin, &record.entity_type, encoded.record_json(record)) {
-            Ok(Some(body)) => bodies.push(body),
-            Ok(None) => {}
-            Err(e @ SinkError::NoRoute { .. }) => {
-                no_route.insert(record.row, e.to_string());
+/// Sets each row's result from its records' fates (in record order).
+///
+/// A row with several records is rejected if one of them is (no route first, then the
+/// endpoint's refusal), else delivered with the `receiptId` of its first record.
+fn apply_fates(encoded: &EncodedBatch, fates: &[Fate], results: &mut [RowResult]) {
+    let mut rows: BTreeMap<u64, RowFates<'_>> = BTreeMap::new();
+    for (record, fate) in encoded.records.iter().zip(fates) {
+        let row = rows.entry(record.row).or_default();
+        match fate {
+            Fate::Rejected {
+                stage: RowStage::Endpoint,
+                message,
+            } => {
+                row.refused.get_or_insert(message);
             }
-            Err(e) => return Err(e),
-        }
-    }
-    bodies.extend(batcher.flush()?);
-    let mut tasks = tokio::task::JoinSet::new();
-    for body in bodies {
-        let sink = sink.clone();
-        tasks.spawn(async move { sink.deliver(body).await });
-    }
-    let mut receipts: HashMap<u64, Option<String>> = HashMap::new();
-    let mut rejected: HashMap<u64, String> = HashMap::new();
-    let mut failure = None;
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok(Ok(outcome)) => {
-                for request in &outcome.delivered {
-                    for origin in &request.records {
-                        receipts
-                            .entry(origin.row)
-                            .or_insert_with(|| request.receipt_id.clone());
-                    }
-                }
-                for r in &outcome.rejected {
-                    rejected
-                        .entry(r.origin.row)
-                        .or_insert_with(|| format!("HTTP {}: {}", r.status, r.message));
-                }
+            Fate::Rejected { message, .. } => {
+                row.no_route.get_or_insert(message);
             }
-            Ok(Err(e)) => {
-                failure.get_or_insert(e);
-            }
-            Err(e) => {
-                failure.get_or_insert(SinkError::Internal(e.to_string()));
+            Fate::Delivered { receipt_id } => {
+                row.receipt.get_or_insert(receipt_id);
             }
         }
     }
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    for record in &encoded.records {
-        let row = record.row as usize;
-        let Some(result) = results.get_mut(row) else {
+    for (row, fates) in rows {
+        let Some(result) = results.get_mut(row as usize) else {
             continue;
         };
         if matches!(result, RowResult::Rejected { .. }) {
             continue;
         }
-        let stage = RowStage::Endpoint;
-        *result = if let Some(message) = no_route.get(&record.row) {
-            RowResult::Rejected {
+        *result = match fates {
+            RowFates {
+                no_route: Some(message),
+                ..
+            } => RowResult::Rejected {
                 stage: RowStage::Encode,
-                message: message.clone(),
-            }
-        } else if let Some(message) = rejected.get(&record.row) {
-            RowResult::Rejected {
-                stage,
-                message: message.clone(),
-            }
-        } else {
-            RowResult::Delivered(receipts.get(&record.row).cloned().flatten())
+                message: message.to_owned(),
+            },
+            RowFates {
+                refused: Some(message),
+                ..
+            } => RowResult::Rejected {
+                stage: RowStage::Endpoint,
+                message: message.to_owned(),
+            },
+            RowFates { receipt, .. } => RowResult::Delivered(receipt.cloned().flatten()),
         };
     }
-    Ok(())
+}
+
+/// The first no-route message, endpoint refusal and receipt among one row's records.
+#[derive(Default)]
+struct RowFates<'a> {
+    no_route: Option<&'a str>,
+    refused: Option<&'a str>,
+    receipt: Option<&'a Option<String>>,
 }
 
 /// Dead letters for the rejected rows, then the result in the state (blocking).

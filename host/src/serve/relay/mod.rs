@@ -8,7 +8,8 @@
 //! `YYYY-MM-DD[ T]HH:MM:SS[.fff…]` → timestamp (wall clock, µs) or as `YYYY-MM-DD` → date,
 //! other strings → text, objects and arrays → JSON text; a mix → text. The configured plugin
 //! transforms the batch (one plugin instance per schema, pooled; at most `workers` at once),
-//! and the records go to the endpoint through one [`CluedInSink`] shared by every request.
+//! and the records of concurrent requests share request bodies ([`coalesce`]) sent through
+//! one [`CluedInSink`](crate::sink::CluedInSink).
 //!
 //! The answer is `{"data": [[row_number, result], …]}`, one result per input row in input
 //! order: `{"status":"delivered","receiptId":…}`, `{"status":"filtered"}` or
@@ -34,8 +35,10 @@
 //! | `routes` | `POST` and `GET`: authentication, body limits, idempotency, the sync wait |
 //! | `columns` | Snowflake's rows → one Arrow batch (types inferred per column) |
 //! | `batch` | one request through the plugin and the sink; dead letters; the kept result |
+//! | [`coalesce`] | one shared batcher for the records of concurrent requests |
 
 mod batch;
+pub mod coalesce;
 mod columns;
 mod routes;
 
@@ -56,8 +59,13 @@ use crate::bindings::types::ColumnSchema;
 use crate::deadletter::DeadLetterWriter;
 use crate::job::Job;
 use crate::plugin::Runner;
-use crate::sink::{CluedInSink, SinkError};
+use crate::sink::SinkError;
 use crate::source::Secret;
+
+use super::metrics::Metrics;
+use coalesce::{Coalescer, SinkSlot};
+
+pub use coalesce::DEFAULT_LINGER;
 
 pub(crate) use routes::handle;
 
@@ -86,6 +94,9 @@ pub struct RelayOptions {
     pub secret: Option<Secret>,
     /// Largest body accepted (compressed and decompressed).
     pub max_body_bytes: usize,
+    /// How long open request bodies wait for the records of requests whose plugin is still
+    /// running (see [`coalesce`]).
+    pub linger: Duration,
 }
 
 impl Default for RelayOptions {
@@ -94,6 +105,7 @@ impl Default for RelayOptions {
             sync_wait: DEFAULT_SYNC_WAIT,
             secret: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            linger: DEFAULT_LINGER,
         }
     }
 }
@@ -124,7 +136,9 @@ pub(crate) struct Relay {
     job: Arc<Job>,
     options: RelayOptions,
     auth: Option<[u8; 32]>,
-    sink: Mutex<Option<CluedInSink>>,
+    metrics: Arc<Metrics>,
+    /// The shared batcher, made with the first sink.
+    coalescer: Mutex<Option<Arc<Coalescer<SinkSlot>>>>,
     /// Idle plugin instances, per input schema.
     runners: Mutex<Vec<(Vec<ColumnSchema>, Vec<Runner>)>>,
     cpu: Semaphore,
@@ -135,7 +149,12 @@ pub(crate) struct Relay {
 
 impl Relay {
     /// `fallback_secret`: the `/events` secret, used when the relay has none of its own.
-    pub fn new(job: Arc<Job>, options: RelayOptions, fallback_secret: Option<&Secret>) -> Self {
+    pub fn new(
+        job: Arc<Job>,
+        options: RelayOptions,
+        fallback_secret: Option<&Secret>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let auth = options
             .secret
             .as_ref()
@@ -146,7 +165,8 @@ impl Relay {
             job,
             options,
             auth,
-            sink: Mutex::new(None),
+            metrics,
+            coalescer: Mutex::new(None),
             runners: Mutex::new(Vec::new()),
             cpu: Semaphore::new(workers),
             batches: Mutex::new(HashMap::new()),
@@ -164,17 +184,24 @@ impl Relay {
             .any(|given| constant_time_eq(&digest(given.as_bytes()), expected))
     }
 
-    /// The shared sink (a new one after a fatal error stopped the previous).
-    fn sink(&self) -> Result<CluedInSink, SinkError> {
-        let mut sink = self.sink.lock().unwrap_or_else(|p| p.into_inner());
-        match sink.as_ref() {
-            Some(s) if !s.is_stopped() => Ok(s.clone()),
-            _ => {
-                let fresh = self.job.sink()?;
-                *sink = Some(fresh.clone());
-                Ok(fresh)
-            }
+    /// The shared batcher (made on first use: building the sink can fail).
+    fn coalescer(&self) -> Result<Arc<Coalescer<SinkSlot>>, SinkError> {
+        let mut coalescer = self.coalescer.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = coalescer.as_ref() {
+            return Ok(Arc::clone(c));
         }
+        let job = Arc::clone(&self.job);
+        let slot = SinkSlot::new(move || job.sink());
+        let sink = slot.get()?;
+        let made = Coalescer::new(
+            slot,
+            sink.batcher(),
+            sink.concurrency(),
+            self.options.linger,
+            Arc::clone(&self.metrics),
+        );
+        *coalescer = Some(Arc::clone(&made));
+        Ok(made)
     }
 
     fn take_runner(&self, schema: &[ColumnSchema]) -> Option<Runner> {

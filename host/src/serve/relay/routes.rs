@@ -10,6 +10,7 @@ use hyper::header::HeaderValue;
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::sync::watch;
 
+use super::super::metrics::ReplayFrom;
 use super::batch::{Batch, run_batch};
 use super::columns::parse_rows;
 use super::{
@@ -17,8 +18,21 @@ use super::{
     SECRET_HEADER, Slot, accepted, error, header, respond, state_path, valid_name,
 };
 
-/// `POST` / `GET /external-function/{name}`.
+/// `POST` / `GET /external-function/{name}`; counts the answer in the metrics.
 pub(crate) async fn handle(relay: &Arc<Relay>, req: Request<Incoming>) -> Response<Body> {
+    let method = match *req.method() {
+        Method::POST => "POST",
+        Method::GET => "GET",
+        _ => "other",
+    };
+    let response = route(relay, req).await;
+    relay
+        .metrics
+        .relay_answer(method, response.status().as_u16());
+    response
+}
+
+async fn route(relay: &Arc<Relay>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path();
     let name = path
         .strip_prefix(ROUTE_PREFIX)
@@ -194,6 +208,7 @@ async fn post(
     let slot = match existing(relay) {
         Some(slot) => {
             tracing::info!("relay {name}: batch {batch_id} seen before: not delivered again");
+            relay.metrics.relay_replay(ReplayFrom::Memory);
             slot
         }
         None => {
@@ -201,6 +216,7 @@ async fn post(
                 tracing::info!(
                     "relay {name}: batch {batch_id} was delivered before: its stored result is the answer"
                 );
+                relay.metrics.relay_replay(ReplayFrom::State);
                 return respond(StatusCode::OK, body);
             }
             let mut batches = relay.batches.lock().unwrap_or_else(|p| p.into_inner());
@@ -263,6 +279,7 @@ async fn post(
         ),
         Err(_) => {
             tracing::debug!("relay {name}: batch {batch_id} still running: 202");
+            relay.metrics.relay_deferred();
             accepted()
         }
     }
