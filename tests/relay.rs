@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::util::{MockProcess, fixture, mock_records, plugin, read_ndjson, stagepush, temp_dir};
+use crate::util::{
+    MockProcess, fixture, metric_value, mock_records, mock_requests, plugin, read_ndjson,
+    stagepush, temp_dir, wait_until,
+};
 
 const TOKEN: &str = "relay-token-91b7";
 const SECRET: &str = "relay-secret-5d0a";
@@ -70,6 +73,18 @@ impl Serve {
 
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `GET /metrics`.
+    fn metrics(&self) -> String {
+        let reply = self.request("GET", "/metrics", &[], b"");
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.body
+    }
+
+    /// The value of `sample` in /metrics (0 when absent: a label not seen yet).
+    fn metric(&self, sample: &str) -> f64 {
+        metric_value(&self.metrics(), sample).unwrap_or(0.0)
     }
 
     fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
@@ -507,4 +522,231 @@ fn relay_requires_the_secret_and_limits_the_body() {
     // With the secret and within the limit: delivered.
     let ok = serve.request("POST", path, &sf_headers("b4", true), body.as_bytes());
     assert_delivered(&ok, 2, &serve);
+}
+
+/// externalId → the receiptId of the endpoint request that stored it.
+fn receipts(mock: &MockProcess) -> BTreeMap<String, String> {
+    mock_records(&mock.store)
+        .iter()
+        .map(|r| {
+            (
+                r["record"]["externalId"].as_str().unwrap().to_owned(),
+                r["receiptId"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn relay_concurrent_requests_share_request_bodies() {
+    const REQUESTS: u64 = 8;
+    const ROWS: u64 = 3;
+    const BATCH_ROWS: u64 = 10;
+    let dir = temp_dir();
+    // The stand-in holds its answers while the gate exists: the first body keeps the only
+    // delivery slot busy, so the other requests' records wait in the relay's open body.
+    let gate = dir.path().join("gate");
+    std::fs::write(&gate, b"").unwrap();
+    let mock = MockProcess::start(
+        dir.path(),
+        TOKEN,
+        &["--hold-while-exists", gate.to_str().unwrap()],
+    );
+    let serve = Serve::start(
+        dir.path(),
+        "customer-rust",
+        &mock.endpoint("relay"),
+        &[
+            "--concurrency",
+            "1",
+            "--batch-rows",
+            &BATCH_ROWS.to_string(),
+            "--relay-sync-secs",
+            "600",
+        ],
+    );
+    let answers: Vec<Reply> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..REQUESTS)
+            .map(|b| {
+                let serve = &serve;
+                s.spawn(move || {
+                    let id = format!("{QUERY_ID}:4:1:0:{b}");
+                    serve.post("customers", &id, &customer_rows(1 + b * ROWS, ROWS))
+                })
+            })
+            .collect();
+        // Open the gate once every request has handed its records to the batcher.
+        let all = (REQUESTS * ROWS) as f64;
+        wait_until(DEADLINE, "every record in the relay's batcher", || {
+            serve.metric("stagepush_relay_records_total") >= all
+        });
+        std::fs::remove_file(&gate).unwrap();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+
+    // Every record reached the endpoint once, in fewer bodies than requests: the first body,
+    // then the rest cut at --batch-rows.
+    let got = received(&mock);
+    assert_eq!(got.len() as u64, REQUESTS * ROWS, "{got:?}");
+    assert!(got.values().all(|&n| n == 1), "{got:?}");
+    let bodies: Vec<u64> = mock_requests(&mock.store)
+        .iter()
+        .map(|r| {
+            assert_eq!(r["status"], 200, "{r}");
+            r["rows"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(bodies.iter().sum::<u64>(), REQUESTS * ROWS, "{bodies:?}");
+    assert!(bodies.iter().all(|&n| n <= BATCH_ROWS), "{bodies:?}");
+    let most = 1 + ((REQUESTS - 1) * ROWS).div_ceil(BATCH_ROWS);
+    assert!(bodies.len() as u64 <= most, "{bodies:?}");
+    assert!((bodies.len() as u64) < REQUESTS, "{bodies:?}");
+
+    // Each answer names its own rows, in order, with the receipt of the body that stored
+    // each one; some bodies carried the rows of several requests.
+    let stored = receipts(&mock);
+    let mut requests_per_receipt: BTreeMap<String, u64> = BTreeMap::new();
+    for (b, reply) in answers.iter().enumerate() {
+        let answer = assert_delivered(reply, ROWS as usize, &serve);
+        let mut receipts_here = std::collections::BTreeSet::new();
+        for (i, row) in answer["data"].as_array().unwrap().iter().enumerate() {
+            let id = (1 + b as u64 * ROWS + i as u64).to_string();
+            let receipt = row[1]["receiptId"].as_str().unwrap();
+            assert_eq!(
+                Some(&receipt.to_owned()),
+                stored.get(&id),
+                "row {i} of {b}: {answer}"
+            );
+            receipts_here.insert(receipt.to_owned());
+        }
+        for receipt in receipts_here {
+            *requests_per_receipt.entry(receipt).or_default() += 1;
+        }
+    }
+    assert!(
+        requests_per_receipt.values().any(|&n| n > 1),
+        "no body carried rows of two requests: {requests_per_receipt:?}"
+    );
+
+    // The metrics tell the same story.
+    let text = serve.metrics();
+    let sample =
+        |name: &str| metric_value(&text, name).unwrap_or_else(|| panic!("{name}:\n{text}"));
+    assert_eq!(
+        sample("stagepush_relay_body_records_count"),
+        bodies.len() as f64
+    );
+    assert_eq!(
+        sample("stagepush_relay_body_records_sum"),
+        (REQUESTS * ROWS) as f64
+    );
+    assert_eq!(sample("stagepush_relay_records_waiting"), 0.0);
+    assert_eq!(
+        sample(r#"stagepush_relay_requests_total{method="POST",status="200"}"#),
+        REQUESTS as f64
+    );
+    assert_eq!(
+        sample(r#"stagepush_relay_rows_total{fate="delivered"}"#),
+        (REQUESTS * ROWS) as f64
+    );
+    assert_eq!(
+        sample(r#"stagepush_requests_total{status="200"}"#),
+        bodies.len() as f64
+    );
+}
+
+#[test]
+fn relay_metrics_count_answers_rows_replays_and_deferrals() {
+    let dir = temp_dir();
+    let mock = MockProcess::start(dir.path(), TOKEN, &[]);
+    let start = || {
+        Serve::start(
+            dir.path(),
+            "customer-rust",
+            &mock.endpoint("relay"),
+            &["--relay-sync-secs", "0"],
+        )
+    };
+    let serve = start();
+    let path = "/external-function/customers";
+    // Deferred: 202, then polled to the result.
+    let id = format!("{QUERY_ID}:5:1:0:0");
+    let rows = json!([
+        [0, {"CUSTOMER_ID": 1, "NAME": "Acme"}],
+        [1, {"CUSTOMER_ID": null, "NAME": "Nobody"}],
+        [2, {"CUSTOMER_ID": 3, "NAME": "Third"}],
+    ]);
+    let reply = serve.post("customers", &id, &rows);
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    let mut polls = 0;
+    let mut done = None;
+    wait_until(DEADLINE, "the polled result", || {
+        let polled = serve.request("GET", path, &sf_headers(&id, false), b"");
+        polls += 1;
+        let finished = polled.status != 202;
+        done = Some(polled);
+        finished
+    });
+    let done = done.unwrap();
+    assert_eq!(done.status, 200, "{}", done.body);
+    // A replay from memory, and requests refused before any delivery.
+    assert_eq!(serve.post("customers", &id, &rows).body, done.body);
+    assert_eq!(
+        serve
+            .request("POST", path, &sf_headers("b", false), b"not json")
+            .status,
+        400
+    );
+    assert_eq!(
+        serve
+            .request("GET", path, &sf_headers("none", false), b"")
+            .status,
+        404
+    );
+
+    let m = |sample: &str| serve.metric(sample);
+    assert_eq!(m("stagepush_relay_deferred_total"), 1.0);
+    assert_eq!(
+        m(r#"stagepush_relay_requests_total{method="POST",status="202"}"#),
+        1.0
+    );
+    assert_eq!(
+        m(r#"stagepush_relay_requests_total{method="POST",status="200"}"#),
+        1.0
+    );
+    assert_eq!(
+        m(r#"stagepush_relay_requests_total{method="POST",status="400"}"#),
+        1.0
+    );
+    assert_eq!(
+        m(r#"stagepush_relay_requests_total{method="GET",status="202"}"#),
+        (polls - 1) as f64
+    );
+    assert_eq!(
+        m(r#"stagepush_relay_requests_total{method="GET",status="200"}"#),
+        1.0
+    );
+    assert_eq!(
+        m(r#"stagepush_relay_requests_total{method="GET",status="404"}"#),
+        1.0
+    );
+    assert_eq!(m(r#"stagepush_relay_rows_total{fate="delivered"}"#), 2.0);
+    assert_eq!(m(r#"stagepush_relay_rows_total{fate="rejected"}"#), 1.0);
+    assert_eq!(m(r#"stagepush_relay_rows_total{fate="filtered"}"#), 0.0);
+    assert_eq!(m(r#"stagepush_relay_replays_total{from="memory"}"#), 1.0);
+    assert_eq!(m(r#"stagepush_relay_replays_total{from="state"}"#), 0.0);
+    assert_eq!(m("stagepush_relay_records_total"), 2.0);
+    assert_eq!(m("stagepush_relay_body_records_count"), 1.0);
+    assert_eq!(m(r#"stagepush_records_total{outcome="delivered"}"#), 2.0);
+    drop(serve);
+
+    // After a restart the state answers the replay.
+    let serve = start();
+    assert_eq!(serve.post("customers", &id, &rows).body, done.body);
+    assert_eq!(
+        serve.metric(r#"stagepush_relay_replays_total{from="state"}"#),
+        1.0
+    );
+    assert_eq!(serve.metric("stagepush_relay_body_records_count"), 0.0);
+    assert_eq!(mock_requests(&mock.store).len(), 1);
 }

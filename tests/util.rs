@@ -324,3 +324,19 @@ impl Drop for MockProcess {
         let _ = self.child.wait();
     }
 }
+
+/// The value of one sample (`name` with its labels, e.g. `x_total{a="b"}`) in a Prometheus
+/// text exposition, if present.
+pub fn metric_value(text: &str, sample: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Polls `done` (every 20 ms) until it holds; panics with `what` after `deadline`.
+pub fn wait_until(deadline: std::time::Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(started.elapsed() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -35,6 +35,11 @@ pub struct ServeArgs {
     /// answering 202 (Snowflake then polls with GET).
     #[arg(long, value_name = "SECS", default_value_t = 20.0)]
     pub relay_sync_secs: f64,
+    /// How long open request bodies wait for the records of other External Function
+    /// requests whose plugin is still running (a body leaves at once when no other request is
+    /// in progress, or when it is full).
+    #[arg(long, value_name = "MS", default_value_t = stagepush::serve::relay::DEFAULT_LINGER.as_millis() as u64)]
+    pub relay_linger_ms: u64,
     /// Largest External Function request body, compressed and decompressed (else 413).
     #[arg(long, value_name = "BYTES", default_value_t = stagepush::serve::relay::DEFAULT_MAX_BODY_BYTES)]
     pub relay_max_body_bytes: usize,
@@ -107,6 +112,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             sync_wait: std::time::Duration::from_secs_f64(args.relay_sync_secs),
             secret: relay_secret,
             max_body_bytes: args.relay_max_body_bytes,
+            linger: std::time::Duration::from_millis(args.relay_linger_ms),
         },
     };
     let served = stagepush::serve::serve(job, options, |addr| {

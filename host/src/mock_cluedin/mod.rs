@@ -21,7 +21,9 @@
 //! order (`200`/`ok` = normal processing, `drop` = close the connection without answering,
 //! any other status = that status); afterwards `--rate-drop`, `--rate-429` (with
 //! `Retry-After: --retry-after`), `--rate-500`, `--rate-503` draw per request from a PRNG
-//! seeded by `--seed`. `--slow-ms` delays every answer. Faults are decided after the token
+//! seeded by `--seed`. `--slow-ms` delays every answer. `--hold-while-exists FILE` holds
+//! every answer while `FILE` exists (a gate: a test creates it, lets requests pile up, and
+//! removes it; the body is read first and the request logged only when answered). Faults are decided after the token
 //! check, so a wrong token is always 401. `--reject-external-id ID` (repeatable) makes every
 //! record whose `externalId` is `ID` a row error (`rejected-external-id`, `rowIndex` as a
 //! number): the request is answered 400 naming those rows and nothing of it is stored, as
@@ -59,6 +61,8 @@ pub const MAX_DECOMPRESSED_BYTES: u64 = 1024 * 1024 * 1024;
 pub const RECORDS_FILE: &str = "records.ndjson";
 /// File of requests in the store directory.
 pub const REQUESTS_FILE: &str = "requests.ndjson";
+/// How often a held answer checks whether its `--hold-while-exists` file is gone.
+pub const HOLD_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Arguments of `stagepush mock-cluedin`.
 #[derive(Debug, Clone, clap::Args)]
@@ -105,6 +109,9 @@ pub struct MockArgs {
     /// Delay before every answer, milliseconds.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub slow_ms: u64,
+    /// Hold every answer while this file exists (checked every 10 ms): a gate for tests.
+    #[arg(long, value_name = "FILE")]
+    pub hold_while_exists: Option<PathBuf>,
     /// Fixed answers for the first requests, e.g. `429,503,200,drop,413`.
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub sequence: Vec<MockAnswer>,
@@ -137,6 +144,7 @@ impl MockArgs {
             rate_503: 0.0,
             rate_drop: 0.0,
             slow_ms: 0,
+            hold_while_exists: None,
             sequence: Vec::new(),
             seed: 0,
             accept_all: false,

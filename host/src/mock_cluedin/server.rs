@@ -189,6 +189,11 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Answer, Dro
     if state.args.slow_ms > 0 {
         tokio::time::sleep(Duration::from_millis(state.args.slow_ms)).await;
     }
+    if let Some(gate) = &state.args.hold_while_exists {
+        while tokio::fs::try_exists(gate).await.unwrap_or(false) {
+            tokio::time::sleep(super::HOLD_POLL_INTERVAL).await;
+        }
+    }
     let endpoint_id = path
         .strip_prefix(ENDPOINT_PREFIX)
         .filter(|id| !id.is_empty() && !id.contains('/'));

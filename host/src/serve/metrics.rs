@@ -1,5 +1,11 @@
-//! `GET /metrics`: counters summed over the runs of this process and the events it
-//! received, in the Prometheus text format (version 0.0.4).
+//! `GET /metrics`: counters summed over the runs of this process, the events it received
+//! and the Snowflake External Function relay, in the Prometheus text format (version 0.0.4).
+//!
+//! The endpoint families (`stagepush_records_total`, `stagepush_requests_total`,
+//! `stagepush_retries_total`, `stagepush_bytes_sent_total`) count the runs' requests and the
+//! relay's. The `stagepush_relay_*` families are the relay's own: its answers, its rows by
+//! fate, replays, 202s, and the request bodies it sent with their records
+//! (`stagepush_relay_body_records`, a histogram: `_count` bodies, `_sum` records).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -8,9 +14,23 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use crate::events::Notification;
 use crate::pipeline::RunReport;
+use crate::sink::SinkStats;
 
 /// The `Content-Type` of the exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Upper bounds of the `stagepush_relay_body_records` buckets (records per request body).
+pub const BODY_RECORDS_BUCKETS: [u64; 10] =
+    [1, 10, 50, 100, 250, 500, 1_000, 2_500, 10_000, 100_000];
+
+/// Where the answer to a replayed relay batch came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayFrom {
+    /// This process delivered it (or is delivering it).
+    Memory,
+    /// The state kept its result (an earlier process delivered it).
+    State,
+}
 
 /// The metrics of one `serve` process.
 #[derive(Debug, Default)]
@@ -18,6 +38,8 @@ pub struct Metrics {
     counters: Mutex<Counters>,
     /// Pending files (see [`Metrics::set_queue_depth`]).
     queue_depth: AtomicI64,
+    /// Relay records waiting for a request body (see [`Metrics::set_relay_waiting`]).
+    relay_waiting: AtomicI64,
 }
 
 #[derive(Debug, Default)]
@@ -38,6 +60,25 @@ struct Counters {
     events_created: u64,
     events_ignored: u64,
     events_test: u64,
+    relay: RelayCounters,
+}
+
+#[derive(Debug, Default)]
+struct RelayCounters {
+    /// (method, status) → answers.
+    answers: BTreeMap<(&'static str, u16), u64>,
+    rows_delivered: u64,
+    rows_filtered: u64,
+    rows_rejected: u64,
+    rows_failed: u64,
+    replays_memory: u64,
+    replays_state: u64,
+    deferred: u64,
+    records: u64,
+    /// Bodies per bucket of [`BODY_RECORDS_BUCKETS`] (not cumulative), then the rest.
+    body_buckets: [u64; BODY_RECORDS_BUCKETS.len() + 1],
+    bodies: u64,
+    body_records: u64,
 }
 
 impl Metrics {
@@ -67,6 +108,75 @@ impl Metrics {
         if report.plugin.seconds_in_plugin.is_finite() && report.plugin.seconds_in_plugin > 0.0 {
             c.plugin_seconds += report.plugin.seconds_in_plugin;
         }
+    }
+
+    /// Adds the endpoint counters of request bodies sent outside a run (the relay's).
+    pub fn add_sink_stats(&self, stats: &SinkStats) {
+        let mut c = self.counters();
+        c.records_delivered += stats.records_delivered;
+        c.records_rejected += stats.records_rejected;
+        for (status, n) in &stats.status {
+            *c.requests.entry(*status).or_default() += n;
+        }
+        c.retries += stats.retries;
+        c.bytes_sent += stats.bytes_sent;
+    }
+
+    /// Counts a relay answer (`method`: `POST`, `GET` or `other`).
+    pub fn relay_answer(&self, method: &'static str, status: u16) {
+        *self
+            .counters()
+            .relay
+            .answers
+            .entry((method, status))
+            .or_default() += 1;
+    }
+
+    /// Counts the rows of a relay request by fate (`failed`: answered 502).
+    pub fn relay_rows(&self, delivered: u64, filtered: u64, rejected: u64, failed: u64) {
+        let relay = &mut self.counters().relay;
+        relay.rows_delivered += delivered;
+        relay.rows_filtered += filtered;
+        relay.rows_rejected += rejected;
+        relay.rows_failed += failed;
+    }
+
+    /// Counts a POST answered with an earlier result (nothing delivered again).
+    pub fn relay_replay(&self, from: ReplayFrom) {
+        let relay = &mut self.counters().relay;
+        match from {
+            ReplayFrom::Memory => relay.replays_memory += 1,
+            ReplayFrom::State => relay.replays_state += 1,
+        }
+    }
+
+    /// Counts a POST answered 202 (its delivery outlasted the sync wait).
+    pub fn relay_deferred(&self) {
+        self.counters().relay.deferred += 1;
+    }
+
+    /// Counts records handed to the relay's shared batcher.
+    pub fn relay_records_queued(&self, n: usize) {
+        self.counters().relay.records += n as u64;
+    }
+
+    /// Counts a request body the relay sent, with its records.
+    pub fn relay_body_sent(&self, records: usize) {
+        let records = records as u64;
+        let relay = &mut self.counters().relay;
+        let bucket = BODY_RECORDS_BUCKETS
+            .iter()
+            .position(|&le| records <= le)
+            .unwrap_or(BODY_RECORDS_BUCKETS.len());
+        relay.body_buckets[bucket] += 1;
+        relay.bodies += 1;
+        relay.body_records += records;
+    }
+
+    /// Sets the relay records waiting for a request body (open or queued bodies).
+    pub fn set_relay_waiting(&self, n: usize) {
+        self.relay_waiting
+            .store(i64::try_from(n).unwrap_or(i64::MAX), Ordering::Relaxed);
     }
 
     /// Counts a run that stopped without a report.
@@ -205,7 +315,89 @@ impl Metrics {
                 ],
             ),
         );
+        let r = &c.relay;
+        let answers: Vec<(String, String)> = r
+            .answers
+            .iter()
+            .map(|((method, status), n)| {
+                (
+                    format!("{{method=\"{method}\",status=\"{status}\"}}"),
+                    n.to_string(),
+                )
+            })
+            .collect();
+        family(
+            "stagepush_relay_requests_total",
+            "counter",
+            "External Function requests answered, by method and HTTP status.",
+            &answers,
+        );
+        family(
+            "stagepush_relay_rows_total",
+            "counter",
+            "External Function rows by fate (failed: the request was answered 502).",
+            &labelled(
+                "fate",
+                &[
+                    ("delivered", r.rows_delivered),
+                    ("filtered", r.rows_filtered),
+                    ("rejected", r.rows_rejected),
+                    ("failed", r.rows_failed),
+                ],
+            ),
+        );
+        family(
+            "stagepush_relay_replays_total",
+            "counter",
+            "External Function POSTs of a batch id seen before, answered with its result without delivering again.",
+            &labelled(
+                "from",
+                &[("memory", r.replays_memory), ("state", r.replays_state)],
+            ),
+        );
+        family(
+            "stagepush_relay_deferred_total",
+            "counter",
+            "External Function POSTs answered 202 (delivery outlasted --relay-sync-secs; Snowflake polls).",
+            &plain(r.deferred),
+        );
+        family(
+            "stagepush_relay_records_total",
+            "counter",
+            "Records the relay handed to its shared batcher.",
+            &plain(r.records),
+        );
+        let mut cumulative = 0;
+        let mut buckets: Vec<(String, String)> = BODY_RECORDS_BUCKETS
+            .iter()
+            .zip(&r.body_buckets)
+            .map(|(le, n)| {
+                cumulative += n;
+                (format!("_bucket{{le=\"{le}\"}}"), cumulative.to_string())
+            })
+            .collect();
+        buckets.push(("_bucket{le=\"+Inf\"}".into(), r.bodies.to_string()));
+        buckets.push(("_sum".into(), r.body_records.to_string()));
+        buckets.push(("_count".into(), r.bodies.to_string()));
+        family(
+            "stagepush_relay_body_records",
+            "histogram",
+            "Records per request body the relay sent (records of concurrent requests share bodies).",
+            &buckets,
+        );
         drop(c);
+        family(
+            "stagepush_relay_records_waiting",
+            "gauge",
+            "Relay records waiting for a request body to leave.",
+            &[(
+                String::new(),
+                self.relay_waiting
+                    .load(Ordering::Relaxed)
+                    .max(0)
+                    .to_string(),
+            )],
+        );
         family(
             "stagepush_queue_depth",
             "gauge",
@@ -240,6 +432,13 @@ mod tests {
             "stagepush_runs_total",
             "stagepush_events_total",
             "stagepush_queue_depth",
+            "stagepush_relay_requests_total",
+            "stagepush_relay_rows_total",
+            "stagepush_relay_replays_total",
+            "stagepush_relay_deferred_total",
+            "stagepush_relay_records_total",
+            "stagepush_relay_records_waiting",
+            "stagepush_relay_body_records",
         ] {
             assert!(text.contains(&format!("# HELP {name} ")), "{name}:\n{text}");
             assert!(text.contains(&format!("# TYPE {name} ")), "{name}:\n{text}");
@@ -258,5 +457,53 @@ mod tests {
             text.contains("stagepush_plugin_seconds_total 0\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn relay_counters_and_the_body_histogram() {
+        let m = Metrics::default();
+        m.relay_answer("POST", 200);
+        m.relay_answer("POST", 200);
+        m.relay_answer("GET", 202);
+        m.relay_rows(5, 1, 2, 3);
+        m.relay_replay(ReplayFrom::State);
+        m.relay_deferred();
+        m.relay_records_queued(7);
+        for records in [1, 10, 11, 400, 200_000] {
+            m.relay_body_sent(records);
+        }
+        m.set_relay_waiting(4);
+        m.add_sink_stats(&SinkStats {
+            records_delivered: 9,
+            status: BTreeMap::from([(200, 2)]),
+            ..SinkStats::default()
+        });
+        let text = m.render();
+        for line in [
+            "stagepush_relay_requests_total{method=\"POST\",status=\"200\"} 2",
+            "stagepush_relay_requests_total{method=\"GET\",status=\"202\"} 1",
+            "stagepush_relay_rows_total{fate=\"delivered\"} 5",
+            "stagepush_relay_rows_total{fate=\"filtered\"} 1",
+            "stagepush_relay_rows_total{fate=\"rejected\"} 2",
+            "stagepush_relay_rows_total{fate=\"failed\"} 3",
+            "stagepush_relay_replays_total{from=\"memory\"} 0",
+            "stagepush_relay_replays_total{from=\"state\"} 1",
+            "stagepush_relay_deferred_total 1",
+            "stagepush_relay_records_total 7",
+            "stagepush_relay_records_waiting 4",
+            "stagepush_relay_body_records_bucket{le=\"1\"} 1",
+            "stagepush_relay_body_records_bucket{le=\"10\"} 2",
+            "stagepush_relay_body_records_bucket{le=\"50\"} 3",
+            "stagepush_relay_body_records_bucket{le=\"500\"} 4",
+            "stagepush_relay_body_records_bucket{le=\"100000\"} 4",
+            "stagepush_relay_body_records_bucket{le=\"+Inf\"} 5",
+            "stagepush_relay_body_records_sum 200422",
+            "stagepush_relay_body_records_count 5",
+            "stagepush_records_total{outcome=\"delivered\"} 9",
+            "stagepush_requests_total{status=\"200\"} 2",
+        ] {
+            assert!(text.contains(&format!("{line}\n")), "{line}:\n{text}");
+        }
+        assert!(text.contains("# TYPE stagepush_relay_body_records histogram\n"));
     }
 }

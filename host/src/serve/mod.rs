@@ -16,8 +16,9 @@
 //! - `OPTIONS /events` (and `/`): the CloudEvents webhook abuse-protection handshake
 //!   (`WebHook-Allowed-Origin`, `WebHook-Allowed-Rate: *`).
 //! - `POST /external-function/{name}` (and `GET` to poll): the relay behind a Snowflake
-//!   External Function ([`relay`]): the rows are transformed and delivered at once, and
-//!   the answer names each row's outcome.
+//!   External Function ([`relay`]): the rows are transformed and delivered at once (the
+//!   records of concurrent requests share request bodies), and the answer names each row's
+//!   outcome.
 //! - `GET /healthz`: `ok`. `GET /metrics`: Prometheus text ([`metrics`]).
 //!
 //! With a shared secret, `/events` and `/` require it in header `X-Stagepush-Token` or
@@ -176,12 +177,13 @@ fn serve_on(
         options.auth_token.as_ref(),
         options.sns_confirm,
         selection,
-        metrics,
+        Arc::clone(&metrics),
         Arc::clone(&signal),
         Arc::new(relay::Relay::new(
             Arc::clone(&job),
             options.relay.clone(),
             options.auth_token.as_ref(),
+            metrics,
         )),
     ));
     if !matches!(job.stage.kind(), StoreKind::S3 | StoreKind::Azure) {

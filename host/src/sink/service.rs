@@ -123,6 +123,11 @@ impl CluedInSink {
         &self.inner.router.endpoints
     }
 
+    /// The most batches [`CluedInSink::run`] keeps in flight (`concurrency`).
+    pub fn concurrency(&self) -> usize {
+        self.inner.concurrency
+    }
+
     /// Counters summed over every `deliver` so far.
     pub fn stats(&self) -> SinkStats {
         self.inner

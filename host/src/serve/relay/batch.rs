@@ -1,0 +1,325 @@
+//! One request's rows through the plugin and the sink, and what is kept of the result.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hyper::StatusCode;
+use serde_json::{Value, json};
+
+use crate::deadletter::{DeadLetter, DeadLetterWriter};
+use crate::plugin::Runner;
+use crate::state::PutMode;
+use crate::transform::{ArrowInput, EncodedBatch, Encoder, RowStage};
+
+use super::coalesce::Fate;
+use super::columns::{InputRow, columns};
+use super::{Answer, Relay, state_path};
+
+/// A request being delivered.
+pub(super) struct Batch {
+    pub(super) name: String,
+    pub(super) batch_id: String,
+    /// `external-function/<name>/<query-id>`: the source file the plugin sees and the
+    /// dead letters' `file`.
+    pub(super) route_key: String,
+    pub(super) rows: Vec<InputRow>,
+}
+
+/// What became of one row.
+#[derive(Debug, Clone)]
+enum RowResult {
+    Delivered(Option<String>),
+    Filtered,
+    Rejected { stage: RowStage, message: String },
+}
+
+fn stage_name(stage: RowStage) -> &'static str {
+    match stage {
+        RowStage::Read => "read",
+        RowStage::Plugin => "plugin",
+        RowStage::Encode => "encode",
+        RowStage::Endpoint => "endpoint",
+    }
+}
+
+/// The plugin part of a batch (blocking).
+fn transform(relay: &Relay, batch: &Batch) -> Result<(EncodedBatch, Vec<Value>), String> {
+    let cols = columns(&batch.rows)?;
+    let mut runner = match relay.take_runner(&cols.schema) {
+        Some(runner) => runner,
+        None => Runner::start(
+            Arc::clone(&relay.job.plugin),
+            cols.schema.clone(),
+            relay.job.config.plugin.config.clone().into_iter().collect(),
+        )
+        .map_err(|e| e.to_string())?,
+    };
+    let file = crate::source::source_file(&batch.route_key);
+    let projection = runner.projection().map(<[u32]>::to_vec);
+    let input = ArrowInput {
+        file: &file,
+        first_row: 0,
+        batch: &cols.batch,
+        schema: &cols.schema,
+        projection: projection.as_deref(),
+    };
+    let mut encoder = Encoder::new(relay.job.config.records.shape);
+    let encoded = encoder
+        .transform(&mut runner, &input)
+        .map_err(|e| e.to_string())?;
+    relay.give_back(cols.schema, runner);
+    Ok((encoded, cols.inputs))
+}
+
+/// Transforms, delivers and records one batch; the answer every poll and replay gets.
+pub(super) async fn run_batch(relay: &Arc<Relay>, batch: Batch) -> Answer {
+    let n = batch.rows.len();
+    let batch = Arc::new(batch);
+    // Announced before the plugin runs: bodies other requests fill wait for these records
+    // (at most the linger; see `coalesce`).
+    let coalescer = match relay.coalescer() {
+        Ok(coalescer) => coalescer,
+        Err(e) => return fatal(relay, &batch, e.to_string()),
+    };
+    let announcement = coalescer.announce();
+    let transformed = {
+        let _permit = relay.cpu.acquire().await;
+        let (relay, batch, coalescer) = (Arc::clone(relay), Arc::clone(&batch), coalescer);
+        // The push runs here too: cutting a full body compresses it.
+        tokio::task::spawn_blocking(move || {
+            let (encoded, inputs) = transform(&relay, &batch)?;
+            let ticket = (!encoded.records.is_empty()).then(|| {
+                let records = encoded
+                    .records
+                    .iter()
+                    .map(|r| (&r.entity_type, encoded.record_json(r)));
+                coalescer.push(announcement, &batch.route_key, records)
+            });
+            // Without records (or on an error above) the announcement is dropped: withdrawn.
+            Ok::<_, String>((encoded, inputs, ticket))
+        })
+        .await
+    };
+    let mut results: Vec<RowResult> = vec![RowResult::Filtered; n];
+    let mut inputs = Vec::new();
+    match transformed {
+        Err(e) => return fatal(relay, &batch, format!("internal error: {e}")),
+        Ok(Err(message)) => {
+            // The plugin refused the schema (or could not run): every row is rejected.
+            tracing::warn!(
+                "relay {}: the plugin failed the batch: {message}",
+                batch.name
+            );
+            for r in &mut results {
+                *r = RowResult::Rejected {
+                    stage: RowStage::Plugin,
+                    message: message.clone(),
+                };
+            }
+        }
+        Ok(Ok((encoded, row_inputs, ticket))) => {
+            inputs = row_inputs;
+            for failure in &encoded.failures {
+                if let Some(r) = results.get_mut(failure.row as usize) {
+                    *r = RowResult::Rejected {
+                        stage: failure.stage,
+                        message: failure.message.clone(),
+                    };
+                }
+            }
+            if let Some(ticket) = ticket {
+                match ticket.wait().await {
+                    Ok(fates) => apply_fates(&encoded, &fates, &mut results),
+                    Err(e) => return fatal(relay, &batch, e.to_string()),
+                }
+            }
+        }
+    }
+    if inputs.is_empty() {
+        inputs = columns(&batch.rows)
+            .map(|c| c.inputs)
+            .unwrap_or_else(|_| vec![Value::Null; n]);
+    }
+    let data: Vec<Value> = batch
+        .rows
+        .iter()
+        .zip(&results)
+        .map(|(row, result)| {
+            let value = match result {
+                RowResult::Delivered(receipt) => {
+                    json!({"status": "delivered", "receiptId": receipt})
+                }
+                RowResult::Filtered => json!({"status": "filtered"}),
+                RowResult::Rejected { stage, message } => {
+                    json!({"status": "rejected", "stage": stage_name(*stage), "message": message})
+                }
+            };
+            json!([row.number, value])
+        })
+        .collect();
+    let body = Bytes::from(json!({ "data": data }).to_string());
+    let counts = results.iter().fold([0usize; 3], |mut c, r| {
+        c[match r {
+            RowResult::Delivered(_) => 0,
+            RowResult::Filtered => 1,
+            RowResult::Rejected { .. } => 2,
+        }] += 1;
+        c
+    });
+    {
+        let (relay, b, body) = (Arc::clone(relay), Arc::clone(&batch), body.clone());
+        let results = results.clone();
+        let kept = tokio::task::spawn_blocking(move || {
+            keep(&relay, &b, &results, &inputs, &body);
+        })
+        .await;
+        if let Err(e) = kept {
+            tracing::error!("relay {}: keeping the result failed: {e}", batch.name);
+        }
+    }
+    relay
+        .metrics
+        .relay_rows(counts[0] as u64, counts[1] as u64, counts[2] as u64, 0);
+    tracing::info!(
+        "relay {}: batch {} ({n} rows): {} delivered, {} filtered, {} rejected",
+        batch.name,
+        batch.batch_id,
+        counts[0],
+        counts[1],
+        counts[2]
+    );
+    Answer {
+        status: StatusCode::OK,
+        body,
+    }
+}
+
+fn fatal(relay: &Relay, batch: &Batch, message: String) -> Answer {
+    relay.metrics.relay_rows(0, 0, 0, batch.rows.len() as u64);
+    tracing::error!(
+        "relay {}: batch {} not delivered: {message}",
+        batch.name,
+        batch.batch_id
+    );
+    Answer {
+        status: StatusCode::BAD_GATEWAY,
+        body: Bytes::from(
+            json!({ "error": format!("the rows were not delivered: {message}") }).to_string(),
+        ),
+    }
+}
+
+/// Sets each row's result from its records' fates (in record order).
+///
+/// A row with several records is rejected if one of them is (no route first, then the
+/// endpoint's refusal), else delivered with the `receiptId` of its first record.
+fn apply_fates(encoded: &EncodedBatch, fates: &[Fate], results: &mut [RowResult]) {
+    let mut rows: BTreeMap<u64, RowFates<'_>> = BTreeMap::new();
+    for (record, fate) in encoded.records.iter().zip(fates) {
+        let row = rows.entry(record.row).or_default();
+        match fate {
+            Fate::Rejected {
+                stage: RowStage::Endpoint,
+                message,
+            } => {
+                row.refused.get_or_insert(message);
+            }
+            Fate::Rejected { message, .. } => {
+                row.no_route.get_or_insert(message);
+            }
+            Fate::Delivered { receipt_id } => {
+                row.receipt.get_or_insert(receipt_id);
+            }
+        }
+    }
+    for (row, fates) in rows {
+        let Some(result) = results.get_mut(row as usize) else {
+            continue;
+        };
+        if matches!(result, RowResult::Rejected { .. }) {
+            continue;
+        }
+        *result = match fates {
+            RowFates {
+                no_route: Some(message),
+                ..
+            } => RowResult::Rejected {
+                stage: RowStage::Encode,
+                message: message.to_owned(),
+            },
+            RowFates {
+                refused: Some(message),
+                ..
+            } => RowResult::Rejected {
+                stage: RowStage::Endpoint,
+                message: message.to_owned(),
+            },
+            RowFates { receipt, .. } => RowResult::Delivered(receipt.cloned().flatten()),
+        };
+    }
+}
+
+/// The first no-route message, endpoint refusal and receipt among one row's records.
+#[derive(Default)]
+struct RowFates<'a> {
+    no_route: Option<&'a str>,
+    refused: Option<&'a str>,
+    receipt: Option<&'a Option<String>>,
+}
+
+/// Dead letters for the rejected rows, then the result in the state (blocking).
+fn keep(relay: &Relay, batch: &Batch, results: &[RowResult], inputs: &[Value], body: &[u8]) {
+    let plugin = relay.job.plugin.name().to_string();
+    let letters: Vec<DeadLetter> = results
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| match r {
+            RowResult::Rejected { stage, message } => Some(DeadLetter {
+                file: batch.route_key.clone(),
+                key: None,
+                identity: None,
+                row: batch.rows[i].number.as_u64().unwrap_or(i as u64),
+                stage: *stage,
+                kind: "rejected".into(),
+                message: message.clone(),
+                plugin: Some(plugin.clone()),
+                status: None,
+                receipt_id: None,
+                entity_type: None,
+                record: None,
+                input: inputs.get(i).cloned().unwrap_or(Value::Null),
+            }),
+            _ => None,
+        })
+        .collect();
+    if !letters.is_empty() {
+        let mut writer = relay.dead_letters.lock().unwrap_or_else(|p| p.into_inner());
+        if writer.is_none() {
+            match DeadLetterWriter::open(&relay.job.config.output.dead_letter_dir()) {
+                Ok(w) => *writer = Some(w),
+                Err(e) => tracing::error!("relay: cannot open the dead letters: {e}"),
+            }
+        }
+        if let Some(w) = writer.as_mut() {
+            let written = letters
+                .iter()
+                .try_for_each(|l| w.write(l))
+                .and_then(|()| w.flush());
+            if let Err(e) = written {
+                tracing::error!(
+                    "relay: cannot write dead letters to {}: {e}",
+                    w.path().display()
+                );
+            }
+        }
+    }
+    let path = state_path(&batch.name, &batch.batch_id);
+    if let Err(e) = relay.job.state.put(&path, body, PutMode::Overwrite) {
+        tracing::error!(
+            "relay {}: cannot keep the result of batch {} in the state ({e}): a retry after a restart would deliver it again",
+            batch.name,
+            batch.batch_id
+        );
+    }
+}
