@@ -18,7 +18,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::util::{target_dir, temp_dir};
+use crate::util::{files_under, target_dir, temp_dir};
 
 fn deploy_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
@@ -889,18 +889,7 @@ fn deploy_docker_context_has_every_file_the_build_includes() {
         .lines()
         .filter_map(|l| l.trim().strip_prefix('!'))
         .collect();
-    let mut sources = Vec::new();
-    let mut dirs = vec![root.join("host/src")];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                sources.push(path);
-            }
-        }
-    }
+    let sources = files_under(&root.join("host/src"), Some("rs"));
     let mut included = BTreeSet::new();
     for source in &sources {
         let text = std::fs::read_to_string(source).unwrap();

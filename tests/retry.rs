@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use stagepush::sample::{CustomerFileOptions, write_customer_file};
 
 use crate::util::{
-    MockProcess, Output, customer_file, mock_records, mock_requests, plugin, read_ndjson, run,
-    stagepush, temp_dir,
+    MockProcess, Output, customer_file, files_under, mock_records, mock_requests, plugin,
+    read_ndjson, run, stagepush, temp_dir,
 };
 
 const TOKEN: &str = "retry-token-5d1e";
@@ -60,23 +60,7 @@ fn report(dir: &Path, command: &str) -> serde_json::Value {
 
 /// Every dead-letter chunk in the state under `dir/state`.
 fn state_chunks(dir: &Path) -> Vec<PathBuf> {
-    fn walk(folder: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(folder) else {
-            return;
-        };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else if path.extension().is_some_and(|e| e == "ndjson") {
-                out.push(path);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(&dir.join("state/dead-letters"), &mut out);
-    out.sort();
-    out
+    files_under(&dir.join("state/dead-letters"), Some("ndjson"))
 }
 
 /// Every dead letter kept in the state.

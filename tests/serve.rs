@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::stage_servers::{AzureServer, S3Server, customer_file, put_file};
-use crate::util::{MockProcess, fixture, mock_records, plugin, stagepush, temp_dir};
+use crate::util::{MockProcess, files_under, fixture, mock_records, plugin, stagepush, temp_dir};
 
 const TOKEN: &str = "serve-token-4c2e";
 const ROWS: u64 = 300;
@@ -211,19 +211,7 @@ fn stage_flags(flags: Vec<String>) -> Vec<String> {
 
 /// Pending entries in the local state `dir/state`.
 fn pending(dir: &Path) -> usize {
-    fn walk(path: &Path, n: &mut usize) {
-        for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                walk(&path, n);
-            } else if path.extension().is_some_and(|e| e == "json") {
-                *n += 1;
-            }
-        }
-    }
-    let mut n = 0;
-    walk(&dir.join("state").join("pending"), &mut n);
-    n
+    files_under(&dir.join("state").join("pending"), Some("json")).len()
 }
 
 /// externalId → how many times the endpoint stored it.

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use stagepush::sample::{CustomerFileOptions, write_customer_file};
 
-use crate::util::{MockProcess, mock_records, plugin, run, stagepush, temp_dir};
+use crate::util::{MockProcess, files_under, mock_records, plugin, run, stagepush, temp_dir};
 
 const TOKEN: &str = "state-token-51c2";
 
@@ -131,10 +131,9 @@ fn a_run_killed_at_any_point_is_finished_by_the_rerun_without_loss() {
         );
         // Rows of the segments the killed run had recorded as acknowledged.
         let acked_before: u64 = if case.join("state/files").exists() {
-            walk(&case.join("state/files"))
+            // (a write the kill interrupted leaves a `….tmp-*` file beside them)
+            files_under(&case.join("state/files"), Some("json"))
                 .iter()
-                // (a write the kill interrupted leaves a `….tmp-*` file beside them)
-                .filter(|p| p.extension().is_some_and(|e| e == "json"))
                 .map(|p| {
                     let doc: Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
                     doc["counts"]["rows"].as_u64().unwrap()
@@ -344,9 +343,9 @@ fn a_torn_state_document_stops_the_run_with_its_path() {
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     // Truncate the file's state document as a torn write would.
     let files = dir.path().join("state/files");
-    let doc = walk(&files)
+    let doc = files_under(&files, Some("json"))
         .into_iter()
-        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .next()
         .expect("a file state document");
     let bytes = std::fs::read(&doc).unwrap();
     std::fs::write(&doc, &bytes[..bytes.len() / 2]).unwrap();
@@ -361,17 +360,4 @@ fn a_torn_state_document_stops_the_run_with_its_path() {
     );
     // Not treated as empty: nothing was sent again.
     assert_eq!(received(&mock, "t").values().sum::<u64>(), 100);
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }

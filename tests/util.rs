@@ -144,6 +144,25 @@ pub fn target_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
 }
 
+/// Every file below `dir` (recursively) with extension `ext`, or every file with `None`,
+/// sorted; none when `dir` does not exist.
+pub fn files_under(dir: &Path, ext: Option<&str>) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten() {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if ext.is_none_or(|ext| path.extension().is_some_and(|e| e == ext)) {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
 /// The component built from `plugins/<name>` by `cargo xtask plugins`.
 pub fn plugin(name: &str) -> PathBuf {
     let dir = std::env::var_os("STAGEPUSH_TEST_PLUGINS")
