@@ -877,7 +877,8 @@ def _decode(ty: Any, values: Any) -> list:
     if vc is _t.Values_Integer or vc is _t.Values_Float:
         return v
     if vc is _t.Values_Decimal:
-        return [Decimal((d.hi << 64) | d.lo, d.scale) for d in v]
+        # Most decimals (ids) fit 64 bits: hi is 0, no 128-bit arithmetic for them.
+        return [Decimal((d.hi << 64) | d.lo if d.hi else d.lo, d.scale) for d in v]
     if vc is _t.Values_Timestamp:
         unit, wc = ty.value.unit, ty.value.wall_clock
         return [Timestamp(x, unit, wc) for x in v]
@@ -984,6 +985,8 @@ class Row:
 
     def get(self, col: ColRef) -> Value:
         """The cell of ``col``; ``None`` for a null cell or a column not found."""
+        if col.__class__ is Col:  # the common case first
+            return self._vals[col][self._i]
         if col is None:
             return None
         if col.__class__ is str:
@@ -1464,7 +1467,15 @@ class EntityBuilder:
         if value.__class__ is str:
             i = self._index.get(name)
             self._pnames.append(self._out._intern(name) if i is None else i)
-            self._pvals.append(self._out._text_cell(value.lower()))  # type: ignore[union-attr]
+            # Not through the batch's text cache: lower-cased text is a new string, rarely
+            # repeated (e-mail addresses).
+            out = self._out
+            s = value.lower()  # type: ignore[union-attr]
+            start = out._pos
+            n = len(s) if s.isascii() else len(s.encode("utf-8"))
+            out._parts.append(s)
+            out._pos = start + n
+            self._pvals.append(_CellText(_Span(start, n)))
             return self
         return self.prop(name, value)
 
