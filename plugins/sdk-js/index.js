@@ -76,7 +76,7 @@ const I64_MAX = (1n << 63n) - 1n;
 /** An exact decimal number: `value * 10^-scale` (value a bigint, up to 128 bits). */
 export class Decimal {
   constructor(value, scale = 0) {
-    this.value = BigInt(value);
+    this.value = typeof value === 'bigint' ? value : BigInt(value);
     this.scale = scale | 0;
   }
 
@@ -100,6 +100,7 @@ export class Decimal {
 
   /** Exact text: `-12.30`, `42`, `0.005`. */
   toString() {
+    if (this.scale === 0) return this.value.toString();
     const neg = this.value < 0n;
     const digits = (neg ? -this.value : this.value).toString();
     const sign = neg ? '-' : '';
@@ -183,9 +184,10 @@ export class DateValue {
 /** A timestamp: `value` (bigint) `unit`s since 1970-01-01T00:00:00; `wallClock` for TIMESTAMP_NTZ. */
 export class Timestamp {
   constructor(value, unit = 'millis', wallClock = false) {
-    this.value = BigInt(value);
+    this.value = typeof value === 'bigint' ? value : BigInt(value);
     this.unit = unit;
     this.wallClock = wallClock;
+    this._cell = undefined; // the output cell, made once (a timestamp is often sent twice)
   }
 
   static fromMillis(ms) {
@@ -317,7 +319,17 @@ export function kind(v) {
 // Rust's `char::is_whitespace` (Unicode White_Space), which `str::trim` uses; JavaScript's
 // `trim` differs (it trims U+FEFF, not U+0085).
 const TRIM = /^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+|[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$/g;
-const NEEDS_TRIM = /^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]|[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]$/;
+
+// Whether a UTF-16 code unit is White_Space (the class of TRIM): checking the first and last
+// one is cheaper than a regular expression, most text needing no trim.
+function isSpace(c) {
+  if (c <= 32) return c === 32 || (c >= 9 && c <= 13);
+  if (c < 0x85) return false;
+  return (
+    c === 0x85 || c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) ||
+    c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000
+  );
+}
 
 function unicodeRegExp(source, fallback) {
   try {
@@ -372,7 +384,9 @@ function sigma(chars, i) {
 
 /** Text with leading and trailing Unicode white space removed (as Rust's `str::trim`). */
 export function trim(s) {
-  return NEEDS_TRIM.test(s) ? s.replace(TRIM, '') : s;
+  const n = s.length;
+  if (n === 0 || (!isSpace(s.charCodeAt(0)) && !isSpace(s.charCodeAt(n - 1)))) return s;
+  return s.replace(TRIM, '');
 }
 
 /** Text trimmed; any other value as is. */
@@ -660,6 +674,44 @@ class Bytes {
     return this.data.subarray(this.offsets[i], this.offsets[i + 1]);
   }
 
+  // Every value as text (a value that is not valid UTF-8 as its bytes), in `out`; `wrap`
+  // (or null) applies to the text ones.
+  fillStrings(out, n, wrap) {
+    const data = this.data;
+    const offs = this.offsets;
+    let whole = null;
+    try {
+      whole = FATAL.decode(data);
+    } catch {
+      whole = null;
+    }
+    if (whole !== null && whole.length === data.length) {
+      // ASCII: every value decodes. (In StarlingMonkey the native decoder is faster than
+      // `substring` of the whole text, which is self-hosted JS run by the interpreter.)
+      for (let i = 0; i < n; i++) {
+        const a = offs[i];
+        const e = offs[i + 1];
+        const s = a === e ? '' : FATAL.decode(data.subarray(a, e));
+        out[i] = wrap === null ? s : wrap(s);
+      }
+      return;
+    }
+    for (let i = 0; i < n; i++) {
+      const a = offs[i];
+      const e = offs[i + 1];
+      let s = '';
+      if (a !== e) {
+        try {
+          s = FATAL.decode(data.subarray(a, e));
+        } catch {
+          out[i] = data.subarray(a, e); // not UTF-8: the bytes, as `get` gives them
+          continue;
+        }
+      }
+      out[i] = wrap === null ? s : wrap(s);
+    }
+  }
+
   // Text of value i, or null when it is not valid UTF-8.
   str(i) {
     if (this.whole === undefined) {
@@ -682,6 +734,10 @@ class Bytes {
   }
 }
 
+function newJson(s) {
+  return new Json(s);
+}
+
 // The values of one column (or of a list column's items).
 class Data {
   constructor(type, values) {
@@ -699,6 +755,37 @@ class Data {
   get length() {
     const v = this.v;
     return v instanceof Bytes ? v.offsets.length - 1 : v.length;
+  }
+
+  // The first `n` values into `out`: one type dispatch per column, not per cell.
+  fill(out, n) {
+    const v = this.v;
+    switch (this.tag) {
+      case 'text':
+        v.fillStrings(out, n, null);
+        return;
+      case 'json':
+        v.fillStrings(out, n, newJson);
+        return;
+      case 'boolean':
+        for (let i = 0; i < n; i++) out[i] = v[i] !== 0;
+        return;
+      case 'timestamp': {
+        const unit = this.unit;
+        const wallClock = this.wallClock;
+        for (let i = 0; i < n; i++) out[i] = new Timestamp(v[i], unit, wallClock);
+        return;
+      }
+      case 'decimal':
+        for (let i = 0; i < n; i++) {
+          const d = v[i];
+          // Most decimals (ids) fit 64 bits: no 128-bit arithmetic for those.
+          const value = d.hi === 0n ? d.lo : (BigInt(d.hi) << 64n) | BigInt(d.lo);
+          out[i] = new Decimal(value, d.scale);
+        }
+        return;
+    }
+    for (let i = 0; i < n; i++) out[i] = this.get(i);
   }
 
   get(i) {
@@ -738,6 +825,8 @@ class ColView {
     const nulls = column.nulls;
     if (nulls.length !== 0 && nulls.length !== n) throw new Error(`${nulls.length} null flags for ${n} rows`);
     this.nulls = nulls.length === 0 ? null : nulls;
+    this.n = n;
+    this.vals = null;
     if (type.tag === 'scalar' && column.data.tag === 'scalar') {
       this.data = new Data(type.val, column.data.val);
       if (this.data.length !== n) throw new Error(`${this.data.length} values for ${n} rows`);
@@ -757,6 +846,24 @@ class ColView {
     if (this.list === null) return this.data.get(i);
     const l = this.list;
     return new List(this.data, l.itemNulls, l.offsets[i], l.offsets[i + 1]);
+  }
+
+  // Every row's value (null for a null row), decoded the first time a row reads the column
+  // and kept for the batch: a text column is decoded once, not once per cell.
+  values() {
+    if (this.vals !== null) return this.vals;
+    const n = this.n;
+    const out = new Array(n);
+    if (this.list === null) {
+      this.data.fill(out, n);
+    } else {
+      const l = this.list;
+      for (let i = 0; i < n; i++) out[i] = new List(this.data, l.itemNulls, l.offsets[i], l.offsets[i + 1]);
+    }
+    const nulls = this.nulls;
+    if (nulls !== null) for (let i = 0; i < n; i++) if (nulls[i] !== 0) out[i] = null;
+    this.vals = out;
+    return out;
   }
 }
 
@@ -784,8 +891,16 @@ export class Row {
 
   /** The cell of `col` (a Col, a column name, or null); null for a null cell or a missing column. */
   get(col) {
-    const c = this._col(col);
-    return c === undefined ? null : c.get(this.index);
+    if (col === null || col === undefined) return null;
+    let c;
+    if (typeof col === 'string') {
+      c = this._col(col);
+    } else {
+      c = this._cols[col.index];
+    }
+    if (c === undefined) return null;
+    const v = c.vals;
+    return (v !== null ? v : c.values())[this.index];
   }
 
   isNull(col) {
@@ -923,12 +1038,13 @@ class U32 {
     this.n = 0;
   }
   push(v) {
-    if (this.n === this.a.length) {
-      const b = new Uint32Array(this.a.length * 2);
-      b.set(this.a);
-      this.a = b;
-    }
+    if (this.n === this.a.length) this.grow();
     this.a[this.n++] = v;
+  }
+  grow() {
+    const b = new Uint32Array(this.a.length * 2);
+    b.set(this.a);
+    this.a = b;
   }
   take() {
     const out = this.a.slice(0, this.n);
@@ -1096,6 +1212,9 @@ export class Out {
     this._names = [];
     this._nameIds = new Map();
     this._bytes = new U8(64 * 1024);
+    // Text -> its cell in this batch's bytes: a repeated value (a country, a status, a
+    // name) is encoded and wrapped once per batch, then every entity shares the cell.
+    this._texts = new Map();
     this._errors = [];
     this._row = 0;
     this._open = null; // the unfinished builder, if any
@@ -1112,20 +1231,32 @@ export class Out {
    * `finish()` throw. An unfinished builder is discarded when the next entity starts.
    */
   entity(entityType, externalId) {
-    if (this._open !== null) this._rollback(this._open._mark);
-    const mark = this._mark();
-    const b = new EntityBuilder(this, mark);
+    if (this._open !== null) this._rollback(this._open._entity, this._open._props);
+    const b = new EntityBuilder(this, this._rows.n, this._propNames.n);
     this._open = b;
     let span;
-    try {
-      span = this._bytes.str(idText(externalId));
-    } catch (e) {
-      b._err = e;
-      span = { offset: this._bytes.n, len: 0 };
+    if (typeof externalId === 'string' && externalId.length !== 0) {
+      span = this._bytes.str(externalId);
+    } else if (externalId instanceof Decimal && externalId.scale === 0) {
+      span = this._bytes.str(externalId.value.toString()); // the usual NUMBER(38,0) id
+    } else {
+      try {
+        span = this._bytes.str(idText(externalId));
+      } catch (e) {
+        b._err = e;
+        span = { offset: this._bytes.n, len: 0 };
+      }
     }
-    this._rows.push(this._row);
+    // Pushes written out: a call costs more than the push in an interpreter.
+    const rows = this._rows;
+    if (rows.n === rows.a.length) rows.grow();
+    rows.a[rows.n++] = this._row;
     this._ids.push(span);
-    this._types.push(this._intern(entityType));
+    const types = this._types;
+    if (types.n === types.a.length) types.grow();
+    let t = this._nameIds.get(entityType);
+    if (t === undefined) t = this._intern(entityType);
+    types.a[types.n++] = t;
     this._timestamps.push(NULL_CELL);
     this._deleted.push(0);
     return b;
@@ -1146,12 +1277,9 @@ export class Out {
     return id;
   }
 
-  _mark() {
-    return [this._rows.n, this._propNames.n, this._bytes.n];
-  }
-
-  _rollback(m) {
-    const [e, p, b] = m;
+  // Drops the entities from index `e` on and the properties from index `p` on. Their bytes
+  // stay (unreferenced): cached text cells may point past them.
+  _rollback(e, p) {
     this._rows.n = e;
     this._ids.length = e;
     this._types.n = e;
@@ -1160,15 +1288,23 @@ export class Out {
     this._propOffsets.n = e + 1;
     this._propNames.n = p;
     this._propValues.length = p;
-    this._bytes.n = b;
     this._open = null;
+  }
+
+  _text(s) {
+    let c = this._texts.get(s);
+    if (c === undefined) {
+      c = { tag: 'text', val: this._bytes.str(s) };
+      this._texts.set(s, c);
+    }
+    return c;
   }
 
   _cell(v) {
     if (v === null || v === undefined) return NULL_CELL;
     switch (typeof v) {
       case 'string':
-        return { tag: 'text', val: this._bytes.str(v) };
+        return this._text(v);
       case 'boolean':
         return v ? TRUE_CELL : FALSE_CELL;
       case 'bigint':
@@ -1177,7 +1313,12 @@ export class Out {
       case 'number':
         return { tag: 'float', val: v };
     }
-    if (v instanceof Timestamp) return { tag: 'timestamp', val: { value: v.value, unit: v.unit } };
+    if (v instanceof Timestamp) {
+      // The Timestamp has the record's fields (`value`, `unit`): it is its own payload.
+      let c = v._cell;
+      if (c === undefined) c = v._cell = { tag: 'timestamp', val: v };
+      return c;
+    }
     if (v instanceof Decimal) return { tag: 'decimal', val: decimalWit(v.value, v.scale) };
     if (v instanceof Json) return { tag: 'json', val: this._bytes.str(v.text) };
     if (v instanceof DateValue) return { tag: 'date', val: v.days };
@@ -1192,7 +1333,7 @@ export class Out {
   }
 
   _take() {
-    if (this._open !== null) this._rollback(this._open._mark);
+    if (this._open !== null) this._rollback(this._open._entity, this._open._props);
     const entities = {
       rows: this._rows.take(),
       externalIds: this._ids,
@@ -1211,6 +1352,7 @@ export class Out {
     this._propValues = [];
     this._names = [];
     this._nameIds = new Map();
+    this._texts = new Map();
     this._errors = [];
     this._propOffsets.push(0);
     return { entities, errors };
@@ -1223,9 +1365,10 @@ function decimalWit(value, scale) {
 
 /** Builds one entity (from `out.entity` / `out.tombstone`); `finish()` commits it. */
 export class EntityBuilder {
-  constructor(out, mark) {
+  constructor(out, entity, props) {
     this._out = out;
-    this._mark = mark;
+    this._entity = entity; // index of the entity in the batch's output
+    this._props = props; // index of its first property
     this._err = null;
   }
 
@@ -1237,9 +1380,9 @@ export class EntityBuilder {
   timestamp(v) {
     this._check();
     if (v === null || v === undefined) {
-      this._out._timestamps[this._mark[0]] = NULL_CELL;
+      this._out._timestamps[this._entity] = NULL_CELL;
     } else if (v instanceof Timestamp || v instanceof DateValue) {
-      this._out._timestamps[this._mark[0]] = this._out._cell(v);
+      this._out._timestamps[this._entity] = this._out._cell(v);
     } else if (this._err === null) {
       this._err = new RowError(`entity timestamp must be a date or a timestamp, not ${kind(v)}`);
     }
@@ -1249,14 +1392,29 @@ export class EntityBuilder {
   /** Marks the entity deleted (a tombstone) or not. */
   deleted(flag = true) {
     this._check();
-    this._out._deleted.a[this._mark[0]] = flag ? 1 : 0;
+    this._out._deleted.a[this._entity] = flag ? 1 : 0;
     return this;
   }
 
   /** Adds property `name` — unless the value is null: null properties are omitted. */
   prop(name, value) {
-    this._check();
-    if (value !== null && value !== undefined) this._out._pushProp(name, value);
+    const out = this._out;
+    if (out._open !== this) this._check();
+    if (value !== null && value !== undefined) {
+      const names = out._propNames;
+      if (names.n === names.a.length) names.grow();
+      let id = out._nameIds.get(name);
+      if (id === undefined) id = out._intern(name);
+      names.a[names.n++] = id;
+      let cell;
+      if (typeof value === 'string') {
+        cell = out._texts.get(value);
+        if (cell === undefined) cell = out._text(value);
+      } else {
+        cell = out._cell(value);
+      }
+      out._propValues.push(cell);
+    }
     return this;
   }
 
@@ -1309,7 +1467,7 @@ export class EntityBuilder {
     const out = this._out;
     if (this._err !== null) {
       const e = this._err;
-      out._rollback(this._mark);
+      out._rollback(this._entity, this._props);
       throw e;
     }
     out._propOffsets.push(out._propNames.n);
@@ -1394,12 +1552,13 @@ export function exportPlugin(P) {
       for (let i = 0; i < n; i++) {
         row.index = i;
         out._row = i;
-        const mark = out._mark();
+        const entities = out._rows.n;
+        const props = out._propNames.n;
         try {
           plugin.transform(row, out);
-          if (out._open !== null) out._rollback(out._open._mark);
+          if (out._open !== null) out._rollback(out._open._entity, out._open._props);
         } catch (e) {
-          out._rollback(mark);
+          out._rollback(entities, props);
           out._errors.push({ row: i, message: errorText(e) });
         }
       }
