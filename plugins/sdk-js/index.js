@@ -1478,6 +1478,13 @@ export class EntityBuilder {
 // ---------------------------------------------------------------------------------------
 // The runtime: the contract's exports over a plugin class
 
+// The engine ran out of memory (SpiderMonkey throws the string "out of memory"): not the
+// row's fault. Rethrown, it traps the instance; the host then rebuilds it and runs the
+// batch again on a fresh heap instead of rejecting a good row.
+function isEngineFault(e) {
+  return e === 'out of memory' || (typeof InternalError !== 'undefined' && e instanceof InternalError);
+}
+
 function errorText(e) {
   if (e instanceof RowError) return e.message;
   if (e instanceof Error) return e.name && e.name !== 'Error' ? `${e.name}: ${e.message}` : e.message;
@@ -1558,6 +1565,7 @@ export function exportPlugin(P) {
           plugin.transform(row, out);
           if (out._open !== null) out._rollback(out._open._entity, out._open._props);
         } catch (e) {
+          if (isEngineFault(e)) throw e;
           out._rollback(entities, props);
           out._errors.push({ row: i, message: errorText(e) });
         }

@@ -1537,6 +1537,10 @@ class _Runner:
                 out._row = i
                 try:
                     transform(row, out)
+                except MemoryError:
+                    # Not the row's fault: escaping, it traps the instance, and the host
+                    # rebuilds it and runs the batch again instead of rejecting a good row.
+                    raise
                 except Exception as e:  # noqa: BLE001
                     out._rollback(i)
                     errors.append(_t.RowError(i, _message(e)))

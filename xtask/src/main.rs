@@ -50,10 +50,18 @@ fn main() -> ExitCode {
     }
 }
 
+/// The workspace root: of the checkout `cargo xtask` runs in. `cargo run` sets
+/// `CARGO_MANIFEST_DIR` at run time; the compile-time value is only a fallback, because a
+/// shared `CARGO_TARGET_DIR` can hand this checkout an xtask binary compiled in another
+/// clone of the repository (cargo finds it fresh when this checkout's files are older),
+/// and that clone's path must not decide what is built and tested.
 pub(crate) fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest_dir = env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir
         .parent()
-        .expect("xtask lives in the workspace")
+        .unwrap_or(Path::new(".."))
         .to_path_buf()
 }
 
