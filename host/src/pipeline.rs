@@ -304,7 +304,7 @@ impl Shared {
         counts.dead_lettered += 1;
         *counts
             .dead_lettered_by_stage
-            .entry(stage_name(letter.stage).to_string())
+            .entry(letter.stage.as_str().to_string())
             .or_default() += 1;
         drop(counts);
         let mut line = serde_json::to_vec(&letter)
@@ -360,15 +360,6 @@ impl Shared {
                 .cancel
                 .as_ref()
                 .is_some_and(|c| c.load(Ordering::SeqCst))
-    }
-}
-
-fn stage_name(stage: RowStage) -> &'static str {
-    match stage {
-        RowStage::Read => "read",
-        RowStage::Plugin => "plugin",
-        RowStage::Encode => "encode",
-        RowStage::Endpoint => "endpoint",
     }
 }
 
@@ -1377,7 +1368,7 @@ impl FileJob<'_> {
             counts.filtered += encoded.filtered;
         }
         for failure in &encoded.failures {
-            tracing::debug!(file = %self.name, row = failure.row, stage = stage_name(failure.stage), "dead letter: {}", failure.message);
+            tracing::debug!(file = %self.name, row = failure.row, stage = failure.stage.as_str(), "dead letter: {}", failure.message);
             self.shared.dead_letter(DeadLetter {
                 file: self.name.to_string(),
                 row: failure.row,

@@ -26,6 +26,18 @@ pub enum RowStage {
     Endpoint,
 }
 
+impl RowStage {
+    /// The stage's name as reports and answers spell it (the serde name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowStage::Read => "read",
+            RowStage::Plugin => "plugin",
+            RowStage::Encode => "encode",
+            RowStage::Endpoint => "endpoint",
+        }
+    }
+}
+
 /// One row that produced no records, and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RowFailure {
@@ -264,5 +276,23 @@ fn plugin_failure(first_row: u64, f: &crate::plugin::RowFailure) -> RowFailure {
             Failure::Rejected(m) => m.clone(),
             Failure::Fault(fault) => fault.to_string(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RowStage;
+
+    #[test]
+    fn row_stage_names_are_the_serde_names() {
+        for stage in [
+            RowStage::Read,
+            RowStage::Plugin,
+            RowStage::Encode,
+            RowStage::Endpoint,
+        ] {
+            let serde = serde_json::to_value(stage).unwrap();
+            assert_eq!(serde, stage.as_str());
+        }
     }
 }

@@ -34,15 +34,6 @@ enum RowResult {
     Rejected { stage: RowStage, message: String },
 }
 
-fn stage_name(stage: RowStage) -> &'static str {
-    match stage {
-        RowStage::Read => "read",
-        RowStage::Plugin => "plugin",
-        RowStage::Encode => "encode",
-        RowStage::Endpoint => "endpoint",
-    }
-}
-
 /// The plugin part of a batch (blocking).
 fn transform(relay: &Relay, batch: &Batch) -> Result<(EncodedBatch, Vec<Value>), String> {
     let cols = columns(&batch.rows)?;
@@ -152,7 +143,7 @@ pub(super) async fn run_batch(relay: &Arc<Relay>, batch: Batch) -> Answer {
                 }
                 RowResult::Filtered => json!({"status": "filtered"}),
                 RowResult::Rejected { stage, message } => {
-                    json!({"status": "rejected", "stage": stage_name(*stage), "message": message})
+                    json!({"status": "rejected", "stage": stage.as_str(), "message": message})
                 }
             };
             json!([row.number, value])
