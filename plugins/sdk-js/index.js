@@ -1,8 +1,8 @@
 // stagepush-plugin: write stagepush transform plugins in JavaScript.
 //
-// A stagepush plugin is a WebAssembly component implementing `stagepush:transform@0.1.0`
-// (wit/since_v0.1.0/transform.wit). Batches of rows arrive in columns and entities go back
-// in columns; this module hides both behind the same concepts as the Rust SDK
+// A stagepush plugin is a WebAssembly component implementing `stagepush:transform@0.2.0`
+// (wit/since_v0.2.0/transform.wit). Batches of rows arrive in columns and entities go back
+// in packed byte columns; this module hides both behind the same concepts as the Rust SDK
 // (plugins/sdk-rust): a plugin class with `describe` / `init` / `transform`, column handles
 // from a case-insensitive `Schema`, typed getters on a `Row`, and entity builders on `Out`.
 //
@@ -34,7 +34,7 @@
 // The build (cargo xtask plugins) bundles this file next to a plugin's app.js and resolves
 // `import ... from 'stagepush-plugin'` to it; ComponentizeJS makes the component.
 
-import { log as hostLog } from 'stagepush:transform/host@0.1.0';
+import { log as hostLog } from 'stagepush:transform/host@0.2.0';
 
 // ---------------------------------------------------------------------------------------
 // Logging
@@ -187,7 +187,6 @@ export class Timestamp {
     this.value = typeof value === 'bigint' ? value : BigInt(value);
     this.unit = unit;
     this.wallClock = wallClock;
-    this._cell = undefined; // the output cell, made once (a timestamp is often sent twice)
   }
 
   static fromMillis(ms) {
@@ -1028,10 +1027,16 @@ export class Row {
 
 const ENCODER = new TextEncoder();
 const HAS_ENCODE_INTO = typeof ENCODER.encodeInto === 'function';
-const NULL_CELL = Object.freeze({ tag: 'null' });
-const TRUE_CELL = Object.freeze({ tag: 'boolean', val: true });
-const FALSE_CELL = Object.freeze({ tag: 'boolean', val: false });
+const TWO32 = 4294967296;
 
+// The output columns of contract 0.2.0 are `list<u8>` of little-endian values. The bindings
+// ComponentizeJS generates copy a typed array into a `list<u8>` in one piece (`set` of its
+// bytes) and a plain array element by element, so every column is kept in a growable
+// ArrayBuffer and handed over as a Uint8Array view of its used bytes. WebAssembly is
+// little-endian, and so are typed arrays here.
+
+// A growable column of u32 (rows, entity types, external ids as offset/len pairs,
+// property offsets and names).
 class U32 {
   constructor(cap = 1024) {
     this.a = new Uint32Array(cap);
@@ -1046,13 +1051,13 @@ class U32 {
     b.set(this.a);
     this.a = b;
   }
-  take() {
-    const out = this.a.slice(0, this.n);
-    this.n = 0;
-    return out;
+  // The used values as bytes (a view: valid until the next write).
+  view() {
+    return new Uint8Array(this.a.buffer, 0, this.n * 4);
   }
 }
 
+// A growable byte column (deleted flags; the payload bytes of the spans).
 class U8 {
   constructor(cap = 1024) {
     this.a = new Uint8Array(cap);
@@ -1071,34 +1076,103 @@ class U8 {
     this.reserve(1);
     this.a[this.n++] = v;
   }
-  // Appends the UTF-8 of s; returns its span.
+  // Appends the UTF-8 of s (its span is `start .. this.n`); returns where it starts.
   str(s) {
     const start = this.n;
     const len = s.length;
-    if (len === 0) return { offset: start, len: 0 };
+    if (len === 0) return start;
     if (HAS_ENCODE_INTO) {
       this.reserve(len * 3);
-      const r = ENCODER.encodeInto(s, this.a.subarray(this.n));
-      this.n += r.written;
+      this.n += ENCODER.encodeInto(s, this.a.subarray(start)).written;
     } else {
       const b = ENCODER.encode(s);
       this.reserve(b.length);
-      this.a.set(b, this.n);
+      this.a.set(b, start);
       this.n += b.length;
     }
-    return { offset: start, len: this.n - start };
+    return start;
   }
   bytes(b) {
     const start = this.n;
     this.reserve(b.length);
-    this.a.set(b, this.n);
+    this.a.set(b, start);
     this.n += b.length;
-    return { offset: start, len: b.length };
+    return start;
   }
-  take() {
-    const out = this.a.slice(0, this.n);
+  view() {
+    return new Uint8Array(this.a.buffer, 0, this.n);
+  }
+}
+
+// Cell kinds (the `kinds` byte of `output.cells`).
+const K_NULL = 0;
+const K_BOOLEAN = 1;
+const K_INTEGER = 2;
+const K_FLOAT = 3;
+const K_DECIMAL = 4;
+const K_TEXT = 5;
+const K_JSON = 6;
+const K_DATE = 7;
+const K_BINARY = 12;
+// Timestamps: the kind says the unit.
+const K_TIMESTAMP = { seconds: 8, millis: 9, micros: 10, nanos: 11 };
+
+// A growable column of cells: one kind byte and one 64-bit word per cell. The words live in
+// one ArrayBuffer seen as u32 pairs (spans, small integers: no BigInt), as s64 (BigInt
+// values, stored as they are) and as f64 (floats).
+class Cells {
+  constructor(cap = 1024) {
     this.n = 0;
-    return out;
+    this.kinds = new Uint8Array(cap);
+    this._views(new ArrayBuffer(cap * 8));
+    this.decimals = []; // `decimal` records, in cell order
+  }
+  _views(buf) {
+    this.u32 = new Uint32Array(buf);
+    this.i32 = new Int32Array(buf);
+    this.i64 = new BigInt64Array(buf);
+    this.f64 = new Float64Array(buf);
+  }
+  grow() {
+    const cap = this.kinds.length * 2;
+    const kinds = new Uint8Array(cap);
+    kinds.set(this.kinds);
+    this.kinds = kinds;
+    const words = new Uint32Array(cap * 2);
+    words.set(this.u32);
+    this._views(words.buffer);
+  }
+  // Appends a null cell; returns its index.
+  pushNull() {
+    if (this.n === this.kinds.length) this.grow();
+    const i = this.n++;
+    this.kinds[i] = K_NULL;
+    this.u32[2 * i] = 0;
+    this.u32[2 * i + 1] = 0;
+    return i;
+  }
+  // Drops the cells from index `i` on, and the decimals only they used.
+  truncate(i) {
+    const kinds = this.kinds;
+    for (let j = i; j < this.n; j++) {
+      if (kinds[j] === K_DECIMAL) {
+        this.decimals.length = this.u32[2 * j]; // the first dropped decimal
+        break;
+      }
+    }
+    this.n = i;
+  }
+  // The columns of `output.cells` (views: valid until the next write).
+  take() {
+    const n = this.n;
+    const cells = {
+      kinds: new Uint8Array(this.kinds.buffer, 0, n),
+      words: new Uint8Array(this.u32.buffer, 0, n * 8),
+      decimals: this.decimals,
+    };
+    this.n = 0;
+    this.decimals = [];
+    return cells;
   }
 }
 
@@ -1201,19 +1275,19 @@ function idText(v) {
 export class Out {
   constructor() {
     this._rows = new U32();
-    this._ids = [];
+    this._ids = new U32(); // offset, len of each external id in `_bytes`
     this._types = new U32();
-    this._timestamps = [];
+    this._timestamps = new Cells();
     this._deleted = new U8();
     this._propOffsets = new U32();
     this._propOffsets.push(0);
     this._propNames = new U32();
-    this._propValues = [];
+    this._propValues = new Cells(4096);
     this._names = [];
     this._nameIds = new Map();
     this._bytes = new U8(64 * 1024);
-    // Text -> its cell in this batch's bytes: a repeated value (a country, a status, a
-    // name) is encoded and wrapped once per batch, then every entity shares the cell.
+    // Text -> its span in this batch's bytes (`len * 2^32 + offset`): a repeated value (a
+    // country, a status, a name) is encoded once per batch, then every cell shares it.
     this._texts = new Map();
     this._errors = [];
     this._row = 0;
@@ -1232,32 +1306,40 @@ export class Out {
    */
   entity(entityType, externalId) {
     if (this._open !== null) this._rollback(this._open._entity, this._open._props);
-    const b = new EntityBuilder(this, this._rows.n, this._propNames.n);
+    const e = this._rows.n;
+    const b = new EntityBuilder(this, e, this._propNames.n);
     this._open = b;
-    let span;
+    const bytes = this._bytes;
+    let start;
     if (typeof externalId === 'string' && externalId.length !== 0) {
-      span = this._bytes.str(externalId);
+      start = bytes.str(externalId);
     } else if (externalId instanceof Decimal && externalId.scale === 0) {
-      span = this._bytes.str(externalId.value.toString()); // the usual NUMBER(38,0) id
+      start = bytes.str(externalId.value.toString()); // the usual NUMBER(38,0) id
     } else {
       try {
-        span = this._bytes.str(idText(externalId));
-      } catch (e) {
-        b._err = e;
-        span = { offset: this._bytes.n, len: 0 };
+        start = bytes.str(idText(externalId));
+      } catch (err) {
+        b._err = err;
+        start = bytes.n;
       }
     }
     // Pushes written out: a call costs more than the push in an interpreter.
     const rows = this._rows;
-    if (rows.n === rows.a.length) rows.grow();
-    rows.a[rows.n++] = this._row;
-    this._ids.push(span);
+    if (e === rows.a.length) rows.grow();
+    rows.a[e] = this._row;
+    rows.n = e + 1;
+    const ids = this._ids;
+    if (2 * e + 2 > ids.a.length) ids.grow();
+    ids.a[2 * e] = start;
+    ids.a[2 * e + 1] = bytes.n - start;
+    ids.n = 2 * e + 2;
     const types = this._types;
-    if (types.n === types.a.length) types.grow();
+    if (e === types.a.length) types.grow();
     let t = this._nameIds.get(entityType);
     if (t === undefined) t = this._intern(entityType);
-    types.a[types.n++] = t;
-    this._timestamps.push(NULL_CELL);
+    types.a[e] = t;
+    types.n = e + 1;
+    this._timestamps.pushNull();
     this._deleted.push(0);
     return b;
   }
@@ -1278,83 +1360,153 @@ export class Out {
   }
 
   // Drops the entities from index `e` on and the properties from index `p` on. Their bytes
-  // stay (unreferenced): cached text cells may point past them.
+  // stay (unreferenced): cached text spans may point into them.
   _rollback(e, p) {
     this._rows.n = e;
-    this._ids.length = e;
+    this._ids.n = 2 * e;
     this._types.n = e;
-    this._timestamps.length = e;
+    this._timestamps.truncate(e);
     this._deleted.n = e;
     this._propOffsets.n = e + 1;
     this._propNames.n = p;
-    this._propValues.length = p;
+    this._propValues.truncate(p);
     this._open = null;
   }
 
-  _text(s) {
-    let c = this._texts.get(s);
-    if (c === undefined) {
-      c = { tag: 'text', val: this._bytes.str(s) };
-      this._texts.set(s, c);
-    }
-    return c;
+  // Writes text `s` (not cached yet) into cell `i` of `c` as `kind`, and caches its span.
+  _newText(c, i, s, kind) {
+    const bytes = this._bytes;
+    const start = bytes.str(s);
+    const len = bytes.n - start;
+    c.kinds[i] = kind;
+    c.u32[2 * i] = start;
+    c.u32[2 * i + 1] = len;
+    // `len * 2^32 + start` is exact below 2^53: texts of 2 MiB and more are not cached.
+    if (len < 0x200000) this._texts.set(s, len * TWO32 + start);
   }
 
-  _cell(v) {
-    if (v === null || v === undefined) return NULL_CELL;
+  // Writes a span of `_bytes` from `start` to the end into cell `i` of `c` as `kind`.
+  _span(c, i, kind, start) {
+    c.kinds[i] = kind;
+    c.u32[2 * i] = start;
+    c.u32[2 * i + 1] = this._bytes.n - start;
+  }
+
+  // Writes value `v` into cell `i` of `c`.
+  _put(c, i, v) {
+    const w = 2 * i;
+    if (v === null || v === undefined) {
+      c.kinds[i] = K_NULL;
+      c.u32[w] = 0;
+      c.u32[w + 1] = 0;
+      return;
+    }
     switch (typeof v) {
-      case 'string':
-        return this._text(v);
+      case 'string': {
+        const span = this._texts.get(v);
+        if (span === undefined) {
+          this._newText(c, i, v, K_TEXT);
+        } else {
+          const lo = span % TWO32;
+          c.kinds[i] = K_TEXT;
+          c.u32[w] = lo;
+          c.u32[w + 1] = (span - lo) / TWO32;
+        }
+        return;
+      }
       case 'boolean':
-        return v ? TRUE_CELL : FALSE_CELL;
+        c.kinds[i] = K_BOOLEAN;
+        c.u32[w] = v ? 1 : 0;
+        c.u32[w + 1] = 0;
+        return;
       case 'bigint':
-        if (v >= I64_MIN && v <= I64_MAX) return { tag: 'integer', val: v };
-        return { tag: 'decimal', val: decimalWit(v, 0) };
+        if (v >= I64_MIN && v <= I64_MAX) {
+          c.kinds[i] = K_INTEGER;
+          c.i64[i] = v;
+        } else {
+          this._decimal(c, i, v, 0);
+        }
+        return;
       case 'number':
-        return { tag: 'float', val: v };
+        c.kinds[i] = K_FLOAT;
+        c.f64[i] = v;
+        return;
     }
     if (v instanceof Timestamp) {
-      // The Timestamp has the record's fields (`value`, `unit`): it is its own payload.
-      let c = v._cell;
-      if (c === undefined) c = v._cell = { tag: 'timestamp', val: v };
-      return c;
+      const kind = K_TIMESTAMP[v.unit];
+      if (kind === undefined) throw new Error(`timestamp unit '${v.unit}' is not seconds, millis, micros or nanos`);
+      c.kinds[i] = kind;
+      c.i64[i] = v.value; // stored modulo 2^64, as the bindings of 0.1.0 did
+      return;
     }
-    if (v instanceof Decimal) return { tag: 'decimal', val: decimalWit(v.value, v.scale) };
-    if (v instanceof Json) return { tag: 'json', val: this._bytes.str(v.text) };
-    if (v instanceof DateValue) return { tag: 'date', val: v.days };
-    if (v instanceof Uint8Array) return { tag: 'binary', val: this._bytes.bytes(v) };
-    if (v instanceof List) return { tag: 'json', val: this._bytes.str(listJson(v)) };
-    return { tag: 'json', val: this._bytes.str(stringify(v)) };
+    if (v instanceof Decimal) {
+      this._decimal(c, i, v.value, v.scale);
+    } else if (v instanceof Json) {
+      this._span(c, i, K_JSON, this._bytes.str(v.text));
+    } else if (v instanceof DateValue) {
+      c.kinds[i] = K_DATE;
+      c.i32[w] = v.days;
+      c.i32[w + 1] = v.days < 0 ? -1 : 0;
+    } else if (v instanceof Uint8Array) {
+      this._span(c, i, K_BINARY, this._bytes.bytes(v));
+    } else if (v instanceof List) {
+      this._span(c, i, K_JSON, this._bytes.str(listJson(v)));
+    } else {
+      this._span(c, i, K_JSON, this._bytes.str(stringify(v)));
+    }
+  }
+
+  _decimal(c, i, value, scale) {
+    c.kinds[i] = K_DECIMAL;
+    c.u32[2 * i] = c.decimals.length;
+    c.u32[2 * i + 1] = 0;
+    c.decimals.push(decimalWit(value, scale));
   }
 
   _pushProp(name, v) {
     this._propNames.push(this._intern(name));
-    this._propValues.push(this._cell(v));
+    const c = this._propValues;
+    if (c.n === c.kinds.length) c.grow();
+    const i = c.n++;
+    try {
+      this._put(c, i, v);
+    } catch (e) {
+      this._propNames.n--;
+      c.n--;
+      throw e;
+    }
   }
 
   _take() {
     if (this._open !== null) this._rollback(this._open._entity, this._open._props);
     const entities = {
-      rows: this._rows.take(),
-      externalIds: this._ids,
-      entityTypes: this._types.take(),
-      timestamps: this._timestamps,
-      deleted: this._deleted.take(),
-      propOffsets: this._propOffsets.take(),
-      propNames: this._propNames.take(),
-      propValues: this._propValues,
+      count: this._rows.n,
+      rows: this._rows.view(),
+      entityTypes: this._types.view(),
+      deleted: this._deleted.view(),
+      externalIds: this._ids.view(),
+      timestamps: this._timestamps.take(),
+      propOffsets: this._propOffsets.view(),
+      propNames: this._propNames.view(),
+      propValues: this._propValues.take(),
       names: this._names,
-      bytes: this._bytes.take(),
+      bytes: this._bytes.view(),
     };
     const errors = this._errors;
-    this._ids = [];
-    this._timestamps = [];
-    this._propValues = [];
+    // The views above stay valid until the next batch writes: the bindings copy them as
+    // soon as `transform` returns.
+    this._rows.n = 0;
+    this._ids.n = 0;
+    this._types.n = 0;
+    this._deleted.n = 0;
+    this._propOffsets.n = 0;
+    this._propOffsets.push(0);
+    this._propNames.n = 0;
+    this._bytes.n = 0;
     this._names = [];
     this._nameIds = new Map();
     this._texts = new Map();
     this._errors = [];
-    this._propOffsets.push(0);
     return { entities, errors };
   }
 }
@@ -1379,10 +1531,8 @@ export class EntityBuilder {
   /** Sets the entity's timestamp: a Timestamp or a DateValue; null means none. */
   timestamp(v) {
     this._check();
-    if (v === null || v === undefined) {
-      this._out._timestamps[this._entity] = NULL_CELL;
-    } else if (v instanceof Timestamp || v instanceof DateValue) {
-      this._out._timestamps[this._entity] = this._out._cell(v);
+    if (v === null || v === undefined || v instanceof Timestamp || v instanceof DateValue) {
+      this._out._put(this._out._timestamps, this._entity, v);
     } else if (this._err === null) {
       this._err = new RowError(`entity timestamp must be a date or a timestamp, not ${kind(v)}`);
     }
@@ -1401,19 +1551,30 @@ export class EntityBuilder {
     const out = this._out;
     if (out._open !== this) this._check();
     if (value !== null && value !== undefined) {
+      // The common case (text) written out: a call costs more than the work in an
+      // interpreter.
+      const c = out._propValues;
+      if (c.n === c.kinds.length) c.grow();
+      const i = c.n;
+      if (typeof value === 'string') {
+        const span = out._texts.get(value);
+        if (span === undefined) {
+          out._newText(c, i, value, K_TEXT);
+        } else {
+          const lo = span % TWO32;
+          c.kinds[i] = K_TEXT;
+          c.u32[2 * i] = lo;
+          c.u32[2 * i + 1] = (span - lo) / TWO32;
+        }
+      } else {
+        out._put(c, i, value);
+      }
+      c.n = i + 1;
       const names = out._propNames;
       if (names.n === names.a.length) names.grow();
       let id = out._nameIds.get(name);
       if (id === undefined) id = out._intern(name);
       names.a[names.n++] = id;
-      let cell;
-      if (typeof value === 'string') {
-        cell = out._texts.get(value);
-        if (cell === undefined) cell = out._text(value);
-      } else {
-        cell = out._cell(value);
-      }
-      out._propValues.push(cell);
     }
     return this;
   }
