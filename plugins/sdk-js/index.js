@@ -384,7 +384,11 @@ function sigma(chars, i) {
 /** Text with leading and trailing Unicode white space removed (as Rust's `str::trim`). */
 export function trim(s) {
   const n = s.length;
-  if (n === 0 || (!isSpace(s.charCodeAt(0)) && !isSpace(s.charCodeAt(n - 1)))) return s;
+  if (n === 0) return s;
+  const a = s.charCodeAt(0);
+  const z = s.charCodeAt(n - 1);
+  // Printable ASCII at both ends (the usual case) answers without a call.
+  if ((a > 32 && a < 0x85 && z > 32 && z < 0x85) || (!isSpace(a) && !isSpace(z))) return s;
   return s.replace(TRIM, '');
 }
 
@@ -908,7 +912,12 @@ export class Row {
 
   /** The cell of `col`, or throws RowError(`<COLUMN> is null`). */
   require(col) {
-    const v = this.get(col);
+    // `get` written out (a call costs more than its work in an interpreter).
+    let v = null;
+    if (col !== null && col !== undefined) {
+      const c = typeof col === 'string' ? this._col(col) : this._cols[col.index];
+      if (c !== undefined) v = (c.vals !== null ? c.vals : c.values())[this.index];
+    }
     if (v === null) {
       const name = typeof col === 'string' ? col : col ? col.name : '';
       throw new RowError(`${name} is null`);
@@ -926,7 +935,11 @@ export class Row {
 
   /** A boolean (see asBool), else null. */
   getBool(col) {
-    return asBool(this.get(col));
+    if (col === null || col === undefined) return null;
+    const c = typeof col === 'string' ? this._col(col) : this._cols[col.index];
+    if (c === undefined) return null;
+    const v = (c.vals !== null ? c.vals : c.values())[this.index];
+    return typeof v === 'boolean' ? v : asBool(v);
   }
 
   /** A bigint integer, also from a whole decimal or integer text, else null. */
@@ -1030,34 +1043,16 @@ const HAS_ENCODE_INTO = typeof ENCODER.encodeInto === 'function';
 const TWO32 = 4294967296;
 
 // The output columns of contract 0.2.0 are `list<u8>` of little-endian values. The bindings
-// ComponentizeJS generates copy a typed array into a `list<u8>` in one piece (`set` of its
-// bytes) and a plain array element by element, so every column is kept in a growable
-// ArrayBuffer and handed over as a Uint8Array view of its used bytes. WebAssembly is
+// ComponentizeJS generates copy a typed array into a `list<u8>` in one piece (one `set` of
+// its bytes) and a plain array element by element, so every column lives in a growable
+// typed array and goes back as a Uint8Array view of its used bytes. WebAssembly is
 // little-endian, and so are typed arrays here.
+//
+// The engine (StarlingMonkey, an interpreter) charges about half a microsecond per function
+// call and per object made, so the per-entity and per-property paths below are written out
+// rather than split into helpers.
 
-// A growable column of u32 (rows, entity types, external ids as offset/len pairs,
-// property offsets and names).
-class U32 {
-  constructor(cap = 1024) {
-    this.a = new Uint32Array(cap);
-    this.n = 0;
-  }
-  push(v) {
-    if (this.n === this.a.length) this.grow();
-    this.a[this.n++] = v;
-  }
-  grow() {
-    const b = new Uint32Array(this.a.length * 2);
-    b.set(this.a);
-    this.a = b;
-  }
-  // The used values as bytes (a view: valid until the next write).
-  view() {
-    return new Uint8Array(this.a.buffer, 0, this.n * 4);
-  }
-}
-
-// A growable byte column (deleted flags; the payload bytes of the spans).
+// A growable byte column: the payload bytes of the spans.
 class U8 {
   constructor(cap = 1024) {
     this.a = new Uint8Array(cap);
@@ -1071,10 +1066,6 @@ class U8 {
       b.set(this.a.subarray(0, this.n));
       this.a = b;
     }
-  }
-  push(v) {
-    this.reserve(1);
-    this.a[this.n++] = v;
   }
   // Appends the UTF-8 of s (its span is `start .. this.n`); returns where it starts.
   str(s) {
@@ -1099,9 +1090,24 @@ class U8 {
     this.n += b.length;
     return start;
   }
-  view() {
-    return new Uint8Array(this.a.buffer, 0, this.n);
+}
+
+// Appends the UTF-8 of s to `bytes`; returns where it starts (the same as `bytes.str(s)`,
+// one call less when the buffer has room).
+function putStr(bytes, s) {
+  const start = bytes.n;
+  const a = bytes.a;
+  if (HAS_ENCODE_INTO && start + 3 * s.length <= a.length) {
+    bytes.n = start + ENCODER.encodeInto(s, a.subarray(start)).written;
+    return start;
   }
+  return bytes.str(s);
+}
+
+function grown(a, cap) {
+  const b = new a.constructor(cap);
+  b.set(a);
+  return b;
 }
 
 // Cell kinds (the `kinds` byte of `output.cells`).
@@ -1117,60 +1123,44 @@ const K_BINARY = 12;
 // Timestamps: the kind says the unit.
 const K_TIMESTAMP = { seconds: 8, millis: 9, micros: 10, nanos: 11 };
 
-// A growable column of cells: one kind byte and one 64-bit word per cell. The words live in
-// one ArrayBuffer seen as u32 pairs (spans, small integers: no BigInt), as s64 (BigInt
-// values, stored as they are) and as f64 (floats).
+// A growable column of cells (its count is kept by the owner): one kind byte and one
+// 64-bit word per cell. The words are one buffer seen as u32 pairs (spans, booleans,
+// dates: no BigInt), as s64 (BigInt values, stored as they are) and as f64 (floats).
 class Cells {
-  constructor(cap = 1024) {
-    this.n = 0;
+  constructor(cap) {
     this.kinds = new Uint8Array(cap);
-    this._views(new ArrayBuffer(cap * 8));
+    this._views(new Uint32Array(cap * 2));
     this.decimals = []; // `decimal` records, in cell order
   }
-  _views(buf) {
-    this.u32 = new Uint32Array(buf);
+  _views(u32) {
+    const buf = u32.buffer;
+    this.u32 = u32;
     this.i32 = new Int32Array(buf);
     this.i64 = new BigInt64Array(buf);
     this.f64 = new Float64Array(buf);
   }
   grow() {
     const cap = this.kinds.length * 2;
-    const kinds = new Uint8Array(cap);
-    kinds.set(this.kinds);
-    this.kinds = kinds;
-    const words = new Uint32Array(cap * 2);
-    words.set(this.u32);
-    this._views(words.buffer);
+    this.kinds = grown(this.kinds, cap);
+    this._views(grown(this.u32, cap * 2));
   }
-  // Appends a null cell; returns its index.
-  pushNull() {
-    if (this.n === this.kinds.length) this.grow();
-    const i = this.n++;
-    this.kinds[i] = K_NULL;
-    this.u32[2 * i] = 0;
-    this.u32[2 * i + 1] = 0;
-    return i;
-  }
-  // Drops the cells from index `i` on, and the decimals only they used.
-  truncate(i) {
+  // Cells `from .. to` are dropped: so are the decimals only they used.
+  drop(from, to) {
     const kinds = this.kinds;
-    for (let j = i; j < this.n; j++) {
+    for (let j = from; j < to; j++) {
       if (kinds[j] === K_DECIMAL) {
         this.decimals.length = this.u32[2 * j]; // the first dropped decimal
-        break;
+        return;
       }
     }
-    this.n = i;
   }
-  // The columns of `output.cells` (views: valid until the next write).
-  take() {
-    const n = this.n;
+  // The first `n` cells as `output.cells` (views: valid until the next write).
+  take(n) {
     const cells = {
       kinds: new Uint8Array(this.kinds.buffer, 0, n),
       words: new Uint8Array(this.u32.buffer, 0, n * 8),
       decimals: this.decimals,
     };
-    this.n = 0;
     this.decimals = [];
     return cells;
   }
@@ -1274,15 +1264,20 @@ function idText(v) {
 /** Where a row's entities go: passed to `transform`. */
 export class Out {
   constructor() {
-    this._rows = new U32();
-    this._ids = new U32(); // offset, len of each external id in `_bytes`
-    this._types = new U32();
-    this._timestamps = new Cells();
-    this._deleted = new U8();
-    this._propOffsets = new U32();
-    this._propOffsets.push(0);
-    this._propNames = new U32();
-    this._propValues = new Cells(4096);
+    // Entity columns, all of capacity `_cap` (prop offsets `_cap + 1`): `_n` entities.
+    this._n = 0;
+    this._cap = 1024;
+    this._rowsA = new Uint32Array(this._cap);
+    this._typesA = new Uint32Array(this._cap);
+    this._idsA = new Uint32Array(2 * this._cap); // offset, len of each external id in `_bytes`
+    this._delA = new Uint8Array(this._cap);
+    this._ts = new Cells(this._cap);
+    this._poA = new Uint32Array(this._cap + 1); // [0] stays 0; finish() writes [e + 1]
+    // Property columns, of capacity `_pcap`: `_pn` properties.
+    this._pn = 0;
+    this._pcap = 4096;
+    this._pnamesA = new Uint32Array(this._pcap);
+    this._pv = new Cells(this._pcap);
     this._names = [];
     this._nameIds = new Map();
     this._bytes = new U8(64 * 1024);
@@ -1296,7 +1291,7 @@ export class Out {
 
   /** Entities written so far in this batch. */
   get length() {
-    return this._rows.n;
+    return this._n;
   }
 
   /**
@@ -1306,47 +1301,70 @@ export class Out {
    */
   entity(entityType, externalId) {
     if (this._open !== null) this._rollback(this._open._entity, this._open._props);
-    const e = this._rows.n;
-    const b = new EntityBuilder(this, e, this._propNames.n);
+    const e = this._n;
+    if (e === this._cap) this._growEntities();
+    const b = new EntityBuilder(this, e, this._pn);
     this._open = b;
-    const bytes = this._bytes;
-    let start;
-    if (typeof externalId === 'string' && externalId.length !== 0) {
-      start = bytes.str(externalId);
-    } else if (externalId instanceof Decimal && externalId.scale === 0) {
-      start = bytes.str(externalId.value.toString()); // the usual NUMBER(38,0) id
-    } else {
-      try {
-        start = bytes.str(idText(externalId));
-      } catch (err) {
-        b._err = err;
-        start = bytes.n;
+    let s = externalId;
+    if (typeof s !== 'string' || s.length === 0) {
+      if (s instanceof Decimal && s.scale === 0) {
+        s = s.value.toString(); // the usual NUMBER(38,0) id
+      } else {
+        try {
+          s = idText(s);
+        } catch (err) {
+          b._err = err;
+          s = '';
+        }
       }
     }
-    // Pushes written out: a call costs more than the push in an interpreter.
-    const rows = this._rows;
-    if (e === rows.a.length) rows.grow();
-    rows.a[e] = this._row;
-    rows.n = e + 1;
-    const ids = this._ids;
-    if (2 * e + 2 > ids.a.length) ids.grow();
-    ids.a[2 * e] = start;
-    ids.a[2 * e + 1] = bytes.n - start;
-    ids.n = 2 * e + 2;
-    const types = this._types;
-    if (e === types.a.length) types.grow();
+    const bytes = this._bytes;
+    const start = bytes.n;
+    if (s.length !== 0) {
+      const a = bytes.a;
+      if (HAS_ENCODE_INTO && start + 3 * s.length <= a.length) {
+        bytes.n = start + ENCODER.encodeInto(s, a.subarray(start)).written;
+      } else {
+        bytes.str(s);
+      }
+    }
+    this._rowsA[e] = this._row;
+    const ids = this._idsA;
+    ids[2 * e] = start;
+    ids[2 * e + 1] = bytes.n - start;
     let t = this._nameIds.get(entityType);
     if (t === undefined) t = this._intern(entityType);
-    types.a[e] = t;
-    types.n = e + 1;
-    this._timestamps.pushNull();
-    this._deleted.push(0);
+    this._typesA[e] = t;
+    const ts = this._ts;
+    ts.kinds[e] = K_NULL;
+    ts.u32[2 * e] = 0;
+    ts.u32[2 * e + 1] = 0;
+    this._delA[e] = 0;
+    this._n = e + 1;
     return b;
   }
 
   /** Starts a tombstone: an entity marked deleted (add a timestamp if known, no properties). */
   tombstone(entityType, externalId) {
     return this.entity(entityType, externalId).deleted(true);
+  }
+
+  _growEntities() {
+    const cap = this._cap * 2;
+    this._rowsA = grown(this._rowsA, cap);
+    this._typesA = grown(this._typesA, cap);
+    this._idsA = grown(this._idsA, 2 * cap);
+    this._delA = grown(this._delA, cap);
+    this._ts.grow();
+    this._poA = grown(this._poA, cap + 1);
+    this._cap = cap;
+  }
+
+  _growProps() {
+    const cap = this._pcap * 2;
+    this._pnamesA = grown(this._pnamesA, cap);
+    this._pv.grow();
+    this._pcap = cap;
   }
 
   _intern(name) {
@@ -1362,22 +1380,16 @@ export class Out {
   // Drops the entities from index `e` on and the properties from index `p` on. Their bytes
   // stay (unreferenced): cached text spans may point into them.
   _rollback(e, p) {
-    this._rows.n = e;
-    this._ids.n = 2 * e;
-    this._types.n = e;
-    this._timestamps.truncate(e);
-    this._deleted.n = e;
-    this._propOffsets.n = e + 1;
-    this._propNames.n = p;
-    this._propValues.truncate(p);
+    if (p < this._pn) this._pv.drop(p, this._pn);
+    this._n = e;
+    this._pn = p;
     this._open = null;
   }
 
   // Writes text `s` (not cached yet) into cell `i` of `c` as `kind`, and caches its span.
   _newText(c, i, s, kind) {
-    const bytes = this._bytes;
-    const start = bytes.str(s);
-    const len = bytes.n - start;
+    const start = putStr(this._bytes, s);
+    const len = this._bytes.n - start;
     c.kinds[i] = kind;
     c.u32[2 * i] = start;
     c.u32[2 * i + 1] = len;
@@ -1385,14 +1397,15 @@ export class Out {
     if (len < 0x200000) this._texts.set(s, len * TWO32 + start);
   }
 
-  // Writes a span of `_bytes` from `start` to the end into cell `i` of `c` as `kind`.
+  // Writes a span of `_bytes` from `start` to its end into cell `i` of `c` as `kind`.
   _span(c, i, kind, start) {
     c.kinds[i] = kind;
     c.u32[2 * i] = start;
     c.u32[2 * i + 1] = this._bytes.n - start;
   }
 
-  // Writes value `v` into cell `i` of `c`.
+  // Writes value `v` into cell `i` of `c` (throws, writing nothing, for a Timestamp of an
+  // unknown unit or a value JSON cannot write).
   _put(c, i, v) {
     const w = 2 * i;
     if (v === null || v === undefined) {
@@ -1435,14 +1448,16 @@ export class Out {
     if (v instanceof Timestamp) {
       const kind = K_TIMESTAMP[v.unit];
       if (kind === undefined) throw new Error(`timestamp unit '${v.unit}' is not seconds, millis, micros or nanos`);
+      const value = v.value;
+      // Stored modulo 2^64, as the bindings of contract 0.1.0 did.
+      c.i64[i] = typeof value === 'bigint' ? value : BigInt(value);
       c.kinds[i] = kind;
-      c.i64[i] = v.value; // stored modulo 2^64, as the bindings of 0.1.0 did
       return;
     }
     if (v instanceof Decimal) {
       this._decimal(c, i, v.value, v.scale);
     } else if (v instanceof Json) {
-      this._span(c, i, K_JSON, this._bytes.str(v.text));
+      this._span(c, i, K_JSON, putStr(this._bytes, v.text));
     } else if (v instanceof DateValue) {
       c.kinds[i] = K_DATE;
       c.i32[w] = v.days;
@@ -1450,58 +1465,53 @@ export class Out {
     } else if (v instanceof Uint8Array) {
       this._span(c, i, K_BINARY, this._bytes.bytes(v));
     } else if (v instanceof List) {
-      this._span(c, i, K_JSON, this._bytes.str(listJson(v)));
+      this._span(c, i, K_JSON, putStr(this._bytes, listJson(v)));
     } else {
-      this._span(c, i, K_JSON, this._bytes.str(stringify(v)));
+      this._span(c, i, K_JSON, putStr(this._bytes, stringify(v)));
     }
   }
 
   _decimal(c, i, value, scale) {
+    const d = decimalWit(value, scale);
     c.kinds[i] = K_DECIMAL;
     c.u32[2 * i] = c.decimals.length;
     c.u32[2 * i + 1] = 0;
-    c.decimals.push(decimalWit(value, scale));
+    c.decimals.push(d);
   }
 
+  // Adds a property (a null value too).
   _pushProp(name, v) {
-    this._propNames.push(this._intern(name));
-    const c = this._propValues;
-    if (c.n === c.kinds.length) c.grow();
-    const i = c.n++;
-    try {
-      this._put(c, i, v);
-    } catch (e) {
-      this._propNames.n--;
-      c.n--;
-      throw e;
-    }
+    const p = this._pn;
+    if (p === this._pcap) this._growProps();
+    this._put(this._pv, p, v);
+    let id = this._nameIds.get(name);
+    if (id === undefined) id = this._intern(name);
+    this._pnamesA[p] = id;
+    this._pn = p + 1;
   }
 
   _take() {
     if (this._open !== null) this._rollback(this._open._entity, this._open._props);
+    const n = this._n;
+    const pn = this._pn;
+    // Views, valid until the next batch writes: the bindings copy them as soon as
+    // `transform` returns.
     const entities = {
-      count: this._rows.n,
-      rows: this._rows.view(),
-      entityTypes: this._types.view(),
-      deleted: this._deleted.view(),
-      externalIds: this._ids.view(),
-      timestamps: this._timestamps.take(),
-      propOffsets: this._propOffsets.view(),
-      propNames: this._propNames.view(),
-      propValues: this._propValues.take(),
+      count: n,
+      rows: new Uint8Array(this._rowsA.buffer, 0, 4 * n),
+      entityTypes: new Uint8Array(this._typesA.buffer, 0, 4 * n),
+      deleted: new Uint8Array(this._delA.buffer, 0, n),
+      externalIds: new Uint8Array(this._idsA.buffer, 0, 8 * n),
+      timestamps: this._ts.take(n),
+      propOffsets: new Uint8Array(this._poA.buffer, 0, 4 * (n + 1)),
+      propNames: new Uint8Array(this._pnamesA.buffer, 0, 4 * pn),
+      propValues: this._pv.take(pn),
       names: this._names,
-      bytes: this._bytes.view(),
+      bytes: new Uint8Array(this._bytes.a.buffer, 0, this._bytes.n),
     };
     const errors = this._errors;
-    // The views above stay valid until the next batch writes: the bindings copy them as
-    // soon as `transform` returns.
-    this._rows.n = 0;
-    this._ids.n = 0;
-    this._types.n = 0;
-    this._deleted.n = 0;
-    this._propOffsets.n = 0;
-    this._propOffsets.push(0);
-    this._propNames.n = 0;
+    this._n = 0;
+    this._pn = 0;
     this._bytes.n = 0;
     this._names = [];
     this._nameIds = new Map();
@@ -1530,9 +1540,19 @@ export class EntityBuilder {
 
   /** Sets the entity's timestamp: a Timestamp or a DateValue; null means none. */
   timestamp(v) {
-    this._check();
+    const out = this._out;
+    if (out._open !== this) this._check();
+    if (v instanceof Timestamp) {
+      const kind = K_TIMESTAMP[v.unit];
+      if (kind !== undefined && typeof v.value === 'bigint') {
+        const ts = out._ts;
+        ts.i64[this._entity] = v.value;
+        ts.kinds[this._entity] = kind;
+        return this;
+      }
+    }
     if (v === null || v === undefined || v instanceof Timestamp || v instanceof DateValue) {
-      this._out._put(this._out._timestamps, this._entity, v);
+      out._put(out._ts, this._entity, v);
     } else if (this._err === null) {
       this._err = new RowError(`entity timestamp must be a date or a timestamp, not ${kind(v)}`);
     }
@@ -1541,8 +1561,9 @@ export class EntityBuilder {
 
   /** Marks the entity deleted (a tombstone) or not. */
   deleted(flag = true) {
-    this._check();
-    this._out._deleted.a[this._entity] = flag ? 1 : 0;
+    const out = this._out;
+    if (out._open !== this) this._check();
+    out._delA[this._entity] = flag ? 1 : 0;
     return this;
   }
 
@@ -1550,32 +1571,41 @@ export class EntityBuilder {
   prop(name, value) {
     const out = this._out;
     if (out._open !== this) this._check();
-    if (value !== null && value !== undefined) {
-      // The common case (text) written out: a call costs more than the work in an
-      // interpreter.
-      const c = out._propValues;
-      if (c.n === c.kinds.length) c.grow();
-      const i = c.n;
-      if (typeof value === 'string') {
-        const span = out._texts.get(value);
-        if (span === undefined) {
-          out._newText(c, i, value, K_TEXT);
-        } else {
-          const lo = span % TWO32;
-          c.kinds[i] = K_TEXT;
-          c.u32[2 * i] = lo;
-          c.u32[2 * i + 1] = (span - lo) / TWO32;
-        }
+    if (value === null || value === undefined) return this;
+    const p = out._pn;
+    if (p === out._pcap) out._growProps();
+    const c = out._pv;
+    // The usual values (text, timestamps, booleans) are written here: a call costs more
+    // than the work.
+    if (typeof value === 'string') {
+      const span = out._texts.get(value);
+      if (span === undefined) {
+        out._newText(c, p, value, K_TEXT);
       } else {
-        out._put(c, i, value);
+        const lo = span % TWO32;
+        c.kinds[p] = K_TEXT;
+        c.u32[2 * p] = lo;
+        c.u32[2 * p + 1] = (span - lo) / TWO32;
       }
-      c.n = i + 1;
-      const names = out._propNames;
-      if (names.n === names.a.length) names.grow();
-      let id = out._nameIds.get(name);
-      if (id === undefined) id = out._intern(name);
-      names.a[names.n++] = id;
+    } else if (typeof value === 'boolean') {
+      c.kinds[p] = K_BOOLEAN;
+      c.u32[2 * p] = value ? 1 : 0;
+      c.u32[2 * p + 1] = 0;
+    } else if (value instanceof Timestamp) {
+      const k = K_TIMESTAMP[value.unit];
+      if (k !== undefined && typeof value.value === 'bigint') {
+        c.i64[p] = value.value;
+        c.kinds[p] = k;
+      } else {
+        out._put(c, p, value);
+      }
+    } else {
+      out._put(c, p, value);
     }
+    let id = out._nameIds.get(name);
+    if (id === undefined) id = out._intern(name);
+    out._pnamesA[p] = id;
+    out._pn = p + 1;
     return this;
   }
 
@@ -1624,14 +1654,14 @@ export class EntityBuilder {
 
   /** Commits the entity; throws RowError (a null or empty id, a wrong timestamp) and discards it. */
   finish() {
-    this._check();
     const out = this._out;
+    if (out._open !== this) this._check();
     if (this._err !== null) {
       const e = this._err;
       out._rollback(this._entity, this._props);
       throw e;
     }
-    out._propOffsets.push(out._propNames.n);
+    out._poA[this._entity + 1] = out._pn;
     out._open = null;
   }
 }
@@ -1720,8 +1750,8 @@ export function exportPlugin(P) {
       for (let i = 0; i < n; i++) {
         row.index = i;
         out._row = i;
-        const entities = out._rows.n;
-        const props = out._propNames.n;
+        const entities = out._n;
+        const props = out._pn;
         try {
           plugin.transform(row, out);
           if (out._open !== null) out._rollback(out._open._entity, out._open._props);
