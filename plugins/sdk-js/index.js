@@ -1388,8 +1388,15 @@ export class Out {
 
   // Writes text `s` (not cached yet) into cell `i` of `c` as `kind`, and caches its span.
   _newText(c, i, s, kind) {
-    const start = putStr(this._bytes, s);
-    const len = this._bytes.n - start;
+    const bytes = this._bytes;
+    const start = bytes.n;
+    const a = bytes.a;
+    if (HAS_ENCODE_INTO && start + 3 * s.length <= a.length) {
+      bytes.n = start + ENCODER.encodeInto(s, a.subarray(start)).written;
+    } else {
+      bytes.str(s);
+    }
+    const len = bytes.n - start;
     c.kinds[i] = kind;
     c.u32[2 * i] = start;
     c.u32[2 * i + 1] = len;
