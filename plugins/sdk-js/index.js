@@ -1121,7 +1121,8 @@ const K_JSON = 6;
 const K_DATE = 7;
 const K_BINARY = 12;
 // Timestamps: the kind says the unit.
-const K_TIMESTAMP = { seconds: 8, millis: 9, micros: 10, nanos: 11 };
+// (No prototype: a unit such as 'toString' finds nothing.)
+const K_TIMESTAMP = Object.assign(Object.create(null), { seconds: 8, millis: 9, micros: 10, nanos: 11 });
 
 // A growable column of cells (its count is kept by the owner): one kind byte and one
 // 64-bit word per cell. The words are one buffer seen as u32 pairs (spans, booleans,
