@@ -2,18 +2,35 @@
 //! stopped or denied, the error names plugin, file, row and cause, and every other row
 //! still comes out.
 
-use crate::util::{Output, customer_file, plugin, run, stagepush, temp_dir};
+use crate::util::{Output, customer_file, plugin, run, shared_plugin_cache, stagepush, temp_dir};
 
 const ROWS: u64 = 30;
+
+/// The misbehave plugins of the interpreted languages (`plugins/misbehave-python`,
+/// `plugins/misbehave-js`), built on their SDKs.
+const INTERPRETED: [&str; 2] = ["misbehave-python", "misbehave-js"];
+/// Their memory cap in the tests: an interpreter's heap starts at tens of MiB.
+const INTERPRETED_MEMORY_MIB: &str = "128";
 
 /// Runs the misbehave plugin in `mode` against row `row` of a 30-row file, in batches
 /// of 8 rows, with a short time limit and a small memory cap.
 fn misbehave(mode: &str, row: u64, envs: &[(&str, &str)]) -> (Output, String) {
+    misbehave_in("misbehave-rust", "64", mode, row, envs)
+}
+
+/// As [`misbehave`], with the misbehave plugin `name` and a memory cap of `memory_mib`.
+fn misbehave_in(
+    name: &str,
+    memory_mib: &str,
+    mode: &str,
+    row: u64,
+    envs: &[(&str, &str)],
+) -> (Output, String) {
     let dir = temp_dir();
     let input = customer_file(dir.path(), "data_0_0_0.snappy.parquet", ROWS);
     let mut cmd = stagepush(dir.path());
     cmd.args(["plugin", "test"])
-        .arg(plugin("misbehave-rust"))
+        .arg(plugin(name))
         .arg(&input)
         .args([
             "--config",
@@ -27,8 +44,11 @@ fn misbehave(mode: &str, row: u64, envs: &[(&str, &str)]) -> (Output, String) {
             "--plugin-timeout-ms",
             "300",
             "--plugin-memory-mib",
-            "64",
+            memory_mib,
         ]);
+    if INTERPRETED.contains(&name) {
+        cmd.env("STAGEPUSH_CACHE_DIR", shared_plugin_cache());
+    }
     for (k, v) in envs {
         cmd.env(k, v);
     }
@@ -108,6 +128,79 @@ fn unbounded_allocation_is_stopped_by_the_memory_cap() {
         "{line}"
     );
     assert_other_rows_delivered(&out, 29);
+}
+
+#[test]
+fn interpreted_plugins_are_stopped_by_the_time_limit_and_the_memory_cap() {
+    for name in INTERPRETED {
+        let (out, file) = misbehave_in(name, INTERPRETED_MEMORY_MIB, "loop", 3, &[]);
+        assert!(out.status.success(), "{name}: {}", out.stderr);
+        let line = error_line(&out, &file, 3);
+        assert!(
+            line.contains("(timeout)") && line.contains("300 ms"),
+            "{name}: {line}"
+        );
+        assert_other_rows_delivered(&out, 3);
+
+        let (out, file) = misbehave_in(name, INTERPRETED_MEMORY_MIB, "alloc", 29, &[]);
+        assert!(out.status.success(), "{name}: {}", out.stderr);
+        let line = error_line(&out, &file, 29);
+        assert!(
+            line.contains("(memory-limit)") && line.contains("128 MiB"),
+            "{name}: {line}"
+        );
+        assert_other_rows_delivered(&out, 29);
+    }
+}
+
+/// An exception is the row's error; the engine running out of memory is not: the SDKs let
+/// it trap the instance, so the row is never rejected for it.
+#[test]
+fn interpreted_plugins_reject_a_row_for_an_exception_but_not_for_an_engine_out_of_memory() {
+    for name in INTERPRETED {
+        let (out, file) = misbehave_in(name, INTERPRETED_MEMORY_MIB, "raise", 11, &[]);
+        assert!(out.status.success(), "{name}: {}", out.stderr);
+        let line = error_line(&out, &file, 11);
+        assert!(
+            line.contains("(rejected)") && line.contains("bad value on row 11"),
+            "{name}: {line}"
+        );
+        assert_other_rows_delivered(&out, 11);
+
+        // Every time: the rebuilt instances fail on the row too, which ends as a fault.
+        let (out, file) = misbehave_in(name, INTERPRETED_MEMORY_MIB, "engine-oom", 11, &[]);
+        assert!(out.status.success(), "{name}: {}", out.stderr);
+        let line = error_line(&out, &file, 11);
+        assert!(
+            line.contains("(trap)")
+                && (line.contains("MemoryError") || line.contains("out of memory")),
+            "{name}: {line}"
+        );
+        assert_other_rows_delivered(&out, 11);
+    }
+}
+
+/// The case the rethrow is for: an instance whose heap earlier batches filled runs out of
+/// memory on a good row. The host rebuilds the instance and reruns the rows, and the row
+/// goes through: every record comes out and nothing is rejected.
+#[test]
+fn an_engine_out_of_memory_reruns_the_rows_on_a_fresh_instance() {
+    for name in INTERPRETED {
+        let (out, _) = misbehave_in(name, INTERPRETED_MEMORY_MIB, "heap-full", 11, &[]);
+        assert!(out.status.success(), "{name}: {}", out.stderr);
+        // It did run out: its message reached the log.
+        assert!(
+            out.stderr.contains("MemoryError") || out.stderr.contains("out of memory"),
+            "{name}: {}",
+            out.stderr
+        );
+        assert_other_rows_delivered(&out, ROWS);
+        assert!(
+            out.stderr.contains("30 records, 0 filtered, 0 errors"),
+            "{name}: {}",
+            out.stderr
+        );
+    }
 }
 
 #[test]

@@ -144,6 +144,13 @@ pub fn target_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
 }
 
+/// A compiled-plugin cache shared by the tests that run the same interpreted plugin many
+/// times (the host writes it atomically): a Python or JS component takes 15–25 s to
+/// compile, from the cache ~0.1 s.
+pub fn shared_plugin_cache() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache")
+}
+
 /// Every file below `dir` (recursively) with extension `ext`, or every file with `None`,
 /// sorted; none when `dir` does not exist.
 pub fn files_under(dir: &Path, ext: Option<&str>) -> Vec<PathBuf> {

@@ -205,7 +205,8 @@ impl Runner {
                     self.instance = None;
                 }
                 if len == 1 {
-                    tracing::warn!(plugin = %self.plugin.name(), row = offset, %fault, "plugin fault isolated to one row");
+                    // The batch of one row starts at the file row the failure is about.
+                    tracing::warn!(plugin = %self.plugin.name(), file = %batch.file.key, row = batch.first_row, %fault, "plugin fault isolated to one row");
                     result.failures.push(RowFailure {
                         row: offset32,
                         failure: Failure::Fault(fault),
