@@ -71,7 +71,7 @@ fn the_js_plugin_describes_itself_as_the_customer_plugin() {
         "name:        customer",
         "version:     0.1.0",
         "description: Snowflake customer rows to CluedIn Customer entities",
-        "contract:    stagepush:transform@0.1.0",
+        "contract:    stagepush:transform@0.2.0",
         "config:      (none)",
     ] {
         assert!(out.stdout.contains(line), "{line} in\n{}", out.stdout);

@@ -1,5 +1,5 @@
 // Type declarations of stagepush-plugin (index.js): the JavaScript SDK of stagepush
-// transform plugins (contract stagepush:transform@0.1.0).
+// transform plugins (contract stagepush:transform@0.2.0).
 
 export type TimeUnit = 'seconds' | 'millis' | 'micros' | 'nanos';
 

@@ -1,8 +1,8 @@
 // stagepush-plugin: write stagepush transform plugins in JavaScript.
 //
-// A stagepush plugin is a WebAssembly component implementing `stagepush:transform@0.1.0`
-// (wit/since_v0.1.0/transform.wit). Batches of rows arrive in columns and entities go back
-// in columns; this module hides both behind the same concepts as the Rust SDK
+// A stagepush plugin is a WebAssembly component implementing `stagepush:transform@0.2.0`
+// (wit/since_v0.2.0/transform.wit). Batches of rows arrive in columns and entities go back
+// in packed byte columns; this module hides both behind the same concepts as the Rust SDK
 // (plugins/sdk-rust): a plugin class with `describe` / `init` / `transform`, column handles
 // from a case-insensitive `Schema`, typed getters on a `Row`, and entity builders on `Out`.
 //
@@ -34,7 +34,7 @@
 // The build (cargo xtask plugins) bundles this file next to a plugin's app.js and resolves
 // `import ... from 'stagepush-plugin'` to it; ComponentizeJS makes the component.
 
-import { log as hostLog } from 'stagepush:transform/host@0.1.0';
+import { log as hostLog } from 'stagepush:transform/host@0.2.0';
 
 // ---------------------------------------------------------------------------------------
 // Logging
@@ -187,7 +187,6 @@ export class Timestamp {
     this.value = typeof value === 'bigint' ? value : BigInt(value);
     this.unit = unit;
     this.wallClock = wallClock;
-    this._cell = undefined; // the output cell, made once (a timestamp is often sent twice)
   }
 
   static fromMillis(ms) {
@@ -385,7 +384,11 @@ function sigma(chars, i) {
 /** Text with leading and trailing Unicode white space removed (as Rust's `str::trim`). */
 export function trim(s) {
   const n = s.length;
-  if (n === 0 || (!isSpace(s.charCodeAt(0)) && !isSpace(s.charCodeAt(n - 1)))) return s;
+  if (n === 0) return s;
+  const a = s.charCodeAt(0);
+  const z = s.charCodeAt(n - 1);
+  // Printable ASCII at both ends (the usual case) answers without a call.
+  if ((a > 32 && a < 0x85 && z > 32 && z < 0x85) || (!isSpace(a) && !isSpace(z))) return s;
   return s.replace(TRIM, '');
 }
 
@@ -909,7 +912,12 @@ export class Row {
 
   /** The cell of `col`, or throws RowError(`<COLUMN> is null`). */
   require(col) {
-    const v = this.get(col);
+    // `get` written out (a call costs more than its work in an interpreter).
+    let v = null;
+    if (col !== null && col !== undefined) {
+      const c = typeof col === 'string' ? this._col(col) : this._cols[col.index];
+      if (c !== undefined) v = (c.vals !== null ? c.vals : c.values())[this.index];
+    }
     if (v === null) {
       const name = typeof col === 'string' ? col : col ? col.name : '';
       throw new RowError(`${name} is null`);
@@ -927,7 +935,11 @@ export class Row {
 
   /** A boolean (see asBool), else null. */
   getBool(col) {
-    return asBool(this.get(col));
+    if (col === null || col === undefined) return null;
+    const c = typeof col === 'string' ? this._col(col) : this._cols[col.index];
+    if (c === undefined) return null;
+    const v = (c.vals !== null ? c.vals : c.values())[this.index];
+    return typeof v === 'boolean' ? v : asBool(v);
   }
 
   /** A bigint integer, also from a whole decimal or integer text, else null. */
@@ -1028,31 +1040,19 @@ export class Row {
 
 const ENCODER = new TextEncoder();
 const HAS_ENCODE_INTO = typeof ENCODER.encodeInto === 'function';
-const NULL_CELL = Object.freeze({ tag: 'null' });
-const TRUE_CELL = Object.freeze({ tag: 'boolean', val: true });
-const FALSE_CELL = Object.freeze({ tag: 'boolean', val: false });
+const TWO32 = 4294967296;
 
-class U32 {
-  constructor(cap = 1024) {
-    this.a = new Uint32Array(cap);
-    this.n = 0;
-  }
-  push(v) {
-    if (this.n === this.a.length) this.grow();
-    this.a[this.n++] = v;
-  }
-  grow() {
-    const b = new Uint32Array(this.a.length * 2);
-    b.set(this.a);
-    this.a = b;
-  }
-  take() {
-    const out = this.a.slice(0, this.n);
-    this.n = 0;
-    return out;
-  }
-}
+// The output columns of contract 0.2.0 are `list<u8>` of little-endian values. The bindings
+// ComponentizeJS generates copy a typed array into a `list<u8>` in one piece (one `set` of
+// its bytes) and a plain array element by element, so every column lives in a growable
+// typed array and goes back as a Uint8Array view of its used bytes. WebAssembly is
+// little-endian, and so are typed arrays here.
+//
+// The engine (StarlingMonkey, an interpreter) charges about half a microsecond per function
+// call and per object made, so the per-entity and per-property paths below are written out
+// rather than split into helpers.
 
+// A growable byte column: the payload bytes of the spans.
 class U8 {
   constructor(cap = 1024) {
     this.a = new Uint8Array(cap);
@@ -1067,38 +1067,103 @@ class U8 {
       this.a = b;
     }
   }
-  push(v) {
-    this.reserve(1);
-    this.a[this.n++] = v;
-  }
-  // Appends the UTF-8 of s; returns its span.
+  // Appends the UTF-8 of s (its span is `start .. this.n`); returns where it starts.
   str(s) {
     const start = this.n;
     const len = s.length;
-    if (len === 0) return { offset: start, len: 0 };
+    if (len === 0) return start;
     if (HAS_ENCODE_INTO) {
       this.reserve(len * 3);
-      const r = ENCODER.encodeInto(s, this.a.subarray(this.n));
-      this.n += r.written;
+      this.n += ENCODER.encodeInto(s, this.a.subarray(start)).written;
     } else {
       const b = ENCODER.encode(s);
       this.reserve(b.length);
-      this.a.set(b, this.n);
+      this.a.set(b, start);
       this.n += b.length;
     }
-    return { offset: start, len: this.n - start };
+    return start;
   }
   bytes(b) {
     const start = this.n;
     this.reserve(b.length);
-    this.a.set(b, this.n);
+    this.a.set(b, start);
     this.n += b.length;
-    return { offset: start, len: b.length };
+    return start;
   }
-  take() {
-    const out = this.a.slice(0, this.n);
-    this.n = 0;
-    return out;
+}
+
+// Appends the UTF-8 of s to `bytes`; returns where it starts (the same as `bytes.str(s)`,
+// one call less when the buffer has room).
+function putStr(bytes, s) {
+  const start = bytes.n;
+  const a = bytes.a;
+  if (HAS_ENCODE_INTO && start + 3 * s.length <= a.length) {
+    bytes.n = start + ENCODER.encodeInto(s, a.subarray(start)).written;
+    return start;
+  }
+  return bytes.str(s);
+}
+
+function grown(a, cap) {
+  const b = new a.constructor(cap);
+  b.set(a);
+  return b;
+}
+
+// Cell kinds (the `kinds` byte of `output.cells`).
+const K_NULL = 0;
+const K_BOOLEAN = 1;
+const K_INTEGER = 2;
+const K_FLOAT = 3;
+const K_DECIMAL = 4;
+const K_TEXT = 5;
+const K_JSON = 6;
+const K_DATE = 7;
+const K_BINARY = 12;
+// Timestamps: the kind says the unit.
+// (No prototype: a unit such as 'toString' finds nothing.)
+const K_TIMESTAMP = Object.assign(Object.create(null), { seconds: 8, millis: 9, micros: 10, nanos: 11 });
+
+// A growable column of cells (its count is kept by the owner): one kind byte and one
+// 64-bit word per cell. The words are one buffer seen as u32 pairs (spans, booleans,
+// dates: no BigInt), as s64 (BigInt values, stored as they are) and as f64 (floats).
+class Cells {
+  constructor(cap) {
+    this.kinds = new Uint8Array(cap);
+    this._views(new Uint32Array(cap * 2));
+    this.decimals = []; // `decimal` records, in cell order
+  }
+  _views(u32) {
+    const buf = u32.buffer;
+    this.u32 = u32;
+    this.i32 = new Int32Array(buf);
+    this.i64 = new BigInt64Array(buf);
+    this.f64 = new Float64Array(buf);
+  }
+  grow() {
+    const cap = this.kinds.length * 2;
+    this.kinds = grown(this.kinds, cap);
+    this._views(grown(this.u32, cap * 2));
+  }
+  // Cells `from .. to` are dropped: so are the decimals only they used.
+  drop(from, to) {
+    const kinds = this.kinds;
+    for (let j = from; j < to; j++) {
+      if (kinds[j] === K_DECIMAL) {
+        this.decimals.length = this.u32[2 * j]; // the first dropped decimal
+        return;
+      }
+    }
+  }
+  // The first `n` cells as `output.cells` (views: valid until the next write).
+  take(n) {
+    const cells = {
+      kinds: new Uint8Array(this.kinds.buffer, 0, n),
+      words: new Uint8Array(this.u32.buffer, 0, n * 8),
+      decimals: this.decimals,
+    };
+    this.decimals = [];
+    return cells;
   }
 }
 
@@ -1200,20 +1265,25 @@ function idText(v) {
 /** Where a row's entities go: passed to `transform`. */
 export class Out {
   constructor() {
-    this._rows = new U32();
-    this._ids = [];
-    this._types = new U32();
-    this._timestamps = [];
-    this._deleted = new U8();
-    this._propOffsets = new U32();
-    this._propOffsets.push(0);
-    this._propNames = new U32();
-    this._propValues = [];
+    // Entity columns, all of capacity `_cap` (prop offsets `_cap + 1`): `_n` entities.
+    this._n = 0;
+    this._cap = 1024;
+    this._rowsA = new Uint32Array(this._cap);
+    this._typesA = new Uint32Array(this._cap);
+    this._idsA = new Uint32Array(2 * this._cap); // offset, len of each external id in `_bytes`
+    this._delA = new Uint8Array(this._cap);
+    this._ts = new Cells(this._cap);
+    this._poA = new Uint32Array(this._cap + 1); // [0] stays 0; finish() writes [e + 1]
+    // Property columns, of capacity `_pcap`: `_pn` properties.
+    this._pn = 0;
+    this._pcap = 4096;
+    this._pnamesA = new Uint32Array(this._pcap);
+    this._pv = new Cells(this._pcap);
     this._names = [];
     this._nameIds = new Map();
     this._bytes = new U8(64 * 1024);
-    // Text -> its cell in this batch's bytes: a repeated value (a country, a status, a
-    // name) is encoded and wrapped once per batch, then every entity shares the cell.
+    // Text -> its span in this batch's bytes (`len * 2^32 + offset`): a repeated value (a
+    // country, a status, a name) is encoded once per batch, then every cell shares it.
     this._texts = new Map();
     this._errors = [];
     this._row = 0;
@@ -1222,7 +1292,7 @@ export class Out {
 
   /** Entities written so far in this batch. */
   get length() {
-    return this._rows.n;
+    return this._n;
   }
 
   /**
@@ -1232,39 +1302,70 @@ export class Out {
    */
   entity(entityType, externalId) {
     if (this._open !== null) this._rollback(this._open._entity, this._open._props);
-    const b = new EntityBuilder(this, this._rows.n, this._propNames.n);
+    const e = this._n;
+    if (e === this._cap) this._growEntities();
+    const b = new EntityBuilder(this, e, this._pn);
     this._open = b;
-    let span;
-    if (typeof externalId === 'string' && externalId.length !== 0) {
-      span = this._bytes.str(externalId);
-    } else if (externalId instanceof Decimal && externalId.scale === 0) {
-      span = this._bytes.str(externalId.value.toString()); // the usual NUMBER(38,0) id
-    } else {
-      try {
-        span = this._bytes.str(idText(externalId));
-      } catch (e) {
-        b._err = e;
-        span = { offset: this._bytes.n, len: 0 };
+    let s = externalId;
+    if (typeof s !== 'string' || s.length === 0) {
+      if (s instanceof Decimal && s.scale === 0) {
+        s = s.value.toString(); // the usual NUMBER(38,0) id
+      } else {
+        try {
+          s = idText(s);
+        } catch (err) {
+          b._err = err;
+          s = '';
+        }
       }
     }
-    // Pushes written out: a call costs more than the push in an interpreter.
-    const rows = this._rows;
-    if (rows.n === rows.a.length) rows.grow();
-    rows.a[rows.n++] = this._row;
-    this._ids.push(span);
-    const types = this._types;
-    if (types.n === types.a.length) types.grow();
+    const bytes = this._bytes;
+    const start = bytes.n;
+    if (s.length !== 0) {
+      const a = bytes.a;
+      if (HAS_ENCODE_INTO && start + 3 * s.length <= a.length) {
+        bytes.n = start + ENCODER.encodeInto(s, a.subarray(start)).written;
+      } else {
+        bytes.str(s);
+      }
+    }
+    this._rowsA[e] = this._row;
+    const ids = this._idsA;
+    ids[2 * e] = start;
+    ids[2 * e + 1] = bytes.n - start;
     let t = this._nameIds.get(entityType);
     if (t === undefined) t = this._intern(entityType);
-    types.a[types.n++] = t;
-    this._timestamps.push(NULL_CELL);
-    this._deleted.push(0);
+    this._typesA[e] = t;
+    const ts = this._ts;
+    ts.kinds[e] = K_NULL;
+    ts.u32[2 * e] = 0;
+    ts.u32[2 * e + 1] = 0;
+    this._delA[e] = 0;
+    this._n = e + 1;
     return b;
   }
 
   /** Starts a tombstone: an entity marked deleted (add a timestamp if known, no properties). */
   tombstone(entityType, externalId) {
     return this.entity(entityType, externalId).deleted(true);
+  }
+
+  _growEntities() {
+    const cap = this._cap * 2;
+    this._rowsA = grown(this._rowsA, cap);
+    this._typesA = grown(this._typesA, cap);
+    this._idsA = grown(this._idsA, 2 * cap);
+    this._delA = grown(this._delA, cap);
+    this._ts.grow();
+    this._poA = grown(this._poA, cap + 1);
+    this._cap = cap;
+  }
+
+  _growProps() {
+    const cap = this._pcap * 2;
+    this._pnamesA = grown(this._pnamesA, cap);
+    this._pv.grow();
+    this._pcap = cap;
   }
 
   _intern(name) {
@@ -1278,83 +1379,152 @@ export class Out {
   }
 
   // Drops the entities from index `e` on and the properties from index `p` on. Their bytes
-  // stay (unreferenced): cached text cells may point past them.
+  // stay (unreferenced): cached text spans may point into them.
   _rollback(e, p) {
-    this._rows.n = e;
-    this._ids.length = e;
-    this._types.n = e;
-    this._timestamps.length = e;
-    this._deleted.n = e;
-    this._propOffsets.n = e + 1;
-    this._propNames.n = p;
-    this._propValues.length = p;
+    if (p < this._pn) this._pv.drop(p, this._pn);
+    this._n = e;
+    this._pn = p;
     this._open = null;
   }
 
-  _text(s) {
-    let c = this._texts.get(s);
-    if (c === undefined) {
-      c = { tag: 'text', val: this._bytes.str(s) };
-      this._texts.set(s, c);
+  // Writes text `s` (not cached yet) into cell `i` of `c` as `kind`, and caches its span.
+  _newText(c, i, s, kind) {
+    const bytes = this._bytes;
+    const start = bytes.n;
+    const a = bytes.a;
+    if (HAS_ENCODE_INTO && start + 3 * s.length <= a.length) {
+      bytes.n = start + ENCODER.encodeInto(s, a.subarray(start)).written;
+    } else {
+      bytes.str(s);
     }
-    return c;
+    const len = bytes.n - start;
+    c.kinds[i] = kind;
+    c.u32[2 * i] = start;
+    c.u32[2 * i + 1] = len;
+    // `len * 2^32 + start` is exact below 2^53: texts of 2 MiB and more are not cached.
+    if (len < 0x200000) this._texts.set(s, len * TWO32 + start);
   }
 
-  _cell(v) {
-    if (v === null || v === undefined) return NULL_CELL;
+  // Writes a span of `_bytes` from `start` to its end into cell `i` of `c` as `kind`.
+  _span(c, i, kind, start) {
+    c.kinds[i] = kind;
+    c.u32[2 * i] = start;
+    c.u32[2 * i + 1] = this._bytes.n - start;
+  }
+
+  // Writes value `v` into cell `i` of `c` (throws, writing nothing, for a Timestamp of an
+  // unknown unit or a value JSON cannot write).
+  _put(c, i, v) {
+    const w = 2 * i;
+    if (v === null || v === undefined) {
+      c.kinds[i] = K_NULL;
+      c.u32[w] = 0;
+      c.u32[w + 1] = 0;
+      return;
+    }
     switch (typeof v) {
-      case 'string':
-        return this._text(v);
+      case 'string': {
+        const span = this._texts.get(v);
+        if (span === undefined) {
+          this._newText(c, i, v, K_TEXT);
+        } else {
+          const lo = span % TWO32;
+          c.kinds[i] = K_TEXT;
+          c.u32[w] = lo;
+          c.u32[w + 1] = (span - lo) / TWO32;
+        }
+        return;
+      }
       case 'boolean':
-        return v ? TRUE_CELL : FALSE_CELL;
+        c.kinds[i] = K_BOOLEAN;
+        c.u32[w] = v ? 1 : 0;
+        c.u32[w + 1] = 0;
+        return;
       case 'bigint':
-        if (v >= I64_MIN && v <= I64_MAX) return { tag: 'integer', val: v };
-        return { tag: 'decimal', val: decimalWit(v, 0) };
+        if (v >= I64_MIN && v <= I64_MAX) {
+          c.kinds[i] = K_INTEGER;
+          c.i64[i] = v;
+        } else {
+          this._decimal(c, i, v, 0);
+        }
+        return;
       case 'number':
-        return { tag: 'float', val: v };
+        c.kinds[i] = K_FLOAT;
+        c.f64[i] = v;
+        return;
     }
     if (v instanceof Timestamp) {
-      // The Timestamp has the record's fields (`value`, `unit`): it is its own payload.
-      let c = v._cell;
-      if (c === undefined) c = v._cell = { tag: 'timestamp', val: v };
-      return c;
+      const kind = K_TIMESTAMP[v.unit];
+      if (kind === undefined) throw new Error(`timestamp unit '${v.unit}' is not seconds, millis, micros or nanos`);
+      const value = v.value;
+      // Stored modulo 2^64, as the bindings of contract 0.1.0 did.
+      c.i64[i] = typeof value === 'bigint' ? value : BigInt(value);
+      c.kinds[i] = kind;
+      return;
     }
-    if (v instanceof Decimal) return { tag: 'decimal', val: decimalWit(v.value, v.scale) };
-    if (v instanceof Json) return { tag: 'json', val: this._bytes.str(v.text) };
-    if (v instanceof DateValue) return { tag: 'date', val: v.days };
-    if (v instanceof Uint8Array) return { tag: 'binary', val: this._bytes.bytes(v) };
-    if (v instanceof List) return { tag: 'json', val: this._bytes.str(listJson(v)) };
-    return { tag: 'json', val: this._bytes.str(stringify(v)) };
+    if (v instanceof Decimal) {
+      this._decimal(c, i, v.value, v.scale);
+    } else if (v instanceof Json) {
+      this._span(c, i, K_JSON, putStr(this._bytes, v.text));
+    } else if (v instanceof DateValue) {
+      c.kinds[i] = K_DATE;
+      c.i32[w] = v.days;
+      c.i32[w + 1] = v.days < 0 ? -1 : 0;
+    } else if (v instanceof Uint8Array) {
+      this._span(c, i, K_BINARY, this._bytes.bytes(v));
+    } else if (v instanceof List) {
+      this._span(c, i, K_JSON, putStr(this._bytes, listJson(v)));
+    } else {
+      this._span(c, i, K_JSON, putStr(this._bytes, stringify(v)));
+    }
   }
 
+  _decimal(c, i, value, scale) {
+    const d = decimalWit(value, scale);
+    c.kinds[i] = K_DECIMAL;
+    c.u32[2 * i] = c.decimals.length;
+    c.u32[2 * i + 1] = 0;
+    c.decimals.push(d);
+  }
+
+  // Adds a property (a null value too).
   _pushProp(name, v) {
-    this._propNames.push(this._intern(name));
-    this._propValues.push(this._cell(v));
+    const p = this._pn;
+    if (p === this._pcap) this._growProps();
+    this._put(this._pv, p, v);
+    let id = this._nameIds.get(name);
+    if (id === undefined) id = this._intern(name);
+    this._pnamesA[p] = id;
+    this._pn = p + 1;
   }
 
   _take() {
     if (this._open !== null) this._rollback(this._open._entity, this._open._props);
+    const n = this._n;
+    const pn = this._pn;
+    // Views, valid until the next batch writes: the bindings copy them as soon as
+    // `transform` returns.
     const entities = {
-      rows: this._rows.take(),
-      externalIds: this._ids,
-      entityTypes: this._types.take(),
-      timestamps: this._timestamps,
-      deleted: this._deleted.take(),
-      propOffsets: this._propOffsets.take(),
-      propNames: this._propNames.take(),
-      propValues: this._propValues,
+      count: n,
+      rows: new Uint8Array(this._rowsA.buffer, 0, 4 * n),
+      entityTypes: new Uint8Array(this._typesA.buffer, 0, 4 * n),
+      deleted: new Uint8Array(this._delA.buffer, 0, n),
+      externalIds: new Uint8Array(this._idsA.buffer, 0, 8 * n),
+      timestamps: this._ts.take(n),
+      propOffsets: new Uint8Array(this._poA.buffer, 0, 4 * (n + 1)),
+      propNames: new Uint8Array(this._pnamesA.buffer, 0, 4 * pn),
+      propValues: this._pv.take(pn),
       names: this._names,
-      bytes: this._bytes.take(),
+      bytes: new Uint8Array(this._bytes.a.buffer, 0, this._bytes.n),
     };
     const errors = this._errors;
-    this._ids = [];
-    this._timestamps = [];
-    this._propValues = [];
+    this._n = 0;
+    this._pn = 0;
+    this._bytes.n = 0;
     this._names = [];
     this._nameIds = new Map();
     this._texts = new Map();
     this._errors = [];
-    this._propOffsets.push(0);
     return { entities, errors };
   }
 }
@@ -1378,11 +1548,19 @@ export class EntityBuilder {
 
   /** Sets the entity's timestamp: a Timestamp or a DateValue; null means none. */
   timestamp(v) {
-    this._check();
-    if (v === null || v === undefined) {
-      this._out._timestamps[this._entity] = NULL_CELL;
-    } else if (v instanceof Timestamp || v instanceof DateValue) {
-      this._out._timestamps[this._entity] = this._out._cell(v);
+    const out = this._out;
+    if (out._open !== this) this._check();
+    if (v instanceof Timestamp) {
+      const kind = K_TIMESTAMP[v.unit];
+      if (kind !== undefined && typeof v.value === 'bigint') {
+        const ts = out._ts;
+        ts.i64[this._entity] = v.value;
+        ts.kinds[this._entity] = kind;
+        return this;
+      }
+    }
+    if (v === null || v === undefined || v instanceof Timestamp || v instanceof DateValue) {
+      out._put(out._ts, this._entity, v);
     } else if (this._err === null) {
       this._err = new RowError(`entity timestamp must be a date or a timestamp, not ${kind(v)}`);
     }
@@ -1391,8 +1569,9 @@ export class EntityBuilder {
 
   /** Marks the entity deleted (a tombstone) or not. */
   deleted(flag = true) {
-    this._check();
-    this._out._deleted.a[this._entity] = flag ? 1 : 0;
+    const out = this._out;
+    if (out._open !== this) this._check();
+    out._delA[this._entity] = flag ? 1 : 0;
     return this;
   }
 
@@ -1400,21 +1579,41 @@ export class EntityBuilder {
   prop(name, value) {
     const out = this._out;
     if (out._open !== this) this._check();
-    if (value !== null && value !== undefined) {
-      const names = out._propNames;
-      if (names.n === names.a.length) names.grow();
-      let id = out._nameIds.get(name);
-      if (id === undefined) id = out._intern(name);
-      names.a[names.n++] = id;
-      let cell;
-      if (typeof value === 'string') {
-        cell = out._texts.get(value);
-        if (cell === undefined) cell = out._text(value);
+    if (value === null || value === undefined) return this;
+    const p = out._pn;
+    if (p === out._pcap) out._growProps();
+    const c = out._pv;
+    // The usual values (text, timestamps, booleans) are written here: a call costs more
+    // than the work.
+    if (typeof value === 'string') {
+      const span = out._texts.get(value);
+      if (span === undefined) {
+        out._newText(c, p, value, K_TEXT);
       } else {
-        cell = out._cell(value);
+        const lo = span % TWO32;
+        c.kinds[p] = K_TEXT;
+        c.u32[2 * p] = lo;
+        c.u32[2 * p + 1] = (span - lo) / TWO32;
       }
-      out._propValues.push(cell);
+    } else if (typeof value === 'boolean') {
+      c.kinds[p] = K_BOOLEAN;
+      c.u32[2 * p] = value ? 1 : 0;
+      c.u32[2 * p + 1] = 0;
+    } else if (value instanceof Timestamp) {
+      const k = K_TIMESTAMP[value.unit];
+      if (k !== undefined && typeof value.value === 'bigint') {
+        c.i64[p] = value.value;
+        c.kinds[p] = k;
+      } else {
+        out._put(c, p, value);
+      }
+    } else {
+      out._put(c, p, value);
     }
+    let id = out._nameIds.get(name);
+    if (id === undefined) id = out._intern(name);
+    out._pnamesA[p] = id;
+    out._pn = p + 1;
     return this;
   }
 
@@ -1463,14 +1662,14 @@ export class EntityBuilder {
 
   /** Commits the entity; throws RowError (a null or empty id, a wrong timestamp) and discards it. */
   finish() {
-    this._check();
     const out = this._out;
+    if (out._open !== this) this._check();
     if (this._err !== null) {
       const e = this._err;
       out._rollback(this._entity, this._props);
       throw e;
     }
-    out._propOffsets.push(out._propNames.n);
+    out._poA[this._entity + 1] = out._pn;
     out._open = null;
   }
 }
@@ -1559,8 +1758,8 @@ export function exportPlugin(P) {
       for (let i = 0; i < n; i++) {
         row.index = i;
         out._row = i;
-        const entities = out._rows.n;
-        const props = out._propNames.n;
+        const entities = out._n;
+        const props = out._pn;
         try {
           plugin.transform(row, out);
           if (out._open !== null) out._rollback(out._open._entity, out._open._props);

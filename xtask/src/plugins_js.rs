@@ -8,6 +8,9 @@
 //!   `.js` files are staged in `<target>/plugins-build/js/<name>/` beside a copy of the SDK
 //!   (`plugins/sdk-js/index.js` as `stagepush-plugin.js`), with
 //!   `from 'stagepush-plugin'` rewritten to `from './stagepush-plugin.js'`.
+//! - The JS SDK implements contract 0.2.0 (`wit/since_v0.2.0`, packed output columns), so
+//!   the plugins are built against that folder (the Rust and Python plugins may still be on
+//!   an older contract: the host runs every version it ships).
 //! - `-d http fetch-event`: without it the component imports `wasi:http`, which the host
 //!   does not link.
 //! - A component newer than every input (the plugin's and the SDK's files, the WIT, the
@@ -24,6 +27,9 @@ use crate::{Result, root, run, target_dir};
 /// `--aot` would download at build time, so it is not used).
 const COMPONENTIZE_JS_VERSION: &str = "0.23.0";
 
+/// The contract folder under `wit/` the JS SDK (`plugins/sdk-js/index.js`) implements.
+const CONTRACT_DIR: &str = "since_v0.2.0";
+
 /// The module name plugins import the SDK by.
 const SDK_MODULE: &str = "stagepush-plugin";
 
@@ -36,7 +42,7 @@ pub(crate) fn build(out_dir: &Path) -> Result<Vec<PathBuf>> {
     }
     let tools = ensure_componentize_js()?;
     let sdk = root.join("plugins").join("sdk-js").join("index.js");
-    let wit = root.join("wit").join("since_v0.1.0");
+    let wit = root.join("wit").join(CONTRACT_DIR);
     let mut outputs = Vec::new();
     for (name, dir) in plugins {
         let out = out_dir.join(format!("{name}.wasm"));
