@@ -1216,7 +1216,6 @@ class Out:
         if len(self._pnames) != p:  # an unfinished builder's properties
             del self._pnames[p:], self._pkinds[p:], self._pwords[p:]
         b = self._builder
-        b._type = entity_type
         t = self._index.get(entity_type)
         b._tid = self._intern(entity_type) if t is None else t
         if external_id.__class__ is str and external_id:
@@ -1224,6 +1223,9 @@ class Out:
             b._err = None
         elif external_id.__class__ is Decimal and external_id.scale == 0:  # type: ignore[union-attr]
             b._id = str(external_id.value)  # type: ignore[union-attr]
+            b._err = None
+        elif external_id.__class__ is int:
+            b._id = str(external_id)
             b._err = None
         else:
             b._id, b._err = _id_text(external_id)
@@ -1415,7 +1417,6 @@ class EntityBuilder:
 
     __slots__ = (
         "_out",
-        "_type",
         "_tid",
         "_id",
         "_err",
@@ -1431,7 +1432,6 @@ class EntityBuilder:
 
     def __init__(self, out: Out) -> None:
         self._out = out
-        self._type = ""
         self._tid = 0
         self._id: Optional[str] = None
         self._err: Optional[str] = "finish() called twice"
@@ -1452,7 +1452,8 @@ class EntityBuilder:
         means none. Any other value makes :meth:`finish` raise."""
         c = value.__class__
         if c is Timestamp:
-            self._tsk = _ts_kind(value.unit)  # type: ignore[union-attr]
+            u = value.unit  # type: ignore[union-attr]
+            self._tsk = _K_TIMESTAMP + u._value_ if u.__class__ is TimeUnit else _ts_kind(u)
             self._tsw = value.value  # type: ignore[union-attr]
         elif value is None:
             self._tsk = _K_NULL
@@ -1533,8 +1534,14 @@ class EntityBuilder:
             if i is None:
                 i = self._out._intern(name)
             # Not through the batch's text cache: lower-cased text is a new string, rarely
-            # repeated (e-mail addresses).
-            self._pwords.append(self._out._span(value.lower()))  # type: ignore[union-attr]
+            # repeated (e-mail addresses). Out._span, inlined.
+            out = self._out
+            s = value.lower()  # type: ignore[union-attr]
+            start = out._pos
+            n = len(s) if s.isascii() else len(s.encode("utf-8"))
+            out._parts.append(s)
+            out._pos = start + n
+            self._pwords.append(start | (n << 32))
             self._pkinds.append(_K_TEXT)
             self._pnames.append(i)
             return self
