@@ -198,7 +198,7 @@ fn a_component_that_is_not_a_plugin_is_refused_clearly() {
         out.stderr
     );
     assert!(
-        out.stderr.contains("stagepush:transform/plugin@0.1.0"),
+        out.stderr.contains("stagepush:transform/plugin@0.2.0"),
         "{}",
         out.stderr
     );
@@ -217,9 +217,9 @@ fn a_plugin_for_an_unknown_contract_version_is_refused_with_both_versions() {
     assert!(
         out.stderr
             .contains("built for contract stagepush:transform@9.0.0")
-            && out
-                .stderr
-                .contains("this stagepush runs stagepush:transform@0.1.0"),
+            && out.stderr.contains(
+                "this stagepush runs stagepush:transform@0.1.0 and stagepush:transform@0.2.0"
+            ),
         "{}",
         out.stderr
     );

@@ -5,8 +5,13 @@
 //! `wit/since_vX.Y.Z/` folder and module are added beside the old ones, and the runtime
 //! adapts the old types to the current ones, so plugins built for an earlier version
 //! keep working.
+//!
+//! The host works with one set of types, [`types`] (0.1.0's): 0.2.0 changed only the
+//! output, so its bindings reuse 0.1.0's input types and `host` import as they are, and
+//! `plugin::output::unpack` turns a 0.2.0 packed output into the 0.1.0 [`types::Output`]
+//! the encoder reads.
 
-/// Bindings for `stagepush:transform@0.1.0`, the current contract.
+/// Bindings for `stagepush:transform@0.1.0`: entities as lists of records and variants.
 pub mod since_v0_1_0 {
     wasmtime::component::bindgen!({
         path: "../wit/since_v0.1.0",
@@ -18,16 +23,31 @@ pub mod since_v0_1_0 {
     });
 }
 
-pub use since_v0_1_0::exports::stagepush::transform::plugin;
+/// Bindings for `stagepush:transform@0.2.0`, the current contract: the output packed
+/// into byte columns. The input types are identical to 0.1.0's and are mapped onto them
+/// (the component model compares types by structure, not by name). The `host` import is
+/// generated anew: a linker registers an interface under its versioned name.
+pub mod since_v0_2_0 {
+    wasmtime::component::bindgen!({
+        path: "../wit/since_v0.2.0",
+        world: "transformer",
+        additional_derives: [PartialEq],
+        with: {
+            "stagepush:transform/types@0.2.0": super::since_v0_1_0::stagepush::transform::types,
+        },
+    });
+}
+
 pub use since_v0_1_0::stagepush::transform::host;
 pub use since_v0_1_0::stagepush::transform::types;
-pub use since_v0_1_0::{Transformer, TransformerPre};
+/// The packed output of contract 0.2.0.
+pub use since_v0_2_0::stagepush::transform::output as packed;
 
 /// The contract package this host implements.
 pub const CONTRACT_PACKAGE: &str = "stagepush:transform";
-/// The newest contract version this host implements.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+/// The newest contract version this host implements (what the SDKs build for).
+pub const CONTRACT_VERSION: &str = "0.2.0";
 /// Every contract version this host can run, oldest first.
-pub const SUPPORTED_VERSIONS: &[&str] = &["0.1.0"];
+pub const SUPPORTED_VERSIONS: &[&str] = &["0.1.0", "0.2.0"];
 /// The interface a plugin exports.
 pub const PLUGIN_INTERFACE: &str = "plugin";

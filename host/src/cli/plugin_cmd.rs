@@ -438,7 +438,7 @@ fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
     println!(
         "contract:    {}@{}",
         stagepush::bindings::CONTRACT_PACKAGE,
-        stagepush::bindings::CONTRACT_VERSION
+        plugin.contract_version()
     );
     println!(
         "file:        {} ({} bytes)",

@@ -21,7 +21,7 @@ pub enum PluginError {
         exports: String,
     },
     #[error(
-        "plugin {path} was built for contract {package}@{found}; this stagepush runs {package}@{supported}"
+        "plugin {path} was built for contract {package}@{found}; this stagepush runs {supported}"
     )]
     UnsupportedContract {
         path: PathBuf,

@@ -8,9 +8,10 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Store, Trap};
 
 use super::engine::{Limits, PluginEngine};
+use super::output::unpack;
 use super::sandbox::{State, truncate};
 use super::{Fault, PluginError, cache};
-use crate::bindings::{self, Transformer, TransformerPre, types};
+use crate::bindings::{self, since_v0_1_0 as v0_1, since_v0_2_0 as v0_2, types};
 
 /// How to load a plugin.
 #[derive(Debug, Clone, Default)]
@@ -21,11 +22,24 @@ pub struct LoadOptions {
     pub expected_sha256: Option<String>,
 }
 
+/// A component linked for the contract version it was built for.
+enum Pre {
+    V0_1(v0_1::TransformerPre<State>),
+    V0_2(v0_2::TransformerPre<State>),
+}
+
+/// The exports of an instance, by contract version.
+enum Bindings {
+    V0_1(v0_1::Transformer),
+    V0_2(v0_2::Transformer),
+}
+
 /// A plugin compiled and linked, ready to be instantiated any number of times.
 pub struct Plugin {
     engine: wasmtime::Engine,
     limits: Limits,
-    pre: TransformerPre<State>,
+    pre: Pre,
+    contract: &'static str,
     path: PathBuf,
     digest: String,
     size: u64,
@@ -81,26 +95,27 @@ impl Plugin {
         }
         let wasm = engine.engine();
         let component = cache::load(wasm, options.cache_dir.as_deref(), path, &bytes, &digest)?;
-        check_contract(wasm, &component, path)?;
+        let contract = check_contract(wasm, &component, path)?;
 
+        let link_error = |e: wasmtime::Error| PluginError::Link {
+            path: path.to_path_buf(),
+            message: format!("{e:#}"),
+        };
         let mut linker = Linker::<State>::new(wasm);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
-        Transformer::add_to_linker::<State, wasmtime::component::HasSelf<State>>(
-            &mut linker,
-            |state| state,
-        )
-        .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
-        let instance_pre = linker
-            .instantiate_pre(&component)
-            .map_err(|e| PluginError::Link {
-                path: path.to_path_buf(),
-                message: format!("{e:#}"),
-            })?;
-        let pre = TransformerPre::new(instance_pre).map_err(|e| PluginError::Link {
-            path: path.to_path_buf(),
-            message: format!("{e:#}"),
-        })?;
+        type Data = wasmtime::component::HasSelf<State>;
+        let pre = if contract == "0.1.0" {
+            v0_1::Transformer::add_to_linker::<State, Data>(&mut linker, |state| state)
+                .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+            let instance_pre = linker.instantiate_pre(&component).map_err(link_error)?;
+            Pre::V0_1(v0_1::TransformerPre::new(instance_pre).map_err(link_error)?)
+        } else {
+            v0_2::Transformer::add_to_linker::<State, Data>(&mut linker, |state| state)
+                .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+            let instance_pre = linker.instantiate_pre(&component).map_err(link_error)?;
+            Pre::V0_2(v0_2::TransformerPre::new(instance_pre).map_err(link_error)?)
+        };
 
         let file_name: Arc<str> = path
             .file_stem()
@@ -111,6 +126,7 @@ impl Plugin {
             engine: wasm.clone(),
             limits: engine.limits(),
             pre,
+            contract,
             path: path.to_path_buf(),
             digest,
             size: bytes.len() as u64,
@@ -124,7 +140,7 @@ impl Plugin {
         };
         let mut instance = plugin.instantiate()?;
         let info = instance
-            .call(|b, s| b.stagepush_transform_plugin().call_describe(s))
+            .describe()
             .map_err(|fault| plugin.fault("describe", fault))?;
         if !info.name.trim().is_empty() {
             plugin.name = info.name.trim().into();
@@ -144,6 +160,11 @@ impl Plugin {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The contract version the plugin was built for (e.g. `0.2.0`).
+    pub fn contract_version(&self) -> &'static str {
+        self.contract
     }
 
     /// SHA-256 of the plugin file.
@@ -167,8 +188,11 @@ impl Plugin {
         );
         store.limiter(|state| state.limiter());
         store.epoch_deadline_trap();
-        let bindings = guarded(&mut store, self.limits, |store| self.pre.instantiate(store))
-            .map_err(|fault| self.fault("instantiation", fault))?;
+        let bindings = guarded(&mut store, self.limits, |store| match &self.pre {
+            Pre::V0_1(pre) => pre.instantiate(store).map(Bindings::V0_1),
+            Pre::V0_2(pre) => pre.instantiate(store).map(Bindings::V0_2),
+        })
+        .map_err(|fault| self.fault("instantiation", fault))?;
         Ok(Instance {
             store,
             bindings,
@@ -190,22 +214,25 @@ impl Plugin {
 /// component instance cannot be entered again.
 pub struct Instance {
     store: Store<State>,
-    bindings: Transformer,
+    bindings: Bindings,
     limits: Limits,
 }
 
 impl Instance {
     /// Runs `f` against the instance with a fresh deadline and classifies any failure.
-    pub fn call<R>(
+    fn call<R>(
         &mut self,
-        f: impl FnOnce(&Transformer, &mut Store<State>) -> wasmtime::Result<R>,
+        f: impl FnOnce(&Bindings, &mut Store<State>) -> wasmtime::Result<R>,
     ) -> Result<R, Fault> {
         let bindings = &self.bindings;
         guarded(&mut self.store, self.limits, |store| f(bindings, store))
     }
 
     pub fn describe(&mut self) -> Result<types::PluginInfo, Fault> {
-        self.call(|b, s| b.stagepush_transform_plugin().call_describe(s))
+        self.call(|b, s| match b {
+            Bindings::V0_1(b) => b.stagepush_transform_plugin().call_describe(s),
+            Bindings::V0_2(b) => b.stagepush_transform_plugin().call_describe(s),
+        })
     }
 
     pub fn init(
@@ -213,11 +240,28 @@ impl Instance {
         schema: &[types::ColumnSchema],
         config: &[(String, String)],
     ) -> Result<Result<types::InitResult, String>, Fault> {
-        self.call(|b, s| b.stagepush_transform_plugin().call_init(s, schema, config))
+        self.call(|b, s| match b {
+            Bindings::V0_1(b) => b.stagepush_transform_plugin().call_init(s, schema, config),
+            Bindings::V0_2(b) => b.stagepush_transform_plugin().call_init(s, schema, config),
+        })
     }
 
+    /// Transforms a batch; a 0.2.0 plugin's packed output is unpacked (a malformed one
+    /// is [`Fault::InvalidOutput`]).
     pub fn transform(&mut self, batch: &types::Batch) -> Result<types::Output, Fault> {
-        self.call(|b, s| b.stagepush_transform_plugin().call_transform(s, batch))
+        match self.call(|b, s| match b {
+            Bindings::V0_1(b) => b
+                .stagepush_transform_plugin()
+                .call_transform(s, batch)
+                .map(Ok),
+            Bindings::V0_2(b) => b
+                .stagepush_transform_plugin()
+                .call_transform(s, batch)
+                .map(Err),
+        })? {
+            Ok(output) => Ok(output),
+            Err(packed) => unpack(packed).map_err(|message| Fault::InvalidOutput { message }),
+        }
     }
 }
 
@@ -264,12 +308,13 @@ fn classify(state: &State, limits: Limits, error: wasmtime::Error) -> Fault {
 }
 
 /// Checks that the component exports the plugin interface of a contract version this
-/// host runs, and names both versions when it does not.
+/// host runs, and names both versions when it does not. Returns the version (the newest,
+/// should a component export several).
 fn check_contract(
     engine: &wasmtime::Engine,
     component: &Component,
     path: &Path,
-) -> Result<(), PluginError> {
+) -> Result<&'static str, PluginError> {
     let ty = component.component_type();
     let exports: Vec<String> = ty
         .exports(engine)
@@ -284,18 +329,23 @@ fn check_contract(
         .iter()
         .filter_map(|name| name.strip_prefix(&prefix))
         .collect();
-    if versions
+    if let Some(version) = bindings::SUPPORTED_VERSIONS
         .iter()
-        .any(|v| bindings::SUPPORTED_VERSIONS.contains(v))
+        .rev()
+        .find(|supported| versions.contains(supported))
     {
-        return Ok(());
+        return Ok(version);
     }
     if let Some(found) = versions.first() {
         return Err(PluginError::UnsupportedContract {
             path: path.to_path_buf(),
             package: bindings::CONTRACT_PACKAGE.to_string(),
             found: found.to_string(),
-            supported: bindings::SUPPORTED_VERSIONS.join(", "),
+            supported: bindings::SUPPORTED_VERSIONS
+                .iter()
+                .map(|v| format!("{}@{v}", bindings::CONTRACT_PACKAGE))
+                .collect::<Vec<_>>()
+                .join(" and "),
         });
     }
     Err(PluginError::NotAPlugin {
