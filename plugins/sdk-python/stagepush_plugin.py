@@ -1162,6 +1162,14 @@ def _float_word(f: float) -> int:
     return _BITS.unpack(_F64.pack(f))[0]
 
 
+def _date_word(d: "Date") -> int:
+    """The days of ``d``, which the contract takes as a 32-bit value."""
+    days = d.days
+    if not -(1 << 31) <= days < (1 << 31):
+        raise ValueError(f"date {days} days from 1970-01-01 is out of range")
+    return days
+
+
 def _ts_kind(unit: Any) -> int:
     """The cell kind of a timestamp in ``unit``."""
     if unit.__class__ is not TimeUnit:
@@ -1310,7 +1318,7 @@ class Out:
             w = self._span(str.__str__(v))  # type: ignore[arg-type]
             k = _K_JSON
         elif c is Date:
-            w = v.days  # type: ignore[union-attr]
+            w = _date_word(v)  # type: ignore[arg-type]
             k = _K_DATE
         elif isinstance(v, str):
             w = self._span(str.__str__(v))
@@ -1459,8 +1467,8 @@ class EntityBuilder:
             self._tsk = _K_NULL
             self._tsw = 0
         elif c is Date:
+            self._tsw = _date_word(value)  # type: ignore[arg-type]
             self._tsk = _K_DATE
-            self._tsw = value.days  # type: ignore[union-attr]
         elif self._err is None:
             self._err = f"entity timestamp must be a date or a timestamp, not {kind(value)}"
         return self
