@@ -1,11 +1,12 @@
 """stagepush_plugin: write stagepush transform plugins in Python.
 
 A stagepush plugin is a WebAssembly component implementing the contract
-``stagepush:transform@0.1.0`` (``wit/since_v0.1.0/transform.wit``, world ``transformer``):
+``stagepush:transform@0.2.0`` (``wit/since_v0.2.0/transform.wit``, world ``transformer``):
 it receives batches of rows from Snowflake Parquet unloads **in columns** and returns the
-CluedIn entities they map to, also in columns. This module hides the columns: a plugin
-implements ``transform(row, out)`` over one :class:`Row` at a time and writes entities with
-builders on :class:`Out`. It mirrors the Rust SDK (``plugins/sdk-rust``) name for name::
+CluedIn entities they map to, packed into byte columns. This module hides the columns: a
+plugin implements ``transform(row, out)`` over one :class:`Row` at a time and writes
+entities with builders on :class:`Out`. It mirrors the Rust SDK (``plugins/sdk-rust``)
+name for name::
 
     from stagepush_plugin import Info, Schema, Config, Row, Out, trimmed, export
 
@@ -56,8 +57,11 @@ from __future__ import annotations
 
 import gc as _gc
 import json as _json
+import struct as _struct
 import sys as _sys
+from array import array as _array
 from enum import Enum
+from itertools import accumulate as _accumulate
 from itertools import islice as _islice
 from operator import le as _le
 from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple, Union
@@ -65,12 +69,13 @@ from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple, Uni
 try:  # The bindings componentize-py generates for the world `transformer`.
     from componentize_py_types import Err as _Err
     from wit_world.imports import host as _host
+    from wit_world.imports import output as _o
     from wit_world.imports import types as _t
 except ImportError as _e:  # pragma: no cover
     raise ImportError(
         "stagepush_plugin needs the contract's bindings: build with componentize-py "
-        "(-d wit/since_v0.1.0 -w transformer), or for native tests run "
-        "`componentize-py -d wit/since_v0.1.0 -w transformer bindings DIR` and put DIR on "
+        "(-d wit/since_v0.2.0 -w transformer), or for native tests run "
+        "`componentize-py -d wit/since_v0.2.0 -w transformer bindings DIR` and put DIR on "
         "sys.path"
     ) from _e
 
@@ -258,13 +263,12 @@ class Timestamp:
     TIMESTAMP_NTZ (a local date-time with no zone). ``str()`` is RFC 3339 in UTC with the
     unit's precision: ``2024-05-01T12:34:56.789Z`` (millis)."""
 
-    __slots__ = ("value", "unit", "wall_clock", "_cell")
+    __slots__ = ("value", "unit", "wall_clock")
 
     def __init__(self, value: int, unit: TimeUnit = TimeUnit.MILLIS, wall_clock: bool = False):
         self.value = value
         self.unit = unit
         self.wall_clock = wall_clock
-        self._cell = None  # the output cell, made once (a timestamp is often sent twice)
 
     @staticmethod
     def from_millis(value: int) -> "Timestamp":
@@ -1115,26 +1119,62 @@ class Row:
 
 # ---------------------------------------------------------------------------------------
 # Output
+#
+# The contract's output is packed (`output.entities`): every column is a byte buffer of
+# little-endian u32 / s64 values, which the bindings copy in one piece, where a list of
+# records or variants would be converted one element at a time. An Out builds each column
+# in an `array` (or a `bytearray`) and hands over its bytes at the end of the batch.
 
-_Span = _t.Span
-_CellNull = _t.Cell_Null()
-_CellText = _t.Cell_Text
-_CellJson = _t.Cell_Json
-_CellBool = _t.Cell_Boolean
-_CellInt = _t.Cell_Integer
-_CellFloat = _t.Cell_Float
-_CellDecimal = _t.Cell_Decimal
-_CellDate = _t.Cell_Date
-_CellTimestamp = _t.Cell_Timestamp
-_CellBinary = _t.Cell_Binary
-_TRUE = _t.Cell_Boolean(True)
-_FALSE = _t.Cell_Boolean(False)
+# Cell kinds (`output.cells`): what a cell is; its 64-bit word holds the value.
+_K_NULL = 0
+_K_BOOL = 1
+_K_INT = 2
+_K_FLOAT = 3
+_K_DECIMAL = 4
+_K_TEXT = 5
+_K_JSON = 6
+_K_DATE = 7
+_K_TIMESTAMP = 8  # + the unit: 8 seconds, 9 millis, 10 micros, 11 nanos
+_K_BINARY = 12
+# Array type codes of the packed columns: 4-byte unsigned and 8-byte signed integers.
+_U32 = "I" if _array("I").itemsize == 4 else "L"
+_S64 = "q"
+_LITTLE = _sys.byteorder == "little"
+_F64 = _struct.Struct("<d")
+_BITS = _struct.Struct("<q")
 _WitDecimal = _t.Decimal
-_WitTimestamp = _t.Timestamp
 _I64 = 1 << 63
 _U64 = (1 << 64) - 1
 # Interned names an Out keeps across batches, at most (see Out._reset).
 _MAX_KEPT_NAMES = 4096
+
+
+def _le_bytes(a: Any) -> bytes:
+    """The bytes of array ``a``, little-endian (the contract's byte order)."""
+    if not _LITTLE:  # pragma: no cover (wasm32 and the usual test machines are little-endian)
+        a = _array(a.typecode, a)
+        a.byteswap()
+    return a.tobytes()
+
+
+def _float_word(f: float) -> int:
+    """The bits of ``f`` as a signed 64-bit word."""
+    return _BITS.unpack(_F64.pack(f))[0]
+
+
+def _date_word(d: "Date") -> int:
+    """The days of ``d``, which the contract takes as a 32-bit value."""
+    days = d.days
+    if not -(1 << 31) <= days < (1 << 31):
+        raise ValueError(f"date {days} days from 1970-01-01 is out of range")
+    return days
+
+
+def _ts_kind(unit: Any) -> int:
+    """The cell kind of a timestamp in ``unit``."""
+    if unit.__class__ is not TimeUnit:
+        raise TypeError(f"timestamp unit must be a TimeUnit, not {unit.__class__.__name__}")
+    return _K_TIMESTAMP + unit._value_  # SECONDS 0 .. NANOS 3; not `.value`, a property
 
 
 class Out:
@@ -1151,14 +1191,19 @@ class Out:
         self._reset()
 
     def _reset(self) -> None:
-        self._rows: List[int] = []
-        self._ids: List[str] = []  # external ids, as text
-        self._types: List[int] = []
-        self._ts: List[Any] = []
+        # One entry per entity:
+        self._rows = _array(_U32)
+        self._ids: List[str] = []  # external ids, as text (packed in _take)
+        self._types = _array(_U32)
+        self._tkinds = bytearray()  # the timestamp cells
+        self._twords = _array(_S64)
         self._deleted = bytearray()
-        self._poffs: List[int] = [0]
-        self._pnames: List[int] = []
-        self._pvals: List[Any] = []
+        self._poffs = _array(_U32, (0,))
+        # One entry per property (the three always the same length):
+        self._pnames = _array(_U32)
+        self._pkinds = bytearray()
+        self._pwords = _array(_S64)
+        self._decimals: List[Any] = []
         if len(self._names) > _MAX_KEPT_NAMES:  # a plugin making up names: start afresh
             self._names = []
             self._index = {}
@@ -1166,8 +1211,8 @@ class Out:
         self._pos = 0
         self._binary = False
         self._errors: List[Any] = []
-        # Text -> its cell in this batch's bytes: a repeated value (a country, a status, a
-        # name) is written and wrapped once per batch, then every entity shares the cell.
+        # Text -> the word of its span in this batch's bytes: a repeated value (a country,
+        # a status, a name) is written once per batch, then every entity shares the span.
         self._texts: dict = {}
         self._builder._bind(self)
 
@@ -1175,11 +1220,10 @@ class Out:
         """Starts an entity of type ``entity_type`` with this external id, written as text:
         text as is, integers and decimals exactly, dates and timestamps as RFC 3339. A null
         or empty id makes :meth:`EntityBuilder.finish` raise."""
-        poffs = self._poffs
-        if len(self._pnames) != poffs[-1]:  # an unfinished builder's properties
-            del self._pnames[poffs[-1] :], self._pvals[poffs[-1] :]
+        p = self._poffs[-1]
+        if len(self._pnames) != p:  # an unfinished builder's properties
+            del self._pnames[p:], self._pkinds[p:], self._pwords[p:]
         b = self._builder
-        b._type = entity_type
         t = self._index.get(entity_type)
         b._tid = self._intern(entity_type) if t is None else t
         if external_id.__class__ is str and external_id:
@@ -1188,9 +1232,13 @@ class Out:
         elif external_id.__class__ is Decimal and external_id.scale == 0:  # type: ignore[union-attr]
             b._id = str(external_id.value)  # type: ignore[union-attr]
             b._err = None
+        elif external_id.__class__ is int:
+            b._id = str(external_id)
+            b._err = None
         else:
             b._id, b._err = _id_text(external_id)
-        b._ts = _CellNull
+        b._tsk = _K_NULL
+        b._tsw = 0
         b._deleted = 0
         return b
 
@@ -1210,66 +1258,81 @@ class Out:
             self._names.append(name)
         return i
 
-    def _text(self, s: str) -> Any:
+    def _span(self, s: str) -> int:
+        """Appends ``s`` to the batch's bytes; the word of its span (offset | len << 32)."""
         start = self._pos
         n = len(s) if s.isascii() else len(s.encode("utf-8"))
         self._parts.append(s)
         self._pos = start + n
-        return _Span(start, n)
+        return start | (n << 32)
 
-    def _bytes(self, b: bytes) -> Any:
+    def _bytes(self, b: bytes) -> int:
         start = self._pos
         self._parts.append(bytes(b))
         self._binary = True
         self._pos = start + len(b)
-        return _Span(start, len(b))
+        return start | (len(b) << 32)
 
-    def _text_cell(self, s: str) -> Any:
-        """The text cell of ``s`` (exactly a ``str``), written once per batch."""
-        cell = self._texts.get(s)
-        if cell is None:
+    def _text_word(self, s: str) -> int:
+        """The span word of ``s`` (exactly a ``str``), written once per batch."""
+        w = self._texts.get(s)
+        if w is None:
             start = self._pos
             n = len(s) if s.isascii() else len(s.encode("utf-8"))
             self._parts.append(s)
             self._pos = start + n
-            cell = self._texts[s] = _CellText(_Span(start, n))
-        return cell
+            w = self._texts[s] = start | (n << 32)
+        return w
 
-    def _cell(self, v: Value) -> Any:
+    def _put(self, v: Value, kinds: bytearray, words: Any) -> None:
+        """Appends the cell of ``v`` to ``kinds`` and ``words``: the word first, as only
+        that append can fail (a value beyond 64 bits), so both stay the same length."""
         c = v.__class__
         if c is str:
-            return self._text_cell(v)  # type: ignore[arg-type]
-        if c is bool:
-            return _TRUE if v else _FALSE
-        if c is Timestamp:
-            cell = v._cell  # type: ignore[union-attr]
-            if cell is None:
-                # The SDK's Timestamp has the record's fields (`value`, `unit`): it is
-                # its own payload (records are read by field name).
-                cell = v._cell = _CellTimestamp(v)
-            return cell
-        if c is int:
-            if -_I64 <= v < _I64:  # type: ignore[operator]
-                return _CellInt(v)
-            return self._cell(Decimal(v, 0))  # type: ignore[arg-type]
-        if c is Decimal:
+            w = self._text_word(v)  # type: ignore[arg-type]
+            k = _K_TEXT
+        elif c is bool:
+            w = 1 if v else 0
+            k = _K_BOOL
+        elif c is Timestamp:
+            k = _ts_kind(v.unit)  # type: ignore[union-attr]
+            w = v.value  # type: ignore[union-attr]
+        elif c is int:
+            if not -_I64 <= v < _I64:  # type: ignore[operator]
+                return self._put(Decimal(v, 0), kinds, words)  # type: ignore[arg-type]
+            w = v  # type: ignore[assignment]
+            k = _K_INT
+        elif c is Decimal:
             x = v.value  # type: ignore[union-attr]
-            return _CellDecimal(_WitDecimal(x & _U64, x >> 64, v.scale))  # type: ignore[union-attr]
-        if c is float:
-            return _CellFloat(v)
-        if v is None:
-            return _CellNull
-        if c is Json:
-            return _CellJson(self._text(str.__str__(v)))  # type: ignore[arg-type]
-        if c is Date:
-            return _CellDate(v.days)  # type: ignore[union-attr]
-        if isinstance(v, str):
-            return _CellText(self._text(str.__str__(v)))
-        if isinstance(v, (bytes, bytearray, memoryview)):
-            return _CellBinary(self._bytes(v))  # type: ignore[arg-type]
-        if isinstance(v, (list, tuple, dict)):
-            return _CellJson(self._text(to_json(v)))  # type: ignore[arg-type]
-        raise TypeError(f"cannot send a {c.__name__} as a property value")
+            d = _WitDecimal(x & _U64, x >> 64, v.scale)  # type: ignore[union-attr]
+            w = len(self._decimals)
+            self._decimals.append(d)
+            k = _K_DECIMAL
+        elif c is float:
+            w = _float_word(v)  # type: ignore[arg-type]
+            k = _K_FLOAT
+        elif v is None:
+            w = 0
+            k = _K_NULL
+        elif c is Json:
+            w = self._span(str.__str__(v))  # type: ignore[arg-type]
+            k = _K_JSON
+        elif c is Date:
+            w = _date_word(v)  # type: ignore[arg-type]
+            k = _K_DATE
+        elif isinstance(v, str):
+            w = self._span(str.__str__(v))
+            k = _K_TEXT
+        elif isinstance(v, (bytes, bytearray, memoryview)):
+            w = self._bytes(v)  # type: ignore[arg-type]
+            k = _K_BINARY
+        elif isinstance(v, (list, tuple, dict)):
+            w = self._span(to_json(v))  # type: ignore[arg-type]
+            k = _K_JSON
+        else:
+            raise TypeError(f"cannot send a {c.__name__} as a property value")
+        words.append(w)
+        kinds.append(k)
 
     def _rollback(self, row: int) -> None:
         rows = self._rows
@@ -1278,50 +1341,51 @@ class Out:
             k -= 1
         if k == len(rows):
             return
-        del rows[k:], self._ids[k:], self._types[k:], self._ts[k:], self._deleted[k:]
+        del rows[k:], self._ids[k:], self._types[k:], self._deleted[k:]
+        del self._tkinds[k:], self._twords[k:]
         del self._poffs[k + 1 :]
         p = self._poffs[k]
-        del self._pnames[p:], self._pvals[p:]
+        del self._pnames[p:], self._pkinds[p:], self._pwords[p:]
 
     def _take(self) -> Any:
         p = self._poffs[-1]
-        del self._pnames[p:], self._pvals[p:]
+        del self._pnames[p:], self._pkinds[p:], self._pwords[p:]
         if self._binary:
             payload = b"".join(
-                p.encode("utf-8") if isinstance(p, str) else p for p in self._parts
+                x.encode("utf-8") if isinstance(x, str) else x for x in self._parts
             )
         else:
             payload = "".join(self._parts).encode("utf-8")
         # External ids (texts, one per entity) follow the other payload bytes; their spans
-        # are made here in one pass rather than one at a time in `finish`.
+        # (offset, len) are made here in one pass rather than one at a time in `finish`.
         ids = self._ids
+        n = len(ids)
         joined = "".join(ids)
         if joined.isascii():
-            lens: Any = map(len, ids)
+            lens = _array(_U32, map(len, ids))
             id_bytes = joined.encode("ascii")
         else:
             encoded = [i.encode("utf-8") for i in ids]
-            lens = map(len, encoded)
+            lens = _array(_U32, map(len, encoded))
             id_bytes = b"".join(encoded)
-        base = len(payload)
-        spans = []
-        append = spans.append
-        for n in lens:
-            append(_Span(base, n))
-            base += n
-        entities = _t.Entities(
-            self._rows,
-            spans,
-            self._types,
-            self._ts,
+        spans = _array(_U32, bytes(8 * n))
+        spans[0::2] = _array(_U32, _islice(_accumulate(lens, initial=len(payload)), n))
+        spans[1::2] = lens
+        empty: List[Any] = []
+        entities = _o.Entities(
+            n,
+            _le_bytes(self._rows),
+            _le_bytes(self._types),
             bytes(self._deleted),
-            self._poffs,
-            self._pnames,
-            self._pvals,
+            _le_bytes(spans),
+            _o.Cells(bytes(self._tkinds), _le_bytes(self._twords), empty),
+            _le_bytes(self._poffs),
+            _le_bytes(self._pnames),
+            _o.Cells(bytes(self._pkinds), _le_bytes(self._pwords), self._decimals),
             self._names,
             payload + id_bytes if id_bytes else payload,
         )
-        out = _t.Output(entities, self._errors)
+        out = _o.BatchOutput(entities, self._errors)
         self._reset()
         return out
 
@@ -1361,31 +1425,33 @@ class EntityBuilder:
 
     __slots__ = (
         "_out",
-        "_type",
         "_tid",
         "_id",
         "_err",
-        "_ts",
+        "_tsk",
+        "_tsw",
         "_deleted",
         "_pnames",
-        "_pvals",
+        "_pkinds",
+        "_pwords",
         "_index",
         "_texts",
     )
 
     def __init__(self, out: Out) -> None:
         self._out = out
-        self._type = ""
         self._tid = 0
         self._id: Optional[str] = None
         self._err: Optional[str] = "finish() called twice"
-        self._ts = _CellNull
+        self._tsk = _K_NULL  # the timestamp cell: kind and word
+        self._tsw = 0
         self._deleted = 0
 
     def _bind(self, out: Out) -> None:
-        """Points the builder at the output's lists of the batch that starts."""
+        """Points the builder at the output's columns of the batch that starts."""
         self._pnames = out._pnames
-        self._pvals = out._pvals
+        self._pkinds = out._pkinds
+        self._pwords = out._pwords
         self._index = out._index
         self._texts = out._texts
 
@@ -1394,14 +1460,15 @@ class EntityBuilder:
         means none. Any other value makes :meth:`finish` raise."""
         c = value.__class__
         if c is Timestamp:
-            cell = value._cell  # type: ignore[union-attr]
-            if cell is None:
-                cell = value._cell = _CellTimestamp(value)
-            self._ts = cell
+            u = value.unit  # type: ignore[union-attr]
+            self._tsk = _K_TIMESTAMP + u._value_ if u.__class__ is TimeUnit else _ts_kind(u)
+            self._tsw = value.value  # type: ignore[union-attr]
         elif value is None:
-            self._ts = _CellNull
+            self._tsk = _K_NULL
+            self._tsw = 0
         elif c is Date:
-            self._ts = _CellDate(value.days)  # type: ignore[union-attr]
+            self._tsw = _date_word(value)  # type: ignore[arg-type]
+            self._tsk = _K_DATE
         elif self._err is None:
             self._err = f"entity timestamp must be a date or a timestamp, not {kind(value)}"
         return self
@@ -1416,24 +1483,30 @@ class EntityBuilder:
         as Snowflake's ``OBJECT_CONSTRUCT`` omits them (see :meth:`prop_or_null`)."""
         if value is not None:
             i = self._index.get(name)
-            self._pnames.append(self._out._intern(name) if i is None else i)
+            if i is None:
+                i = self._out._intern(name)
             c = value.__class__
             if c is str:  # the common cases, inlined
-                cell = self._texts.get(value)
-                self._pvals.append(self._out._text_cell(value) if cell is None else cell)
+                w = self._texts.get(value)
+                self._pwords.append(self._out._text_word(value) if w is None else w)
+                self._pkinds.append(_K_TEXT)
             elif c is bool:
-                self._pvals.append(_TRUE if value else _FALSE)
-            elif c is Timestamp and value._cell is not None:  # type: ignore[union-attr]
-                self._pvals.append(value._cell)  # type: ignore[union-attr]
+                self._pwords.append(1 if value else 0)
+                self._pkinds.append(_K_BOOL)
+            elif c is Timestamp and value.unit.__class__ is TimeUnit:  # type: ignore[union-attr]
+                self._pwords.append(value.value)  # type: ignore[union-attr]
+                self._pkinds.append(_K_TIMESTAMP + value.unit._value_)  # type: ignore[union-attr]
             else:
-                self._pvals.append(self._out._cell(value))
+                self._out._put(value, self._pkinds, self._pwords)
+            self._pnames.append(i)
         return self
 
     def prop_or_null(self, name: str, value: Value) -> "EntityBuilder":
         """Adds property ``name``, sending ``None`` as an explicit null."""
         out = self._out
-        self._pnames.append(out._intern(name))
-        self._pvals.append(out._cell(value))
+        i = out._intern(name)
+        out._put(value, self._pkinds, self._pwords)
+        self._pnames.append(i)
         return self
 
     def prop_null(self, name: str) -> "EntityBuilder":
@@ -1466,16 +1539,19 @@ class EntityBuilder:
         nulls are omitted. With :func:`trimmed` this normalises e-mail addresses."""
         if value.__class__ is str:
             i = self._index.get(name)
-            self._pnames.append(self._out._intern(name) if i is None else i)
+            if i is None:
+                i = self._out._intern(name)
             # Not through the batch's text cache: lower-cased text is a new string, rarely
-            # repeated (e-mail addresses).
+            # repeated (e-mail addresses). Out._span, inlined.
             out = self._out
             s = value.lower()  # type: ignore[union-attr]
             start = out._pos
             n = len(s) if s.isascii() else len(s.encode("utf-8"))
             out._parts.append(s)
             out._pos = start + n
-            self._pvals.append(_CellText(_Span(start, n)))
+            self._pwords.append(start | (n << 32))
+            self._pkinds.append(_K_TEXT)
+            self._pnames.append(i)
             return self
         return self.prop(name, value)
 
@@ -1485,12 +1561,13 @@ class EntityBuilder:
         err = self._err
         if err is not None:
             raise RowError(err)
-        self._err = "finish() called twice"
         out = self._out
+        out._twords.append(self._tsw)  # first: the one append that can fail (> 64 bits)
+        self._err = "finish() called twice"
+        out._tkinds.append(self._tsk)
         out._rows.append(out._row)
         out._ids.append(self._id)  # its span is made in Out._take
         out._types.append(self._tid)
-        out._ts.append(self._ts)
         out._deleted.append(self._deleted)
         out._poffs.append(len(self._pnames))
 
@@ -1578,10 +1655,9 @@ def export(cls: Any) -> type:
             runner = Plugin._runner
             if runner is None:
                 msg = "transform called before a successful init"
-                return _t.Output(
-                    _t.Entities([], [], [], [], b"", [0], [], [], [], b""),
-                    [_t.RowError(i, msg) for i in range(batch.row_count)],
-                )
+                out = Out()
+                out._errors = [_t.RowError(i, msg) for i in range(batch.row_count)]
+                return out._take()
             return runner.run(batch)
 
     Plugin.__qualname__ = Plugin.__name__ = "Plugin"

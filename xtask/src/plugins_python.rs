@@ -4,10 +4,12 @@
 //! - The build tool, `componentize-py` (pinned), is installed with pip into a virtualenv at
 //!   `<target>/plugin-tools/python-venv`, once: later builds, offline ones included, reuse it
 //!   (pip is not called when the venv already holds the pinned version).
-//! - `componentize-py -d wit/since_v0.1.0 -w transformer componentize app -p <plugin> -p
+//! - `componentize-py -d wit/since_v0.2.0 -w transformer componentize app -p <plugin> -p
 //!   plugins/sdk-python -o <out>`: the app module `app` defines `Plugin` (through the SDK's
 //!   `export`); the SDK imports the bindings componentize-py generates into the component
 //!   (`wit_world`, `componentize_py_types`), so nothing is generated into the source tree.
+//!   The SDK implements contract 0.2.0 (`wit/since_v0.2.0`): its output is packed into byte
+//!   columns, which componentize-py copies in one piece instead of value by value.
 //! - A component newer than every input (the plugin's and the SDK's files, the WIT, the
 //!   venv's componentize-py) is not rebuilt: a Python build takes ~30 s.
 
@@ -21,6 +23,9 @@ use crate::{Result, root, run, target_dir};
 /// componentize-py release the plugins are built with (builds offline once installed).
 const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
 
+/// The folder under `wit/` of the contract version the Python SDK implements.
+const CONTRACT_DIR: &str = "since_v0.2.0";
+
 /// The world of the contract the plugins implement.
 const WORLD: &str = "transformer";
 
@@ -33,7 +38,7 @@ pub(crate) fn build(out_dir: &Path) -> Result<Vec<PathBuf>> {
     }
     let tool = ensure_componentize_py()?;
     let sdk = root.join("plugins").join("sdk-python");
-    let wit = root.join("wit").join("since_v0.1.0");
+    let wit = root.join("wit").join(CONTRACT_DIR);
     let mut outputs = Vec::new();
     for (name, dir) in plugins {
         let out = out_dir.join(format!("{name}.wasm"));
