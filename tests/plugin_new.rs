@@ -51,11 +51,13 @@ fn make(dir: &Path, project: &Path, target: &str, vars: &[(&str, &Path)]) -> Out
 }
 
 /// The scaffold's own check passes, then fails once `expected.ndjson` says otherwise;
-/// returns what the passing `make test` printed.
+/// returns what the passing `make test` printed. `contract` is the contract version the
+/// language's SDK builds for.
 fn passes_its_own_test_and_fails_on_other_records(
     dir: &Path,
     project: &Path,
     name: &str,
+    contract: &str,
     vars: &[(&str, &Path)],
 ) -> Output {
     let out = make(dir, project, "test", vars);
@@ -88,7 +90,8 @@ fn passes_its_own_test_and_fails_on_other_records(
         info.stdout
     );
     assert!(
-        info.stdout.contains("stagepush:transform@0.1.0"),
+        info.stdout
+            .contains(&format!("contract:    stagepush:transform@{contract}")),
         "{}",
         info.stdout
     );
@@ -126,12 +129,14 @@ fn passes_its_own_test_and_fails_on_other_records(
     out
 }
 
-/// Every project holds the same sample and expectation and its language's files.
-fn assert_layout(project: &Path, files: &[&str]) {
+/// Every project holds the same sample and expectation, the contract its SDK builds
+/// for, and its language's files.
+fn assert_layout(project: &Path, contract: &str, files: &[&str]) {
+    let wit = format!("wit/since_v{contract}/transform.wit");
     for file in [
         "sample.parquet",
         "expected.ndjson",
-        "wit/since_v0.1.0/transform.wit",
+        wit.as_str(),
         "Makefile",
         "README.md",
         ".gitignore",
@@ -150,6 +155,7 @@ fn a_new_rust_plugin_builds_and_passes_its_own_tests() {
     assert!(out.stdout.contains("make test"), "{}", out.stdout);
     assert_layout(
         &project,
+        "0.1.0",
         &[
             "Cargo.toml",
             "src/lib.rs",
@@ -172,7 +178,13 @@ fn a_new_rust_plugin_builds_and_passes_its_own_tests() {
         .current_dir(&project)
         .args(["fmt", "--check"]));
     assert!(fmt.status.success(), "{}", fmt.stdout);
-    let out = passes_its_own_test_and_fails_on_other_records(dir.path(), &project, "orders", &vars);
+    let out = passes_its_own_test_and_fails_on_other_records(
+        dir.path(),
+        &project,
+        "orders",
+        "0.1.0",
+        &vars,
+    );
     // `make test` ran the native unit tests first.
     assert!(
         out.stdout.contains("test result: ok. 5 passed"),
@@ -187,6 +199,7 @@ fn a_new_python_plugin_builds_and_passes_its_own_test() {
     let (project, _) = scaffold(dir.path(), "orders-py", "python");
     assert_layout(
         &project,
+        "0.2.0",
         &["src/app.py", "src/stagepush_plugin.py", "requirements.txt"],
     );
     let tool = tool(
@@ -197,6 +210,7 @@ fn a_new_python_plugin_builds_and_passes_its_own_test() {
         dir.path(),
         &project,
         "orders-py",
+        "0.2.0",
         &[("COMPONENTIZE_PY", tool.as_path())],
     );
 }
@@ -207,6 +221,7 @@ fn a_new_js_plugin_builds_and_passes_its_own_test() {
     let (project, _) = scaffold(dir.path(), "orders-js", "js");
     assert_layout(
         &project,
+        "0.2.0",
         &[
             "src/app.js",
             "src/stagepush-plugin.js",
@@ -222,6 +237,7 @@ fn a_new_js_plugin_builds_and_passes_its_own_test() {
         dir.path(),
         &project,
         "orders-js",
+        "0.2.0",
         &[("COMPONENTIZE_JS", tool.as_path())],
     );
 }

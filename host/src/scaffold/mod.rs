@@ -7,7 +7,7 @@
 //! |---|---|
 //! | the mapping (`src/lib.rs`, `src/app.py`, `src/app.js`) | an example transform to edit |
 //! | the SDK (`stagepush-plugin/`, `src/stagepush_plugin.py`, `src/stagepush-plugin.js` + `.d.ts`) | a copy of the SDK this stagepush was built with |
-//! | `wit/since_v0.1.0/transform.wit` | the contract the component implements |
+//! | `wit/since_vX.Y.Z/transform.wit` | the contract the component implements ([`Language::contract_dir`]) |
 //! | `sample.parquet` | five Snowflake-style rows ([`sample`]) |
 //! | `expected.ndjson` | the records the example mapping makes of them |
 //! | `Makefile` | `make build` → `build/NAME.wasm`; `make test` checks it against `expected.ndjson` |
@@ -21,9 +21,6 @@ pub mod sample;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-
-/// The contract version the scaffolded projects implement.
-pub const CONTRACT_DIR: &str = "since_v0.1.0";
 
 /// The componentize-py release a Python project pins (the one `cargo xtask plugins` uses).
 pub const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
@@ -43,6 +40,26 @@ pub enum Language {
     Python,
     /// A JavaScript module built with ComponentizeJS.
     Js,
+}
+
+impl Language {
+    /// The contract folder a project in this language implements: the one its SDK builds
+    /// for. The Python and JS SDKs build for 0.2.0, whose packed output their bindings
+    /// convert in one copy; the Rust SDK still builds for 0.1.0 (which this host runs as
+    /// well), where its output costs no conversion either.
+    pub fn contract_dir(self) -> &'static str {
+        match self {
+            Language::Rust => "since_v0.1.0",
+            Language::Python | Language::Js => "since_v0.2.0",
+        }
+    }
+
+    fn contract_wit(self) -> &'static str {
+        match self {
+            Language::Rust => CONTRACT_WIT_V0_1_0,
+            Language::Python | Language::Js => CONTRACT_WIT_V0_2_0,
+        }
+    }
 }
 
 impl fmt::Display for Language {
@@ -149,13 +166,14 @@ pub fn new_plugin(name: &str, lang: Language, dir: &Path) -> Result<Project, Sca
     let vars = Vars {
         name,
         crate_name: &name.replace('-', "_"),
+        contract_dir: lang.contract_dir(),
     };
     // (path in the project, contents): templates are rendered, SDK files copied as they are.
     let mut files: Vec<(String, String)> = Vec::new();
     let mut add = |path: &str, contents: String| files.push((path.to_owned(), contents));
     add(
-        &format!("wit/{CONTRACT_DIR}/transform.wit"),
-        CONTRACT_WIT.to_owned(),
+        &format!("wit/{}/transform.wit", lang.contract_dir()),
+        lang.contract_wit().to_owned(),
     );
     add("expected.ndjson", vars.render(templates::EXPECTED));
     match lang {
@@ -225,10 +243,11 @@ pub fn new_plugin(name: &str, lang: Language, dir: &Path) -> Result<Project, Sca
     })
 }
 
-/// The values templates refer to as `{{name}}` and `{{crate_name}}`.
+/// The values templates refer to as `{{name}}`, `{{crate_name}}` and `{{contract_dir}}`.
 struct Vars<'a> {
     name: &'a str,
     crate_name: &'a str,
+    contract_dir: &'a str,
 }
 
 impl Vars<'_> {
@@ -236,15 +255,16 @@ impl Vars<'_> {
         template
             .replace("{{name}}", self.name)
             .replace("{{crate_name}}", self.crate_name)
-            .replace("{{contract_dir}}", CONTRACT_DIR)
+            .replace("{{contract_dir}}", self.contract_dir)
             .replace("{{componentize_py}}", COMPONENTIZE_PY_VERSION)
             .replace("{{componentize_js}}", COMPONENTIZE_JS_VERSION)
             .replace("{{stagepush_version}}", env!("CARGO_PKG_VERSION"))
     }
 }
 
-/// The contract, as the host's `bindgen!` reads it.
-const CONTRACT_WIT: &str = include_str!("../../../wit/since_v0.1.0/transform.wit");
+/// The contracts, as the host's `bindgen!` reads them.
+const CONTRACT_WIT_V0_1_0: &str = include_str!("../../../wit/since_v0.1.0/transform.wit");
+const CONTRACT_WIT_V0_2_0: &str = include_str!("../../../wit/since_v0.2.0/transform.wit");
 
 /// The SDKs, as built into this binary.
 mod sdk {
@@ -389,6 +409,46 @@ mod tests {
         assert!(!local.contains(sdk::REPO_WIT_PATH));
     }
 
+    /// A project gets the contract its SDK builds for in this repository.
+    #[test]
+    fn each_language_gets_the_contract_its_sdk_builds_for() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
+        let rust = read("plugins/sdk-rust/src/lib.rs");
+        let python = read("xtask/src/plugins_python.rs");
+        let js = read("xtask/src/plugins_js.rs");
+        for (lang, build, quoted) in [
+            (
+                Language::Rust,
+                &rust,
+                format!("wit/{}\"", Language::Rust.contract_dir()),
+            ),
+            (
+                Language::Python,
+                &python,
+                format!("\"{}\"", Language::Python.contract_dir()),
+            ),
+            (
+                Language::Js,
+                &js,
+                format!("\"{}\"", Language::Js.contract_dir()),
+            ),
+        ] {
+            assert!(
+                build.contains(&quoted),
+                "{lang}: its SDK does not build for {}",
+                lang.contract_dir()
+            );
+            let dir = lang.contract_dir();
+            let version = dir.trim_start_matches("since_v");
+            assert!(
+                lang.contract_wit()
+                    .contains(&format!("package stagepush:transform@{version};")),
+                "{lang}: the built-in WIT is not {dir}'s"
+            );
+        }
+    }
+
     #[test]
     fn the_project_pins_the_tools_the_xtask_builds_with() {
         let xtask = Path::new(env!("CARGO_MANIFEST_DIR")).join("../xtask/src");
@@ -413,6 +473,7 @@ mod tests {
         let vars = Vars {
             name: "orders-v2",
             crate_name: "orders_v2",
+            contract_dir: "since_v0.2.0",
         };
         let all = [
             templates::EXPECTED,
