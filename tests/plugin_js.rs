@@ -6,7 +6,8 @@ use std::path::Path;
 use parquet::file::properties::WriterProperties;
 
 use crate::util::{
-    Chunk, Output, Values, fixture, plugin, run, stagepush, temp_dir, write_parquet,
+    Chunk, Output, Values, fixture, plugin, run, shared_plugin_cache, stagepush, temp_dir,
+    write_parquet,
 };
 
 /// Runs `plugin test` with customer-rust and customer-js over `input`; asserts the records,
@@ -14,7 +15,7 @@ use crate::util::{
 fn assert_same(dir: &Path, input: &Path) -> Output {
     let go = |name: &str| {
         let out = run(stagepush(dir)
-            .env("STAGEPUSH_CACHE_DIR", shared_cache())
+            .env("STAGEPUSH_CACHE_DIR", shared_plugin_cache())
             .args(["plugin", "test"])
             .arg(plugin(name))
             .arg(input));
@@ -49,12 +50,6 @@ fn assert_same(dir: &Path, input: &Path) -> Output {
     js
 }
 
-/// A compiled-plugin cache shared by these tests (the host writes it atomically): a JS
-/// component takes ~15 s to compile, from the cache ~0.1 s.
-fn shared_cache() -> std::path::PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-js-cache")
-}
-
 fn s(v: &str) -> Vec<u8> {
     v.as_bytes().to_vec()
 }
@@ -63,7 +58,7 @@ fn s(v: &str) -> Vec<u8> {
 fn the_js_plugin_describes_itself_as_the_customer_plugin() {
     let dir = temp_dir();
     let out = run(stagepush(dir.path())
-        .env("STAGEPUSH_CACHE_DIR", shared_cache())
+        .env("STAGEPUSH_CACHE_DIR", shared_plugin_cache())
         .args(["plugin", "info"])
         .arg(plugin("customer-js")));
     assert!(out.status.success(), "{}", out.stderr);
