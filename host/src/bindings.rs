@@ -7,7 +7,7 @@
 //! keep working.
 //!
 //! The host works with one set of types, [`types`] (0.1.0's): 0.2.0 changed only the
-//! output, so its bindings reuse 0.1.0's input types and `host` import as they are, and
+//! output, so its bindings reuse 0.1.0's input types as they are, and
 //! `plugin::output::unpack` turns a 0.2.0 packed output into the 0.1.0 [`types::Output`]
 //! the encoder reads.
 

@@ -1062,9 +1062,7 @@ class U8 {
     if (this.n + extra > this.a.length) {
       let cap = this.a.length * 2;
       while (cap < this.n + extra) cap *= 2;
-      const b = new Uint8Array(cap);
-      b.set(this.a.subarray(0, this.n));
-      this.a = b;
+      this.a = grown(this.a, cap);
     }
   }
   // Appends the UTF-8 of s (its span is `start .. this.n`); returns where it starts.

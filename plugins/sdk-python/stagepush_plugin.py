@@ -451,9 +451,6 @@ def _float_debug(f: float) -> str:
     return r
 
 
-_B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-
-
 def _base64(b: bytes) -> str:
     import base64
 

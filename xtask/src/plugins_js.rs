@@ -9,8 +9,8 @@
 //!   (`plugins/sdk-js/index.js` as `stagepush-plugin.js`), with
 //!   `from 'stagepush-plugin'` rewritten to `from './stagepush-plugin.js'`.
 //! - The JS SDK implements contract 0.2.0 (`wit/since_v0.2.0`, packed output columns), so
-//!   the plugins are built against that folder (the Rust and Python plugins may still be on
-//!   an older contract: the host runs every version it ships).
+//!   the plugins are built against that folder (the Rust plugins are on 0.1.0: the host
+//!   runs every version it ships).
 //! - `-d http fetch-event`: without it the component imports `wasi:http`, which the host
 //!   does not link.
 //! - A component newer than every input (the plugin's and the SDK's files, the WIT, the

@@ -39,7 +39,6 @@ pub struct Plugin {
     engine: wasmtime::Engine,
     limits: Limits,
     pre: Pre,
-    contract: &'static str,
     path: PathBuf,
     digest: String,
     size: u64,
@@ -97,22 +96,22 @@ impl Plugin {
         let component = cache::load(wasm, options.cache_dir.as_deref(), path, &bytes, &digest)?;
         let contract = check_contract(wasm, &component, path)?;
 
+        let engine_error = |e: wasmtime::Error| PluginError::Engine(format!("{e:#}"));
         let link_error = |e: wasmtime::Error| PluginError::Link {
             path: path.to_path_buf(),
             message: format!("{e:#}"),
         };
         let mut linker = Linker::<State>::new(wasm);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-            .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_error)?;
         type Data = wasmtime::component::HasSelf<State>;
         let pre = if contract == "0.1.0" {
             v0_1::Transformer::add_to_linker::<State, Data>(&mut linker, |state| state)
-                .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+                .map_err(engine_error)?;
             let instance_pre = linker.instantiate_pre(&component).map_err(link_error)?;
             Pre::V0_1(v0_1::TransformerPre::new(instance_pre).map_err(link_error)?)
         } else {
             v0_2::Transformer::add_to_linker::<State, Data>(&mut linker, |state| state)
-                .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+                .map_err(engine_error)?;
             let instance_pre = linker.instantiate_pre(&component).map_err(link_error)?;
             Pre::V0_2(v0_2::TransformerPre::new(instance_pre).map_err(link_error)?)
         };
@@ -126,7 +125,6 @@ impl Plugin {
             engine: wasm.clone(),
             limits: engine.limits(),
             pre,
-            contract,
             path: path.to_path_buf(),
             digest,
             size: bytes.len() as u64,
@@ -164,7 +162,10 @@ impl Plugin {
 
     /// The contract version the plugin was built for (e.g. `0.2.0`).
     pub fn contract_version(&self) -> &'static str {
-        self.contract
+        match self.pre {
+            Pre::V0_1(_) => "0.1.0",
+            Pre::V0_2(_) => "0.2.0",
+        }
     }
 
     /// SHA-256 of the plugin file.
@@ -249,6 +250,7 @@ impl Instance {
     /// Transforms a batch; a 0.2.0 plugin's packed output is unpacked (a malformed one
     /// is [`Fault::InvalidOutput`]).
     pub fn transform(&mut self, batch: &types::Batch) -> Result<types::Output, Fault> {
+        // `Ok`: a 0.1.0 output, as it is; `Err`: a 0.2.0 output, still packed.
         match self.call(|b, s| match b {
             Bindings::V0_1(b) => b
                 .stagepush_transform_plugin()
