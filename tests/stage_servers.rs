@@ -37,6 +37,8 @@ pub const BUCKET: &str = "stage";
 pub const CONTAINER: &str = "stage";
 /// How long a server may take to answer.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How many times a server is started on new ports when it exits before answering.
+const START_ATTEMPTS: usize = 3;
 
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
@@ -114,19 +116,20 @@ impl Process {
         }
     }
 
-    /// Waits until `port` answers HTTP at all (403/400 count).
-    fn wait_http(&mut self, port: u16) {
+    /// Waits until `port` answers HTTP at all (403/400 count); `Err` (with its log) when
+    /// the process exits first.
+    fn wait_http(&mut self, port: u16) -> Result<(), String> {
         let started = Instant::now();
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
+                return Err(format!(
                     "{} exited ({status}) before answering:\n{}",
                     self.name,
                     self.log_tail()
-                );
+                ));
             }
             if http_answers(port) {
-                return;
+                return Ok(());
             }
             if started.elapsed() > READY_TIMEOUT {
                 panic!(
@@ -171,6 +174,38 @@ impl Drop for Process {
     }
 }
 
+/// Starts `name` (the command `command` makes for its ports and temporary folder) on
+/// `count` free ports and waits until the first answers HTTP. A port found free can be
+/// taken (by an outgoing connection or another test's server) before the server binds
+/// it: a server that exits before answering is started again on new ports, up to
+/// [`START_ATTEMPTS`] times. `sockets`: the server leaves `/tmp` sockets named after its
+/// ports (SeaweedFS), removed when it is dropped.
+fn start_on_free_ports(
+    name: &'static str,
+    count: usize,
+    sockets: bool,
+    command: impl Fn(&[u16], &Path) -> Command,
+) -> (Process, Vec<u16>) {
+    let mut failures = Vec::new();
+    for _ in 0..START_ATTEMPTS {
+        let ports = free_ports(count);
+        let dir = temp_dir();
+        let command = command(&ports, dir.path());
+        let mut process = Process::start(name, dir, command);
+        if sockets {
+            process.socket_ports = ports.clone();
+        }
+        match process.wait_http(ports[0]) {
+            Ok(()) => return (process, ports),
+            Err(exited) => failures.push(exited),
+        }
+    }
+    panic!(
+        "{name} did not start in {START_ATTEMPTS} attempts:\n{}",
+        failures.join("\n")
+    )
+}
+
 fn http_answers(port: u16) -> bool {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
         return false;
@@ -200,44 +235,42 @@ impl S3Server {
             target_dir().join("test-tools/sw/bin/weed"),
             "SeaweedFS (weed)",
         );
-        let ports = free_ports(10);
-        let flags = [
-            ("s3.port", ports[0]),
-            ("s3.port.grpc", ports[1]),
-            ("master.port", ports[2]),
-            ("master.port.grpc", ports[3]),
-            ("volume.port", ports[4]),
-            ("volume.port.grpc", ports[5]),
-            ("filer.port", ports[6]),
-            ("filer.port.grpc", ports[7]),
-            ("admin.port", ports[8]),
-            ("admin.port.grpc", ports[9]),
-        ];
-        let dir = temp_dir();
-        let data = dir.path().join("data");
-        std::fs::create_dir(&data).expect("create the data folder");
-        let mut command = Command::new(weed);
-        command
-            .arg("mini")
-            .arg(format!("-dir={}", data.display()))
-            .args([
-                "-ip=127.0.0.1",
-                "-ip.bind=127.0.0.1",
-                "-master.telemetry=false",
-                "-admin.ui=false",
-                "-webdav=false",
-                "-s3.port.iceberg=0",
-                "-s3.port.lance=0",
-            ])
-            .arg(format!("-bucket={BUCKET}"))
-            .args(flags.iter().map(|(flag, port)| format!("-{flag}={port}")))
-            .env("AWS_ACCESS_KEY_ID", S3_KEY_ID)
-            .env("AWS_SECRET_ACCESS_KEY", S3_SECRET)
-            // Its unix sockets and logs go to the temporary folder, not /tmp.
-            .env("TMPDIR", dir.path());
-        let mut process = Process::start("SeaweedFS", dir, command);
-        process.socket_ports = ports.clone();
-        process.wait_http(ports[0]);
+        let (process, ports) = start_on_free_ports("SeaweedFS", 10, true, |ports, dir| {
+            let flags = [
+                ("s3.port", ports[0]),
+                ("s3.port.grpc", ports[1]),
+                ("master.port", ports[2]),
+                ("master.port.grpc", ports[3]),
+                ("volume.port", ports[4]),
+                ("volume.port.grpc", ports[5]),
+                ("filer.port", ports[6]),
+                ("filer.port.grpc", ports[7]),
+                ("admin.port", ports[8]),
+                ("admin.port.grpc", ports[9]),
+            ];
+            let data = dir.join("data");
+            std::fs::create_dir(&data).expect("create the data folder");
+            let mut command = Command::new(&weed);
+            command
+                .arg("mini")
+                .arg(format!("-dir={}", data.display()))
+                .args([
+                    "-ip=127.0.0.1",
+                    "-ip.bind=127.0.0.1",
+                    "-master.telemetry=false",
+                    "-admin.ui=false",
+                    "-webdav=false",
+                    "-s3.port.iceberg=0",
+                    "-s3.port.lance=0",
+                ])
+                .arg(format!("-bucket={BUCKET}"))
+                .args(flags.iter().map(|(flag, port)| format!("-{flag}={port}")))
+                .env("AWS_ACCESS_KEY_ID", S3_KEY_ID)
+                .env("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+                // Its unix sockets and logs go to the temporary folder, not /tmp.
+                .env("TMPDIR", dir);
+            command
+        });
         let server = Self {
             process,
             endpoint: format!("http://127.0.0.1:{}", ports[0]),
@@ -333,23 +366,28 @@ impl AzureServer {
             target_dir().join("test-tools/azurite/node_modules/.bin/azurite-blob"),
             "Azurite (azurite-blob)",
         );
-        let port = free_ports(1)[0];
-        let dir = temp_dir();
-        let data = dir.path().join("data");
-        std::fs::create_dir(&data).expect("create the data folder");
-        let mut command = Command::new(azurite);
-        command
-            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
-            .arg("--location")
-            .arg(&data)
-            .args([
-                "--skipApiVersionCheck",
-                "--loose",
-                "--silent",
-                "--disableTelemetry",
-            ]);
-        let mut process = Process::start("Azurite", dir, command);
-        process.wait_http(port);
+        let (process, ports) = start_on_free_ports("Azurite", 1, false, |ports, dir| {
+            let data = dir.join("data");
+            std::fs::create_dir(&data).expect("create the data folder");
+            let mut command = Command::new(&azurite);
+            command
+                .args([
+                    "--blobHost",
+                    "127.0.0.1",
+                    "--blobPort",
+                    &ports[0].to_string(),
+                ])
+                .arg("--location")
+                .arg(&data)
+                .args([
+                    "--skipApiVersionCheck",
+                    "--loose",
+                    "--silent",
+                    "--disableTelemetry",
+                ]);
+            command
+        });
+        let port = ports[0];
         let server = Self {
             process,
             endpoint: format!("http://127.0.0.1:{port}"),
