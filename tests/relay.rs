@@ -750,3 +750,38 @@ fn relay_metrics_count_answers_rows_replays_and_deferrals() {
     assert_eq!(serve.metric("stagepush_relay_body_records_count"), 0.0);
     assert_eq!(mock_requests(&mock.store).len(), 1);
 }
+
+#[test]
+fn relay_does_not_follow_a_redirect_of_the_endpoint() {
+    let dir = temp_dir();
+    // The endpoint's first answer: a redirect to a sign-in page that answers 200.
+    let mock = MockProcess::start(dir.path(), TOKEN, &["--sequence", "redirect302:/login"]);
+    let serve = Serve::start(dir.path(), "customer-rust", &mock.endpoint("relay"), &[]);
+    let reply = serve.post(
+        "customers",
+        &format!("{QUERY_ID}:9:1:0:0"),
+        &customer_rows(1, 20),
+    );
+    assert_eq!(reply.status, 502, "{}\n{}", reply.body, serve.log());
+    let expected = format!(
+        "the endpoint answered 302 redirecting to {}/login",
+        mock.base_url
+    );
+    assert!(reply.body.contains(&expected), "{}", reply.body);
+    assert!(serve.log().contains(&expected), "{}", serve.log());
+    let answers: Vec<String> = mock_requests(&mock.store)
+        .iter()
+        .map(|r| r["answer"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(answers, ["redirect"], "the sign-in page was not asked for");
+    assert!(received(&mock).is_empty());
+
+    // Snowflake retries the batch: the endpoint now answers, and every row is delivered.
+    let reply = serve.post(
+        "customers",
+        &format!("{QUERY_ID}:9:1:0:0"),
+        &customer_rows(1, 20),
+    );
+    assert_delivered(&reply, 20, &serve);
+    assert_eq!(received(&mock).len(), 20);
+}

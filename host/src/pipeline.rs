@@ -216,6 +216,8 @@ pub struct RunReport {
     pub bytes_uncompressed: u64,
     pub bytes_sent: u64,
     pub status: BTreeMap<u16, u64>,
+    /// 2xx answers whose body was not CluedIn's JSON (counted delivered; see `sink`).
+    pub responses_not_cluedin_json: u64,
     pub rows_per_second: f64,
     /// CPU seconds of the whole process (user + system), when the OS tells.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -685,6 +687,7 @@ fn report(
         bytes_uncompressed: sink.bytes_uncompressed,
         bytes_sent: sink.bytes_sent,
         status: sink.status,
+        responses_not_cluedin_json: sink.responses_not_cluedin_json,
         receipts,
         warnings,
         files,

@@ -148,6 +148,8 @@ pub struct RetryReport {
     pub requests: u64,
     pub retries: u64,
     pub bytes_sent: u64,
+    /// 2xx answers whose body was not CluedIn's JSON (counted delivered; see `sink`).
+    pub responses_not_cluedin_json: u64,
     pub receipts: Vec<Receipt>,
     pub files: Vec<RetryFileReport>,
     /// The local dead-letter log the rows rejected again were appended to.
@@ -296,6 +298,7 @@ pub fn retry(options: &RetryOptions, sink: &CluedInSink) -> Result<RetryReport, 
         requests: stats.requests,
         retries: stats.retries,
         bytes_sent: stats.bytes_sent,
+        responses_not_cluedin_json: stats.responses_not_cluedin_json,
         receipts: job.receipts,
         files: reports,
         dead_letters: options

@@ -19,7 +19,8 @@
 //!
 //! Faults for tests: `--sequence 429,503,200,drop,413` answers the first requests in that
 //! order (`200`/`ok` = normal processing, `drop` = close the connection without answering,
-//! any other status = that status); afterwards `--rate-drop`, `--rate-429` (with
+//! any other status = that status; see [`MockAnswer`] for answers that misbehave like a proxy
+//! or a misconfigured URL: `redirect302:LOCATION`, `html200`, `empty200`, `false200`); afterwards `--rate-drop`, `--rate-429` (with
 //! `Retry-After: --retry-after`), `--rate-500`, `--rate-503` draw per request from a PRNG
 //! seeded by `--seed`. `--slow-ms` delays every answer. `--hold-while-exists FILE` holds
 //! every answer while `FILE` exists (a gate: a test creates it, lets requests pile up, and
@@ -28,6 +29,11 @@
 //! record whose `externalId` is `ID` a row error (`rejected-external-id`, `rowIndex` as a
 //! number): the request is answered 400 naming those rows and nothing of it is stored, as
 //! for any row error; a client that resends the other rows gets them stored.
+//!
+//! `GET` (or any method) on `/login` answers 200 with an HTML sign-in page, whatever the
+//! token: the page a single-sign-on proxy redirects to (`--sequence redirect302:/login`), so a
+//! test can show what a client that follows redirects would take for an acknowledgement.
+//! Its requests are logged with `"answer":"login-page"`.
 //!
 //! With `--store DIR`, every accepted record is appended to `DIR/records.ndjson` as
 //! `{"endpointId":…,"receiptId":…,"record":{…}}` and every request to `DIR/requests.ndjson`
@@ -61,6 +67,8 @@ pub const MAX_DECOMPRESSED_BYTES: u64 = 1024 * 1024 * 1024;
 pub const RECORDS_FILE: &str = "records.ndjson";
 /// File of requests in the store directory.
 pub const REQUESTS_FILE: &str = "requests.ndjson";
+/// The path of the mock's HTML sign-in page (200 for any method and token).
+pub const LOGIN_PATH: &str = "/login";
 /// How often a held answer checks whether its `--hold-while-exists` file is gone.
 pub const HOLD_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
 
@@ -112,7 +120,12 @@ pub struct MockArgs {
     /// Hold every answer while this file exists (checked every 10 ms): a gate for tests.
     #[arg(long, value_name = "FILE")]
     pub hold_while_exists: Option<PathBuf>,
-    /// Fixed answers for the first requests, e.g. `429,503,200,drop,413`.
+    /// Fixed answers for the first requests, e.g. `429,503,200,drop,413`: `ok`/`200` (normal),
+    /// `drop` (close without answering), a status (100-599), `redirectNNN:LOCATION` (a 3xx
+    /// with that `Location`, e.g. `redirect302:/login` or
+    /// `redirect307:http://host/upload/api/endpoint/X`; no commas in LOCATION), `html200` (200
+    /// with an HTML page), `empty200` (200 with an empty body), `false200` (200 with
+    /// `{"success":false}` and no message). Nothing of a scripted answer's body is stored.
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub sequence: Vec<MockAnswer>,
     /// Seed of the fault PRNG.
@@ -170,7 +183,7 @@ impl MockArgs {
 }
 
 /// One scripted answer of `--sequence`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MockAnswer {
     /// `200` or `ok`: process the request normally.
     Normal,
@@ -179,19 +192,61 @@ pub enum MockAnswer {
     /// Any other status (100–599): answer it (429 with `Retry-After`, 413 with an HTML page,
     /// 400 with a JSON error naming no row).
     Status(u16),
+    /// `redirectNNN:LOCATION` (NNN in 300–399): that status with `Location: LOCATION` (as
+    /// given: relative or absolute) and a short HTML body, like a proxy or a moved site.
+    Redirect {
+        /// The 3xx status.
+        status: u16,
+        /// The `Location` header.
+        location: String,
+    },
+    /// `html200`: 200 with an HTML page (`text/html`), not CluedIn's JSON, like a proxy's
+    /// maintenance or sign-in page.
+    Html200,
+    /// `empty200`: 200 with an empty body, like a proxy that drops the upstream's answer.
+    Empty200,
+    /// `false200`: 200 with `{"success":false,"error":true,"receiptId":…,"errors":[]}`: a
+    /// failure that names no row and gives no message.
+    SuccessFalse200,
 }
+
+/// The prefix of a scripted redirect (`redirect302:/login`).
+const REDIRECT_PREFIX: &str = "redirect";
 
 impl FromStr for MockAnswer {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
+        let trimmed = s.trim();
+        if let Some(rest) = trimmed
+            .get(..REDIRECT_PREFIX.len())
+            .filter(|p| p.eq_ignore_ascii_case(REDIRECT_PREFIX))
+            .map(|_| &trimmed[REDIRECT_PREFIX.len()..])
+        {
+            return match rest.split_once(':') {
+                Some((code, location)) if !location.is_empty() => match code.parse::<u16>() {
+                    Ok(status) if (300..=399).contains(&status) => Ok(MockAnswer::Redirect {
+                        status,
+                        location: location.to_string(),
+                    }),
+                    _ => Err(format!("{s:?}: a redirect status is 300-399")),
+                },
+                _ => Err(format!(
+                    "{s:?} is not a redirect: use redirectNNN:LOCATION, e.g. redirect302:/login"
+                )),
+            };
+        }
+        match trimmed.to_ascii_lowercase().as_str() {
             "ok" | "200" => Ok(MockAnswer::Normal),
             "drop" => Ok(MockAnswer::Drop),
+            "html200" => Ok(MockAnswer::Html200),
+            "empty200" => Ok(MockAnswer::Empty200),
+            "false200" => Ok(MockAnswer::SuccessFalse200),
             other => match other.parse::<u16>() {
                 Ok(code) if (100..=599).contains(&code) => Ok(MockAnswer::Status(code)),
                 _ => Err(format!(
-                    "{s:?} is not an answer: use ok, drop or an HTTP status (100-599)"
+                    "{s:?} is not an answer: use ok, drop, html200, empty200, false200, \
+                     redirectNNN:LOCATION or an HTTP status (100-599)"
                 )),
             },
         }
@@ -314,6 +369,42 @@ mod tests {
         assert!(Cli::try_parse_from(["mock", "--token", "t", "--rate-500", "1.5"]).is_err());
         assert!(Cli::try_parse_from(["mock", "--token", "t", "--sequence", "700"]).is_err());
         assert!(Cli::try_parse_from(["mock", "--token", "t", "--sequence", "later"]).is_err());
+    }
+
+    #[test]
+    fn misbehaving_answers_parse() {
+        let cli = Cli::try_parse_from([
+            "mock",
+            "--token",
+            "t",
+            "--sequence",
+            "redirect302:/login?next=/x,REDIRECT307:http://127.0.0.1:9/upload/api/endpoint/A,html200,Empty200,false200",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.args.sequence,
+            [
+                MockAnswer::Redirect {
+                    status: 302,
+                    location: "/login?next=/x".into()
+                },
+                MockAnswer::Redirect {
+                    status: 307,
+                    location: "http://127.0.0.1:9/upload/api/endpoint/A".into()
+                },
+                MockAnswer::Html200,
+                MockAnswer::Empty200,
+                MockAnswer::SuccessFalse200,
+            ]
+        );
+        for bad in [
+            "redirect200:/x",
+            "redirect302:",
+            "redirect302",
+            "redirectxyz:/x",
+        ] {
+            assert!(bad.parse::<MockAnswer>().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use hyper::header::{CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 
 use super::ingest::{ErrorBody, ErrorEntry, Limits, SuccessBody, Verdict, ingest};
 use super::store::{RequestLine, Store};
-use super::{MAX_DECOMPRESSED_BYTES, MockAnswer, MockArgs, MockError};
+use super::{LOGIN_PATH, MAX_DECOMPRESSED_BYTES, MockAnswer, MockArgs, MockError};
 
 /// Path prefix of the ingestion endpoint.
 const ENDPOINT_PREFIX: &str = "/upload/api/endpoint/";
@@ -51,7 +51,7 @@ impl MockServer {
         let state = Arc::new(State {
             started: Instant::now(),
             seq: AtomicU64::new(0),
-            script: Mutex::new(args.sequence.iter().copied().collect()),
+            script: Mutex::new(args.sequence.iter().cloned().collect()),
             rng: Mutex::new(fastrand::Rng::with_seed(args.seed)),
             expected_auth: format!("Bearer {}", args.token.expose_secret()),
             store,
@@ -215,6 +215,10 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Answer, Dro
     let receipt = uuid::Uuid::new_v4().hyphenated().to_string();
 
     let answer = match (endpoint_id, parts.method == hyper::Method::POST, authorized) {
+        (None, _, _) if path == LOGIN_PATH => {
+            log.answer = "login-page";
+            html(StatusCode::OK, LOGIN_PAGE)
+        }
         (None, _, _) => text(StatusCode::NOT_FOUND, "Not Found"),
         (Some(_), false, _) => text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"),
         (Some(_), true, false) => text(StatusCode::UNAUTHORIZED, ""),
@@ -227,6 +231,32 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Answer, Dro
             MockAnswer::Status(code) => {
                 log.answer = "fault";
                 fault(&state, code, &receipt)
+            }
+            MockAnswer::Redirect { status, location } => {
+                log.answer = "redirect";
+                redirect(status, &location)
+            }
+            MockAnswer::Html200 => {
+                log.answer = "html200";
+                html(StatusCode::OK, MAINTENANCE_PAGE)
+            }
+            MockAnswer::Empty200 => {
+                log.answer = "empty200";
+                let mut a = Response::new(Full::new(Bytes::new()));
+                *a.status_mut() = StatusCode::OK;
+                a
+            }
+            MockAnswer::SuccessFalse200 => {
+                log.answer = "false200";
+                json(
+                    StatusCode::OK,
+                    &ErrorBody {
+                        success: false,
+                        error: true,
+                        receipt_id: &receipt,
+                        errors: &[],
+                    },
+                )
             }
             MockAnswer::Normal => {
                 let (answer, rows, stored) = process(
@@ -434,6 +464,32 @@ fn text(status: StatusCode, body: &str) -> Answer {
     a.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    a
+}
+
+/// The body of `/login` (see [`LOGIN_PATH`]).
+const LOGIN_PAGE: &str = "<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body><form method=\"post\" action=\"/login\"><input name=\"user\"><input name=\"password\" type=\"password\"><button>Sign in</button></form></body></html>\n";
+/// The body of a scripted `html200`.
+const MAINTENANCE_PAGE: &str = "<!DOCTYPE html>\n<html><head><title>Down for maintenance</title></head><body><h1>We'll be back soon</h1></body></html>\n";
+
+fn html(status: StatusCode, body: &'static str) -> Answer {
+    let mut a = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *a.status_mut() = status;
+    a.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    a
+}
+
+/// A 3xx with `Location: location` (a value that is not a valid header is sent as `/`).
+fn redirect(status: u16, location: &str) -> Answer {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FOUND);
+    let mut a = html(status, "<html><body>Moved</body></html>\n");
+    a.headers_mut().insert(
+        LOCATION,
+        HeaderValue::from_str(location).unwrap_or_else(|_| HeaderValue::from_static("/")),
     );
     a
 }

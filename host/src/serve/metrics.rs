@@ -2,8 +2,8 @@
 //! and the Snowflake External Function relay, in the Prometheus text format (version 0.0.4).
 //!
 //! The endpoint families (`stagepush_records_total`, `stagepush_requests_total`,
-//! `stagepush_retries_total`, `stagepush_bytes_sent_total`) count the runs' requests and the
-//! relay's. The `stagepush_relay_*` families are the relay's own: its answers, its rows by
+//! `stagepush_retries_total`, `stagepush_bytes_sent_total`,
+//! `stagepush_responses_not_cluedin_json_total`) count the runs' requests and the relay's. The `stagepush_relay_*` families are the relay's own: its answers, its rows by
 //! fate, replays, 202s, and the request bodies it sent with their records
 //! (`stagepush_relay_body_records`, a histogram: `_count` bodies, `_sum` records).
 
@@ -54,6 +54,7 @@ struct Counters {
     requests: BTreeMap<u16, u64>,
     retries: u64,
     bytes_sent: u64,
+    responses_not_cluedin_json: u64,
     plugin_seconds: f64,
     runs: u64,
     runs_failed: u64,
@@ -105,6 +106,7 @@ impl Metrics {
         }
         c.retries += report.retries;
         c.bytes_sent += report.bytes_sent;
+        c.responses_not_cluedin_json += report.responses_not_cluedin_json;
         if report.plugin.seconds_in_plugin.is_finite() && report.plugin.seconds_in_plugin > 0.0 {
             c.plugin_seconds += report.plugin.seconds_in_plugin;
         }
@@ -120,6 +122,7 @@ impl Metrics {
         }
         c.retries += stats.retries;
         c.bytes_sent += stats.bytes_sent;
+        c.responses_not_cluedin_json += stats.responses_not_cluedin_json;
     }
 
     /// Counts a relay answer (`method`: `POST`, `GET` or `other`).
@@ -285,6 +288,12 @@ impl Metrics {
             &plain(c.bytes_sent),
         );
         family(
+            "stagepush_responses_not_cluedin_json_total",
+            "counter",
+            "2xx answers of the ingestion endpoint whose body was not CluedIn's JSON (an HTML page, an empty body); their records were counted delivered.",
+            &plain(c.responses_not_cluedin_json),
+        );
+        family(
             "stagepush_plugin_seconds_total",
             "counter",
             "Seconds spent in the transform plugin.",
@@ -428,6 +437,7 @@ mod tests {
             "stagepush_requests_total",
             "stagepush_retries_total",
             "stagepush_bytes_sent_total",
+            "stagepush_responses_not_cluedin_json_total",
             "stagepush_plugin_seconds_total",
             "stagepush_runs_total",
             "stagepush_events_total",
@@ -476,6 +486,7 @@ mod tests {
         m.add_sink_stats(&SinkStats {
             records_delivered: 9,
             status: BTreeMap::from([(200, 2)]),
+            responses_not_cluedin_json: 1,
             ..SinkStats::default()
         });
         let text = m.render();
@@ -489,6 +500,7 @@ mod tests {
             "stagepush_relay_replays_total{from=\"memory\"} 0",
             "stagepush_relay_replays_total{from=\"state\"} 1",
             "stagepush_relay_deferred_total 1",
+            "stagepush_responses_not_cluedin_json_total 1",
             "stagepush_relay_records_total 7",
             "stagepush_relay_records_waiting 4",
             "stagepush_relay_body_records_bucket{le=\"1\"} 1",

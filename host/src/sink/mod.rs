@@ -10,6 +10,7 @@
 //! | [`body`] | framing (`json-array` / `ndjson`) and gzip |
 //! | [`request`] | the HTTP request: method, headers, request id |
 //! | [`response`] | lenient parse of the endpoint's answer ([`IngestResponse`]) |
+//! | [`redirect`] | what a 3xx is reported as (the `Location`, redacted); no redirect is followed |
 //! | [`retries`] | [`RetryPolicy`] (capped exponential back-off, full jitter, `Retry-After`) and [`RetryAction`] |
 //! | [`service`] | [`CluedInSink`]: delivery of a [`Batch`] (retries, 413 split, 400 row removal / bisection) and the concurrent driver |
 //! | [`outcome`] | what comes back: [`BatchOutcome`] (delivered, rejected, warnings, stats) |
@@ -25,13 +26,21 @@
 //!
 //! A [`BatchOutcome`] names every record of its batch exactly once: delivered (with the
 //! `receiptId` of the request that stored it) or rejected (with status, message, receipt).
-//! An `Err(SinkError)` is fatal for the run (401, 403, 404, retries exhausted): stop, and do
-//! not mark the batch's files done, so a rerun resends them (at-least-once).
+//! An `Err(SinkError)` is fatal for the run (401, 403, 404, a 3xx, retries exhausted): stop,
+//! and do not mark the batch's files done, so a rerun resends them (at-least-once). Its
+//! `Display` is the cause, written for the person running stagepush (the caller adds that the
+//! run stopped).
+//!
+//! A 2xx whose body is not CluedIn's JSON (an HTML page, an empty body: a proxy answered) is
+//! taken as delivered — the server at the URL posted to acknowledged the request — but never
+//! silently: the first per endpoint is logged as a warning and every one is counted
+//! ([`SinkStats::responses_not_cluedin_json`], in the run and retry reports).
 
 pub mod batcher;
 pub mod body;
 pub mod config;
 pub mod outcome;
+pub mod redirect;
 pub mod request;
 pub mod response;
 pub mod retries;
@@ -116,7 +125,7 @@ pub enum SinkError {
     /// 401: the token is missing, invalid or expired.
     #[error(
         "the endpoint refused the API token (401 Unauthorized) at {endpoint}: the token is \
-         missing, invalid or expired (CluedIn: Administration → API Tokens); the run stopped"
+         missing, invalid or expired (CluedIn: Administration → API Tokens)"
     )]
     Unauthorized {
         /// The endpoint URL.
@@ -125,7 +134,7 @@ pub enum SinkError {
     /// 403: the token is valid but not allowed to ingest into this endpoint.
     #[error(
         "the endpoint refused access (403 Forbidden) at {endpoint}: the API token is not allowed \
-         to ingest into this endpoint; the run stopped"
+         to ingest into this endpoint"
     )]
     Forbidden {
         /// The endpoint URL.
@@ -134,15 +143,31 @@ pub enum SinkError {
     /// 404: the endpoint does not exist; every further batch would fail the same way.
     #[error(
         "no ingestion endpoint at {endpoint} (404 Not Found): check the endpoint id and the \
-         host (SaaS uses app.<domain>); the run stopped"
+         host (SaaS uses app.<domain>)"
     )]
     EndpointNotFound {
         /// The endpoint URL.
         endpoint: String,
     },
+    /// A 3xx: the sink follows no redirect (a sign-in page answering 200 is no delivery; a
+    /// 307/308 would send the records to another host).
+    #[error(
+        "the endpoint answered {status} redirecting to {location}: check the URL; stagepush \
+         does not follow redirects (it posted to {endpoint})"
+    )]
+    Redirect {
+        /// The endpoint URL.
+        endpoint: String,
+        /// The 3xx status.
+        status: u16,
+        /// The `Location`, resolved against the endpoint and redacted
+        /// ([`redirect::describe_location`]).
+        location: String,
+    },
     /// Retryable failures (408, 429, 5xx, connection errors, timeouts) outlasted the retry budget.
     #[error(
-        "gave up on {endpoint} after {attempts} attempts in {elapsed_secs:.1} s; last failure: {last}"
+        "the endpoint kept failing: gave up on {endpoint} after {attempts} attempts in \
+         {elapsed_secs:.1} s; last failure: {last}"
     )]
     RetriesExhausted {
         /// The endpoint URL.

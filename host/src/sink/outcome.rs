@@ -83,6 +83,9 @@ pub struct SinkStats {
     pub bytes_sent: u64,
     /// Answers by HTTP status.
     pub status: BTreeMap<u16, u64>,
+    /// 2xx answers whose body was not CluedIn's JSON (an HTML page, an empty body): their
+    /// records are counted delivered, unconfirmed by CluedIn (see [`super`]).
+    pub responses_not_cluedin_json: u64,
 }
 
 impl SinkStats {
@@ -96,6 +99,7 @@ impl SinkStats {
         self.records_rejected += other.records_rejected;
         self.bytes_uncompressed += other.bytes_uncompressed;
         self.bytes_sent += other.bytes_sent;
+        self.responses_not_cluedin_json += other.responses_not_cluedin_json;
         for (s, n) in &other.status {
             *self.status.entry(*s).or_default() += n;
         }

@@ -1,9 +1,14 @@
 //! Lenient parsing of the endpoint's answers (FACTS §1).
 //!
 //! Keys on `success`; `receiptId`; `warnings[]` (where `rowIndex` is a string) and `errors[]`
-//! (where `rowIndex` is a number — either form is accepted in both). Wrong types are ignored
-//! field by field; a body that is not JSON (a proxy's HTML 413 page, a 503 text) yields an
-//! empty response with an excerpt of the text.
+//! (where `rowIndex` is a number — either form is accepted in both); a top-level message
+//! (`message`, `errorMessage`, `error` when a string, or ASP.NET's `title`/`detail`) for an
+//! answer that names no row. Wrong types are ignored field by field; a body that is not JSON
+//! (a proxy's HTML 413 page, a 503 text) yields an empty response with an excerpt of the text.
+//!
+//! CluedIn answers every request with a JSON object carrying a boolean `success` (FACTS §1):
+//! [`IngestResponse::is_cluedin_answer`]. A 2xx without one (an HTML page, an empty body) came
+//! from something else on the way — see [`super::service`] for what the sink does with it.
 
 use serde_json::Value;
 
@@ -21,6 +26,9 @@ pub struct IngestResponse {
     pub warnings: Vec<RowMessage>,
     /// `errors[]`.
     pub errors: Vec<RowMessage>,
+    /// A top-level message of a JSON answer (`message`, `errorMessage`, `error` when it is a
+    /// string, `title`, `detail`; the first present).
+    pub message: Option<String>,
     /// The start of the body when it was not a JSON object.
     pub text: Option<String>,
 }
@@ -76,22 +84,35 @@ impl IngestResponse {
         self.errors.iter().filter_map(|e| e.row().map(|r| (r, e)))
     }
 
-    /// A one-line summary of the answer for logs and rejection messages.
-    pub fn summary(&self) -> String {
+    /// Whether the body was CluedIn's answer: a JSON object with a boolean `success`.
+    pub fn is_cluedin_answer(&self) -> bool {
+        self.success.is_some()
+    }
+
+    /// What the answer said, if anything: its first error (and how many more), else its
+    /// top-level message, else the start of a body that was not JSON.
+    pub fn detail(&self) -> Option<String> {
         if let Some(e) = self.errors.first() {
             let more = self.errors.len() - 1;
-            if more > 0 {
+            Some(if more > 0 {
                 format!("{} (+{more} more)", e.describe())
             } else {
                 e.describe()
-            }
-        } else if let Some(t) = &self.text {
-            t.clone()
+            })
         } else {
-            String::from("(empty body)")
+            self.message.clone().or_else(|| self.text.clone())
         }
     }
+
+    /// A one-line summary of the answer for logs and rejection messages.
+    pub fn summary(&self) -> String {
+        self.detail()
+            .unwrap_or_else(|| String::from("(empty body)"))
+    }
 }
+
+/// Top-level fields that may carry an answer's message, in order of preference.
+const MESSAGE_FIELDS: [&str; 5] = ["message", "errorMessage", "error", "title", "detail"];
 
 /// Parses a response body. Never fails.
 pub fn parse_response(body: &[u8]) -> IngestResponse {
@@ -109,6 +130,14 @@ pub fn parse_response(body: &[u8]) -> IngestResponse {
         receipt_id: value.get("receiptId").and_then(string_of),
         warnings: messages(value.get("warnings")),
         errors: messages(value.get("errors")),
+        message: MESSAGE_FIELDS.iter().find_map(|f| {
+            value
+                .get(*f)
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|m| !m.is_empty())
+                .map(one_line)
+        }),
         text: None,
     }
 }
@@ -151,16 +180,18 @@ fn string_of(v: &Value) -> Option<String> {
 }
 
 fn excerpt(body: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(body);
+    let text = one_line(&String::from_utf8_lossy(body));
+    (!text.is_empty()).then_some(text)
+}
+
+/// `text` on one line (runs of whitespace become one space), cut at [`MAX_EXCERPT_CHARS`].
+fn one_line(text: &str) -> String {
     let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if text.is_empty() {
-        return None;
-    }
     let mut out: String = text.chars().take(MAX_EXCERPT_CHARS).collect();
     if text.chars().count() > MAX_EXCERPT_CHARS {
         out.push('…');
     }
-    Some(out)
+    out
 }
 
 #[cfg(test)]
@@ -222,6 +253,44 @@ mod tests {
         assert_eq!(rows, [2, 5, 7]);
         assert_eq!(r.errors.len(), 5, "non-object entries are skipped");
         assert!(r.summary().ends_with("(+4 more)"), "{}", r.summary());
+    }
+
+    #[test]
+    fn top_level_messages_are_read() {
+        let r = parse_response(
+            br#"{"success":false,"error":true,"message":"  Endpoint\n is disabled "}"#,
+        );
+        assert_eq!(r.message.as_deref(), Some("Endpoint is disabled"));
+        assert_eq!(r.summary(), "Endpoint is disabled");
+        // `error` is CluedIn's boolean flag; a string there is a message.
+        let r = parse_response(br#"{"success":false,"error":"quota exceeded"}"#);
+        assert_eq!(r.detail().as_deref(), Some("quota exceeded"));
+        let r = parse_response(br#"{"title":"Bad Request","detail":"x"}"#);
+        assert_eq!(r.message.as_deref(), Some("Bad Request"));
+        // Row errors come first.
+        let r = parse_response(
+            br#"{"success":false,"message":"m","errors":[{"rowIndex":1,"errorMessage":"e"}]}"#,
+        );
+        assert_eq!(r.summary(), "e");
+        let r = parse_response(br#"{"success":false,"error":true,"message":""}"#);
+        assert_eq!(r.detail(), None);
+        assert_eq!(r.summary(), "(empty body)");
+    }
+
+    #[test]
+    fn only_an_object_with_a_boolean_success_is_cluedins_answer() {
+        assert!(parse_response(br#"{"success":true,"receiptId":"r"}"#).is_cluedin_answer());
+        assert!(parse_response(br#"{"success":false}"#).is_cluedin_answer());
+        for body in [
+            &b""[..],
+            b"<html><body>Sign in</body></html>",
+            b"{}",
+            br#"{"success":"true"}"#,
+            b"[]",
+            b"OK",
+        ] {
+            assert!(!parse_response(body).is_cluedin_answer(), "{body:?}");
+        }
     }
 
     #[test]

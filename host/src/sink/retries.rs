@@ -12,7 +12,7 @@
 //! | 413 | [`RetryAction::Split`] (halves; a single record is rejected as too large) |
 //! | 400 (or 2xx with `success:false`) naming rows | [`RetryAction::RejectRows`], the rest is resent |
 //! | 400 (or 2xx with `success:false`) naming none | [`RetryAction::Bisect`] |
-//! | 401, 403, 404 | [`RetryAction::Fatal`]: the run stops |
+//! | 401, 403, 404, any 3xx (redirects are not followed) | [`RetryAction::Fatal`]: the run stops |
 //! | any other status | [`RetryAction::Reject`]: the records are rejected with the answer |
 
 use std::time::{Duration, SystemTime};
@@ -58,6 +58,8 @@ pub enum FatalStatus {
     Forbidden,
     /// 404.
     NotFound,
+    /// A 3xx (the status): the sink follows no redirect.
+    Redirect(u16),
 }
 
 /// Whether a status is transient: 408, 429, and 5xx except 501 (Not Implemented).
@@ -72,7 +74,19 @@ pub fn classify(
     retry_after: Option<Duration>,
     rows: usize,
 ) -> RetryAction {
-    let reason = || format!("HTTP {status}: {}", response.summary());
+    let reason = || {
+        if response.success == Some(false) && (200..=299).contains(&status) {
+            // An answer that says it failed although its status says it worked: say so.
+            match response.detail() {
+                Some(detail) => {
+                    format!("the endpoint answered {status} with success:false: {detail}")
+                }
+                None => format!("the endpoint answered {status} with success:false and no message"),
+            }
+        } else {
+            format!("HTTP {status}: {}", response.summary())
+        }
+    };
     let rejected_by_body = |resp: &IngestResponse| {
         let mut named: Vec<usize> = resp
             .row_errors()
@@ -90,6 +104,7 @@ pub fn classify(
     match status {
         200..=299 if response.success == Some(false) => rejected_by_body(response),
         200..=299 => RetryAction::Successful,
+        300..=399 => RetryAction::Fatal(FatalStatus::Redirect(status)),
         401 => RetryAction::Fatal(FatalStatus::Unauthorized),
         403 => RetryAction::Fatal(FatalStatus::Forbidden),
         404 => RetryAction::Fatal(FatalStatus::NotFound),
@@ -207,6 +222,12 @@ mod tests {
             classify(404, &empty, None, 5),
             RetryAction::Fatal(FatalStatus::NotFound)
         );
+        for s in [300, 301, 302, 303, 304, 307, 308] {
+            assert_eq!(
+                classify(s, &empty, None, 5),
+                RetryAction::Fatal(FatalStatus::Redirect(s))
+            );
+        }
         assert_eq!(classify(413, &empty, None, 5), RetryAction::Split);
         let ra = Some(Duration::from_secs(3));
         assert!(
@@ -280,6 +301,37 @@ mod tests {
             classify(400, &IngestResponse::default(), None, 5),
             RetryAction::Bisect { .. }
         ));
+    }
+
+    #[test]
+    fn a_2xx_with_success_false_says_what_the_body_said() {
+        let bisect_reason = |body: &[u8]| match classify(200, &parse_response(body), None, 5) {
+            RetryAction::Bisect { reason } => reason,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            bisect_reason(br#"{"success":false,"error":true,"receiptId":"r"}"#),
+            "the endpoint answered 200 with success:false and no message"
+        );
+        assert_eq!(
+            bisect_reason(br#"{"success":false,"errors":[]}"#),
+            "the endpoint answered 200 with success:false and no message"
+        );
+        assert_eq!(
+            bisect_reason(br#"{"success":false,"message":"The data set is locked"}"#),
+            "the endpoint answered 200 with success:false: The data set is locked"
+        );
+        assert_eq!(
+            bisect_reason(
+                br#"{"success":false,"errors":[{"rowIndex":-1,"messageId":"quota","errorMessage":"over quota"}]}"#
+            ),
+            "the endpoint answered 200 with success:false: quota: over quota"
+        );
+        // A 400 keeps its status in front.
+        match classify(400, &parse_response(br#"{"success":false}"#), None, 5) {
+            RetryAction::Bisect { reason } => assert_eq!(reason, "HTTP 400: (empty body)"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

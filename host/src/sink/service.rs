@@ -9,8 +9,16 @@
 //!   413 is rejected as too large;
 //! - 400 naming rows: those rows are rejected with the server's message, the rest is resent;
 //! - 400 naming none: bisection (halves) down to the offending records, which are rejected;
-//! - 401/403/404, or retries exhausted: the sink stops — every `deliver` in progress returns
-//!   [`SinkError::Stopped`], no further request is made — and the error is returned.
+//! - 2xx whose body is not CluedIn's JSON (a proxy's page, an empty body): delivered too (the
+//!   server at the URL posted to acknowledged it), counted in
+//!   [`SinkStats::responses_not_cluedin_json`], and the first per endpoint logged as a warning;
+//! - 401/403/404, a 3xx, or retries exhausted: the sink stops — every `deliver` in progress
+//!   returns [`SinkError::Stopped`], no further request is made — and the error is returned.
+//!
+//! [`http_client`] is the only HTTP client the sink uses, so `run`, `retry` and `serve`
+//! (runs and the relay) behave alike: it follows **no redirect**. A 301/302/303 would turn the
+//! `POST` into a `GET` of, say, a sign-in page whose 200 would count the body delivered; a
+//! 307/308 would send the records to whatever host the answer names.
 //!
 //! A request that failed without an answer (connection dropped, timeout) may still have been
 //! stored by the endpoint; it is sent again, so delivery is at-least-once (CluedIn has no
@@ -19,11 +27,11 @@
 //! Re-framing and re-compressing a part runs on tokio's blocking pool. The first attempt uses
 //! the body the [`super::Batcher`] built.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant, SystemTime};
 
-use reqwest::header::{HeaderValue, RETRY_AFTER};
+use reqwest::header::{HeaderValue, LOCATION, RETRY_AFTER};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
@@ -33,6 +41,7 @@ use super::config::SinkConfig;
 use super::outcome::{
     BatchOutcome, DeliveredRequest, RejectedRecord, RowWarning, SinkStats, Stage,
 };
+use super::redirect::describe_location;
 use super::request::{self, USER_AGENT, new_request_id};
 use super::response::{IngestResponse, parse_response};
 use super::retries::{FatalStatus, RetryAction, RetryPolicy, classify, parse_retry_after};
@@ -40,6 +49,8 @@ use super::{ApiToken, SinkError};
 
 /// Most response-body bytes read (answers are small; a larger body is truncated).
 pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+/// Characters of a body that is not CluedIn's JSON quoted in the warning about it.
+pub const NOT_CLUEDIN_EXCERPT_CHARS: usize = 80;
 
 /// Installs rustls' *ring* crypto provider as the process default (once; a no-op if a provider
 /// is already installed). reqwest is built with `rustls-no-provider` to avoid compiling
@@ -66,6 +77,8 @@ struct Inner {
     concurrency: usize,
     stop: watch::Sender<bool>,
     totals: Mutex<SinkStats>,
+    /// Endpoints (ids) already warned about an answer that was not CluedIn's JSON.
+    warned_not_cluedin: Mutex<HashSet<String>>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -88,17 +101,10 @@ struct Answer {
 }
 
 impl CluedInSink {
-    /// Validates the configuration and builds the HTTP client.
+    /// Validates the configuration and builds the HTTP client ([`http_client`]).
     pub fn new(config: &SinkConfig, token: ApiToken) -> Result<Self, SinkError> {
         config.validate()?;
-        install_ring_crypto_provider();
-        let client = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .timeout(Duration::from_secs(config.timeout_secs))
-            .connect_timeout(Duration::from_secs(config.connect_timeout_secs))
-            .pool_max_idle_per_host(config.concurrency)
-            .build()
-            .map_err(|e| SinkError::Client(error_chain(&e)))?;
+        let client = http_client(config)?;
         let (stop, _) = watch::channel(false);
         Ok(Self {
             inner: Arc::new(Inner {
@@ -109,6 +115,7 @@ impl CluedInSink {
                 concurrency: config.concurrency,
                 stop,
                 totals: Mutex::new(SinkStats::default()),
+                warned_not_cluedin: Mutex::new(HashSet::new()),
             }),
         })
     }
@@ -146,6 +153,37 @@ impl CluedInSink {
     /// request or back-off, and no further request is made.
     pub fn stop(&self) {
         self.inner.stop.send_replace(true);
+    }
+
+    /// Logs the first 2xx of `endpoint` whose body is not CluedIn's JSON (once per endpoint
+    /// and sink: every one is counted in [`SinkStats::responses_not_cluedin_json`]).
+    fn warn_not_cluedin(&self, endpoint: &Endpoint, status: u16, response: &IngestResponse) {
+        let first = self
+            .inner
+            .warned_not_cluedin
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(endpoint.id.clone());
+        if !first {
+            return;
+        }
+        let body = match &response.text {
+            Some(text) => format!(
+                "{:?}",
+                text.chars()
+                    .take(NOT_CLUEDIN_EXCERPT_CHARS)
+                    .collect::<String>()
+            ),
+            None => String::from("an empty body"),
+        };
+        tracing::warn!(
+            "the endpoint {} answered {status} with a body that is not CluedIn's JSON ({body}): \
+             its records are counted delivered, as the server acknowledged them, but CluedIn did \
+             not confirm them (no receiptId); check that the URL reaches CluedIn and not a \
+             proxy's page. Further such answers are counted in the report \
+             (responsesNotCluedinJson), not logged",
+            endpoint.url
+        );
     }
 
     /// Delivers one batch. `Ok` names every record of the batch exactly once (delivered or
@@ -355,13 +393,14 @@ impl CluedInSink {
                 body.bytes.clone(),
                 &request_id,
             );
-            let (action, status, response) = match exchange(req).await {
-                Ok((status, response, retry_after)) => {
-                    *stats.status.entry(status).or_default() += 1;
+            let (action, status, response, location) = match exchange(req).await {
+                Ok(reply) => {
+                    *stats.status.entry(reply.status).or_default() += 1;
                     (
-                        classify(status, &response, retry_after, body.rows),
-                        status,
-                        response,
+                        classify(reply.status, &reply.response, reply.retry_after, body.rows),
+                        reply.status,
+                        reply.response,
+                        reply.location,
                     )
                 }
                 Err(reason) => {
@@ -373,6 +412,7 @@ impl CluedInSink {
                         },
                         0,
                         IngestResponse::default(),
+                        None,
                     )
                 }
             };
@@ -408,16 +448,25 @@ impl CluedInSink {
                 }
                 RetryAction::Fatal(kind) => {
                     self.stop();
-                    let endpoint = endpoint.url.to_string();
+                    let url = endpoint.url.to_string();
                     let err = match kind {
-                        FatalStatus::Unauthorized => SinkError::Unauthorized { endpoint },
-                        FatalStatus::Forbidden => SinkError::Forbidden { endpoint },
-                        FatalStatus::NotFound => SinkError::EndpointNotFound { endpoint },
+                        FatalStatus::Unauthorized => SinkError::Unauthorized { endpoint: url },
+                        FatalStatus::Forbidden => SinkError::Forbidden { endpoint: url },
+                        FatalStatus::NotFound => SinkError::EndpointNotFound { endpoint: url },
+                        FatalStatus::Redirect(status) => SinkError::Redirect {
+                            location: describe_location(&endpoint.url, location.as_deref()),
+                            endpoint: url,
+                            status,
+                        },
                     };
                     tracing::error!(batch = batch_id, request_id = %request_id, "{err}");
                     return Err(err);
                 }
                 action => {
+                    if action == RetryAction::Successful && !response.is_cluedin_answer() {
+                        stats.responses_not_cluedin_json += 1;
+                        self.warn_not_cluedin(endpoint, status, &response);
+                    }
                     return Ok(Answer {
                         action,
                         status,
@@ -518,10 +567,31 @@ async fn encode_part(
     .map_err(SinkError::Encode)
 }
 
+/// The HTTP client of every CluedIn sink: follows no redirect (see the module doc), sends
+/// [`USER_AGENT`], with the configured timeouts and an idle pool of `concurrency` connections.
+pub fn http_client(config: &SinkConfig) -> Result<reqwest::Client, SinkError> {
+    install_ring_crypto_provider();
+    reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(config.timeout_secs))
+        .connect_timeout(Duration::from_secs(config.connect_timeout_secs))
+        .pool_max_idle_per_host(config.concurrency)
+        .build()
+        .map_err(|e| SinkError::Client(error_chain(&e)))
+}
+
+/// An HTTP answer, as far as the sink needs it.
+struct Reply {
+    status: u16,
+    response: IngestResponse,
+    retry_after: Option<Duration>,
+    /// The raw `Location` header (of a 3xx).
+    location: Option<Vec<u8>>,
+}
+
 /// One request/answer. `Err` is a transport failure (no status), described for logs.
-async fn exchange(
-    req: reqwest::RequestBuilder,
-) -> Result<(u16, IngestResponse, Option<Duration>), String> {
+async fn exchange(req: reqwest::RequestBuilder) -> Result<Reply, String> {
     let mut resp = req.send().await.map_err(|e| error_chain(&e))?;
     let status = resp.status().as_u16();
     let retry_after = resp
@@ -529,6 +599,7 @@ async fn exchange(
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| parse_retry_after(v, SystemTime::now()));
+    let location = resp.headers().get(LOCATION).map(|v| v.as_bytes().to_vec());
     // The status is the answer; a body cut short only loses detail (and a 2xx is final: the
     // endpoint stored the records).
     let mut body = Vec::new();
@@ -536,7 +607,12 @@ async fn exchange(
         let room = MAX_RESPONSE_BYTES.saturating_sub(body.len());
         body.extend_from_slice(&chunk[..chunk.len().min(room)]);
     }
-    Ok((status, parse_response(&body), retry_after))
+    Ok(Reply {
+        status,
+        response: parse_response(&body),
+        retry_after,
+        location,
+    })
 }
 
 /// An error and its sources, `a: b: c`.
