@@ -399,6 +399,16 @@ fn interrupted_run(
     wait_for_arrivals(&mock, &running, CONCURRENCY);
     running.signal(signal);
     if open_gate {
+        // Once the run has taken the signal, the held requests may be answered.
+        let started = Instant::now();
+        while !running.log().contains("stopping at the next batch") {
+            assert!(
+                started.elapsed() < STOP_DEADLINE,
+                "the run did not take the signal:\n{}",
+                running.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         std::fs::remove_file(&gate).unwrap();
     }
     let (status, log) = running.wait(STOP_DEADLINE, "after the signal");

@@ -53,10 +53,10 @@ pub(super) fn cancel_on_signals(cancel: Cancel) -> anyhow::Result<()> {
                         eprintln!("{name} again: exiting now (the leases lapse on their own)");
                         std::process::exit(i32::from(exit_code(name)));
                     }
+                    cancel.cancel(name);
                     eprintln!(
                         "{name}: stopping at the next batch and recording what CluedIn acknowledged (send it again to exit at once)"
                     );
-                    cancel.cancel(name);
                 }
             });
         })?;
