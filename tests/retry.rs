@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use stagepush::sample::{CustomerFileOptions, write_customer_file};
 
@@ -480,4 +481,104 @@ fn run_with_retry_rejected_retries_the_dead_letters_first() {
     assert_eq!(received_ids(&mock), ["12"]);
     assert_eq!(report(dir.path(), "run")["filesSkipped"], 1);
     assert!(state_chunks(dir.path()).is_empty());
+}
+
+/// Runs `cmd` like [`run`], but kills it and fails the test if it has not ended within
+/// `deadline` (a retry that waits for an answer that never comes would hang the suite).
+fn run_with_deadline(cmd: &mut std::process::Command, dir: &Path, deadline: Duration) -> Output {
+    let (out_path, err_path) = (dir.join("cmd.stdout"), dir.join("cmd.stderr"));
+    let mut child = cmd
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .expect("start stagepush");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the command did not end within {} s; it was killed. stderr:\n{}",
+                deadline.as_secs(),
+                std::fs::read_to_string(&err_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: std::fs::read_to_string(&out_path).unwrap_or_default(),
+        stderr: std::fs::read_to_string(&err_path).unwrap_or_default(),
+    }
+}
+
+#[test]
+fn a_401_mid_retry_stops_the_retry_and_keeps_the_letters_not_retried() {
+    let dir = temp_dir();
+    let stage = dir.path().join("stage");
+    std::fs::create_dir_all(&stage).unwrap();
+    let options = CustomerFileOptions {
+        tombstone_fraction: 0.0,
+        null_id_fraction: 0.0,
+        ..Default::default()
+    };
+    write_customer_file(stage.join("data_0_0_0.snappy.parquet"), 1, 20, &options).unwrap();
+    write_customer_file(stage.join("data_0_1_0.snappy.parquet"), 21, 20, &options).unwrap();
+    // Run 1: one row of each file is refused.
+    let rejecting = MockProcess::start(
+        &dir.path().join("first"),
+        TOKEN,
+        &["--reject-external-id", "7", "--reject-external-id", "27"],
+    );
+    let out = run(&mut command(
+        dir.path(),
+        "run",
+        &stage,
+        &rejecting,
+        "customer-rust",
+    ));
+    assert_eq!(out.status.code(), Some(3), "{}", out.stderr);
+    drop(rejecting);
+    assert_eq!(state_letters(dir.path()).len(), 2);
+
+    // The retry: the endpoint stores the first file's row, then refuses the token.
+    let mock = MockProcess::start(
+        &dir.path().join("second"),
+        TOKEN,
+        &["--sequence", "200,401"],
+    );
+    let out = run_with_deadline(
+        &mut command(dir.path(), "retry", &stage, &mock, "customer-rust"),
+        dir.path(),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("error: the retry stopped: the endpoint refused the API token (401"),
+        "{}",
+        out.stderr
+    );
+    let delivered = received_ids(&mock);
+    assert_eq!(delivered.len(), 1, "{delivered:?}");
+    // The letter of the file not finished is kept as it was.
+    let kept: Vec<String> = state_letters(dir.path())
+        .iter()
+        .map(|l| l["record"]["externalId"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let mut both = [delivered[0].clone(), kept[0].clone()];
+    both.sort();
+    assert_eq!(both, ["27", "7"]);
+    let report = report(dir.path(), "retry");
+    assert!(
+        report["fatalError"]
+            .as_str()
+            .is_some_and(|e| e.contains("401")),
+        "{report}"
+    );
+    assert_eq!(report["requests"], mock_requests(&mock.store).len() as u64);
 }

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::stage_servers::{AzureServer, S3Server, customer_file, put_file};
-use crate::util::{MockProcess, files_under, fixture, mock_records, plugin, stagepush, temp_dir};
+use crate::util::{
+    MockProcess, files_under, fixture, mock_records, plugin, read_ndjson, stagepush, temp_dir,
+};
 
 const TOKEN: &str = "serve-token-4c2e";
 const ROWS: u64 = 300;
@@ -721,4 +723,61 @@ fn sigterm_stops_a_run_at_its_next_batch_and_the_next_start_finishes_it() {
     });
     let log = stop(serve);
     assert!(log.contains("resuming a partly delivered file"), "{log}");
+}
+
+#[test]
+fn a_401_mid_run_ends_the_processor_s_run_and_the_next_round_delivers_the_file() {
+    const BIG: u64 = 20_000;
+    let s3 = S3Server::start();
+    let dir = temp_dir();
+    let path = customer_file(dir.path(), "local/big.parquet", 1, BIG, 1_000);
+    let key = "unload/data_0_0_0.snappy.parquet".to_string();
+    put_file(&s3.store(), &key, &path);
+    // The endpoint holds its answers until the gate goes, then refuses the first request.
+    let gate = dir.path().join("gate");
+    std::fs::write(&gate, b"").unwrap();
+    let mock = MockProcess::start(
+        dir.path(),
+        TOKEN,
+        &[
+            "--sequence",
+            "401",
+            "--hold-while-exists",
+            gate.to_str().unwrap(),
+        ],
+    );
+    let mut cmd = serve_cmd(
+        dir.path(),
+        "s3://stage/unload/",
+        &mock.endpoint("serve"),
+        TOKEN,
+    );
+    let flags = stage_flags(s3.cli(&mut cmd));
+    cmd.args(flags);
+    let serve = Serve::start(cmd, &dir.path().join("serve.log"));
+    let reply = serve.request("POST", "/events", &[], &s3_notification_via_sns(&[key]));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    // Every delivery slot holds a body, more wait behind them.
+    let concurrency = stagepush::sink::config::DEFAULT_CONCURRENCY;
+    let arrivals = || read_ndjson(&mock.store.join(stagepush::mock_cluedin::ARRIVALS_FILE)).len();
+    wait_until(&serve, "bodies held at the endpoint", || {
+        arrivals() >= concurrency
+    });
+    std::fs::remove_file(&gate).unwrap();
+    // The run ends on the 401 (it used to hang, and the processor with it) ...
+    wait_until(&serve, "the run refused with 401 to end", || {
+        serve.metric("stagepush_runs_failed_total") >= 1.0
+    });
+    assert!(
+        serve
+            .log()
+            .contains("the endpoint refused the API token (401"),
+        "{}",
+        serve.log()
+    );
+    // ... and the next round delivers the file.
+    wait_until(&serve, "every record, and no pending file left", || {
+        received(&mock).len() as u64 == BIG && pending(dir.path()) == 0
+    });
+    stop(serve);
 }

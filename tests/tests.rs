@@ -3,6 +3,7 @@ mod customer_plugin;
 mod deploy;
 mod events;
 mod failure_endpoint;
+mod failure_run;
 mod mock_cluedin;
 mod plugin_js;
 mod plugin_new;

@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use crate::cancel::Cancel;
 use crate::config::RunConfig;
 use crate::pipeline::{PipelineError, Progress, RunOptions, RunReport};
 use crate::plugin::{Limits, LoadOptions, Plugin, PluginEngine};
@@ -107,7 +107,7 @@ impl Job {
     }
 
     /// The pipeline options for `files`.
-    pub fn options(&self, files: Vec<StageFile>, cancel: Option<Arc<AtomicBool>>) -> RunOptions {
+    pub fn options(&self, files: Vec<StageFile>, cancel: Option<Cancel>) -> RunOptions {
         RunOptions {
             stage: self.stage.clone(),
             files,
@@ -131,7 +131,7 @@ impl Job {
         &self,
         files: Vec<StageFile>,
         progress: Arc<Progress>,
-        cancel: Option<Arc<AtomicBool>>,
+        cancel: Option<Cancel>,
     ) -> Result<RunReport, PipelineError> {
         let sink = self.sink()?;
         let report = crate::pipeline::run(self.options(files, cancel), sink, progress)?;

@@ -2,6 +2,7 @@
 //! transforms.
 
 pub mod bindings;
+pub mod cancel;
 pub mod columns;
 pub mod config;
 pub mod deadletter;
@@ -23,4 +24,5 @@ pub mod source;
 pub mod state;
 pub mod transform;
 pub mod trigger;
+pub mod watermark;
 pub mod wire;

@@ -11,13 +11,18 @@
 //! (`--only-changed`: CluedIn already has every record of it), or written to the dead
 //! letters (stage `read`, `plugin`, `encode` or `endpoint`) with its reason. A fatal error
 //! (the endpoint refused the token, retries exhausted, a plugin that cannot be restarted)
-//! stops the run; rows not yet delivered then belong to the next run.
+//! stops the run; rows not yet delivered then belong to the next run. A stop (a fatal error,
+//! or [`RunOptions::cancel`]) ends every wait at once: the workers stop at their next batch
+//! (also while waiting for acknowledgements), the sink sends nothing more and gives the
+//! requests already sent a short grace for their answers, what was acknowledged is
+//! checkpointed and the leases are released.
 //!
 //! Delivery state (`crate::state`): a worker claims a file before reading it (a lease in
 //! the state), skips files already done, and reads a partly delivered file from its first
 //! unacknowledged segment; request bodies never mix segments, and a segment is recorded as
 //! acknowledged once all its records are stored or dead-lettered.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -28,6 +33,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::bindings::types::ColumnSchema;
+use crate::cancel::Cancel;
 use crate::deadletter::{DeadLetter, DeadLetterWriter};
 use crate::plugin::{Plugin, PluginError, Runner};
 use crate::rowjson::{read_rows, row_json};
@@ -35,11 +41,12 @@ use crate::sink::{Batch, BatchOutcome, CluedInSink, RowRef, SinkError, SinkStats
 use crate::source::parquet::{ReadOptions, SourceError};
 use crate::source::{Stage, StageError, StageFile};
 use crate::state::checkpoint::{
-    CheckpointConfig, Checkpointer, Claim, FileRef, ResumePlan, SegmentCounts,
+    CheckpointConfig, Checkpointer, Claim, FileRef, ResumePlan, SegmentCounts, WaitError,
 };
 use crate::state::fingerprints::{self, Fingerprints};
 use crate::state::{StateError, StateStore, files as state_files};
 use crate::transform::{ArrowInput, EncodedBatch, Encoder, RowStage};
+use crate::watermark::Watermarks;
 use crate::wire::Shape;
 use crate::wire::time::now_ms;
 
@@ -83,9 +90,10 @@ pub struct RunOptions {
     pub lease: Duration,
     /// `--only-changed`: the fingerprints of what CluedIn already has.
     pub fingerprints: Option<Arc<Fingerprints>>,
-    /// Set to stop the run early (e.g. SIGTERM in `serve`): workers stop at the next batch,
-    /// what was sent is checkpointed and leases are released.
-    pub cancel: Option<Arc<AtomicBool>>,
+    /// Set to stop the run early (SIGINT/SIGTERM, `serve`'s shutdown): workers stop at the
+    /// next batch, nothing more is sent, what was acknowledged is checkpointed and leases
+    /// are released. Its reason is the report's `interrupted`.
+    pub cancel: Option<Cancel>,
 }
 
 /// Default rows per segment: one full request body at the default batch size.
@@ -204,9 +212,13 @@ pub struct RunReport {
     pub files_skipped: u64,
     /// Files this run resumed after an earlier run delivered part of them.
     pub files_resumed: u64,
-    /// The latest record timestamp per entity type (RFC 3339): where the next incremental
-    /// unload can start (`… WHERE UPDATED_AT > '<watermark>'`).
+    /// The latest record timestamp per entity type (RFC 3339) among the records CluedIn
+    /// acknowledged (see [`crate::watermark`]): where the next incremental unload can start
+    /// (`… WHERE UPDATED_AT > '<watermark>'`).
     pub watermarks: BTreeMap<String, String>,
+    /// The run stopped before the end (a fatal error, or interrupted): its watermarks cover
+    /// only what was acknowledged before the stop; rerun before using them.
+    pub watermarks_from_stopped_run: bool,
     /// The delivery state location.
     pub state: String,
     /// Where the state keeps this stage's dead letters (for `retry`).
@@ -232,6 +244,10 @@ pub struct RunReport {
     /// Set when the run stopped before the end.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fatal_error: Option<String>,
+    /// Set when the run was cancelled ([`RunOptions::cancel`]): `SIGINT`, `SIGTERM` or
+    /// `shutdown`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -271,11 +287,10 @@ struct Shared {
     duplicates: Mutex<PossibleDuplicates>,
     files_resumed: AtomicU64,
     files_skipped: AtomicU64,
-    /// Latest record timestamp (ns since 1970) per entity type.
-    watermarks: Mutex<HashMap<Arc<str>, i128>>,
+    watermarks: Watermarks,
     /// Files another worker held when this run reached them: (index, lease expiry ms).
     waiting: Mutex<Vec<(usize, u64)>>,
-    cancel: Option<Arc<AtomicBool>>,
+    cancel: Option<Cancel>,
 }
 
 #[derive(Default)]
@@ -324,8 +339,9 @@ impl Shared {
             })
     }
 
-    /// Applies the fingerprints of an acknowledged segment.
+    /// Applies the watermarks and fingerprints of an acknowledged segment.
     fn segment_acked(&self, fps: Option<&Fingerprints>, file: FileRef, segment: u64) {
+        self.watermarks.segment_acked(file, segment);
         let Some(fps) = fps else { return };
         let Some(pending) = self
             .pending_fps
@@ -348,20 +364,25 @@ impl Shared {
         }
     }
 
+    /// Stops the run with `message` as its cause (the first cause stays).
     fn fail(&self, message: String) {
         let mut fatal = self.fatal.lock().unwrap_or_else(|p| p.into_inner());
         if fatal.is_none() {
             *fatal = Some(message);
         }
+        drop(fatal);
+        self.halt();
+    }
+
+    /// Stops the run (its cause, if any, is recorded elsewhere): workers stop at their next
+    /// batch, and those waiting for acknowledgements stop waiting.
+    fn halt(&self) {
         self.stop.store(true, Ordering::SeqCst);
+        self.checkpointer.interrupt();
     }
 
     fn stopped(&self) -> bool {
-        self.stop.load(Ordering::SeqCst)
-            || self
-                .cancel
-                .as_ref()
-                .is_some_and(|c| c.load(Ordering::SeqCst))
+        self.stop.load(Ordering::SeqCst) || self.cancel.as_ref().is_some_and(Cancel::is_cancelled)
     }
 }
 
@@ -430,7 +451,7 @@ pub fn run(
         duplicates: Mutex::new(PossibleDuplicates::default()),
         files_resumed: AtomicU64::new(0),
         files_skipped: AtomicU64::new(0),
-        watermarks: Mutex::new(HashMap::new()),
+        watermarks: Watermarks::default(),
         waiting: Mutex::new(Vec::new()),
         cancel: options.cancel.clone(),
         dead_letter_path: writer.path().to_path_buf(),
@@ -469,6 +490,19 @@ pub fn run(
         let sink = sink.clone();
         runtime.spawn(async move { sink.run(batch_rx, outcome_tx).await })
     };
+    // A cancel stops the workers and the sink at once (the task ends with the runtime).
+    if let Some(cancel) = options.cancel.clone() {
+        let (shared, sink) = (shared.clone(), sink.clone());
+        runtime.spawn(async move {
+            cancel.cancelled().await;
+            tracing::info!(
+                "{}: stopping at the next batch; what CluedIn acknowledged is recorded",
+                cancel.reason().unwrap_or_default()
+            );
+            shared.halt();
+            sink.stop();
+        });
+    }
 
     // Workers take files in order from a shared cursor.
     let next_file = Arc::new(AtomicU64::new(0));
@@ -522,13 +556,11 @@ pub fn run(
         }
         sink_task.await
     });
-    for handle in handles {
-        if handle.join().is_err() {
-            shared.fail("a worker thread panicked".into());
-        }
-    }
+    // The sink's cause first (workers blocked on it stop now), then the workers.
     let sink_stats = match collect {
         Ok(Ok(stats)) => stats,
+        // Stopped by this run (a cancel, or a failure recorded already).
+        Ok(Err(SinkError::Stopped)) if shared.stopped() => sink.stats(),
         Ok(Err(e)) => {
             shared.fail(e.to_string());
             sink.stats()
@@ -538,6 +570,11 @@ pub fn run(
             sink.stats()
         }
     };
+    for handle in handles {
+        if handle.join().is_err() {
+            shared.fail("a worker thread panicked".into());
+        }
+    }
     {
         let mut writer = shared
             .dead_letters
@@ -604,6 +641,17 @@ pub fn run(
         files,
         fatal_error,
     );
+    report.interrupted = options.cancel.as_ref().and_then(Cancel::reason);
+    // Stopped before the end: a fatal error, or interrupted before every file finished.
+    let finished = |f: &FileReport| {
+        matches!(
+            f.outcome,
+            "done" | "skipped" | "done-elsewhere" | "bad-file"
+        )
+    };
+    report.watermarks_from_stopped_run = report.fatal_error.is_some()
+        || (report.interrupted.is_some()
+            && report.files.iter().filter(|f| finished(f)).count() < options.files.len());
     report.state = options.state.location().to_string();
     report.state_dead_letters = format!(
         "{}/{}",
@@ -611,23 +659,6 @@ pub fn run(
         state_files::dead_letters_prefix(&stage_url)
     );
     Ok(report)
-}
-
-/// Nanoseconds since 1970 as RFC 3339, with the digits the value needs.
-fn watermark_text(ns: i128) -> String {
-    use crate::bindings::types::TimeUnit;
-    let (value, unit) = if ns % 1_000_000_000 == 0 {
-        (ns / 1_000_000_000, TimeUnit::Seconds)
-    } else if ns % 1_000_000 == 0 {
-        (ns / 1_000_000, TimeUnit::Millis)
-    } else if ns % 1_000 == 0 {
-        (ns / 1_000, TimeUnit::Micros)
-    } else {
-        (ns, TimeUnit::Nanos)
-    };
-    let mut out = Vec::new();
-    crate::wire::time::write_timestamp(&mut out, value as i64, unit);
-    String::from_utf8(out).unwrap_or_default()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -673,13 +704,8 @@ fn report(
             .clone(),
         files_skipped: shared.files_skipped.load(Ordering::Relaxed),
         files_resumed: shared.files_resumed.load(Ordering::Relaxed),
-        watermarks: shared
-            .watermarks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(t, ns)| (t.to_string(), watermark_text(*ns)))
-            .collect(),
+        watermarks: shared.watermarks.report(),
+        watermarks_from_stopped_run: false,
         state: String::new(),
         state_dead_letters: String::new(),
         requests: sink.requests,
@@ -693,6 +719,7 @@ fn report(
         files,
         dead_letters: shared.dead_letter_path.clone(),
         fatal_error,
+        interrupted: None,
     }
 }
 
@@ -779,6 +806,14 @@ fn collect_outcome(
         return Ok(());
     }
     if let Some((file, segment)) = body {
+        shared.watermarks.rejected(
+            file,
+            segment,
+            outcome
+                .rejected
+                .iter()
+                .map(|r| (r.origin.row, &r.entity_type)),
+        );
         let mut pending = shared.pending_fps.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(p) = pending.get_mut(&(file, segment)) {
             for r in &outcome.rejected {
@@ -886,6 +921,7 @@ fn worker(
             name: name.clone(),
             file: stage_file,
             plan: &plan,
+            rows_read: Cell::new(0),
         };
         let resumed_at = plan.resumed.then(|| plan.first_open_segment());
         match file.process(&mut runner, &mut encoder, &mut batcher, bodies) {
@@ -911,7 +947,16 @@ fn worker(
                     "{name}: {e} (the run stops on a bad file: --on-bad-file fail)"
                 )));
             }
-            Err(FileError::Fatal(e)) => break Err(e),
+            Err(FileError::Fatal(e)) => {
+                let error = Some(e.to_string());
+                file.finished(file.rows_read.get(), "not-finished", resumed_at, error);
+                break Err(e);
+            }
+            // The run is stopping; its cause is recorded by whoever stopped it.
+            Err(FileError::Stopped) => {
+                file.finished(file.rows_read.get(), "not-finished", resumed_at, None);
+                break Ok(());
+            }
         }
     };
     let stats = runner.stats();
@@ -1005,6 +1050,8 @@ enum FileError {
     Bad(String),
     /// The run must stop.
     Fatal(PipelineError),
+    /// The run is stopping (the sink stopped, a fatal error elsewhere, a cancel).
+    Stopped,
 }
 
 impl From<PipelineError> for FileError {
@@ -1022,6 +1069,8 @@ struct FileJob<'a> {
     name: Arc<str>,
     file: &'a StageFile,
     plan: &'a ResumePlan,
+    /// Rows read so far (for the report of a file the run stopped in).
+    rows_read: Cell<u64>,
 }
 
 /// The segment a worker is filling.
@@ -1133,9 +1182,14 @@ impl FileJob<'_> {
                     if self.plan.is_acked(segment) {
                         continue;
                     }
-                    ckpt.wait_to_send(self.plan.file, segment).map_err(|e| {
-                        FileError::Fatal(PipelineError::Internal(format!("{}: {e}", self.name)))
-                    })?;
+                    ckpt.wait_to_send(self.plan.file, segment)
+                        .map_err(|e| match e {
+                            WaitError::Stopping => FileError::Stopped,
+                            e => FileError::Fatal(PipelineError::Internal(format!(
+                                "{}: {e}",
+                                self.name
+                            ))),
+                        })?;
                     open = Some(OpenSegment {
                         index: segment,
                         counts: SegmentCounts::default(),
@@ -1155,6 +1209,7 @@ impl FileJob<'_> {
                     .transform(runner, &input)
                     .map_err(|e| FileError::Fatal(e.into()))?;
                 rows += encoded.rows;
+                self.rows_read.set(rows);
                 self.shared
                     .progress
                     .rows_read
@@ -1206,19 +1261,14 @@ impl FileJob<'_> {
         let mut row_all_unchanged: Option<(u64, bool)> = None;
         let mut unchanged_rows = 0u64;
         let mut unchanged_records = 0u64;
-        {
-            let mut marks = self
-                .shared
-                .watermarks
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            for r in &encoded.records {
-                if let Some(ns) = r.timestamp_ns {
-                    let mark = marks.entry(r.entity_type.clone()).or_insert(ns);
-                    *mark = (*mark).max(ns);
-                }
-            }
-        }
+        self.shared.watermarks.note(
+            self.plan.file,
+            seg.index,
+            encoded
+                .records
+                .iter()
+                .filter_map(|r| Some((r.row, &r.entity_type, r.timestamp_ns?))),
+        );
         for (i, record) in encoded.records.iter().enumerate() {
             // A row is unchanged when every record of it is.
             match row_all_unchanged {
@@ -1339,9 +1389,9 @@ impl FileJob<'_> {
             .insert(body.id(), (self.plan.file, segment));
         self.shared.checkpointer.body_sent(self.plan.file, segment);
         bodies.blocking_send(body).map_err(|_| {
-            // The sink stopped (its fatal error is reported by the collector).
-            self.shared.stop.store(true, Ordering::SeqCst);
-            FileError::Fatal(PipelineError::Internal("the sink stopped".into()))
+            // The sink stopped: its cause is reported by the collector.
+            self.shared.halt();
+            FileError::Stopped
         })
     }
 

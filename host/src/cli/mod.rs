@@ -7,6 +7,7 @@ mod retry_cmd;
 pub(crate) mod run_cmd;
 mod sample_cmd;
 mod serve_cmd;
+mod signals;
 mod status_cmd;
 
 use std::path::PathBuf;
@@ -20,6 +21,10 @@ pub const EXIT_FATAL: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// Exit status when the run finished but some rows were dead-lettered.
 pub const EXIT_DEAD_LETTERS: u8 = 3;
+/// Exit status when SIGINT stopped the run (128 + 2).
+pub const EXIT_SIGINT: u8 = 130;
+/// Exit status when SIGTERM stopped the run (128 + 15).
+pub const EXIT_SIGTERM: u8 = 143;
 
 #[derive(Parser)]
 #[command(
@@ -58,7 +63,8 @@ pub enum Command {
     /// Read a stage, transform every row, deliver the records to CluedIn.
     ///
     /// Exit status: 0 every row delivered or filtered; 3 finished, some rows
-    /// dead-lettered; 1 the run stopped; 2 usage or configuration error.
+    /// dead-lettered; 1 the run stopped; 2 usage or configuration error; 130/143 stopped by
+    /// SIGINT/SIGTERM (at the next batch, what was acknowledged recorded).
     Run(Box<run_cmd::RunArgs>),
     /// Retry the dead letters kept in the delivery state: re-send the rows the endpoint
     /// rejected and re-transform the rows the plugin rejected (with --plugin, a new

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use clap::Args;
+use stagepush::cancel::Cancel;
 use stagepush::config::{ConfigError, RunConfig};
 use stagepush::job::{Job, JobError};
 use stagepush::pipeline::{Progress, RunReport};
@@ -271,21 +272,29 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
     {
         return Ok(code);
     }
+    let cancel = Cancel::new();
+    super::signals::cancel_on_signals(cancel.clone())?;
     let progress = Arc::new(Progress::default());
     let bar = (!args.no_progress && std::io::stderr().is_terminal())
         .then(|| start_progress(progress.clone()));
-    let report = job.run(files, progress, None);
+    let report = job.run(files, progress, Some(cancel));
     if let Some((bar, stop)) = bar {
         stop.store(true, Ordering::Relaxed);
         let _ = bar.join();
     }
     let report = report?;
     print_summary(&report);
+    if let Some(error) = &report.fatal_error {
+        eprintln!("error: the run stopped: {error}");
+    }
+    if let Some(signal) = &report.interrupted {
+        eprintln!(
+            "error: the run was interrupted by {signal}: what CluedIn acknowledged is recorded; the next run delivers the rest"
+        );
+        return Ok(ExitCode::from(super::signals::exit_code(signal)));
+    }
     Ok(match (&report.fatal_error, report.rows.dead_lettered) {
-        (Some(error), _) => {
-            eprintln!("error: the run stopped: {error}");
-            ExitCode::from(super::EXIT_FATAL)
-        }
+        (Some(_), _) => ExitCode::from(super::EXIT_FATAL),
         (None, 0) => ExitCode::SUCCESS,
         (None, _) => ExitCode::from(EXIT_DEAD_LETTERS),
     })
@@ -489,7 +498,13 @@ fn print_summary(r: &RunReport) {
         );
     }
     for (entity_type, mark) in &r.watermarks {
-        eprintln!("summary: watermark {entity_type}: {mark}");
+        if r.watermarks_from_stopped_run {
+            eprintln!(
+                "summary: watermark {entity_type}: {mark} (from a run that stopped before the end: it covers only what CluedIn acknowledged; finish the stage before using it)"
+            );
+        } else {
+            eprintln!("summary: watermark {entity_type}: {mark}");
+        }
     }
     if r.rows.dead_lettered > 0 {
         eprintln!(

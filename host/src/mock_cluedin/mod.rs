@@ -42,7 +42,11 @@
 //! request head, milliseconds since the mock started; `status` is null for a dropped
 //! connection). Both files are written with one `write` per request, **before** the answer is
 //! sent, so a client that has its answer finds its lines complete; a reader running
-//! concurrently should ignore a last line without its `\n`.
+//! concurrently should ignore a last line without its `\n`. `DIR/arrivals.ndjson` gets a
+//! line `{"seq","t_ms","path","request_id","body_bytes"}` as soon as a request's body is
+//! read, before `--slow-ms` and `--hold-while-exists`: a test holding answers with the gate
+//! knows from it how many requests are waiting (`requests.ndjson` only has them once
+//! answered; a request whose client went away while held never gets a line there).
 
 mod ingest;
 mod server;
@@ -69,6 +73,8 @@ pub const RECORDS_FILE: &str = "records.ndjson";
 pub const REQUESTS_FILE: &str = "requests.ndjson";
 /// The path of the mock's HTML sign-in page (200 for any method and token).
 pub const LOGIN_PATH: &str = "/login";
+/// File of request arrivals (body read, before any delay or gate) in the store directory.
+pub const ARRIVALS_FILE: &str = "arrivals.ndjson";
 /// How often a held answer checks whether its `--hold-while-exists` file is gone.
 pub const HOLD_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
 

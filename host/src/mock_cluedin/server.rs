@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
 use super::ingest::{ErrorBody, ErrorEntry, Limits, SuccessBody, Verdict, ingest};
-use super::store::{RequestLine, Store};
+use super::store::{ArrivalLine, RequestLine, Store};
 use super::{LOGIN_PATH, MAX_DECOMPRESSED_BYTES, MockAnswer, MockArgs, MockError};
 
 /// Path prefix of the ingestion endpoint.
@@ -186,6 +186,18 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Answer, Dro
         Ok(collected) => collected.to_bytes(),
         Err(_) => return Err(DropConnection),
     };
+    if let Some(store) = &state.store {
+        let arrival = ArrivalLine {
+            seq,
+            t_ms,
+            path: &path,
+            request_id: request_id.as_deref(),
+            body_bytes: wire.len(),
+        };
+        if let Err(e) = store.append_arrival(&arrival) {
+            tracing::error!("mock arrivals log: {e}");
+        }
+    }
     if state.args.slow_ms > 0 {
         tokio::time::sleep(Duration::from_millis(state.args.slow_ms)).await;
     }

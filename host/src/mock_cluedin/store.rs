@@ -1,4 +1,5 @@
-//! The mock's store: `records.ndjson` and `requests.ndjson`, appended one `write` per request.
+//! The mock's store: `records.ndjson`, `requests.ndjson` and `arrivals.ndjson`, appended one
+//! `write` per request.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -8,7 +9,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{MockError, RECORDS_FILE, REQUESTS_FILE};
+use super::{ARRIVALS_FILE, MockError, RECORDS_FILE, REQUESTS_FILE};
 
 /// One line of `records.ndjson`.
 #[derive(Serialize)]
@@ -37,11 +38,22 @@ pub(crate) struct RequestLine<'a> {
     pub receipt_id: Option<&'a str>,
 }
 
-/// The two append-only files.
+/// One line of `arrivals.ndjson`: a request whose body was read, before any delay or gate.
+#[derive(Debug, Serialize)]
+pub(crate) struct ArrivalLine<'a> {
+    pub seq: u64,
+    pub t_ms: f64,
+    pub path: &'a str,
+    pub request_id: Option<&'a str>,
+    pub body_bytes: usize,
+}
+
+/// The append-only files.
 #[derive(Debug)]
 pub(crate) struct Store {
     records: Mutex<File>,
     requests: Mutex<File>,
+    arrivals: Mutex<File>,
 }
 
 impl Store {
@@ -62,6 +74,7 @@ impl Store {
         Ok(Self {
             records: Mutex::new(open(RECORDS_FILE)?),
             requests: Mutex::new(open(REQUESTS_FILE)?),
+            arrivals: Mutex::new(open(ARRIVALS_FILE)?),
         })
     }
 
@@ -92,6 +105,13 @@ impl Store {
         let mut buf = serde_json::to_vec(line)?;
         buf.push(b'\n');
         write_all(&self.requests, &buf)
+    }
+
+    /// Appends one arrival line.
+    pub(crate) fn append_arrival(&self, line: &ArrivalLine<'_>) -> std::io::Result<()> {
+        let mut buf = serde_json::to_vec(line)?;
+        buf.push(b'\n');
+        write_all(&self.arrivals, &buf)
     }
 }
 

@@ -28,7 +28,7 @@
 //! removes their entries once the run finished them; entries left by an earlier process
 //! are delivered at start. SIGTERM or SIGINT: stop accepting, let requests in progress
 //! finish (up to [`DRAIN_TIMEOUT`]), cancel the run in progress (it stops at its next
-//! batch; what was sent is checkpointed), wait for the processor, return `Ok`.
+//! batch; what CluedIn acknowledged is checkpointed), wait for the processor, return `Ok`.
 
 pub mod metrics;
 pub mod pending;
@@ -40,7 +40,6 @@ mod http;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -48,6 +47,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::cancel::Cancel;
 use crate::job::Job;
 use crate::source::select::CompiledSelection;
 use crate::source::{Secret, Selection, StoreKind};
@@ -56,6 +56,8 @@ pub use http::{MAX_BODY_BYTES, TOKEN_HEADER};
 pub use metrics::Metrics;
 pub use relay::RelayOptions;
 
+/// Why a run in progress stopped when `serve` shut down (its report's `interrupted`).
+pub const SHUTDOWN: &str = "shutdown";
 /// How long requests in progress may take to finish after a shutdown signal.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client may take to send a request's headers.
@@ -160,13 +162,13 @@ fn serve_on(
     let job = Arc::new(job);
     let metrics = Arc::new(Metrics::default());
     let signal = Arc::new(processor::Signal::default());
-    let cancel = Arc::new(AtomicBool::new(false));
+    let cancel = Cancel::new();
     let processor = {
         let (job, metrics, signal, cancel) = (
             Arc::clone(&job),
             Arc::clone(&metrics),
             Arc::clone(&signal),
-            Arc::clone(&cancel),
+            cancel.clone(),
         );
         std::thread::Builder::new()
             .name("stagepush-processor".into())
@@ -200,7 +202,7 @@ fn serve_on(
     ready(addr);
     runtime.block_on(accept_loop(listener, app, shutdown));
     // Stop the run in progress at its next batch, then wait for the processor.
-    cancel.store(true, Ordering::SeqCst);
+    cancel.cancel(SHUTDOWN);
     signal.stop();
     tracing::info!("waiting for the run in progress to stop");
     let joined = processor.join();

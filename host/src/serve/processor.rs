@@ -11,10 +11,10 @@
 //! process are delivered (restart recovery).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::cancel::Cancel;
 use crate::job::Job;
 use crate::pipeline::{Progress, display_name};
 use crate::source::{StageError, StageFile};
@@ -129,7 +129,7 @@ enum Round {
 
 /// The processor thread's body: rounds until `signal` stops it. `cancel` is the run's
 /// cancel flag (set by the shutdown, so that a run in progress stops at its next batch).
-pub fn run(job: Arc<Job>, metrics: Arc<Metrics>, signal: Arc<Signal>, cancel: Arc<AtomicBool>) {
+pub fn run(job: Arc<Job>, metrics: Arc<Metrics>, signal: Arc<Signal>, cancel: Cancel) {
     let _ended = Ended(&signal);
     let mut backoff: Option<Duration> = None;
     while !signal.is_stopped() {
@@ -180,7 +180,7 @@ fn file_done(job: &Job, stage_url: &str, file: &StageFile) -> Result<bool, State
     Ok(doc.status == FileStatus::Done && doc.identity == files::identity(file))
 }
 
-fn round(job: &Job, metrics: &Metrics, cancel: &Arc<AtomicBool>) -> Round {
+fn round(job: &Job, metrics: &Metrics, cancel: &Cancel) -> Round {
     let stage_url = job.stage.url();
     let paths = match job.state.list(&pending_prefix(&stage_url)) {
         Ok(paths) => paths,
@@ -254,12 +254,8 @@ fn round(job: &Job, metrics: &Metrics, cancel: &Arc<AtomicBool>) -> Round {
         return if failed { Round::Failed } else { Round::Idle };
     }
     tracing::info!("delivering {} pending files", files.len());
-    let outcome = job.run(
-        files,
-        Arc::new(Progress::default()),
-        Some(Arc::clone(cancel)),
-    );
-    let cancelled = cancel.load(Ordering::SeqCst);
+    let outcome = job.run(files, Arc::new(Progress::default()), Some(cancel.clone()));
+    let cancelled = cancel.is_cancelled();
     let report = match outcome {
         Ok(report) => report,
         Err(e) => {

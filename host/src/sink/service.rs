@@ -13,7 +13,12 @@
 //!   server at the URL posted to acknowledged it), counted in
 //!   [`SinkStats::responses_not_cluedin_json`], and the first per endpoint logged as a warning;
 //! - 401/403/404, a 3xx, or retries exhausted: the sink stops — every `deliver` in progress
-//!   returns [`SinkError::Stopped`], no further request is made — and the error is returned.
+//!   returns [`SinkError::Stopped`] at its next request or back-off, no further request is
+//!   made — and the error is returned. [`CluedInSink::run`] still reports the batches whose
+//!   requests were answered within [`STOP_GRACE`] of the stop.
+//!
+//! Counters ([`SinkStats`]) reach the sink's totals as things happen (a request when it is
+//! made), so a delivery abandoned by a stop is counted too.
 //!
 //! [`http_client`] is the only HTTP client the sink uses, so `run`, `retry` and `serve`
 //! (runs and the relay) behave alike: it follows **no redirect**. A 301/302/303 would turn the
@@ -46,6 +51,11 @@ use super::request::{self, USER_AGENT, new_request_id};
 use super::response::{IngestResponse, parse_response};
 use super::retries::{FatalStatus, RetryAction, RetryPolicy, classify, parse_retry_after};
 use super::{ApiToken, SinkError};
+
+/// How long requests already sent may take to be answered once the sink stopped (see
+/// [`CluedInSink::run`]): long enough for an endpoint that answers, short enough that a
+/// stopped run ends within seconds.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// Most response-body bytes read (answers are small; a larger body is truncated).
 pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
@@ -192,16 +202,19 @@ impl CluedInSink {
         let mut stats = SinkStats::default();
         let result = self.deliver_parts(batch, &mut stats).await;
         if result.is_ok() {
-            stats.batches = 1;
+            self.count(&mut stats, |s| s.batches += 1);
         }
-        self.inner
-            .totals
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .merge(&stats);
         let mut outcome = result?;
         outcome.stats = stats;
         Ok(outcome)
+    }
+
+    /// Adds to a batch's counters and, at once, to the sink's totals: a request counts from
+    /// the moment it is made, also when its delivery is abandoned later (a stopped sink) and
+    /// never returns.
+    fn count(&self, stats: &mut SinkStats, add: impl Fn(&mut SinkStats)) {
+        add(stats);
+        add(&mut self.inner.totals.lock().unwrap_or_else(|p| p.into_inner()));
     }
 
     async fn deliver_parts(
@@ -252,7 +265,7 @@ impl CluedInSink {
             let reject =
                 |rows: &[usize], message: &str, out: &mut BatchOutcome, stats: &mut SinkStats| {
                     for &i in rows {
-                        stats.records_rejected += 1;
+                        self.count(stats, |s| s.records_rejected += 1);
                         out.rejected.push(RejectedRecord {
                             origin: meta[i].origin.clone(),
                             entity_type: Arc::clone(&meta[i].entity_type),
@@ -266,7 +279,7 @@ impl CluedInSink {
                 };
             match action {
                 RetryAction::Successful => {
-                    stats.records_delivered += part.rows.len() as u64;
+                    self.count(stats, |s| s.records_delivered += part.rows.len() as u64);
                     let warnings = warnings_of(&response, &part.rows, &meta);
                     tracing::debug!(
                         batch = id,
@@ -382,9 +395,11 @@ impl CluedInSink {
             }
             attempt += 1;
             let request_id = new_request_id();
-            stats.requests += 1;
-            stats.bytes_uncompressed += body.raw_len as u64;
-            stats.bytes_sent += body.bytes.len() as u64;
+            self.count(stats, |s| {
+                s.requests += 1;
+                s.bytes_uncompressed += body.raw_len as u64;
+                s.bytes_sent += body.bytes.len() as u64;
+            });
             let req = request::build(
                 &self.inner.client,
                 endpoint,
@@ -395,7 +410,7 @@ impl CluedInSink {
             );
             let (action, status, response, location) = match exchange(req).await {
                 Ok(reply) => {
-                    *stats.status.entry(reply.status).or_default() += 1;
+                    self.count(stats, |s| *s.status.entry(reply.status).or_default() += 1);
                     (
                         classify(reply.status, &reply.response, reply.retry_after, body.rows),
                         reply.status,
@@ -404,7 +419,7 @@ impl CluedInSink {
                     )
                 }
                 Err(reason) => {
-                    stats.transport_errors += 1;
+                    self.count(stats, |s| s.transport_errors += 1);
                     (
                         RetryAction::Retry {
                             reason,
@@ -440,7 +455,7 @@ impl CluedInSink {
                         delay_ms = delay.as_millis() as u64,
                         "transient failure, retrying: {reason}"
                     );
-                    stats.retries += 1;
+                    self.count(stats, |s| s.retries += 1);
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
                         _ = stop.wait_for(|stopped| *stopped) => return Err(SinkError::Stopped),
@@ -464,7 +479,7 @@ impl CluedInSink {
                 }
                 action => {
                     if action == RetryAction::Successful && !response.is_cluedin_answer() {
-                        stats.responses_not_cluedin_json += 1;
+                        self.count(stats, |s| s.responses_not_cluedin_json += 1);
                         self.warn_not_cluedin(endpoint, status, &response);
                     }
                     return Ok(Answer {
@@ -480,8 +495,16 @@ impl CluedInSink {
 
     /// Delivers batches from `batches` with up to `concurrency` in flight, sending each
     /// outcome to `outcomes` (in completion order; see [`BatchOutcome::batch_id`]). Returns
-    /// the sink's totals when `batches` is closed and drained, or the first fatal error (the
-    /// batches in flight are then abandoned and no further request is made).
+    /// the sink's totals when `batches` is closed and drained.
+    ///
+    /// Once the sink stops (a batch failed fatally, or [`CluedInSink::stop`] was called), no
+    /// further batch is taken and no further request is made: deliveries in progress end at
+    /// their next request or back-off, and a request already sent gets up to
+    /// [`STOP_GRACE`] for its answer. Every batch that finished by then still has its outcome
+    /// sent, so what the endpoint acknowledged is not lost; the others are abandoned (their
+    /// requests are counted, their records are not delivered). Then the first fatal error is
+    /// returned (the root cause, not a follower's [`SinkError::Stopped`]), or
+    /// [`SinkError::Stopped`] when the sink was stopped from outside.
     pub async fn run(
         &self,
         mut batches: mpsc::Receiver<Batch>,
@@ -489,9 +512,20 @@ impl CluedInSink {
     ) -> Result<SinkStats, SinkError> {
         let mut in_flight: JoinSet<Result<BatchOutcome, SinkError>> = JoinSet::new();
         let mut input_open = true;
+        let mut stop = self.inner.stop.subscribe();
+        let mut fatal: Option<SinkError> = None;
+        let mut grace_until: Option<tokio::time::Instant> = None;
         loop {
+            if grace_until.is_none() && *stop.borrow_and_update() {
+                grace_until = Some(tokio::time::Instant::now() + STOP_GRACE);
+            }
+            let stopping = grace_until.is_some();
+            if in_flight.is_empty() && (stopping || !input_open) {
+                break;
+            }
+            let deadline = grace_until.unwrap_or_else(tokio::time::Instant::now);
             tokio::select! {
-                next = batches.recv(), if input_open && in_flight.len() < self.inner.concurrency => {
+                next = batches.recv(), if !stopping && input_open && in_flight.len() < self.inner.concurrency => {
                     match next {
                         Some(batch) => {
                             let sink = self.clone();
@@ -510,27 +544,32 @@ impl CluedInSink {
                                 return Err(SinkError::OutcomeReceiverDropped);
                             }
                         }
+                        // Abandoned after the stop.
+                        Err(SinkError::Stopped) => {}
                         Err(e) => {
                             self.stop();
-                            in_flight.abort_all();
-                            // Report the root cause, not a follower's `Stopped`.
-                            let mut first = e;
-                            while let Some(other) = in_flight.join_next().await {
-                                if matches!(first, SinkError::Stopped)
-                                    && let Ok(Err(e)) = other
-                                    && !matches!(e, SinkError::Stopped)
-                                {
-                                    first = e;
-                                }
-                            }
-                            return Err(first);
+                            fatal.get_or_insert(e);
                         }
                     }
+                }
+                _ = stop.changed(), if !stopping => {}
+                () = tokio::time::sleep_until(deadline), if stopping => {
+                    tracing::warn!(
+                        "{} requests still unanswered {} s after the sink stopped: abandoned",
+                        in_flight.len(),
+                        STOP_GRACE.as_secs()
+                    );
+                    in_flight.abort_all();
+                    break;
                 }
                 else => break,
             }
         }
-        Ok(self.stats())
+        match fatal {
+            Some(e) => Err(e),
+            None if self.is_stopped() => Err(SinkError::Stopped),
+            None => Ok(self.stats()),
+        }
     }
 }
 

@@ -25,9 +25,31 @@ pub const DEFAULT_LEASE_SECS: u64 = 60;
 /// this many segments per file can have been delivered without the state knowing.
 pub const DISPATCH_WINDOW: u64 = 8;
 
+/// Why [`Checkpointer::wait_to_send`] gave up.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WaitError {
+    /// The run is stopping (a fatal error, a cancel): nothing more is sent.
+    #[error("the run is stopping")]
+    Stopping,
+    /// Another worker took the file over.
+    #[error("another worker took the file over")]
+    Lost,
+    /// Writing the state failed.
+    #[error("{0}")]
+    State(String),
+}
+
 /// A file this run claimed (index into the checkpointer's files).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FileRef(usize);
+
+impl FileRef {
+    /// A reference for unit tests of code keyed by files.
+    #[cfg(test)]
+    pub(crate) fn for_tests(index: usize) -> Self {
+        FileRef(index)
+    }
+}
 
 /// What a worker may do with a file.
 #[derive(Debug)]
@@ -128,6 +150,8 @@ impl Tracked {
 #[derive(Default)]
 struct Shared {
     files: Vec<Tracked>,
+    /// The run is stopping: nothing more is sent ([`Checkpointer::interrupt`]).
+    interrupted: bool,
     stopping: bool,
     error: Option<String>,
     writes: u64,
@@ -313,16 +337,21 @@ impl Checkpointer {
     }
 
     /// Blocks until `segment` may be sent (it is below the durable dispatch limit). `Err`
-    /// when the file was lost to another worker or the state cannot be written.
-    pub fn wait_to_send(&self, file: FileRef, segment: u64) -> Result<(), String> {
+    /// when the run is stopping ([`Checkpointer::interrupt`]: the acknowledgements this
+    /// waits for may never come), the file was lost to another worker, or the state cannot
+    /// be written.
+    pub fn wait_to_send(&self, file: FileRef, segment: u64) -> Result<(), WaitError> {
         let mut state = self.inner.lock();
         loop {
+            if state.interrupted {
+                return Err(WaitError::Stopping);
+            }
             if let Some(e) = &state.error {
-                return Err(e.clone());
+                return Err(WaitError::State(e.clone()));
             }
             let t = &mut state.files[file.0];
             if t.lost {
-                return Err("another worker took the file over".into());
+                return Err(WaitError::Lost);
             }
             let allowed = t.doc.first_unacked() + DISPATCH_WINDOW;
             if t.wanted_limit < allowed {
@@ -339,6 +368,13 @@ impl Checkpointer {
                 .wait(state)
                 .unwrap_or_else(|p| p.into_inner());
         }
+    }
+
+    /// The run is stopping: every [`Checkpointer::wait_to_send`] ends now, and later ones at
+    /// once. Acknowledgements still arriving are recorded as usual.
+    pub fn interrupt(&self) {
+        self.inner.lock().interrupted = true;
+        self.inner.changed.notify_all();
     }
 
     /// A body of `segment` is about to be sent.

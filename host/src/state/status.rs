@@ -16,7 +16,8 @@
 //!      "rows": {"read": 1000, "delivered": 950, "filtered": 38, "unchanged": 0,
 //!               "deadLettered": 12, "deadLetteredByStage": {"plugin": 12}},
 //!      "recordsDelivered": 950, "filesSkipped": 0, "filesResumed": 1,
-//!      "fatalError": null, "watermarks": {"Customer": "2025-05-31T23:59:59Z"}}
+//!      "fatalError": null, "watermarks": {"Customer": "2025-05-31T23:59:59Z"},
+//!      "watermarksFromStoppedRun": false}      // plus "interrupted": "SIGINT" when it was
 //!   ],
 //!   "stages": [
 //!     {"stageId": "0123456789abcdef",
@@ -138,8 +139,22 @@ pub struct RunSummary {
     pub files_resumed: u64,
     #[serde(default)]
     pub fatal_error: Option<String>,
+    /// The signal (or `shutdown`) that stopped the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<String>,
     #[serde(default)]
     pub watermarks: BTreeMap<String, String>,
+    /// The run stopped before the end: its watermarks cover only what was acknowledged.
+    #[serde(default)]
+    pub watermarks_from_stopped_run: bool,
+}
+
+impl RunSummary {
+    /// Whether the run stopped before the end (reports written before
+    /// `watermarksFromStoppedRun` existed say so by a fatal error).
+    pub fn stopped(&self) -> bool {
+        self.watermarks_from_stopped_run || self.fatal_error.is_some()
+    }
 }
 
 /// Row counts of a run.
@@ -561,10 +576,18 @@ pub fn render_text(status: &Status) -> String {
             run.records_delivered, run.files_skipped, run.files_resumed
         );
         for (entity_type, mark) in &run.watermarks {
-            let _ = writeln!(out, "    watermark {entity_type}: {mark}");
+            let note = if run.stopped() {
+                " (from a run that stopped before the end: it covers only what CluedIn acknowledged)"
+            } else {
+                ""
+            };
+            let _ = writeln!(out, "    watermark {entity_type}: {mark}{note}");
         }
         if let Some(error) = &run.fatal_error {
             let _ = writeln!(out, "    fatal error: {error}");
+        }
+        if let Some(signal) = &run.interrupted {
+            let _ = writeln!(out, "    interrupted by {signal}");
         }
     }
     for stage in &status.stages {

@@ -18,6 +18,37 @@ use super::{
     SECRET_HEADER, Slot, accepted, error, header, respond, state_path, valid_name,
 };
 
+/// Where a batch's delivery stands, as its slot says.
+#[derive(Debug)]
+enum Progress {
+    /// Still running.
+    Running,
+    /// Finished with this answer.
+    Answered(Arc<super::Answer>),
+    /// The delivery task ended without an answer (it panicked, or the runtime shut down):
+    /// nobody will ever answer; the batch must run again.
+    Lost,
+}
+
+fn progress(slot: &Slot) -> Progress {
+    if let Some(answer) = slot.borrow().as_ref() {
+        return Progress::Answered(Arc::clone(answer));
+    }
+    // `Err`: the sender is gone, and the value it left is the `None` above.
+    match slot.has_changed() {
+        Ok(_) => Progress::Running,
+        Err(_) => Progress::Lost,
+    }
+}
+
+/// The answer to a request for a batch whose delivery was lost (see [`Progress::Lost`]).
+fn lost() -> Response<Body> {
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the delivery of this batch ended without a result (the server is shutting down, or an internal error); send the batch again",
+    )
+}
+
 /// `POST` / `GET /external-function/{name}`; counts the answer in the metrics.
 pub(crate) async fn handle(relay: &Arc<Relay>, req: Request<Incoming>) -> Response<Body> {
     let method = match *req.method() {
@@ -104,9 +135,10 @@ async fn poll(relay: &Arc<Relay>, name: &str, batch_id: &str) -> Response<Body> 
         .get(&key)
         .map(|e| e.slot.clone());
     if let Some(slot) = slot {
-        return match slot.borrow().as_ref() {
-            Some(answer) => respond(answer.status, answer.body.clone()),
-            None => accepted(),
+        return match progress(&slot) {
+            Progress::Answered(answer) => respond(answer.status, answer.body.clone()),
+            Progress::Running => accepted(),
+            Progress::Lost => lost(),
         };
     }
     match stored(relay, name, batch_id).await {
@@ -198,11 +230,12 @@ async fn post(
     let existing = |relay: &Relay| -> Option<Slot> {
         let batches = relay.batches.lock().unwrap_or_else(|p| p.into_inner());
         let slot = &batches.get(&key)?.slot;
-        // A batch that failed fatally runs again.
-        let failed = slot
-            .borrow()
-            .as_ref()
-            .is_some_and(|a| a.status != StatusCode::OK);
+        // A batch that failed fatally, or whose delivery was lost, runs again.
+        let failed = match progress(slot) {
+            Progress::Answered(a) => a.status != StatusCode::OK,
+            Progress::Running => false,
+            Progress::Lost => true,
+        };
         (!failed).then(|| slot.clone())
     };
     let slot = match existing(relay) {
@@ -223,10 +256,10 @@ async fn post(
             let running = batches
                 .get(&key)
                 .map(|e| &e.slot)
-                .filter(|s| {
-                    s.borrow()
-                        .as_ref()
-                        .is_none_or(|a| a.status == StatusCode::OK)
+                .filter(|s| match progress(s) {
+                    Progress::Answered(a) => a.status == StatusCode::OK,
+                    Progress::Running => true,
+                    Progress::Lost => false,
                 })
                 .cloned();
             match running {
@@ -235,7 +268,8 @@ async fn post(
                     let (tx, rx) = watch::channel(None);
                     if batches.len() >= 256 {
                         batches.retain(|_, e| {
-                            e.slot.borrow().is_none() || e.started.elapsed() < KEEP_IN_MEMORY
+                            matches!(progress(&e.slot), Progress::Running)
+                                || e.started.elapsed() < KEEP_IN_MEMORY
                         });
                     }
                     batches.insert(
@@ -273,14 +307,39 @@ async fn post(
     .await;
     match waited {
         Ok(Ok(Some(answer))) => respond(answer.status, answer.body.clone()),
-        Ok(_) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the delivery of this batch stopped (the server is shutting down)",
-        ),
+        Ok(_) => lost(),
         Err(_) => {
             tracing::debug!("relay {name}: batch {batch_id} still running: 202");
             relay.metrics.relay_deferred();
             accepted()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: StatusCode) -> Option<Arc<super::super::Answer>> {
+        Some(Arc::new(super::super::Answer {
+            status,
+            body: Bytes::new(),
+        }))
+    }
+
+    #[test]
+    fn a_delivery_that_ends_without_an_answer_is_lost_not_running() {
+        let (tx, rx) = watch::channel(None);
+        assert!(matches!(progress(&rx), Progress::Running));
+        // The delivery task panicked: its sender is dropped with no answer.
+        drop(tx);
+        assert!(matches!(progress(&rx), Progress::Lost));
+
+        let (tx, rx) = watch::channel(None);
+        tx.send_replace(answer(StatusCode::OK));
+        drop(tx);
+        assert!(matches!(progress(&rx), Progress::Answered(a) if a.status == StatusCode::OK));
+        // A lost delivery is answered as such, not 202 ("still running") forever.
+        assert_eq!(lost().status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }
