@@ -156,10 +156,10 @@ fn assert_stopped_on_redirect(dir: &Path, out: &Output, status: u16, target: &st
     let report = report(dir);
     assert_eq!(report["recordsDelivered"], 0, "{report}");
     assert_eq!(report["rows"]["delivered"], 0, "{report}");
-    // The run stopped. (Which text `fatalError` carries — the sink's cause or a worker's
-    // "the sink stopped" — is the pipeline's business, issue 14 item 1; the cause is in the
-    // log above.)
-    assert!(report["fatalError"].is_string(), "{report}");
+    // The run stopped, and its report names the redirect as the cause.
+    let fatal = report["fatalError"].as_str().unwrap_or_default();
+    assert!(fatal.contains(&expected), "{report}");
+    assert!(!fatal.contains("the sink stopped"), "{report}");
     let files = report["files"].as_array().unwrap();
     assert!(
         files.iter().all(|f| f["outcome"] != "done"),
