@@ -1,5 +1,6 @@
 //! `run` with bad input (issue 14): a bad file wherever it sorts, a file that breaks after
-//! its first row group, and counts that add up after unreadable files.
+//! its first row group, counts that add up after unreadable files, and dead letters whose
+//! input row is always a JSON object (Snowflake's TIMESTAMP_NTZ encoding included).
 //!
 //! Bad files are made from good ones: truncated to half (no footer: the row count is
 //! unknown), or a later row group's first page overwritten (the footer is intact, the
@@ -9,7 +10,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use stagepush::sample::{CustomerFileOptions, write_customer_file};
+use stagepush::sample::{CustomerFileOptions, customer, write_customer_file};
 
 use crate::util::{
     MockProcess, Output, mock_records, plugin, read_ndjson, run, stagepush, temp_dir,
@@ -377,4 +378,59 @@ fn counts_add_up_after_unreadable_files() {
         rows["read"], rows["delivered"], rows["filtered"], rows["unchanged"], rows["deadLettered"]
     );
     assert!(out.stderr.contains(&line), "{line}\n{}", out.stderr);
+}
+
+#[test]
+fn dead_letters_of_snowflake_timestamp_rows_show_the_input_row() {
+    // `UPDATED_AT` is INT64 TIMESTAMP_MILLIS without a logical type, as Snowflake unloads
+    // TIMESTAMP_NTZ (and `sample-stage` writes): arrow sees a timestamp in zone "UTC".
+    let dir = temp_dir();
+    let stage = dir.path().join("stage");
+    let options = CustomerFileOptions {
+        null_id_fraction: 0.1,
+        ..clean()
+    };
+    write_file(&stage, 0, &options);
+    // A record the endpoint rejects, too: its input row is read back from the file.
+    let rejected_id = (1..=ROWS)
+        .find(|id| customer(*id, &options).id.is_some())
+        .unwrap();
+    let mock = MockProcess::start(
+        dir.path(),
+        TOKEN,
+        &["--reject-external-id", &rejected_id.to_string()],
+    );
+    let out = run(&mut run_cmd(dir.path(), &stage, &mock, "ntz"));
+    assert_eq!(out.status.code(), Some(3), "{}", out.stderr);
+    let letters = dead_letters(dir.path());
+    let stages: BTreeSet<&str> = letters
+        .iter()
+        .map(|l| l["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        stages,
+        BTreeSet::from(["endpoint", "plugin"]),
+        "{letters:?}"
+    );
+    for letter in &letters {
+        let row = letter["row"].as_u64().unwrap();
+        let want = customer(row + 1, &options);
+        let input = letter["input"]
+            .as_object()
+            .unwrap_or_else(|| panic!("row {row}: input is not an object: {}", letter["input"]));
+        let text = input["UPDATED_AT"]
+            .as_str()
+            .unwrap_or_else(|| panic!("row {row}: UPDATED_AT is not text: {letter}"));
+        let at = chrono::DateTime::parse_from_rfc3339(text)
+            .unwrap_or_else(|e| panic!("row {row}: {text}: {e}"));
+        assert_eq!(
+            at.timestamp_millis(),
+            want.updated_at_ms,
+            "row {row}: {text}"
+        );
+        assert_eq!(input["NAME"], want.name.as_str(), "row {row}");
+        if letter["stage"] == "plugin" {
+            assert!(input["CUSTOMER_ID"].is_null(), "row {row}: {letter}");
+        }
+    }
 }
