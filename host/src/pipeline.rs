@@ -255,7 +255,9 @@ pub struct PluginReport {
 
 /// State shared by the workers and the outcome collector.
 struct Shared {
-    dead_letters: Mutex<DeadLetterWriter>,
+    /// The local dead-letter file; also flushed by the checkpointer before it writes dead
+    /// letters to the state (see `letter_sync`).
+    dead_letters: Arc<Mutex<DeadLetterWriter>>,
     dead_letter_path: PathBuf,
     counts: Mutex<RowCounts>,
     records_encoded: AtomicU64,
@@ -322,17 +324,21 @@ impl Shared {
         drop(counts);
         let mut line = serde_json::to_vec(&letter)
             .map_err(|e| PipelineError::Internal(format!("cannot encode a dead letter: {e}")))?;
-        if let Some((file, _, _)) = claimed {
-            self.checkpointer.dead_letter(file, &line);
-        }
         line.push(b'\n');
-        let mut writer = self.dead_letters.lock().unwrap_or_else(|p| p.into_inner());
-        writer
+        // The local file first: the checkpointer flushes it before it writes the letter to
+        // the state, so the file always holds every dead letter the state holds.
+        self.dead_letters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
             .write_line(&line)
             .map_err(|source| PipelineError::DeadLetters {
                 path: self.dead_letter_path.clone(),
                 source,
-            })
+            })?;
+        if let Some((file, _, _)) = claimed {
+            self.checkpointer.dead_letter(file, &line[..line.len() - 1]);
+        }
+        Ok(())
     }
 
     /// Applies the fingerprints of an acknowledged segment.
@@ -414,6 +420,8 @@ pub fn run(
             source,
         }
     })?;
+    let dead_letter_path = writer.path().to_path_buf();
+    let writer = Arc::new(Mutex::new(writer));
     let info = options.plugin.info();
     let stage_url = options.stage.url();
     let checkpointer = Checkpointer::start(
@@ -430,6 +438,7 @@ pub fn run(
             lease: options.lease,
         },
     );
+    checkpointer.sync_letters_with(crate::deadletter::letter_sync(writer.clone()));
     let shared = Arc::new(Shared {
         checkpointer,
         bodies: Mutex::new(HashMap::new()),
@@ -442,8 +451,8 @@ pub fn run(
         watermarks: Mutex::new(HashMap::new()),
         waiting: Mutex::new(Vec::new()),
         cancel: options.cancel.clone(),
-        dead_letter_path: writer.path().to_path_buf(),
-        dead_letters: Mutex::new(writer),
+        dead_letter_path,
+        dead_letters: writer,
         counts: Mutex::new(RowCounts::default()),
         records_encoded: AtomicU64::new(0),
         rows_with_records: AtomicU64::new(0),
