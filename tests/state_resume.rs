@@ -361,3 +361,179 @@ fn a_torn_state_document_stops_the_run_with_its_path() {
     // Not treated as empty: nothing was sent again.
     assert_eq!(received(&mock, "t").values().sum::<u64>(), 100);
 }
+
+/// (file, row) of every dead letter in the state's chunks under `dir/state`.
+fn state_dead_rows(dir: &Path) -> BTreeSet<(String, u64)> {
+    files_under(&dir.join("state/dead-letters"), Some("ndjson"))
+        .iter()
+        .flat_map(|chunk| crate::util::read_ndjson(chunk))
+        .map(|l| {
+            (
+                l["file"].as_str().unwrap().to_string(),
+                l["row"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// (file, row) of every line of `dir/dead/dead-letters.ndjson`; every line must be whole.
+fn local_dead_rows(dir: &Path) -> BTreeSet<(String, u64)> {
+    let path = dir
+        .join("dead")
+        .join(stagepush::deadletter::DEAD_LETTER_FILE);
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    text.lines()
+        .map(|line| {
+            let l: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("a cut line in {}: {e}: {line}", path.display()));
+            (
+                l["file"].as_str().unwrap().to_string(),
+                l["row"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// A child process killed (and reaped) when dropped, so a failing test leaves none behind.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A stage of `files` customer files of `rows` rows in which 5 % of the CUSTOMER_IDs are
+/// null, and the rows customer-rust rejects for it, as (file, row).
+fn stage_with_rejections(dir: &Path, files: u64, rows: u64) -> (PathBuf, BTreeSet<(String, u64)>) {
+    let stage = dir.join("stage");
+    let options = CustomerFileOptions {
+        null_id_fraction: 0.05,
+        ..clean()
+    };
+    let mut rejected = BTreeSet::new();
+    for n in 0..files {
+        write_file(&stage, n, 1 + n * rows, rows, &options);
+        let file = stage.join(format!("data_0_{n}_0.snappy.parquet"));
+        for row in 0..rows {
+            if stagepush::sample::customer(1 + n * rows + row, &options)
+                .id
+                .is_none()
+            {
+                rejected.insert((file.to_str().unwrap().to_string(), row));
+            }
+        }
+    }
+    (stage, rejected)
+}
+
+/// Asserts that `case/dead/dead-letters.ndjson` holds every dead letter of the state;
+/// returns how many the state holds.
+fn assert_file_holds_the_state_letters(case: &Path, when: &str) -> usize {
+    let state = state_dead_rows(case);
+    let local = local_dead_rows(case);
+    let missing: Vec<_> = state.difference(&local).take(5).collect();
+    assert!(
+        missing.is_empty(),
+        "{when}: {} of the state's {} dead letters are not in the file, e.g. {missing:?}",
+        state.difference(&local).count(),
+        state.len()
+    );
+    state.len()
+}
+
+#[test]
+fn the_dead_letter_file_holds_every_dead_letter_the_state_holds_after_kill_or_sigterm() {
+    // Answers are held, so nothing is acknowledged; every body fits in flight and in the
+    // queue, so the workers transform every row. Once the state holds every rejected row,
+    // the run gets SIGKILL or SIGTERM.
+    let dir = temp_dir();
+    let (stage, rejected) = stage_with_rejections(dir.path(), 3, 1_500);
+    let gate = dir.path().join("gate");
+    let mock = MockProcess::start(
+        dir.path(),
+        TOKEN,
+        &["--hold-while-exists", gate.to_str().unwrap()],
+    );
+    for (name, signal) in [("SIGKILL", libc::SIGKILL), ("SIGTERM", libc::SIGTERM)] {
+        let case = dir.path().join(name);
+        std::fs::create_dir_all(&case).unwrap();
+        std::fs::write(&gate, b"").unwrap();
+        let endpoint = format!("dl-{name}");
+        let mut child = Child(
+            run_cmd(&case, &stage, &mock, &endpoint, "stopped.json")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("start stagepush run"),
+        );
+        crate::util::wait_until(
+            std::time::Duration::from_secs(60),
+            "every rejected row in the state's dead letters",
+            || state_dead_rows(&case) == rejected,
+        );
+        // SAFETY: kill with a valid pid and signal has no preconditions.
+        unsafe {
+            libc::kill(child.0.id() as i32, signal);
+        }
+        std::fs::remove_file(&gate).unwrap();
+        crate::util::wait_until(
+            std::time::Duration::from_secs(60),
+            "the run to end after the signal",
+            || child.0.try_wait().unwrap().is_some(),
+        );
+        assert_file_holds_the_state_letters(&case, &format!("after {name}"));
+        let rerun = run(&mut run_cmd(&case, &stage, &mock, &endpoint, "rerun.json"));
+        assert_eq!(rerun.status.code(), Some(3), "{name}: {}", rerun.stderr);
+        assert_file_holds_the_state_letters(&case, &format!("after {name} and the rerun"));
+        let local = local_dead_rows(&case);
+        let missing: Vec<_> = rejected.difference(&local).take(5).collect();
+        assert!(
+            missing.is_empty(),
+            "{name}: rejected rows not in the file: {missing:?}"
+        );
+    }
+}
+
+#[test]
+fn the_dead_letter_file_holds_every_dead_letter_the_state_holds_at_any_crash_point() {
+    let dir = temp_dir();
+    let (stage, rejected) = stage_with_rejections(dir.path(), 3, 4_000);
+    let mock = MockProcess::start(dir.path(), TOKEN, &[]);
+    let mut in_state_at_crash = 0;
+    for (i, point) in ["after-checkpoint:3", "after-checkpoint:6", "after-post:9"]
+        .iter()
+        .enumerate()
+    {
+        let case = dir.path().join(format!("kill-{i}"));
+        std::fs::create_dir_all(&case).unwrap();
+        let endpoint = format!("dl-kill-{i}");
+        let killed = run(run_cmd(&case, &stage, &mock, &endpoint, "killed.json")
+            .args(["--segment-rows", "500"])
+            .env("STAGEPUSH_FAILPOINT", point));
+        assert_eq!(
+            killed.status.signal(),
+            Some(9),
+            "{point}: {}",
+            killed.stderr
+        );
+        in_state_at_crash +=
+            assert_file_holds_the_state_letters(&case, &format!("{point}, after the kill"));
+        let rerun =
+            run(run_cmd(&case, &stage, &mock, &endpoint, "rerun.json")
+                .args(["--segment-rows", "500"]));
+        assert_eq!(rerun.status.code(), Some(3), "{point}: {}", rerun.stderr);
+        assert_file_holds_the_state_letters(&case, &format!("{point}, after the rerun"));
+        let local = local_dead_rows(&case);
+        let missing: Vec<_> = rejected.difference(&local).take(5).collect();
+        assert!(
+            missing.is_empty(),
+            "{point}: rejected rows not in the file: {missing:?}"
+        );
+    }
+    assert!(
+        in_state_at_crash > 0,
+        "no crash left dead letters in the state"
+    );
+}

@@ -4,6 +4,7 @@ mod deploy;
 mod events;
 mod failure_endpoint;
 mod failure_run;
+mod failure_input;
 mod mock_cluedin;
 mod plugin_js;
 mod plugin_new;

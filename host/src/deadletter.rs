@@ -10,15 +10,24 @@
 //!  "receiptId":"…","message":"…","entityType":"Customer","record":{…},"input":{…}}
 //! ```
 //!
-//! Lines are appended with one `write` each and flushed per batch, so a reader never sees
-//! a partial line from a finished run.
+//! What the file guarantees: it holds every dead letter the delivery state holds for the
+//! rows this run wrote. A letter is written to the file before it is handed to the state,
+//! and the checkpointer flushes and fsyncs the file ([`letter_sync`]) before it writes a
+//! chunk of dead letters to the state, so a crash (`kill -9`, SIGTERM, power loss) never
+//! leaves the state with a dead letter the file lacks. After a crash the file may hold rows
+//! the state does not (their segment was not acknowledged): the rerun reads those rows
+//! again and writes them again, so a row can appear twice (the later line is current, as
+//! `retry` reads the state). Lines are whole: a line cut by a crash is ended before the
+//! next run appends.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
+use crate::state::checkpoint::{LetterSync, LetterSyncError};
 use crate::transform::RowStage;
 
 /// File name of the dead letters inside the dead-letter folder.
@@ -63,11 +72,19 @@ pub struct DeadLetterWriter {
 }
 
 impl DeadLetterWriter {
-    /// Creates the folder and opens the file for appending.
+    /// Creates the folder and opens the file for appending. A last line cut short by a
+    /// crash is ended first, so the next letter starts a line of its own.
     pub fn open(dir: &Path) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(DEAD_LETTER_FILE);
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&path)?;
+        if ends_mid_line(&mut file)? {
+            file.write_all(b"\n")?;
+        }
         Ok(DeadLetterWriter {
             path,
             out: BufWriter::new(file),
@@ -97,8 +114,34 @@ impl DeadLetterWriter {
         Ok(())
     }
 
+    /// Writes what is buffered and makes the file durable (fsync).
     pub fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()?;
         self.out.get_ref().sync_data()
     }
+}
+
+/// Whether the file's last byte is not a newline (a line cut short).
+fn ends_mid_line(file: &mut File) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(false);
+    }
+    file.seek(SeekFrom::Start(len - 1))?;
+    let mut last = [0u8; 1];
+    file.read_exact(&mut last)?;
+    Ok(last[0] != b'\n')
+}
+
+/// Makes the dead-letter file durable before the state records the letters it holds: what
+/// the checkpointer calls before it writes a chunk of dead letters (see the module docs).
+pub fn letter_sync(writer: Arc<Mutex<DeadLetterWriter>>) -> LetterSync {
+    Box::new(move || {
+        let mut writer = writer.lock().unwrap_or_else(|p| p.into_inner());
+        writer.flush().map_err(|source| LetterSyncError {
+            path: writer.path().to_path_buf(),
+            source,
+        })
+    })
 }

@@ -1,6 +1,7 @@
 //! stagepush: Snowflake stage exports into CluedIn through sandboxed WebAssembly
 //! transforms.
 
+pub mod bad_file;
 pub mod bindings;
 pub mod cancel;
 pub mod columns;

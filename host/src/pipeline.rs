@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use crate::bad_file::BadFile;
 use crate::bindings::types::ColumnSchema;
 use crate::cancel::Cancel;
 use crate::deadletter::{DeadLetter, DeadLetterWriter};
@@ -123,6 +124,8 @@ pub enum PipelineError {
     State(#[from] StateError),
     #[error("fingerprints: {0}")]
     Fingerprints(String),
+    #[error("none of the {files} files of the stage can be read; the first: {reason}")]
+    NoReadableFile { files: usize, reason: String },
     #[error("dead-letter output {path}: {source}")]
     DeadLetters {
         path: PathBuf,
@@ -132,7 +135,10 @@ pub enum PipelineError {
     Internal(String),
 }
 
-/// Counts of rows by outcome.
+/// Counts of rows by outcome: `read = delivered + filtered + unchanged + dead_lettered`.
+/// `read` counts every row the run accounted for, including the unread rows of a bad file
+/// (from its footer); a file whose footer cannot be read has an unknown number of rows and
+/// gets one dead letter, counted as one row.
 #[derive(Debug, Default, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RowCounts {
@@ -144,6 +150,9 @@ pub struct RowCounts {
     pub dead_lettered: u64,
     /// Dead-lettered rows by stage (`read`, `plugin`, `encode`, `endpoint`).
     pub dead_lettered_by_stage: BTreeMap<String, u64>,
+    /// Dead-lettered rows by reason, `stage/kind` (`read/corrupt-file`, `plugin/rejected`,
+    /// `endpoint/http-400`, …), as `stagepush status` counts them.
+    pub dead_lettered_by_reason: BTreeMap<String, u64>,
 }
 
 /// A request the endpoint stored.
@@ -264,7 +273,9 @@ pub struct PluginReport {
 
 /// State shared by the workers and the outcome collector.
 struct Shared {
-    dead_letters: Mutex<DeadLetterWriter>,
+    /// The local dead-letter file; also flushed by the checkpointer before it writes dead
+    /// letters to the state (see `letter_sync`).
+    dead_letters: Arc<Mutex<DeadLetterWriter>>,
     dead_letter_path: PathBuf,
     counts: Mutex<RowCounts>,
     records_encoded: AtomicU64,
@@ -323,20 +334,28 @@ impl Shared {
             .dead_lettered_by_stage
             .entry(letter.stage.as_str().to_string())
             .or_default() += 1;
+        *counts
+            .dead_lettered_by_reason
+            .entry(format!("{}/{}", letter.stage.as_str(), letter.kind))
+            .or_default() += 1;
         drop(counts);
         let mut line = serde_json::to_vec(&letter)
             .map_err(|e| PipelineError::Internal(format!("cannot encode a dead letter: {e}")))?;
-        if let Some((file, _, _)) = claimed {
-            self.checkpointer.dead_letter(file, &line);
-        }
         line.push(b'\n');
-        let mut writer = self.dead_letters.lock().unwrap_or_else(|p| p.into_inner());
-        writer
+        // The local file first: the checkpointer flushes it before it writes the letter to
+        // the state, so the file always holds every dead letter the state holds.
+        self.dead_letters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
             .write_line(&line)
             .map_err(|source| PipelineError::DeadLetters {
                 path: self.dead_letter_path.clone(),
                 source,
-            })
+            })?;
+        if let Some((file, _, _)) = claimed {
+            self.checkpointer.dead_letter(file, &line[..line.len() - 1]);
+        }
+        Ok(())
     }
 
     /// Applies the watermarks and fingerprints of an acknowledged segment.
@@ -387,8 +406,8 @@ impl Shared {
 }
 
 /// Runs the pipeline to the end (or to a fatal error, which is in the report's
-/// `fatal_error`). Errors before the first row (plugin refused the schema, unreadable
-/// first file) are returned as `Err`.
+/// `fatal_error`). Errors before the first row (plugin refused the schema, no readable
+/// file, a bad first file with `--on-bad-file fail`) are returned as `Err`.
 pub fn run(
     options: RunOptions,
     sink: CluedInSink,
@@ -398,8 +417,8 @@ pub fn run(
     let started_at = now_rfc3339();
     let run_id = uuid::Uuid::new_v4().to_string();
 
-    // The stage schema is the first file's; the plugin sees it once, before any row, so a
-    // refusal stops the run here.
+    // The stage schema is the first readable file's; the plugin sees it once, before any
+    // row, so a refusal stops the run here.
     let mut total_rows = 0;
     for file in &options.files {
         if let Ok(source) = options.stage.open_footer(file) {
@@ -407,10 +426,8 @@ pub fn run(
         }
     }
     progress.rows_total.store(total_rows, Ordering::Relaxed);
-    let schema = match options.files.first() {
-        Some(first) => options.stage.open_footer(first)?.contract_schema()?,
-        None => Vec::new(),
-    };
+    let schema =
+        crate::bad_file::stage_schema(&options.stage, &options.files, options.on_bad_file)?;
     if !options.files.is_empty() {
         // Fail fast on a refused schema or configuration, before any worker starts.
         Runner::start(
@@ -426,6 +443,8 @@ pub fn run(
             source,
         }
     })?;
+    let dead_letter_path = writer.path().to_path_buf();
+    let writer = Arc::new(Mutex::new(writer));
     let info = options.plugin.info();
     let stage_url = options.stage.url();
     let checkpointer = Checkpointer::start(
@@ -442,6 +461,7 @@ pub fn run(
             lease: options.lease,
         },
     );
+    checkpointer.sync_letters_with(crate::deadletter::letter_sync(writer.clone()));
     let shared = Arc::new(Shared {
         checkpointer,
         bodies: Mutex::new(HashMap::new()),
@@ -454,8 +474,8 @@ pub fn run(
         watermarks: Watermarks::default(),
         waiting: Mutex::new(Vec::new()),
         cancel: options.cancel.clone(),
-        dead_letter_path: writer.path().to_path_buf(),
-        dead_letters: Mutex::new(writer),
+        dead_letter_path,
+        dead_letters: writer,
         counts: Mutex::new(RowCounts::default()),
         records_encoded: AtomicU64::new(0),
         rows_with_records: AtomicU64::new(0),
@@ -938,11 +958,11 @@ fn worker(
                 None,
             ),
             Err(FileError::Bad(e)) if options.on_bad_file == OnBadFile::Skip => {
-                tracing::error!(file = %name, "skipping the file: {e}");
+                tracing::error!(file = %name, "skipping the file: its rows are dead-lettered as unread: {e}");
                 file.unread(&e)?;
             }
             Err(FileError::Bad(e)) => {
-                file.finished(0, "bad-file", resumed_at, Some(e.clone()));
+                file.finished(0, "bad-file", resumed_at, Some(e.reason.clone()));
                 break Err(PipelineError::Internal(format!(
                     "{name}: {e} (the run stops on a bad file: --on-bad-file fail)"
                 )));
@@ -1047,7 +1067,7 @@ fn next_claim<'a>(
 enum FileError {
     /// The file cannot be used (unreadable, corrupt, other schema): its rows are dead
     /// letters and the run goes on.
-    Bad(String),
+    Bad(BadFile),
     /// The run must stop.
     Fatal(PipelineError),
     /// The run is stopping (the sink stopped, a fatal error elsewhere, a cancel).
@@ -1096,7 +1116,7 @@ pub fn display_name(file: &StageFile) -> String {
 /// Whether a stage error makes this file unusable (the run goes on) or the run stop.
 fn classify(e: StageError) -> FileError {
     if e.is_bad_file() {
-        FileError::Bad(e.to_string())
+        FileError::Bad(BadFile::new(&e))
     } else {
         FileError::Fatal(e.into())
     }
@@ -1116,10 +1136,14 @@ impl FileJob<'_> {
         let source = self.options.stage.open(self.file).map_err(classify)?;
         let schema = source.contract_schema().map_err(classify)?;
         if schema != self.schema {
-            return Err(FileError::Bad(format!(
-                "its schema differs from the stage's first file ({})",
-                describe_difference(self.schema, &schema)
-            )));
+            return Err(FileError::Bad(BadFile {
+                kind: crate::bad_file::KIND_SCHEMA_MISMATCH,
+                reason: format!(
+                    "{}: its schema differs from the stage's first readable file ({})",
+                    self.name,
+                    describe_difference(self.schema, &schema)
+                ),
+            }));
         }
         let segment_rows = self.plan.segment_rows;
         let total = source.num_rows();
@@ -1143,6 +1167,7 @@ impl FileJob<'_> {
                 Ok(batch) => batch,
                 Err(e) if e.is_bad_file() && self.options.on_bad_file == OnBadFile::Skip => {
                     // What was read is sent; the rest of the file is unread.
+                    let bad = BadFile::new(&e);
                     let next_row = match &open {
                         Some(s) => s.index * segment_rows + s.counts.rows,
                         None => start * segment_rows,
@@ -1155,12 +1180,18 @@ impl FileJob<'_> {
                         }
                         None => start,
                     };
-                    self.unread_from(next_row, total, &e.to_string())?;
+                    tracing::error!(
+                        file = %self.name,
+                        row = next_row,
+                        "the file cannot be read from row {next_row} on: its {} remaining rows are dead-lettered as unread: {bad}",
+                        total - next_row
+                    );
+                    self.unread_from(next_row, total, &bad)?;
                     ckpt.bad_from(
                         self.plan.file,
                         next_segment,
                         segments,
-                        &e.to_string(),
+                        &bad.reason,
                         total - next_row,
                     );
                     return Ok(rows + total - next_row);
@@ -1442,45 +1473,44 @@ impl FileJob<'_> {
     }
 
     /// Dead-letters every row of an unusable file as unread.
-    fn unread(&self, reason: &str) -> Result<(), PipelineError> {
+    fn unread(&self, bad: &BadFile) -> Result<(), PipelineError> {
         let rows = self
             .options
             .stage
             .open_footer(self.file)
             .map(|s| s.num_rows())
             .unwrap_or(0);
-        if rows == 0 {
-            // Not even a footer: one dead letter for the file, so it is not lost silently.
-            self.shared.dead_letter(self.unread_letter(None, reason))?;
-        }
-        self.unread_from(0, rows, reason)?;
         let segments = rows.div_ceil(self.plan.segment_rows);
+        // Not even a footer (or no rows): one dead letter for the file, so it is not lost
+        // silently; it counts as one row.
+        let accounted = rows.max(1);
+        self.unread_from(0, accounted, bad)?;
         self.shared
             .checkpointer
-            .bad_from(self.plan.file, 0, segments, reason, rows);
-        self.finished(rows, "bad-file", None, Some(reason.to_string()));
+            .bad_from(self.plan.file, 0, segments, &bad.reason, accounted);
+        self.finished(rows, "bad-file", None, Some(bad.reason.clone()));
         Ok(())
     }
 
-    fn unread_from(&self, from: u64, to: u64, reason: &str) -> Result<(), PipelineError> {
+    /// Dead-letters rows `from..to` as unread (and counts them as read: accounted for).
+    fn unread_from(&self, from: u64, to: u64, bad: &BadFile) -> Result<(), PipelineError> {
         {
             let mut counts = self.shared.counts.lock().unwrap_or_else(|p| p.into_inner());
             counts.read += to.saturating_sub(from);
         }
         for row in from..to {
-            self.shared
-                .dead_letter(self.unread_letter(Some(row), reason))?;
+            self.shared.dead_letter(self.unread_letter(row, bad))?;
         }
         Ok(())
     }
 
-    fn unread_letter(&self, row: Option<u64>, reason: &str) -> DeadLetter {
+    fn unread_letter(&self, row: u64, bad: &BadFile) -> DeadLetter {
         DeadLetter {
             file: self.name.to_string(),
-            row: row.unwrap_or(0),
+            row,
             stage: RowStage::Read,
-            kind: "unreadable-file".into(),
-            message: reason.to_string(),
+            kind: bad.kind.into(),
+            message: bad.reason.clone(),
             plugin: None,
             status: None,
             receipt_id: None,

@@ -449,11 +449,12 @@ fn start_progress(
 }
 
 fn print_summary(r: &RunReport) {
-    let by_stage: Vec<String> = r
+    // By reason (`stage/kind`, as `stagepush status` counts them).
+    let by_reason: Vec<String> = r
         .rows
-        .dead_lettered_by_stage
+        .dead_lettered_by_reason
         .iter()
-        .map(|(stage, n)| format!("{stage} {n}"))
+        .map(|(reason, n)| format!("{reason} {n}"))
         .collect();
     eprintln!(
         "summary: {} files: {} skipped (already delivered), {} resumed",
@@ -468,10 +469,10 @@ fn print_summary(r: &RunReport) {
         r.rows.filtered,
         r.rows.unchanged,
         r.rows.dead_lettered,
-        if by_stage.is_empty() {
+        if by_reason.is_empty() {
             String::new()
         } else {
-            format!(" ({})", by_stage.join(", "))
+            format!(" ({})", by_reason.join(", "))
         }
     );
     eprintln!(

@@ -4,10 +4,13 @@
 //! and notices a lease taken over by another worker.
 //!
 //! Order of writes for a file: its new dead letters (an immutable chunk), then the document
-//! counting them; so an acknowledged segment's dead letters are always in the state.
+//! counting them; so an acknowledged segment's dead letters are always in the state. Before
+//! a chunk is written, the run's local dead-letter file is made durable
+//! ([`Checkpointer::sync_letters_with`]), so that file holds every letter the state holds.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -37,6 +40,20 @@ pub enum WaitError {
     /// Writing the state failed.
     #[error("{0}")]
     State(String),
+}
+
+/// Makes the run's local dead-letter file durable (`crate::deadletter::letter_sync`);
+/// called before each chunk of dead letters is written to the state.
+pub type LetterSync = Box<dyn Fn() -> Result<(), LetterSyncError> + Send + Sync>;
+
+/// The local dead-letter file could not be made durable: the state must not record letters
+/// the file may lack, so the run stops.
+#[derive(Debug, thiserror::Error)]
+#[error("the dead-letter file {} cannot be written: {source}", path.display())]
+pub struct LetterSyncError {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
 }
 
 /// A file this run claimed (index into the checkpointer's files).
@@ -162,6 +179,7 @@ struct Inner {
     config: CheckpointConfig,
     state: Mutex<Shared>,
     changed: Condvar,
+    letter_sync: OnceLock<LetterSync>,
 }
 
 impl Inner {
@@ -216,6 +234,7 @@ impl Checkpointer {
             config,
             state: Mutex::new(Shared::default()),
             changed: Condvar::new(),
+            letter_sync: OnceLock::new(),
         });
         let writer = {
             let inner = inner.clone();
@@ -232,6 +251,12 @@ impl Checkpointer {
 
     pub fn store(&self) -> &StateStore {
         &self.inner.store
+    }
+
+    /// Sets what makes the local dead-letter file durable before dead letters are written
+    /// to the state (once, before the first [`Checkpointer::dead_letter`]).
+    pub fn sync_letters_with(&self, sync: LetterSync) {
+        let _ = self.inner.letter_sync.set(sync);
     }
 
     fn lease(&self) -> Lease {
@@ -611,6 +636,18 @@ fn write_loop(inner: &Inner) {
             }
             jobs
         };
+        // Every letter in these jobs was written to the local file before it was handed
+        // over: make the file durable before the state records them.
+        if jobs.iter().any(|j| !j.letters.is_empty())
+            && let Some(sync) = inner.letter_sync.get()
+            && let Err(e) = sync()
+        {
+            let message = e.to_string();
+            tracing::error!("{message}");
+            inner.lock().error.get_or_insert(message);
+            inner.changed.notify_all();
+            continue;
+        }
         for job in jobs {
             let result = write_job(inner, &job);
             let mut state = inner.lock();
