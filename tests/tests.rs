@@ -2,6 +2,7 @@ mod columns;
 mod customer_plugin;
 mod deploy;
 mod events;
+mod failure_identity;
 mod mock_cluedin;
 mod plugin_js;
 mod plugin_new;

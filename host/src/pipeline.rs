@@ -404,7 +404,7 @@ pub fn run(
         }
     })?;
     let info = options.plugin.info();
-    let stage_url = options.stage.url();
+    let stage_url = options.stage.state_key().to_owned();
     let checkpointer = Checkpointer::start(
         options.state.clone(),
         CheckpointConfig {

@@ -58,7 +58,7 @@ impl App {
         relay: Arc<Relay>,
     ) -> Self {
         Self {
-            stage_url: job.stage.url(),
+            stage_url: job.stage.state_key().to_owned(),
             job,
             auth: auth.map(|secret| digest(secret.expose().as_bytes())),
             sns_confirm,

@@ -21,6 +21,8 @@
 //! (or an empty key) is a prefix; any other key is an object if one exists by that name,
 //! and otherwise a prefix.
 //!
+//! An `https://` host may carry the default port `:443` (it is dropped); no other port.
+//!
 //! A `?` query is only accepted on an Azure `https://` URL, where it is a SAS token; it is
 //! never shown in errors, logs or `Debug` output.
 
@@ -275,7 +277,11 @@ impl StageUrl {
             return Err("a URL fragment (`#…`) is not part of a stage URL".into());
         }
         let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let host = host.to_ascii_lowercase();
+        let mut host = host.to_ascii_lowercase();
+        // The default port names the same server.
+        if let Some(bare) = host.strip_suffix(":443") {
+            host = bare.to_owned();
+        }
         if host.contains('@') {
             return Err("credentials in the URL are not supported".into());
         }
@@ -616,6 +622,10 @@ mod tests {
         assert_eq!((url.bucket(), url.region()), ("bkt", None));
         let url = parse("https://s3-eu-west-1.amazonaws.com/bkt/");
         assert_eq!((url.bucket(), url.region()), ("bkt", Some("eu-west-1")));
+        // The default port is the same server.
+        let url = parse("https://bkt.s3.eu-west-1.amazonaws.com:443/k/");
+        assert_eq!((url.bucket(), url.key()), ("bkt", "k/"));
+        assert_eq!(url.to_string(), "s3://bkt/k/");
     }
 
     #[test]

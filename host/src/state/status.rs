@@ -71,7 +71,7 @@ const DEAD_LETTERS_ROOT: &str = "dead-letters/";
 /// A stage whose files are compared with the state.
 #[derive(Debug, Clone)]
 pub struct ListedStage {
-    /// The stage URL as the run names it (`Stage::url()`).
+    /// The stage's state key, as the run names it (`Stage::state_key()`).
     pub url: String,
     /// Its listing (`Stage::list()`).
     pub files: Vec<StageFile>,

@@ -359,6 +359,31 @@ impl StateStore {
         Ok(paths)
     }
 
+    /// Whether any document is stored under the folder `prefix` (ending in `/`, e.g.
+    /// `files/0123abcd/`). On an object store it stops at the first one listed.
+    pub fn has_any(&self, prefix: &str) -> Result<bool, StateError> {
+        let Backend::Remote {
+            store,
+            prefix: base,
+            ..
+        } = &self.inner.backend
+        else {
+            return Ok(!self.list(prefix)?.is_empty());
+        };
+        let folder = prefix.trim_end_matches('/');
+        self.check(folder)?;
+        let location = ObjectPath::parse(join_key(base, folder))
+            .map_err(|error| self.store_error(format!("invalid prefix {prefix:?}: {error}")))?;
+        let store = Arc::clone(store);
+        let first = self.block_on(async move {
+            let mut listing = store.list(Some(&location));
+            listing.try_next().await
+        })?;
+        first
+            .map(|meta| meta.is_some())
+            .map_err(|error| self.object_error("list", prefix, &error))
+    }
+
     /// Refuses document paths that are not relative, `/`-separated and plain.
     fn check(&self, path: &str) -> Result<(), StateError> {
         check_path(path)
