@@ -440,6 +440,45 @@ fn check_key(key: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Why no stage file can have the object key `key`, if none can: stagepush reads objects
+/// through paths that cannot hold an empty key, an empty segment (`a//b`, or a leading
+/// `/`, which S3 allows but which would be read as another key without it), a `.` or `..`
+/// segment, a control character (NUL, …), or a trailing `/` (a folder).
+pub fn check_object_key(key: &str) -> Result<(), String> {
+    if key.is_empty() {
+        return Err("the key is empty".into());
+    }
+    if let Some(c) = key.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "the key contains the control character U+{:04X}: stagepush cannot read it",
+            u32::from(c)
+        ));
+    }
+    if key.starts_with('/') {
+        return Err(
+            "the key starts with `/`: stagepush cannot read it (it would read the key without \
+             the `/`, another object)"
+                .into(),
+        );
+    }
+    if key.ends_with('/') {
+        return Err("the key ends with `/`: a folder, not a file".into());
+    }
+    for segment in key.split('/') {
+        if segment.is_empty() {
+            return Err(
+                "the key has an empty path segment (`//`): stagepush cannot read it".into(),
+            );
+        }
+        if segment == "." || segment == ".." {
+            return Err(format!(
+                "the key has a `{segment}` segment: stagepush cannot read it"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// S3 and GCS bucket names: letters, digits, `.`, `-`, `_` (legacy S3 buckets may have
 /// upper-case letters and underscores; the server has the last word).
 fn check_bucket(bucket: &str, what: &str) -> Result<(), String> {
@@ -757,6 +796,27 @@ mod tests {
                 err.contains(expected),
                 "{text:?}: `{err}` lacks `{expected}`"
             );
+        }
+    }
+
+    #[test]
+    fn unusable_object_keys_say_why() {
+        for key in ["unload/data_0_0_0.snappy.parquet", "a b/c=d/e%20f", "x"] {
+            assert_eq!(check_object_key(key), Ok(()), "{key}");
+        }
+        for (key, expected) in [
+            ("", "empty"),
+            ("unload/sub//x.parquet", "empty path segment"),
+            ("unload/../x.parquet", "`..` segment"),
+            ("unload/./x.parquet", "`.` segment"),
+            ("..", "`..` segment"),
+            ("unload/a\0b.parquet", "U+0000"),
+            ("unload/a\u{85}b", "U+0085"),
+            ("/unload/x.parquet", "starts with `/`"),
+            ("unload/", "a folder"),
+        ] {
+            let reason = check_object_key(key).expect_err(key);
+            assert!(reason.contains(expected), "{key:?}: {reason}");
         }
     }
 
