@@ -1,9 +1,11 @@
 //! Failure paths around identity: the same stage spelled differently is the same stage
 //! (its delivery state is found whatever the spelling, also a state an older version wrote
-//! under its own spelling).
+//! under its own spelling), and a lease taken over from a crashed worker says why.
 
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use stagepush::state::files::stage_id;
@@ -14,6 +16,8 @@ use crate::util::{MockProcess, files_under, mock_records, plugin, run, stagepush
 const TOKEN: &str = "identity-token-2e8b";
 const FILES: u64 = 2;
 const ROWS: u64 = 150;
+/// How long the rerun after a crash may take (the crashed worker's lease is far longer).
+const RERUN_DEADLINE: Duration = Duration::from_secs(120);
 
 /// A `run` of `source` from the working folder `dir` (state `dir/state`), report
 /// `dir/report.json`.
@@ -204,4 +208,109 @@ fn every_spelling_of_an_s3_stage_finds_its_delivery_state() {
         assert_eq!(r["filesSkipped"], FILES, "{source}: {r}");
     }
     assert_eq!(mock_records(&mock.store).len() as u64, FILES * ROWS);
+}
+
+#[test]
+fn a_lease_of_a_killed_worker_on_this_machine_is_taken_over_at_once_saying_why() {
+    let dir = temp_dir();
+    let stage = dir.path().join("stage");
+    std::fs::create_dir_all(&stage).unwrap();
+    customer_file(&stage, "data_0_0_0.snappy.parquet", 1, 2_000, 1_000);
+    let mock = MockProcess::start(dir.path(), TOKEN, &[]);
+    let worker = || {
+        let mut cmd = run_cmd(dir.path(), "stage", &mock);
+        cmd.env("HOSTNAME", "identity-test-machine")
+            .args(["--segment-rows", "100", "--batch-rows", "100"])
+            // Far longer than the rerun may take: only a dead owner lets it take the file.
+            .args(["--lease-secs", "600"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    };
+    // kill -9 while it holds the file's lease.
+    let killed = worker()
+        .env("STAGEPUSH_FAILPOINT", "after-checkpoint:3")
+        .spawn()
+        .unwrap();
+    let pid = killed.id();
+    let killed = killed.wait_with_output().unwrap();
+    assert_eq!(
+        killed.status.signal(),
+        Some(9),
+        "{}",
+        String::from_utf8_lossy(&killed.stderr)
+    );
+    assert!(
+        (mock_records(&mock.store).len() as u64) < 2_000,
+        "killed mid-file"
+    );
+
+    // The rerun takes the file over at once: well within the lease, or it is killed.
+    let mut rerun = worker().spawn().unwrap();
+    let started = Instant::now();
+    while rerun.try_wait().unwrap().is_none() {
+        if started.elapsed() > RERUN_DEADLINE {
+            let _ = rerun.kill();
+            let out = rerun.wait_with_output().unwrap();
+            panic!(
+                "the rerun waited for the dead worker's lease:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = rerun.wait_with_output().unwrap();
+    let out = crate::util::Output {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("taking over the file"))
+        .unwrap_or_else(|| panic!("no takeover line:\n{}", out.stderr));
+    assert!(
+        line.contains(&format!(
+            "whose process is gone (pid {pid} no longer runs on this machine, identity-test-machine)"
+        )) && line.contains("its lease would have run until"),
+        "{line}"
+    );
+    assert!(!line.contains("lease expired"), "{line}");
+    assert_eq!(report(dir.path())["filesResumed"], 1);
+    let mut ids: Vec<String> = mock_records(&mock.store)
+        .iter()
+        .map(|r| r["record"]["externalId"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 2_000, "every record arrived");
+}
+
+#[test]
+fn a_full_disk_is_named_once_in_the_error() {
+    // The dead-letter file on a full disk: `/dev/full` answers every write with ENOSPC.
+    let dir = temp_dir();
+    local_stage(dir.path());
+    let dead = dir.path().join("dead");
+    std::fs::create_dir(&dead).unwrap();
+    std::os::unix::fs::symlink("/dev/full", dead.join("dead-letters.ndjson")).unwrap();
+    // The endpoint refuses one record, which is then dead-lettered.
+    let mock = MockProcess::start(dir.path(), TOKEN, &["--reject-external-id", "5"]);
+    let out = run(&mut run_cmd(dir.path(), "stage", &mock));
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line:\n{}", out.stderr));
+    let full = std::io::Error::from_raw_os_error(libc::ENOSPC).to_string();
+    assert_eq!(
+        line,
+        format!(
+            "error: dead-letter output {}: {full}",
+            dead.join("dead-letters.ndjson").display()
+        )
+    );
 }

@@ -5,6 +5,7 @@ pub mod bindings;
 pub mod columns;
 pub mod config;
 pub mod deadletter;
+pub mod errors;
 pub mod events;
 pub mod failpoint;
 pub mod job;
