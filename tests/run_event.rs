@@ -327,3 +327,68 @@ fn shards_partition_a_stage_and_together_deliver_every_file_once() {
         out.stderr
     );
 }
+
+/// Keys S3 can hold and notifications can name, but no stage file can have (as S3 sends
+/// them, form-encoded), with what they decode to.
+pub(crate) const UNUSABLE_KEYS: [(&str, &str); 4] = [
+    ("unload/sub//x.parquet", "unload/sub//x.parquet"),
+    ("unload/../x.parquet", "unload/../x.parquet"),
+    ("unload/a%00b.parquet", "unload/a\0b.parquet"),
+    ("/unload/x.parquet", "/unload/x.parquet"),
+];
+
+#[test]
+fn an_s3_notification_with_unusable_keys_still_delivers_its_good_objects() {
+    let dir = temp_dir();
+    let s3 = S3Server::start();
+    upload(&s3.store(), dir.path());
+    let mock = MockProcess::start(dir.path(), TOKEN, &[]);
+    let mut keys = vec![KEYS[0]];
+    keys.extend(UNUSABLE_KEYS.iter().map(|(sent, _)| *sent));
+    keys.push(KEYS[1]);
+    let out = run_event(
+        dir.path(),
+        "s3://stage/unload/",
+        |c| s3.cli(c),
+        &mock,
+        "bad-keys",
+        &s3_event(&keys),
+    );
+    // The good objects are delivered; the run says some of what it was asked for is not.
+    assert_eq!(out.status.code(), Some(3), "{}", out.stderr);
+    let got = received(&mock, "bad-keys");
+    assert_eq!(got.keys().copied().collect::<Vec<_>>(), expected());
+    for (_, key) in UNUSABLE_KEYS {
+        let shown = format!("event: refused {key:?}: ");
+        assert!(out.stderr.contains(&shown), "{shown} in\n{}", out.stderr);
+    }
+    // Each is a pending error of the stage, with its reason, in `status`.
+    let status = run(stagepush(dir.path()).args(["status", "--json"]));
+    assert_eq!(status.status.code(), Some(0), "{}", status.stderr);
+    let status: Value = serde_json::from_str(&status.stdout).unwrap();
+    let mut refused: Vec<(String, String)> = status["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["pendingErrors"].as_array().unwrap().clone())
+        .map(|e| {
+            (
+                e["key"].as_str().unwrap().to_owned(),
+                e["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    refused.sort();
+    let mut expected_keys: Vec<&str> = UNUSABLE_KEYS.iter().map(|(_, key)| *key).collect();
+    expected_keys.sort();
+    assert_eq!(
+        refused.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+        expected_keys
+    );
+    assert!(
+        refused
+            .iter()
+            .all(|(_, reason)| reason.contains("stagepush cannot read it")),
+        "{refused:?}"
+    );
+}

@@ -781,3 +781,98 @@ fn a_401_mid_run_ends_the_processor_s_run_and_the_next_round_delivers_the_file()
     });
     stop(serve);
 }
+     assert!(log.contains("resuming a partly delivered file"), "{log}");
+ }
+
+#[test]
+fn a_notification_with_unusable_keys_queues_its_good_objects_and_records_the_others() {
+    use crate::run_event::UNUSABLE_KEYS;
+    let s3 = S3Server::start();
+    let dir = temp_dir();
+    let good = upload(&s3.store(), dir.path(), 2);
+    let mock = MockProcess::start(dir.path(), TOKEN, &[]);
+    let mut cmd = serve_cmd(
+        dir.path(),
+        "s3://stage/unload/",
+        &mock.endpoint("serve"),
+        TOKEN,
+    );
+    let flags = stage_flags(s3.cli(&mut cmd));
+    cmd.args(flags);
+    let serve = Serve::start(cmd, &dir.path().join("serve.log"));
+
+    // One notification: a good object, every kind of unusable key, another good object.
+    let mut keys = vec![good[0].clone()];
+    keys.extend(UNUSABLE_KEYS.iter().map(|(sent, _)| sent.to_string()));
+    keys.push(good[1].clone());
+    let reply = serve.request(
+        "POST",
+        "/events",
+        &[("x-amz-sns-message-type", "Notification")],
+        &s3_notification_via_sns(&keys),
+    );
+    assert_eq!(reply.status, 200, "{}\n{}", reply.body, serve.log());
+    let answer: Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(answer["accepted"].as_array().unwrap().len(), 2, "{answer}");
+    let refused: Vec<&str> = answer["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["key"].as_str().unwrap())
+        .collect();
+    let unusable: Vec<&str> = UNUSABLE_KEYS.iter().map(|(_, key)| *key).collect();
+    assert_eq!(refused, unusable, "{answer}");
+    wait_until(&serve, "the good objects' records", || {
+        received(&mock).len() as u64 == 2 * ROWS && pending(dir.path()) == 0
+    });
+
+    // A notification with nothing usable in it: 400 (senders do not retry), still recorded.
+    let reply = serve.request(
+        "POST",
+        "/events",
+        &[],
+        &s3_notification_via_sns(&["unload/late//y.parquet".to_string()]),
+    );
+    assert_eq!(reply.status, 400, "{}\n{}", reply.body, serve.log());
+    let answer: Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(answer["refused"][0]["key"], "unload/late//y.parquet");
+
+    let log = stop(serve);
+    for key in unusable.iter().chain(&["unload/late//y.parquet"]) {
+        let line = log
+            .lines()
+            .find(|l| l.contains(&format!("{key:?}")) && l.contains("cannot be delivered"))
+            .unwrap_or_else(|| panic!("no log line naming {key:?}:\n{log}"));
+        assert!(line.contains("ERROR"), "{line}");
+    }
+
+    // `status` shows each with its reason.
+    let status = crate::util::run(stagepush(dir.path()).args(["status", "--json"]));
+    assert_eq!(status.status.code(), Some(0), "{}", status.stderr);
+    let status: Value = serde_json::from_str(&status.stdout).unwrap();
+    let mut shown: Vec<String> = status["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["pendingErrors"].as_array().unwrap().clone())
+        .map(|e| {
+            assert!(
+                e["reason"].as_str().unwrap().contains("cannot read it"),
+                "{e}"
+            );
+            e["key"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    shown.sort();
+    let mut expected: Vec<String> = unusable.iter().map(|k| k.to_string()).collect();
+    expected.push("unload/late//y.parquet".into());
+    expected.sort();
+    assert_eq!(shown, expected);
+    let text = crate::util::run(stagepush(dir.path()).arg("status"));
+    assert!(
+        text.stdout
+            .contains("pending errors (event keys that cannot be delivered): 5"),
+        "{}",
+        text.stdout
+    );
+}

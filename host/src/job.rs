@@ -72,6 +72,7 @@ impl Job {
         let location = config.state.location();
         let state = StateStore::open(&location, &config.state.store_config(&config.source))
             .map_err(|e| usage(&e))?;
+        let stage = crate::state::stage_key::bind(&state, stage).map_err(|e| fatal(&e))?;
         let fingerprints = if config.state.only_changed {
             let Some(root) = state.local_root() else {
                 return Err(JobError::Usage(format!(

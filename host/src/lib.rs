@@ -7,6 +7,7 @@ pub mod cancel;
 pub mod columns;
 pub mod config;
 pub mod deadletter;
+pub mod errors;
 pub mod events;
 pub mod failpoint;
 pub mod job;

@@ -14,7 +14,8 @@ fn main() -> ExitCode {
     match cli::dispatch(args) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            // Each cause once (`{error:#}` repeats causes that messages already include).
+            eprintln!("error: {}", stagepush::errors::one_line(error.as_ref()));
             ExitCode::from(cli::EXIT_FATAL)
         }
     }

@@ -446,7 +446,7 @@ pub fn run(
     let dead_letter_path = writer.path().to_path_buf();
     let writer = Arc::new(Mutex::new(writer));
     let info = options.plugin.info();
-    let stage_url = options.stage.url();
+    let stage_url = options.stage.state_key().to_owned();
     let checkpointer = Checkpointer::start(
         options.state.clone(),
         CheckpointConfig {

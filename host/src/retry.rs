@@ -216,7 +216,7 @@ pub fn retry(options: &RetryOptions, sink: &CluedInSink) -> Result<RetryReport, 
     let started = Instant::now();
     let started_at = now_rfc3339();
     let run_id = uuid::Uuid::new_v4().to_string();
-    let stage_url = options.stage.url();
+    let stage_url = options.stage.state_key().to_owned();
     let prefix = files::dead_letters_prefix(&stage_url);
     let folders = load(&options.state, &prefix)?;
 

@@ -2,13 +2,18 @@
 //!
 //! An object-created event must name the bucket (S3) or container (Azure, and the account
 //! when both say one) of the configured stage; another bucket is an error naming it. An
-//! object outside the stage's prefix is ignored with a log line, as are duplicates within
-//! one payload. Whether a file is delivered again is for the delivery state to decide
-//! (same ETag: skipped), so duplicate deliveries of an event send nothing twice.
+//! object whose key no stage file can have (an empty `//` segment, a `.` or `..` segment, a
+//! control character such as NUL, a leading `/` as S3 allows: see
+//! [`crate::source::url::check_object_key`]) is [`Resolved::unusable`], with its reason,
+//! and the other objects of the payload are still resolved. A key ending in `/` (a folder
+//! marker), an object outside the stage's prefix and duplicates within one payload are
+//! ignored with a log line. Whether a file is delivered again is for the delivery state to
+//! decide (same ETag: skipped), so duplicate deliveries of an event send nothing twice.
 
 use std::collections::BTreeSet;
 
-use crate::events::{Notification, ObjectRef, StoreKind as EventStore};
+use crate::events::{Notification, ObjectRef, StoreKind as EventStore, show};
+use crate::source::url::check_object_key;
 use crate::source::{Stage, StageError, StageFile, StoreKind};
 
 /// Why notifications cannot be turned into files.
@@ -34,6 +39,19 @@ pub struct Resolved {
     pub files: Vec<StageFile>,
     /// Why events were not turned into files (one line each).
     pub ignored: Vec<String>,
+    /// Objects of the stage's bucket whose key cannot be read, in event order.
+    pub unusable: Vec<UnusableKey>,
+}
+
+/// An object a notification named that no stage file can be: its key cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnusableKey {
+    /// The key as the event gave it (decoded).
+    pub key: String,
+    /// The id of the event that named it, if it had one.
+    pub event_id: Option<String>,
+    /// Why it cannot be read.
+    pub reason: String,
 }
 
 fn store_name(kind: EventStore) -> &'static str {
@@ -86,6 +104,28 @@ pub fn resolve(stage: &Stage, notifications: &[Notification]) -> Result<Resolved
                 stage: stage.url(),
             });
         }
+        if let Err(reason) = check_object_key(&object.key) {
+            if !seen.insert(object.key.clone()) {
+                continue;
+            }
+            let folder = object
+                .key
+                .strip_suffix('/')
+                .is_some_and(|key| check_object_key(key).is_ok());
+            if folder {
+                out.ignored.push(format!(
+                    "{} is a folder marker, not a file",
+                    show(&object.key)
+                ));
+            } else {
+                out.unusable.push(UnusableKey {
+                    key: object.key.clone(),
+                    event_id: object.event_id.clone(),
+                    reason,
+                });
+            }
+            continue;
+        }
         let under_prefix = if stage.stage_url().is_prefix() {
             object.key.starts_with(&prefix)
         } else {
@@ -109,6 +149,14 @@ pub fn resolve(stage: &Stage, notifications: &[Notification]) -> Result<Resolved
             Err(e @ (StageError::NotFound { .. } | StageError::Vanished { .. })) => {
                 out.ignored
                     .push(format!("{}: {e} (deleted since the event?)", object.key));
+            }
+            // What the key says, not the store's state: this object only.
+            Err(e @ (StageError::Url { .. } | StageError::Selection { .. })) => {
+                out.unusable.push(UnusableKey {
+                    key: object.key.clone(),
+                    event_id: object.event_id.clone(),
+                    reason: e.to_string(),
+                });
             }
             Err(e) => return Err(e.into()),
         }

@@ -58,6 +58,13 @@ pub fn run(args: RetryArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_USAGE));
         }
     };
+    let stage = match stagepush::state::stage_key::bind(&state, stage) {
+        Ok(stage) => stage,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_FATAL));
+        }
+    };
     let options = RetryOptions {
         stage,
         plugin: Arc::new(plugin),

@@ -15,6 +15,7 @@ use stagepush::pipeline::{Progress, RunReport};
 use stagepush::shard::Shard;
 use stagepush::sink::{BodyFormat, SinkConfig};
 use stagepush::source::StageFile;
+use stagepush::trigger::UnusableKey;
 use stagepush::wire::Shape;
 
 use super::{EXIT_DEAD_LETTERS, EXIT_USAGE, parse_key_value};
@@ -239,9 +240,27 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_USAGE));
         }
     };
+    // Objects the event named whose key cannot be read (recorded as pending errors).
+    let mut refused_keys = 0;
     let files = match &args.event {
         Some(path) => match event_files(&job, path) {
-            Ok(files) => files,
+            Ok((files, refused)) => {
+                for unusable in &refused {
+                    stagepush::serve::pending::record_error(
+                        &job.state,
+                        job.stage.state_key(),
+                        unusable,
+                    )?;
+                    eprintln!(
+                        "event: refused {}: {}; recorded as a pending error (see `stagepush \
+                         status`)",
+                        stagepush::events::show_key(&unusable.key),
+                        unusable.reason
+                    );
+                }
+                refused_keys = refused.len();
+                files
+            }
             Err(e) => {
                 eprintln!("error: {e}");
                 return Ok(ExitCode::from(EXIT_USAGE));
@@ -295,13 +314,17 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(match (&report.fatal_error, report.rows.dead_lettered) {
         (Some(_), _) => ExitCode::from(super::EXIT_FATAL),
-        (None, 0) => ExitCode::SUCCESS,
+        (None, 0) if refused_keys == 0 => ExitCode::SUCCESS,
         (None, _) => ExitCode::from(EXIT_DEAD_LETTERS),
     })
 }
 
-/// The files a notification payload (a file or `-` for stdin) names.
-fn event_files(job: &Job, path: &std::path::Path) -> Result<Vec<StageFile>, String> {
+/// The files a notification payload (a file or `-` for stdin) names, and the objects it
+/// names whose key cannot be read (to record as pending errors, shown by `status`).
+fn event_files(
+    job: &Job,
+    path: &std::path::Path,
+) -> Result<(Vec<StageFile>, Vec<UnusableKey>), String> {
     let payload = if path.as_os_str() == "-" {
         let mut buf = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
@@ -328,7 +351,7 @@ fn event_files(job: &Job, path: &std::path::Path) -> Result<Vec<StageFile>, Stri
         resolved.files.len(),
         notifications.len()
     );
-    Ok(resolved.files)
+    Ok((resolved.files, resolved.unusable))
 }
 
 /// The config file with the flags applied, validated, and the token read.

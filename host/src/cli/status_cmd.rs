@@ -76,10 +76,10 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     };
     let stage = match &config.source.url {
         Some(_) => {
-            let stage = Stage::new(&config.source)?;
+            let stage = stagepush::state::stage_key::bind(&store, Stage::new(&config.source)?)?;
             let files = stage.list()?;
             Some(ListedStage {
-                url: stage.url(),
+                url: stage.state_key().to_owned(),
                 files,
             })
         }

@@ -238,6 +238,11 @@ pub(crate) fn show(text: &str) -> String {
     }
 }
 
+/// An object key for a one-line message: quoted, control characters (NUL, …) escaped.
+pub fn show_key(key: &str) -> String {
+    show(key)
+}
+
 /// A JSON value for a one-line message: strings as [`show`], others by type.
 pub(crate) fn show_value(value: &Value) -> String {
     match value {

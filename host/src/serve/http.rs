@@ -17,7 +17,7 @@ use crate::events::{self, Notification};
 use crate::job::Job;
 use crate::source::Secret;
 use crate::source::select::CompiledSelection;
-use crate::trigger::{self, TriggerError};
+use crate::trigger::{self, TriggerError, UnusableKey};
 
 use super::metrics::{self, Metrics};
 use super::pending::{self, PendingEntry};
@@ -58,7 +58,7 @@ impl App {
         relay: Arc<Relay>,
     ) -> Self {
         Self {
-            stage_url: job.stage.url(),
+            stage_url: job.stage.state_key().to_owned(),
             job,
             auth: auth.map(|secret| digest(secret.expose().as_bytes())),
             sns_confirm,
@@ -409,12 +409,17 @@ struct Accepted {
     /// URLs of the files recorded as pending.
     files: Vec<String>,
     ignored: Vec<String>,
+    /// Objects whose key cannot be read, recorded as pending errors.
+    refused: Vec<UnusableKey>,
     /// Files that were not pending before.
     new: usize,
 }
 
 /// Parses, resolves and records the files of a notification payload; answers 200 only
-/// once every file is recorded in the state.
+/// once every file is recorded in the state. An object whose key cannot be read is
+/// recorded as a pending error (shown by `status`) and the others are still queued: 200,
+/// or 400 when the payload names such objects and nothing to queue. 503 (the sender
+/// retries) means the state could not be written or the store could not be asked.
 async fn deliver(app: &Arc<App>, body: Bytes) -> Response<Body> {
     let notifications = match events::parse(&body) {
         Ok(notifications) => notifications,
@@ -441,12 +446,23 @@ async fn deliver(app: &Arc<App>, body: Bytes) -> Response<Body> {
             if !accepted.files.is_empty() {
                 app.signal.wake();
             }
+            let status = if accepted.files.is_empty() && !accepted.refused.is_empty() {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::OK
+            };
+            let refused: Vec<Value> = accepted
+                .refused
+                .iter()
+                .map(|u| json!({ "key": u.key, "reason": u.reason }))
+                .collect();
             json_response(
-                StatusCode::OK,
+                status,
                 &json!({
                     "accepted": accepted.files,
                     "new": accepted.new,
                     "ignored": accepted.ignored,
+                    "refused": refused,
                 }),
             )
         }
@@ -471,9 +487,34 @@ fn record(app: &App, notifications: &[Notification]) -> Result<Accepted, (Status
         .filter_map(Notification::as_created)
         .filter_map(|object| Some((object.key.as_str(), object.event_id.as_deref()?)))
         .collect();
+    for unusable in &resolved.unusable {
+        tracing::error!(
+            "an event names {} in the stage's {}, which cannot be delivered: {}{}; recorded as a \
+             pending error (see `stagepush status`), the event's other objects are queued",
+            events::show(&unusable.key),
+            app.job.stage.stage_url().bucket(),
+            unusable.reason,
+            unusable
+                .event_id
+                .as_deref()
+                .map(|id| format!(" (event {id})"))
+                .unwrap_or_default()
+        );
+        pending::record_error(&app.job.state, &app.stage_url, unusable).map_err(|e| {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "cannot record the unusable key {} as a pending error: {e} (the event can \
+                     be sent again)",
+                    events::show(&unusable.key)
+                ),
+            )
+        })?;
+    }
     let mut accepted = Accepted {
         files: Vec::new(),
         ignored: resolved.ignored,
+        refused: resolved.unusable,
         new: 0,
     };
     let mut failure = None;

@@ -11,12 +11,23 @@
 //!
 //! One entry per key: the same key named again (a duplicate delivery, a new version) is
 //! the same entry, written over.
+//!
+//! A key no stage file can have (`sub//x.parquet`, `..`, NUL, a leading `/`) is not
+//! pending: it is a **pending error**, `pending-errors/<stage-id>/<file-id>.json`, kept
+//! until someone removes it, and shown by `stagepush status`:
+//!
+//! ```json
+//! {"format": "stagepush-pending-error/1", "key": "unload/sub//x.parquet",
+//!  "reason": "the key has an empty path segment (`//`): stagepush cannot read it",
+//!  "receivedAt": "2024-05-01T02:15:32.004Z", "eventId": "8KQ7Z2M1VX0C3B4N/…"}
+//! ```
 
 use serde::{Deserialize, Serialize};
 
 use crate::source::StageFile;
 use crate::state::files::{file_id, stage_id};
 use crate::state::{PutMode, StateError, StateStore, Stored, Version};
+use crate::trigger::UnusableKey;
 
 /// The `format` of a pending entry.
 pub const PENDING_FORMAT: &str = "stagepush-pending/1";
@@ -74,6 +85,77 @@ impl PendingEntry {
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec_pretty(self).unwrap_or_default()
     }
+}
+
+/// The `format` of a pending error.
+pub const PENDING_ERROR_FORMAT: &str = "stagepush-pending-error/1";
+
+/// Where the pending errors of all stages are.
+pub const PENDING_ERRORS_ROOT: &str = "pending-errors/";
+
+/// An object an event named whose key cannot be read (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingError {
+    pub format: String,
+    /// The object key, as the event gave it.
+    pub key: String,
+    /// Why it cannot be delivered.
+    pub reason: String,
+    /// When the event arrived (RFC 3339, UTC).
+    pub received_at: String,
+    /// The id of the event that named it, if it had one.
+    pub event_id: Option<String>,
+}
+
+impl PendingError {
+    /// The pending error for `unusable`, received now.
+    pub fn new(unusable: &UnusableKey) -> Self {
+        Self {
+            format: PENDING_ERROR_FORMAT.to_owned(),
+            key: unusable.key.clone(),
+            reason: unusable.reason.clone(),
+            received_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            event_id: unusable.event_id.clone(),
+        }
+    }
+
+    /// Parses a stored pending error; `path` names it in the error.
+    pub fn parse(path: &str, stored: &Stored) -> Result<Self, StateError> {
+        let damaged = |reason: String| StateError::Damaged {
+            path: path.to_owned(),
+            reason,
+        };
+        let error: PendingError =
+            serde_json::from_slice(&stored.bytes).map_err(|e| damaged(e.to_string()))?;
+        if error.format != PENDING_ERROR_FORMAT {
+            return Err(damaged(format!(
+                "format {:?}, expected {PENDING_ERROR_FORMAT:?}",
+                error.format
+            )));
+        }
+        Ok(error)
+    }
+}
+
+/// `pending-errors/<stage-id>/`.
+pub fn pending_errors_prefix(stage_url: &str) -> String {
+    format!("{PENDING_ERRORS_ROOT}{}/", stage_id(stage_url))
+}
+
+/// Writes the pending error of `unusable` durably (over an earlier one for its key).
+pub fn record_error(
+    state: &StateStore,
+    stage_url: &str,
+    unusable: &UnusableKey,
+) -> Result<(), StateError> {
+    let path = format!(
+        "{}{}.json",
+        pending_errors_prefix(stage_url),
+        file_id(&unusable.key)
+    );
+    let json = serde_json::to_vec_pretty(&PendingError::new(unusable)).unwrap_or_default();
+    state.put(&path, &json, PutMode::Overwrite).map(|_| ())
 }
 
 /// `pending/<stage-id>/`.
@@ -166,6 +248,37 @@ mod tests {
             PendingEntry::parse("p", &other),
             Err(StateError::Damaged { .. })
         ));
+    }
+
+    #[test]
+    fn a_pending_error_round_trips_with_its_documented_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateStore::open(
+            dir.path().to_str().unwrap(),
+            &crate::source::StageConfig::default(),
+        )
+        .unwrap();
+        let unusable = UnusableKey {
+            key: "unload/a\0.parquet".into(),
+            event_id: Some("e1".into()),
+            reason: "the key contains the control character U+0000".into(),
+        };
+        record_error(&state, "s3://stage/unload/", &unusable).unwrap();
+        record_error(&state, "s3://stage/unload/", &unusable).unwrap();
+        let paths = state
+            .list(&pending_errors_prefix("s3://stage/unload/"))
+            .unwrap();
+        assert_eq!(paths.len(), 1, "one document per key: {paths:?}");
+        let stored = state.get(&paths[0]).unwrap().unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&stored.bytes).unwrap();
+        for name in ["format", "key", "reason", "receivedAt", "eventId"] {
+            assert!(json.get(name).is_some(), "{name} in {json}");
+        }
+        let error = PendingError::parse(&paths[0], &stored).unwrap();
+        assert_eq!(
+            (error.key.as_str(), error.reason.as_str()),
+            (unusable.key.as_str(), unusable.reason.as_str())
+        );
     }
 
     #[test]

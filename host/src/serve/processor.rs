@@ -181,7 +181,7 @@ fn file_done(job: &Job, stage_url: &str, file: &StageFile) -> Result<bool, State
 }
 
 fn round(job: &Job, metrics: &Metrics, cancel: &Cancel) -> Round {
-    let stage_url = job.stage.url();
+    let stage_url = job.stage.state_key().to_owned();
     let paths = match job.state.list(&pending_prefix(&stage_url)) {
         Ok(paths) => paths,
         Err(e) => {

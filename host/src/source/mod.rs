@@ -8,8 +8,10 @@
 //!   `gs://`, `file://`, local paths);
 //! - [`stage`] lists, selects ([`select`]) and opens a stage's files in object storage or
 //!   a local folder; [`object_reader`] reads an object with bounded ranged reads;
+//! - [`identity`] gives a stage's canonical identity (the delivery state's key for it);
 //! - [`inspect`] reports what a stage holds (`stagepush inspect`).
 
+pub mod identity;
 pub mod inspect;
 pub mod object_reader;
 pub mod parquet;

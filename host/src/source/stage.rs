@@ -470,6 +470,11 @@ pub struct Stage {
     backend: Backend,
     /// For a local stage: the path as given, made absolute.
     local_path: Option<PathBuf>,
+    /// The canonical identity ([`super::identity`]).
+    identity: String,
+    /// What the delivery state keeps the stage under: `identity`, unless
+    /// [`Stage::with_state_key`] set the spelling an older version used.
+    state_key: String,
     redactor: Arc<Redactor>,
     tuning: ReadTuning,
 }
@@ -524,13 +529,41 @@ impl Stage {
                 (Backend::Remote(store), None)
             }
         };
+        let identity = super::identity::canonical(&url);
         Ok(Self {
             url,
             backend,
             local_path,
+            state_key: identity.clone(),
+            identity,
             redactor,
             tuning: ReadTuning::default(),
         })
+    }
+
+    /// The stage's canonical identity: the same for every spelling of the stage (see
+    /// [`super::identity`]).
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    /// The spellings older versions may have kept this stage's state under (see
+    /// [`super::identity::legacy`]).
+    pub fn legacy_identities(&self) -> Vec<String> {
+        super::identity::legacy(&self.url, &self.identity)
+    }
+
+    /// The text the delivery state's stage id is made from (`files/<stage-id>/…`): the
+    /// canonical identity, or what [`Stage::with_state_key`] set.
+    pub fn state_key(&self) -> &str {
+        &self.state_key
+    }
+
+    /// Keeps the delivery state under `key` (a legacy spelling whose state exists; see
+    /// `crate::state::stage_key`).
+    pub fn with_state_key(mut self, key: String) -> Self {
+        self.state_key = key;
+        self
     }
 
     /// Uses other read window and buffer sizes for the files it opens.

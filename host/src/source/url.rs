@@ -21,6 +21,8 @@
 //! (or an empty key) is a prefix; any other key is an object if one exists by that name,
 //! and otherwise a prefix.
 //!
+//! An `https://` host may carry the default port `:443` (it is dropped); no other port.
+//!
 //! A `?` query is only accepted on an Azure `https://` URL, where it is a SAS token; it is
 //! never shown in errors, logs or `Debug` output.
 
@@ -275,7 +277,11 @@ impl StageUrl {
             return Err("a URL fragment (`#…`) is not part of a stage URL".into());
         }
         let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let host = host.to_ascii_lowercase();
+        let mut host = host.to_ascii_lowercase();
+        // The default port names the same server.
+        if let Some(bare) = host.strip_suffix(":443") {
+            host = bare.to_owned();
+        }
         if host.contains('@') {
             return Err("credentials in the URL are not supported".into());
         }
@@ -429,6 +435,45 @@ fn check_key(key: &str) -> Result<(), String> {
         }
         if segment == "." || segment == ".." {
             return Err("the key has a `.` or `..` segment".into());
+        }
+    }
+    Ok(())
+}
+
+/// Why no stage file can have the object key `key`, if none can: stagepush reads objects
+/// through paths that cannot hold an empty key, an empty segment (`a//b`, or a leading
+/// `/`, which S3 allows but which would be read as another key without it), a `.` or `..`
+/// segment, a control character (NUL, …), or a trailing `/` (a folder).
+pub fn check_object_key(key: &str) -> Result<(), String> {
+    if key.is_empty() {
+        return Err("the key is empty".into());
+    }
+    if let Some(c) = key.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "the key contains the control character U+{:04X}: stagepush cannot read it",
+            u32::from(c)
+        ));
+    }
+    if key.starts_with('/') {
+        return Err(
+            "the key starts with `/`: stagepush cannot read it (it would read the key without \
+             the `/`, another object)"
+                .into(),
+        );
+    }
+    if key.ends_with('/') {
+        return Err("the key ends with `/`: a folder, not a file".into());
+    }
+    for segment in key.split('/') {
+        if segment.is_empty() {
+            return Err(
+                "the key has an empty path segment (`//`): stagepush cannot read it".into(),
+            );
+        }
+        if segment == "." || segment == ".." {
+            return Err(format!(
+                "the key has a `{segment}` segment: stagepush cannot read it"
+            ));
         }
     }
     Ok(())
@@ -616,6 +661,10 @@ mod tests {
         assert_eq!((url.bucket(), url.region()), ("bkt", None));
         let url = parse("https://s3-eu-west-1.amazonaws.com/bkt/");
         assert_eq!((url.bucket(), url.region()), ("bkt", Some("eu-west-1")));
+        // The default port is the same server.
+        let url = parse("https://bkt.s3.eu-west-1.amazonaws.com:443/k/");
+        assert_eq!((url.bucket(), url.key()), ("bkt", "k/"));
+        assert_eq!(url.to_string(), "s3://bkt/k/");
     }
 
     #[test]
@@ -747,6 +796,27 @@ mod tests {
                 err.contains(expected),
                 "{text:?}: `{err}` lacks `{expected}`"
             );
+        }
+    }
+
+    #[test]
+    fn unusable_object_keys_say_why() {
+        for key in ["unload/data_0_0_0.snappy.parquet", "a b/c=d/e%20f", "x"] {
+            assert_eq!(check_object_key(key), Ok(()), "{key}");
+        }
+        for (key, expected) in [
+            ("", "empty"),
+            ("unload/sub//x.parquet", "empty path segment"),
+            ("unload/../x.parquet", "`..` segment"),
+            ("unload/./x.parquet", "`.` segment"),
+            ("..", "`..` segment"),
+            ("unload/a\0b.parquet", "U+0000"),
+            ("unload/a\u{85}b", "U+0085"),
+            ("/unload/x.parquet", "starts with `/`"),
+            ("unload/", "a folder"),
+        ] {
+            let reason = check_object_key(key).expect_err(key);
+            assert!(reason.contains(expected), "{key:?}: {reason}");
         }
     }
 

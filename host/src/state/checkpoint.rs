@@ -197,23 +197,46 @@ pub struct Checkpointer {
 /// Whether the lease's owner is a process of this machine that no longer runs (a crashed
 /// earlier run: its files need not wait for the lease to lapse).
 fn owner_is_dead(lease: &Lease) -> bool {
+    dead_owner_pid(lease).is_some()
+}
+
+/// The pid of the lease's owner when it is a process of this machine that no longer runs.
+fn dead_owner_pid(lease: &Lease) -> Option<i32> {
     let mut parts = lease.owner.splitn(3, ':');
     let (Some(host), Some(pid)) = (parts.next(), parts.next()) else {
-        return false;
+        return None;
     };
     if host != hostname() {
-        return false;
+        return None;
     }
-    let Ok(pid) = pid.parse::<i32>() else {
-        return false;
-    };
+    let pid = pid.parse::<i32>().ok()?;
     if pid <= 0 || pid as u32 == std::process::id() {
-        return false;
+        return None;
     }
     // SAFETY: signal 0 only checks that the process exists.
     let alive = unsafe { libc::kill(pid, 0) } == 0
         || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-    !alive
+    (!alive).then_some(pid)
+}
+
+/// Why another worker's lease no longer holds, for the takeover's log line: its process is
+/// gone (same machine, pid not running; the lease may still have had time to run), or its
+/// lease expired.
+fn takeover_reason(lease: &Lease, now_ms: u64) -> String {
+    match dead_owner_pid(lease) {
+        Some(pid) => format!(
+            "whose process is gone (pid {pid} no longer runs on this machine, {}); its lease \
+             {} {}",
+            hostname(),
+            if lease.expires_at_ms <= now_ms {
+                "expired at"
+            } else {
+                "would have run until"
+            },
+            lease.expires_at
+        ),
+        None => format!("whose lease expired at {}", lease.expires_at),
+    }
 }
 
 /// This machine's name, for lease owners (`HOSTNAME`, else `/etc/hostname`).
@@ -303,8 +326,9 @@ impl Checkpointer {
                             expires_at_ms: lease.expires_at_ms,
                         });
                     } else {
-                        if let Some(lease) = &old.lease {
-                            tracing::warn!(file = %file.key, owner = %lease.owner, "taking over the file from a worker whose lease expired at {}", lease.expires_at);
+                        if let Some(lease) = old.lease.as_ref().filter(|l| l.owner != config.owner)
+                        {
+                            tracing::warn!(file = %file.key, owner = %lease.owner, "taking over the file from a worker {}", takeover_reason(lease, now_ms()));
                         }
                         let resumed = !old.acked.is_empty() || old.dispatch_limit > 0;
                         (old, mode, resumed)

@@ -60,16 +60,13 @@ pub const DURABLE_INTERVAL: Duration = Duration::from_secs(5);
 /// The one table: key -> digest of the last delivered content.
 const TABLE: TableDefinition<Key, Digest> = TableDefinition::new("fingerprints");
 
-/// An error of the fingerprint database; every message names its file.
+/// An error of the fingerprint database; every message names its file. Causes are part of
+/// the message, not also `source()`s, so that a chain printed cause by cause says each once.
 #[derive(Debug, thiserror::Error)]
 pub enum FingerprintError {
     /// The folder of the database could not be created.
-    #[error("cannot create the folder of fingerprint database {}: {source}", path.display())]
-    CreateDir {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error("cannot create the folder of fingerprint database {}: {error}", path.display())]
+    CreateDir { path: PathBuf, error: io::Error },
     /// The file is not a (readable) redb database.
     #[error(
         "fingerprint database {} is damaged or not a fingerprint database ({reason}); \
@@ -85,12 +82,11 @@ pub enum FingerprintError {
     )]
     InUse { path: PathBuf },
     /// Any other failure of redb (I/O, disk full, …) during `op`.
-    #[error("fingerprint database {}: {op} failed: {source}", path.display())]
+    #[error("fingerprint database {}: {op} failed: {error}", path.display())]
     Database {
         path: PathBuf,
         op: &'static str,
-        #[source]
-        source: Box<redb::Error>,
+        error: Box<redb::Error>,
     },
 }
 
@@ -141,9 +137,9 @@ impl Fingerprints {
     /// [`FingerprintError::InUse`] if another process has it open.
     pub fn open(path: &Path) -> Result<Self, FingerprintError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| FingerprintError::CreateDir {
+            std::fs::create_dir_all(parent).map_err(|error| FingerprintError::CreateDir {
                 path: path.to_path_buf(),
-                source,
+                error,
             })?;
         }
         let db = Database::builder()
@@ -281,7 +277,7 @@ impl Fingerprints {
             source => FingerprintError::Database {
                 path: self.path.clone(),
                 op,
-                source: Box::new(source),
+                error: Box::new(source),
             },
         }
     }
@@ -318,7 +314,7 @@ fn open_error(path: &Path, err: DatabaseError) -> FingerprintError {
         other => FingerprintError::Database {
             path,
             op: "open",
-            source: Box::new(other.into()),
+            error: Box::new(other.into()),
         },
     }
 }

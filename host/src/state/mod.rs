@@ -19,7 +19,9 @@
 //! fingerprints.redb                          --only-changed (local state only)
 //! ```
 //!
-//! `<stage-id>` is the first 16 hex digits of SHA-256 of the stage URL, `<file-id>` the
+//! `<stage-id>` is the first 16 hex digits of SHA-256 of the stage's canonical identity
+//! ([`crate::source::identity`]; a state written by an older version under another
+//! spelling of the stage is found through [`stage_key`]), `<file-id>` the
 //! first 32 of SHA-256 of the object key: names stay short and safe on every store.
 //!
 //! ## Atomicity
@@ -33,6 +35,7 @@
 pub mod checkpoint;
 pub mod files;
 pub mod fingerprints;
+pub mod stage_key;
 pub mod status;
 pub mod store;
 

@@ -29,7 +29,10 @@
 //!      "listed": 4,                             // files in the stage's listing (--source)
 //!      "notListed": 0,                          // state documents of files not listed
 //!      "deadLetters": {"total": 15,
-//!                      "byReason": {"endpoint/http-400": 3, "plugin/rejected": 12}}}
+//!                      "byReason": {"endpoint/http-400": 3, "plugin/rejected": 12}},
+//!      "pendingErrors": [{"key": "unload/sub//x.parquet",  // event keys `serve` or
+//!                         "reason": "the key has an empty path segment (`//`): …",
+//!                         "receivedAt": "…", "eventId": "…"}]}   // `run --event` refused
 //!   ],
 //!   "deadLetters": {"total": 15, "byReason": {"endpoint/http-400": 3, "plugin/rejected": 12}},
 //!   "damaged": [{"path": "files/0123456789abcdef/….json",
@@ -42,6 +45,9 @@
 //! acknowledged, no live lease); `pending` (nothing acknowledged and no live lease, or,
 //! with a listing, a listed file with no state document or one describing another version
 //! of it); `damaged` (its document cannot be read: also in `damaged`).
+//!
+//! Pending errors are the objects storage events named whose key cannot be read
+//! (`pending-errors/<stage-id>/`, see `crate::serve::pending`); they stay until removed.
 //!
 //! Dead letters are counted once per row: a row dead-lettered by several runs (key,
 //! file version, row) counts with the reason of its newest chunk, as `retry` sees it.
@@ -59,6 +65,7 @@ use serde::{Deserialize, Serialize};
 
 use super::files::{self, FileState, FileStatus, RUNS_PREFIX};
 use super::{StateError, StateStore};
+use crate::serve::pending::{PENDING_ERRORS_ROOT, PendingError, pending_errors_prefix};
 use crate::source::StageFile;
 
 /// The `format` of the `--json` output.
@@ -72,7 +79,7 @@ const DEAD_LETTERS_ROOT: &str = "dead-letters/";
 /// A stage whose files are compared with the state.
 #[derive(Debug, Clone)]
 pub struct ListedStage {
-    /// The stage URL as the run names it (`Stage::url()`).
+    /// The stage's state key, as the run names it (`Stage::state_key()`).
     pub url: String,
     /// Its listing (`Stage::list()`).
     pub files: Vec<StageFile>,
@@ -194,6 +201,18 @@ pub struct StageStatus {
     /// State documents of files that are not in the listing (with a listing only).
     pub not_listed: Option<u64>,
     pub dead_letters: ReasonCounts,
+    /// Objects events named whose key cannot be read, oldest first.
+    pub pending_errors: Vec<PendingErrorView>,
+}
+
+/// A pending error: an object an event named whose key cannot be read.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingErrorView {
+    pub key: String,
+    pub reason: String,
+    pub received_at: String,
+    pub event_id: Option<String>,
 }
 
 /// Files of a stage by status.
@@ -292,8 +311,23 @@ pub fn collect(store: &StateStore, options: &StatusOptions) -> Result<Status, St
             _ => tracing::debug!(%path, "status: not a dead-letter chunk"),
         }
     }
+    let error_paths = match &options.stage {
+        Some(stage) => store.list(&pending_errors_prefix(&stage.url))?,
+        None => store.list(PENDING_ERRORS_ROOT)?,
+    };
+    let mut stage_errors: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for path in error_paths {
+        match path_parts(&path)[..] {
+            [_, stage_id, name] if name.ends_with(".json") => stage_errors
+                .entry(stage_id.to_string())
+                .or_default()
+                .push(path),
+            _ => tracing::debug!(%path, "status: not a pending error"),
+        }
+    }
     let mut stage_ids: BTreeSet<String> = stage_files.keys().cloned().collect();
     stage_ids.extend(stage_letters.keys().cloned());
+    stage_ids.extend(stage_errors.keys().cloned());
     if let Some(stage) = &options.stage {
         stage_ids.insert(files::stage_id(&stage.url));
     }
@@ -311,6 +345,26 @@ pub fn collect(store: &StateStore, options: &StatusOptions) -> Result<Status, St
         for chunks in stage_letters.remove(&stage_id).unwrap_or_default().values() {
             count_letters(store, chunks, &mut status.dead_letters, &mut damaged)?;
         }
+        for path in stage_errors.remove(&stage_id).unwrap_or_default() {
+            let Some(stored) = store.get(&path)? else {
+                continue; // removed since the listing
+            };
+            match PendingError::parse(&path, &stored) {
+                Ok(error) => status.pending_errors.push(PendingErrorView {
+                    key: error.key,
+                    reason: error.reason,
+                    received_at: error.received_at,
+                    event_id: error.event_id,
+                }),
+                Err(StateError::Damaged { path, reason }) => {
+                    damaged.push(Damaged { path, reason });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        status
+            .pending_errors
+            .sort_by(|a, b| a.received_at.cmp(&b.received_at));
         for (reason, n) in &status.dead_letters.by_reason {
             dead_letters.add(reason, *n);
         }
@@ -477,6 +531,7 @@ fn stage_status(
         listed,
         not_listed,
         dead_letters: ReasonCounts::default(),
+        pending_errors: Vec::new(),
     })
 }
 
@@ -622,6 +677,22 @@ pub fn render_text(status: &Status) -> String {
             );
         }
         render_reasons(&mut out, "  dead letters", &stage.dead_letters);
+        if !stage.pending_errors.is_empty() {
+            let _ = writeln!(
+                out,
+                "  pending errors (event keys that cannot be delivered): {}",
+                stage.pending_errors.len()
+            );
+            for error in &stage.pending_errors {
+                let _ = writeln!(
+                    out,
+                    "    {}: {} (received {})",
+                    crate::events::show(&error.key),
+                    error.reason,
+                    error.received_at
+                );
+            }
+        }
     }
     let _ = writeln!(out);
     render_reasons(&mut out, "dead letters in total", &status.dead_letters);
@@ -858,6 +929,54 @@ mod tests {
         let text = render_text(&status);
         assert!(
             text.contains(&format!("damaged: {path}: not a state document")),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn pending_errors_are_shown_with_their_stage() {
+        let (_dir, store) = store();
+        let stage = "s3://bucket/unload/";
+        put_doc(
+            &store,
+            &doc(stage, "unload/a", FileStatus::Done, vec![[0, 3]]),
+        );
+        let unusable = crate::trigger::UnusableKey {
+            key: "unload/sub//x.parquet".into(),
+            event_id: Some("ev-1".into()),
+            reason: "the key has an empty path segment (`//`)".into(),
+        };
+        crate::serve::pending::record_error(&store, stage, &unusable).unwrap();
+        // Another stage with nothing but a pending error is shown too.
+        crate::serve::pending::record_error(&store, "s3://bucket/other/", &unusable).unwrap();
+        let status = collect(
+            &store,
+            &StatusOptions {
+                runs: 5,
+                stage: None,
+                now_ms: 0,
+            },
+        )
+        .unwrap();
+        assert!(status.is_healthy(), "{:?}", status.damaged);
+        assert_eq!(status.stages.len(), 2);
+        let s = status
+            .stages
+            .iter()
+            .find(|s| s.stage_id == files::stage_id(stage))
+            .unwrap();
+        assert_eq!(s.files.done, 1);
+        assert_eq!(s.pending_errors.len(), 1);
+        assert_eq!(s.pending_errors[0].key, unusable.key);
+        assert_eq!(s.pending_errors[0].event_id.as_deref(), Some("ev-1"));
+        let json = serde_json::to_value(s).unwrap();
+        assert_eq!(json["pendingErrors"][0]["reason"], unusable.reason);
+        let text = render_text(&status);
+        assert!(
+            text.contains("pending errors (event keys that cannot be delivered): 1")
+                && text.contains(
+                    "\"unload/sub//x.parquet\": the key has an empty path segment (`//`)"
+                ),
             "{text}"
         );
     }

@@ -67,10 +67,14 @@ pub enum StateError {
     #[error("state store {location}: {message}")]
     Store { location: String, message: String },
     /// Local I/O.
-    #[error("state folder {path}: {source}")]
+    ///
+    /// The I/O error is in the message and is not also a `source()`: a chain printed cause
+    /// by cause (`error: {:#}`) would say it twice ("No space left on device (os error
+    /// 28): No space left on device (os error 28)").
+    #[error("state folder {path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// `--state` names something that cannot hold state.
     #[error("invalid state location {location:?}: {reason}")]
@@ -125,11 +129,11 @@ impl StateStore {
             StoreKind::Local => {
                 let root = std::path::absolute(url.key()).map_err(|source| StateError::Io {
                     path: PathBuf::from(url.key()),
-                    source,
+                    error: source,
                 })?;
                 fs::create_dir_all(&root).map_err(|source| StateError::Io {
                     path: root.clone(),
-                    source,
+                    error: source,
                 })?;
                 if !root.is_dir() {
                     return Err(location_error("not a folder".into()));
@@ -284,7 +288,7 @@ impl StateStore {
                     Err(error) if error.kind() == ErrorKind::NotFound => Ok(()),
                     Err(source) => Err(StateError::Io {
                         path: target,
-                        source,
+                        error: source,
                     }),
                 }
             }
@@ -357,6 +361,31 @@ impl StateStore {
         paths.sort();
         paths.dedup();
         Ok(paths)
+    }
+
+    /// Whether any document is stored under the folder `prefix` (ending in `/`, e.g.
+    /// `files/0123abcd/`). On an object store it stops at the first one listed.
+    pub fn has_any(&self, prefix: &str) -> Result<bool, StateError> {
+        let Backend::Remote {
+            store,
+            prefix: base,
+            ..
+        } = &self.inner.backend
+        else {
+            return Ok(!self.list(prefix)?.is_empty());
+        };
+        let folder = prefix.trim_end_matches('/');
+        self.check(folder)?;
+        let location = ObjectPath::parse(join_key(base, folder))
+            .map_err(|error| self.store_error(format!("invalid prefix {prefix:?}: {error}")))?;
+        let store = Arc::clone(store);
+        let first = self.block_on(async move {
+            let mut listing = store.list(Some(&location));
+            listing.try_next().await
+        })?;
+        first
+            .map(|meta| meta.is_some())
+            .map_err(|error| self.object_error("list", prefix, &error))
     }
 
     /// Refuses document paths that are not relative, `/`-separated and plain.
@@ -442,7 +471,7 @@ fn local_version(bytes: &[u8]) -> Version {
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
     move |source| StateError::Io {
         path: path.to_owned(),
-        source,
+        error: source,
     }
 }
 
@@ -455,7 +484,7 @@ fn local_get(target: &Path) -> Result<Option<Stored>, StateError> {
         Err(error) if error.kind() == ErrorKind::NotFound => Ok(None),
         Err(source) => Err(StateError::Io {
             path: target.to_owned(),
-            source,
+            error: source,
         }),
     }
 }
@@ -510,7 +539,7 @@ fn write_atomic(root: &Path, target: &Path, bytes: &[u8]) -> Result<(), StateErr
         let _ = fs::remove_file(&tmp);
         return Err(StateError::Io {
             path: target.to_owned(),
-            source,
+            error: source,
         });
     }
     sync_dir(parent)
@@ -533,7 +562,7 @@ fn create_dirs(root: &Path, folder: &Path) -> Result<(), StateError> {
             Err(source) => {
                 return Err(StateError::Io {
                     path: current,
-                    source,
+                    error: source,
                 });
             }
         }
@@ -559,7 +588,7 @@ fn walk_local(
     if depth > MAX_LOCAL_DEPTH {
         return Err(StateError::Io {
             path: folder.to_owned(),
-            source: std::io::Error::other("folders nested too deep (a symlink loop?)"),
+            error: std::io::Error::other("folders nested too deep (a symlink loop?)"),
         });
     }
     let entries = match fs::read_dir(folder) {
@@ -570,7 +599,7 @@ fn walk_local(
         Err(source) => {
             return Err(StateError::Io {
                 path: folder.to_owned(),
-                source,
+                error: source,
             });
         }
     };
@@ -603,6 +632,37 @@ mod tests {
     use std::sync::Barrier;
 
     use super::*;
+
+    /// An error and its chain as `error: {:#}` prints them (anyhow: `a: b: c`).
+    fn chain_text(error: &(dyn std::error::Error + 'static)) -> String {
+        let mut text = error.to_string();
+        let mut cause = error.source();
+        while let Some(source) = cause {
+            text.push_str(&format!(": {source}"));
+            cause = source.source();
+        }
+        text
+    }
+
+    #[test]
+    fn a_full_disk_is_named_once() {
+        // A real ENOSPC from the OS, mapped as every local write maps it.
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .and_then(|mut full| full.write_all(b"{}").and_then(|()| full.sync_all()));
+        let error = io_error(Path::new("/s/files/x.json"))(written.unwrap_err());
+        let expected = format!(
+            "state folder /s/files/x.json: {}",
+            std::io::Error::from_raw_os_error(libc::ENOSPC)
+        );
+        assert_eq!(error.to_string(), expected);
+        // As the run returns it to the command line, which prints the chain.
+        let stopped = crate::pipeline::PipelineError::State(error);
+        let text = chain_text(&stopped);
+        assert_eq!(text, expected);
+        assert_eq!(text.matches("No space left on device").count(), 1, "{text}");
+    }
 
     fn local() -> (tempfile::TempDir, StateStore) {
         let dir = tempfile::tempdir().unwrap();
