@@ -8,6 +8,7 @@ pub mod deadletter;
 pub mod events;
 pub mod failpoint;
 pub mod job;
+pub mod memory;
 pub mod mock_cluedin;
 pub mod pipeline;
 pub mod plugin;
