@@ -2,6 +2,7 @@ mod columns;
 mod customer_plugin;
 mod deploy;
 mod events;
+mod failure_memory;
 mod mock_cluedin;
 mod plugin_js;
 mod plugin_new;

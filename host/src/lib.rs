@@ -1,6 +1,7 @@
 //! stagepush: Snowflake stage exports into CluedIn through sandboxed WebAssembly
 //! transforms.
 
+pub mod batchbytes;
 pub mod bindings;
 pub mod columns;
 pub mod config;
