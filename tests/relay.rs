@@ -906,7 +906,9 @@ fn relay_refuses_a_body_limit_above_the_inflight_budget() {
     );
     assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
     assert!(
-        out.stderr.contains("--relay-max-inflight-bytes"),
+        out.stderr.contains(
+            "--relay-max-body-bytes (5000) must be 1..=--relay-max-inflight-bytes (4000)"
+        ) && out.stderr.contains("could never be admitted"),
         "{}",
         out.stderr
     );
