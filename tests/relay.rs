@@ -112,10 +112,20 @@ impl Drop for Serve {
 
 struct Reply {
     status: u16,
+    /// The status line and headers.
+    head: String,
     body: String,
 }
 
 impl Reply {
+    /// The value of header `name` (case-insensitive).
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
     fn json(&self) -> Value {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
@@ -155,6 +165,7 @@ fn request(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body:
         .unwrap();
     Reply {
         status,
+        head: head.to_owned(),
         body: body.to_owned(),
     }
 }
@@ -784,4 +795,156 @@ fn relay_does_not_follow_a_redirect_of_the_endpoint() {
     );
     assert_delivered(&reply, 20, &serve);
     assert_eq!(received(&mock).len(), 20);
+}
+
+/// `{"data": …}` of `n` customer rows from `first`, padded to exactly `len` bytes (the
+/// padding is JSON whitespace).
+fn body_of_len(first: u64, n: u64, len: usize) -> Vec<u8> {
+    let mut body = json!({ "data": customer_rows(first, n) })
+        .to_string()
+        .into_bytes();
+    assert!(body.len() <= len, "{} rows take {} bytes", n, body.len());
+    body.resize(len, b' ');
+    body
+}
+
+#[test]
+fn relay_admits_requests_by_bytes_in_flight() {
+    const LEN: usize = 4000;
+    let dir = temp_dir();
+    // The stand-in holds its answers while the gate exists: request A stays in flight.
+    let gate = dir.path().join("gate");
+    std::fs::write(&gate, b"").unwrap();
+    let mock = MockProcess::start(
+        dir.path(),
+        TOKEN,
+        &["--hold-while-exists", gate.to_str().unwrap()],
+    );
+    // Room for one request of LEN bytes, not two.
+    let serve = Serve::start(
+        dir.path(),
+        "customer-rust",
+        &mock.endpoint("relay"),
+        &[
+            "--relay-max-body-bytes",
+            &LEN.to_string(),
+            "--relay-max-inflight-bytes",
+            &(LEN + LEN / 2).to_string(),
+            "--relay-admission-wait-secs",
+            "10",
+            "--relay-sync-secs",
+            "600",
+        ],
+    );
+    let path = "/external-function/customers";
+    let inflight = || serve.metric("stagepush_relay_inflight_bytes");
+    let waiting = || serve.metric("stagepush_relay_admission_waiting");
+    let answered = |status: u16| {
+        serve.metric(&format!(
+            "stagepush_relay_requests_total{{method=\"POST\",status=\"{status}\"}}"
+        ))
+    };
+    std::thread::scope(|s| {
+        // A: admitted, its delivery held at the endpoint.
+        let a = s.spawn(|| {
+            serve.request(
+                "POST",
+                path,
+                &sf_headers("batch-a", true),
+                &body_of_len(1, 10, LEN),
+            )
+        });
+        wait_until(DEADLINE, "request A admitted", || inflight() == LEN as f64);
+
+        // B: its client sends half the body, waits to be admitted, and goes away. The wait
+        // ends at once (499, reaching nobody), not after the 10 s admission wait (429).
+        let host = serve.base.strip_prefix("http://").unwrap();
+        let mut b = TcpStream::connect(host).unwrap();
+        let mut head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {LEN}\r\n"
+        );
+        for (name, value) in sf_headers("batch-b", true) {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        b.write_all(head.as_bytes()).unwrap();
+        b.write_all(&body_of_len(101, 10, LEN)[..LEN / 2]).unwrap();
+        wait_until(DEADLINE, "request B waiting to be admitted", || {
+            waiting() == 1.0
+        });
+        drop(b);
+        wait_until(DEADLINE, "B's wait ended by its client leaving", || {
+            answered(499) == 1.0
+        });
+        assert_eq!(waiting(), 0.0);
+        assert_eq!(answered(429), 0.0, "B waited out the admission wait");
+        assert_eq!(inflight(), LEN as f64, "only A is in flight");
+
+        // C: waits the whole admission wait while A is in flight, then 429 + Retry-After.
+        let c = serve.request(
+            "POST",
+            path,
+            &sf_headers("batch-c", true),
+            &body_of_len(201, 10, LEN),
+        );
+        assert_eq!(c.status, 429, "{}\n{}", c.body, serve.log());
+        assert_eq!(c.header("retry-after"), Some("2"), "{}", c.head);
+        let message = c.json()["error"].as_str().unwrap().to_owned();
+        assert!(message.contains("--relay-max-inflight-bytes"), "{message}");
+
+        // D: waits; once A's delivery is let go, A is answered and D admitted and answered.
+        let d = s.spawn(|| {
+            serve.request(
+                "POST",
+                path,
+                &sf_headers("batch-d", true),
+                &body_of_len(301, 10, LEN),
+            )
+        });
+        wait_until(DEADLINE, "request D waiting to be admitted", || {
+            waiting() == 1.0
+        });
+        std::fs::remove_file(&gate).unwrap();
+        assert_delivered(&a.join().unwrap(), 10, &serve);
+        assert_delivered(&d.join().unwrap(), 10, &serve);
+    });
+    // Nothing is left in flight or waiting; only A's and D's rows reached the endpoint.
+    assert_eq!(inflight(), 0.0);
+    assert_eq!(waiting(), 0.0);
+    let got = received(&mock);
+    let expected: Vec<String> = (1..=10).chain(301..=310).map(|i| i.to_string()).collect();
+    assert_eq!(got.keys().cloned().collect::<Vec<_>>().len(), 20, "{got:?}");
+    for id in &expected {
+        assert_eq!(got.get(id), Some(&1), "{id}: {got:?}");
+    }
+}
+
+#[test]
+fn relay_refuses_a_body_limit_above_the_inflight_budget() {
+    let dir = temp_dir();
+    std::fs::create_dir_all(dir.path().join("stage")).unwrap();
+    let out = crate::util::run(
+        stagepush(dir.path())
+            .current_dir(dir.path())
+            .args(["serve", "--listen", "127.0.0.1:0", "--source", "stage"])
+            .arg("--plugin")
+            .arg(plugin("customer-rust"))
+            .args(["--endpoint", "http://127.0.0.1:9/upload/api/endpoint/x"])
+            .args(["--token-env", "RELAY_TEST_TOKEN"])
+            .env("RELAY_TEST_TOKEN", TOKEN)
+            .args([
+                "--relay-max-body-bytes",
+                "5000",
+                "--relay-max-inflight-bytes",
+                "4000",
+            ]),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "--relay-max-body-bytes (5000) must be 1..=--relay-max-inflight-bytes (4000)"
+        ) && out.stderr.contains("could never be admitted"),
+        "{}",
+        out.stderr
+    );
 }

@@ -6,6 +6,7 @@ mod failure_endpoint;
 mod failure_identity;
 mod failure_input;
 mod failure_run;
+mod failure_memory;
 mod mock_cluedin;
 mod plugin_js;
 mod plugin_new;

@@ -12,6 +12,7 @@
 //! memory_mib = 256
 //! timeout_ms = 10000
 //! batch_rows = 1024
+//! batch_bytes = 16777216          # bytes per plugin call (a larger row goes alone)
 //! [plugin.config]
 //! region = "EU"
 //!
@@ -43,7 +44,7 @@ use crate::pipeline::OnBadFile;
 use crate::plugin::{DEFAULT_BATCH_TIMEOUT, DEFAULT_MEMORY_LIMIT_BYTES};
 use crate::sink::{ApiToken, SinkConfig};
 use crate::source::StageConfig;
-use crate::source::parquet::DEFAULT_BATCH_ROWS;
+use crate::source::parquet::{DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS};
 use crate::wire::Shape;
 
 /// Default dead-letter folder (relative to the working directory).
@@ -158,6 +159,10 @@ pub struct PluginSection {
     /// Rows per plugin call.
     #[serde(default = "default_batch_rows")]
     pub batch_rows: usize,
+    /// Bytes of input rows per plugin call (and per read batch); a row larger than this is
+    /// read and transformed alone.
+    #[serde(default = "default_batch_bytes")]
+    pub batch_bytes: usize,
     /// The plugin's own `key = "value"` configuration.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
@@ -171,6 +176,7 @@ impl Default for PluginSection {
             memory_mib: default_memory_mib(),
             timeout_ms: default_timeout_ms(),
             batch_rows: default_batch_rows(),
+            batch_bytes: default_batch_bytes(),
             config: BTreeMap::new(),
         }
     }
@@ -184,6 +190,9 @@ fn default_timeout_ms() -> u64 {
 }
 fn default_batch_rows() -> usize {
     DEFAULT_BATCH_ROWS
+}
+fn default_batch_bytes() -> usize {
+    DEFAULT_BATCH_BYTES
 }
 
 /// Where the API token comes from. The token itself never appears in the file.
@@ -295,8 +304,8 @@ impl RunConfig {
         if self.plugin.path.is_none() {
             return invalid("no plugin: set --plugin or [plugin] path");
         }
-        if self.plugin.batch_rows == 0 {
-            return invalid("plugin batch_rows must be at least 1");
+        if self.plugin.batch_rows == 0 || self.plugin.batch_bytes == 0 {
+            return invalid("plugin batch_rows and batch_bytes must be at least 1");
         }
         if self.state.lease_secs < 3 {
             return invalid("state lease_secs must be at least 3");

@@ -116,6 +116,7 @@ impl Job {
             plugin: self.plugin.clone(),
             plugin_config: self.config.plugin.config.clone().into_iter().collect(),
             batch_rows: self.config.plugin.batch_rows,
+            batch_bytes: self.config.plugin.batch_bytes,
             shape: self.config.records.shape,
             workers: self.workers,
             dead_letter_dir: self.config.output.dead_letter_dir(),

@@ -2,6 +2,7 @@
 //! transforms.
 
 pub mod bad_file;
+pub mod batchbytes;
 pub mod bindings;
 pub mod cancel;
 pub mod columns;
@@ -11,6 +12,7 @@ pub mod errors;
 pub mod events;
 pub mod failpoint;
 pub mod job;
+pub mod memory;
 pub mod mock_cluedin;
 pub mod pipeline;
 pub mod plugin;

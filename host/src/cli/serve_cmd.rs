@@ -43,6 +43,14 @@ pub struct ServeArgs {
     /// Largest External Function request body, compressed and decompressed (else 413).
     #[arg(long, value_name = "BYTES", default_value_t = stagepush::serve::relay::DEFAULT_MAX_BODY_BYTES)]
     pub relay_max_body_bytes: usize,
+    /// Decompressed bytes of External Function requests delivered at once (the relay's
+    /// memory bound); more requests wait to be admitted. At least --relay-max-body-bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = stagepush::serve::relay::DEFAULT_MAX_INFLIGHT_BYTES)]
+    pub relay_max_inflight_bytes: usize,
+    /// How long an External Function request waits to be admitted before it is answered
+    /// 429 with Retry-After (Snowflake retries it).
+    #[arg(long, value_name = "SECS", default_value_t = stagepush::serve::relay::DEFAULT_ADMISSION_WAIT.as_secs_f64())]
+    pub relay_admission_wait_secs: f64,
     /// The same settings as `run` (config file, stage, plugin, endpoint, token, state).
     /// `--include`, `--exclude` and `--modified-since` filter the files events name.
     #[command(flatten)]
@@ -84,6 +92,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if !args.relay_sync_secs.is_finite() || args.relay_sync_secs < 0.0 {
         return usage("--relay-sync-secs must be 0 or more".into());
     }
+    if !args.relay_admission_wait_secs.is_finite() || args.relay_admission_wait_secs < 0.0 {
+        return usage("--relay-admission-wait-secs must be 0 or more".into());
+    }
     let (config, token) = match super::run_cmd::resolve(&args.run) {
         Ok(resolved) => resolved,
         Err(e) => return usage(e.to_string()),
@@ -113,6 +124,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             secret: relay_secret,
             max_body_bytes: args.relay_max_body_bytes,
             linger: std::time::Duration::from_millis(args.relay_linger_ms),
+            max_inflight_bytes: args.relay_max_inflight_bytes,
+            admission_wait: std::time::Duration::from_secs_f64(args.relay_admission_wait_secs),
         },
     };
     let served = stagepush::serve::serve(job, options, |addr| {

@@ -40,6 +40,10 @@ pub struct Metrics {
     queue_depth: AtomicI64,
     /// Relay records waiting for a request body (see [`Metrics::set_relay_waiting`]).
     relay_waiting: AtomicI64,
+    /// Decompressed relay request bytes admitted and not yet done.
+    relay_inflight_bytes: AtomicI64,
+    /// Relay requests waiting to be admitted.
+    relay_admission_waiting: AtomicI64,
 }
 
 #[derive(Debug, Default)]
@@ -180,6 +184,18 @@ impl Metrics {
     pub fn set_relay_waiting(&self, n: usize) {
         self.relay_waiting
             .store(i64::try_from(n).unwrap_or(i64::MAX), Ordering::Relaxed);
+    }
+
+    /// Sets the relay request bytes in flight (admitted, not done).
+    pub fn set_relay_inflight_bytes(&self, n: usize) {
+        self.relay_inflight_bytes
+            .store(i64::try_from(n).unwrap_or(i64::MAX), Ordering::Relaxed);
+    }
+
+    /// Adds `delta` to the relay requests waiting to be admitted.
+    pub fn relay_admission_waiting(&self, delta: i64) {
+        self.relay_admission_waiting
+            .fetch_add(delta, Ordering::Relaxed);
     }
 
     /// Counts a run that stopped without a report.
@@ -402,6 +418,30 @@ impl Metrics {
             &[(
                 String::new(),
                 self.relay_waiting
+                    .load(Ordering::Relaxed)
+                    .max(0)
+                    .to_string(),
+            )],
+        );
+        family(
+            "stagepush_relay_inflight_bytes",
+            "gauge",
+            "Decompressed bytes of the relay requests admitted and not yet done (bounded by --relay-max-inflight-bytes).",
+            &[(
+                String::new(),
+                self.relay_inflight_bytes
+                    .load(Ordering::Relaxed)
+                    .max(0)
+                    .to_string(),
+            )],
+        );
+        family(
+            "stagepush_relay_admission_waiting",
+            "gauge",
+            "Relay requests waiting to be admitted (answered 429 after --relay-admission-wait-secs).",
+            &[(
+                String::new(),
+                self.relay_admission_waiting
                     .load(Ordering::Relaxed)
                     .max(0)
                     .to_string(),

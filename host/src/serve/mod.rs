@@ -148,6 +148,18 @@ fn serve_on(
         addr: options.listen,
         source,
     })?;
+    let relay = &options.relay;
+    if relay.max_body_bytes > relay.max_inflight_bytes
+        || relay.max_inflight_bytes > u32::MAX as usize
+        || relay.max_body_bytes == 0
+    {
+        return Err(ServeError::Usage(format!(
+            "--relay-max-body-bytes ({}) must be 1..=--relay-max-inflight-bytes ({}), which is at most {}: a request larger than the budget could never be admitted",
+            relay.max_body_bytes,
+            relay.max_inflight_bytes,
+            u32::MAX
+        )));
+    }
     let selection = if options.selection.include.is_empty()
         && options.selection.exclude.is_empty()
         && options.selection.modified_since.is_none()

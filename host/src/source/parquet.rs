@@ -6,6 +6,12 @@
 //! group at a time**, in batches of a configurable number of rows, each tagged with the
 //! file row number of its first row; a batch never spans two row groups, so memory stays
 //! bounded by one row group's pages and a row number is always `row group start + offset`.
+//! With [`SourceBatches::max_bytes`], a batch also holds about at most that many bytes:
+//! each row group is read in batches of `max_bytes / (its bytes per row)` rows (at least
+//! one), its bytes per row taken from the footer (the uncompressed size of the column
+//! chunks read, an average: a batch of rows larger than their row group's average can
+//! exceed it; consumers that need an exact bound cut the batch again, see
+//! [`crate::batchbytes`]).
 //!
 //! The Arrow types come from the Parquet schema alone: an `ARROW:schema` footer entry (which
 //! Snowflake never writes) is ignored, so a file gets the same contract schema whichever
@@ -39,6 +45,10 @@ use crate::bindings::types::{ColumnSchema, ColumnType, ScalarType, TimeUnit, Tim
 
 /// Rows per batch unless [`ReadOptions::batch_rows`] says otherwise.
 pub const DEFAULT_BATCH_ROWS: usize = 1024;
+/// Default bound on the bytes of a batch (`[plugin] batch_bytes`): what `run` reads and hands
+/// to a plugin at once. A tenth of the plugin's default memory limit, so the input, the
+/// plugin's copy of it and its output fit; far above ordinary rows (1024 rows of 16 KiB).
+pub const DEFAULT_BATCH_BYTES: usize = 16 * 1024 * 1024;
 
 /// The magic bytes at both ends of a Parquet file.
 const MAGIC: &[u8; 4] = b"PAR1";
@@ -290,6 +300,7 @@ impl<R: ChunkReader + 'static> ParquetSource<R> {
         Ok(SourceBatches {
             source: self.clone(),
             batch_rows: options.batch_rows,
+            max_bytes: None,
             projection,
             next_group: 0,
             next_row: options.start_row,
@@ -344,6 +355,8 @@ struct GroupReader {
 pub struct SourceBatches<R: ChunkReader + 'static> {
     source: ParquetSource<R>,
     batch_rows: usize,
+    /// About at most this many bytes per batch (see the module doc).
+    max_bytes: Option<usize>,
     projection: Option<Projection>,
     next_group: usize,
     /// File row number of the first row not yet returned.
@@ -353,6 +366,34 @@ pub struct SourceBatches<R: ChunkReader + 'static> {
 }
 
 impl<R: ChunkReader + 'static> SourceBatches<R> {
+    /// Bounds each batch to about `bytes` (by the row group's average row size from the
+    /// footer; at least one row per batch).
+    pub fn max_bytes(mut self, bytes: usize) -> Self {
+        self.max_bytes = Some(bytes.max(1));
+        self
+    }
+
+    /// Rows per batch for row group `index`: `batch_rows`, fewer when its rows are large.
+    fn batch_rows_for(&self, index: usize, rows: u64) -> usize {
+        let Some(max_bytes) = self.max_bytes else {
+            return self.batch_rows;
+        };
+        let group = self.source.metadata.metadata().row_group(index);
+        let read = |i: usize| match &self.projection {
+            Some(p) => p.mask.leaf_included(i),
+            None => true,
+        };
+        let bytes: u64 = (0..group.num_columns())
+            .filter(|&i| read(i))
+            .map(|i| group.column(i).uncompressed_size().max(0) as u64)
+            .sum();
+        let per_row = bytes.div_ceil(rows.max(1)).max(1);
+        let fit = (max_bytes as u64 / per_row).max(1);
+        usize::try_from(fit)
+            .unwrap_or(usize::MAX)
+            .min(self.batch_rows)
+    }
+
     /// Opens the decoder of the next row group that has rows at or after `next_row`.
     fn open_next_group(&mut self) -> Result<Option<GroupReader>, SourceError> {
         while let Some(&group) = self.source.row_groups.get(self.next_group) {
@@ -365,12 +406,13 @@ impl<R: ChunkReader + 'static> SourceBatches<R> {
             let skip =
                 usize::try_from(skip).map_err(|_| self.decode_error(group, "too many rows"))?;
             let input = SharedReader(Arc::clone(&self.source.reader));
+            let batch_rows = self.batch_rows_for(group.index, group.rows);
             let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(
                 input,
                 self.source.metadata.clone(),
             )
             .with_row_groups(vec![group.index])
-            .with_batch_size(self.batch_rows);
+            .with_batch_size(batch_rows);
             if skip > 0 {
                 builder = builder.with_offset(skip);
             }

@@ -1417,6 +1417,14 @@ pub struct StageBatches {
     object: Option<ObjectReader>,
 }
 
+impl StageBatches {
+    /// Bounds each batch to about `bytes` ([`SourceBatches::max_bytes`]).
+    pub fn max_bytes(mut self, bytes: usize) -> Self {
+        self.batches = self.batches.max_bytes(bytes);
+        self
+    }
+}
+
 impl Iterator for StageBatches {
     type Item = Result<SourceBatch, StageError>;
 

@@ -1,4 +1,9 @@
 //! One request's rows through the plugin and the sink, and what is kept of the result.
+//!
+//! Memory: a request waiting for a plugin slot holds its body and its row numbers only;
+//! its rows are parsed when its plugin runs (at most `workers` at once) and dropped with
+//! the plugin's input, and the records' JSON is dropped once handed to the shared batcher.
+//! Dead letters parse the body again, only for rejected rows.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,7 +18,7 @@ use crate::state::PutMode;
 use crate::transform::{ArrowInput, EncodedBatch, Encoder, RowStage};
 
 use super::coalesce::Fate;
-use super::columns::{InputRow, columns};
+use super::columns::{Layout, columns, parse_rows};
 use super::{Answer, Relay, state_path};
 
 /// A request being delivered.
@@ -23,7 +28,10 @@ pub(super) struct Batch {
     /// `external-function/<name>/<query-id>`: the source file the plugin sees and the
     /// dead letters' `file`.
     pub(super) route_key: String,
-    pub(super) rows: Vec<InputRow>,
+    /// The request body (decompressed), checked by [`super::columns::row_numbers`].
+    pub(super) body: Bytes,
+    /// Each row's number, in input order.
+    pub(super) numbers: Vec<Value>,
 }
 
 /// What became of one row.
@@ -35,8 +43,9 @@ enum RowResult {
 }
 
 /// The plugin part of a batch (blocking).
-fn transform(relay: &Relay, batch: &Batch) -> Result<(EncodedBatch, Vec<Value>), String> {
-    let cols = columns(&batch.rows)?;
+fn transform(relay: &Relay, batch: &Batch) -> Result<EncodedBatch, String> {
+    let rows = parse_rows(&batch.body)?;
+    let cols = columns(&rows)?;
     let mut runner = match relay.take_runner(&cols.schema) {
         Some(runner) => runner,
         None => Runner::start(
@@ -60,12 +69,12 @@ fn transform(relay: &Relay, batch: &Batch) -> Result<(EncodedBatch, Vec<Value>),
         .transform(&mut runner, &input)
         .map_err(|e| e.to_string())?;
     relay.give_back(cols.schema, runner);
-    Ok((encoded, cols.inputs))
+    Ok(encoded)
 }
 
 /// Transforms, delivers and records one batch; the answer every poll and replay gets.
 pub(super) async fn run_batch(relay: &Arc<Relay>, batch: Batch) -> Answer {
-    let n = batch.rows.len();
+    let n = batch.numbers.len();
     let batch = Arc::new(batch);
     // Announced before the plugin runs: bodies other requests fill wait for these records
     // (at most the linger; see `coalesce`).
@@ -79,7 +88,7 @@ pub(super) async fn run_batch(relay: &Arc<Relay>, batch: Batch) -> Answer {
         let (relay, batch, coalescer) = (Arc::clone(relay), Arc::clone(&batch), coalescer);
         // The push runs here too: cutting a full body compresses it.
         tokio::task::spawn_blocking(move || {
-            let (encoded, inputs) = transform(&relay, &batch)?;
+            let mut encoded = transform(&relay, &batch)?;
             let ticket = (!encoded.records.is_empty()).then(|| {
                 let records = encoded
                     .records
@@ -87,13 +96,15 @@ pub(super) async fn run_batch(relay: &Arc<Relay>, batch: Batch) -> Answer {
                     .map(|r| (&r.entity_type, encoded.record_json(r)));
                 coalescer.push(announcement, &batch.route_key, records)
             });
+            // The batcher has its own copy of the records' JSON; their rows are enough here.
+            encoded.json = Vec::new();
+            encoded.ids = String::new();
             // Without records (or on an error above) the announcement is dropped: withdrawn.
-            Ok::<_, String>((encoded, inputs, ticket))
+            Ok::<_, String>((encoded, ticket))
         })
         .await
     };
     let mut results: Vec<RowResult> = vec![RowResult::Filtered; n];
-    let mut inputs = Vec::new();
     match transformed {
         Err(e) => return fatal(relay, &batch, format!("internal error: {e}")),
         Ok(Err(message)) => {
@@ -109,8 +120,7 @@ pub(super) async fn run_batch(relay: &Arc<Relay>, batch: Batch) -> Answer {
                 };
             }
         }
-        Ok(Ok((encoded, row_inputs, ticket))) => {
-            inputs = row_inputs;
+        Ok(Ok((encoded, ticket))) => {
             for failure in &encoded.failures {
                 if let Some(r) = results.get_mut(failure.row as usize) {
                     *r = RowResult::Rejected {
@@ -127,29 +137,7 @@ pub(super) async fn run_batch(relay: &Arc<Relay>, batch: Batch) -> Answer {
             }
         }
     }
-    if inputs.is_empty() {
-        inputs = columns(&batch.rows)
-            .map(|c| c.inputs)
-            .unwrap_or_else(|_| vec![Value::Null; n]);
-    }
-    let data: Vec<Value> = batch
-        .rows
-        .iter()
-        .zip(&results)
-        .map(|(row, result)| {
-            let value = match result {
-                RowResult::Delivered(receipt) => {
-                    json!({"status": "delivered", "receiptId": receipt})
-                }
-                RowResult::Filtered => json!({"status": "filtered"}),
-                RowResult::Rejected { stage, message } => {
-                    json!({"status": "rejected", "stage": stage.as_str(), "message": message})
-                }
-            };
-            json!([row.number, value])
-        })
-        .collect();
-    let body = Bytes::from(json!({ "data": data }).to_string());
+    let body = answer_body(&batch.numbers, &results);
     let counts = results.iter().fold([0usize; 3], |mut c, r| {
         c[match r {
             RowResult::Delivered(_) => 0,
@@ -162,7 +150,7 @@ pub(super) async fn run_batch(relay: &Arc<Relay>, batch: Batch) -> Answer {
         let (relay, b, body) = (Arc::clone(relay), Arc::clone(&batch), body.clone());
         let results = results.clone();
         let kept = tokio::task::spawn_blocking(move || {
-            keep(&relay, &b, &results, &inputs, &body);
+            keep(&relay, &b, &results, &body);
         })
         .await;
         if let Err(e) = kept {
@@ -187,7 +175,9 @@ pub(super) async fn run_batch(relay: &Arc<Relay>, batch: Batch) -> Answer {
 }
 
 fn fatal(relay: &Relay, batch: &Batch, message: String) -> Answer {
-    relay.metrics.relay_rows(0, 0, 0, batch.rows.len() as u64);
+    relay
+        .metrics
+        .relay_rows(0, 0, 0, batch.numbers.len() as u64);
     tracing::error!(
         "relay {}: batch {} not delivered: {message}",
         batch.name,
@@ -199,6 +189,31 @@ fn fatal(relay: &Relay, batch: &Batch, message: String) -> Answer {
             json!({ "error": format!("the rows were not delivered: {message}") }).to_string(),
         ),
     }
+}
+
+/// `{"data": [[row_number, result], …]}`, written row by row (no JSON tree of the whole
+/// answer).
+fn answer_body(numbers: &[Value], results: &[RowResult]) -> Bytes {
+    let mut out = Vec::with_capacity(16 + numbers.len() * 48);
+    out.extend_from_slice(b"{\"data\":[");
+    for (i, (number, result)) in numbers.iter().zip(results).enumerate() {
+        let value = match result {
+            RowResult::Delivered(receipt) => {
+                json!({"status": "delivered", "receiptId": receipt})
+            }
+            RowResult::Filtered => json!({"status": "filtered"}),
+            RowResult::Rejected { stage, message } => {
+                json!({"status": "rejected", "stage": stage.as_str(), "message": message})
+            }
+        };
+        if i > 0 {
+            out.push(b',');
+        }
+        // Writing a `Value` to a `Vec` cannot fail.
+        let _ = serde_json::to_writer(&mut out, &json!([number, value]));
+    }
+    out.extend_from_slice(b"]}");
+    Bytes::from(out)
 }
 
 /// Sets each row's result from its records' fates (in record order).
@@ -260,8 +275,19 @@ struct RowFates<'a> {
 }
 
 /// Dead letters for the rejected rows, then the result in the state (blocking).
-fn keep(relay: &Relay, batch: &Batch, results: &[RowResult], inputs: &[Value], body: &[u8]) {
+fn keep(relay: &Relay, batch: &Batch, results: &[RowResult], body: &[u8]) {
     let plugin = relay.job.plugin.name().to_string();
+    // The rejected rows' inputs, from the body (checked when it arrived).
+    let rows = if results
+        .iter()
+        .any(|r| matches!(r, RowResult::Rejected { .. }))
+    {
+        parse_rows(&batch.body).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let layout = Layout::of(&rows);
+    let input = |i: usize| rows.get(i).map(|r| layout.input(r)).unwrap_or(Value::Null);
     let letters: Vec<DeadLetter> = results
         .iter()
         .enumerate()
@@ -270,7 +296,11 @@ fn keep(relay: &Relay, batch: &Batch, results: &[RowResult], inputs: &[Value], b
                 file: batch.route_key.clone(),
                 key: None,
                 identity: None,
-                row: batch.rows[i].number.as_u64().unwrap_or(i as u64),
+                row: batch
+                    .numbers
+                    .get(i)
+                    .and_then(Value::as_u64)
+                    .unwrap_or(i as u64),
                 stage: *stage,
                 kind: "rejected".into(),
                 message: message.clone(),
@@ -279,7 +309,7 @@ fn keep(relay: &Relay, batch: &Batch, results: &[RowResult], inputs: &[Value], b
                 receipt_id: None,
                 entity_type: None,
                 record: None,
-                input: inputs.get(i).cloned().unwrap_or(Value::Null),
+                input: input(i),
             }),
             _ => None,
         })

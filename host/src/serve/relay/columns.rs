@@ -12,27 +12,27 @@ use serde_json::{Map, Value};
 
 use crate::bindings::types::{ColumnSchema, ColumnType, ScalarType, TimeUnit, TimestampType};
 
-/// One input row: Snowflake's row number and the row's columns.
+/// One input row's arguments (its number is in [`row_numbers`]).
 #[derive(Debug)]
 pub(super) struct InputRow {
-    pub(super) number: Value,
     pub(super) args: Vec<Value>,
 }
 
-/// Parses `{"data": [[row_number, args…], …]}`.
+/// Parses `{"data": [[row_number, args…], …]}` (the rows keep the parsed values: nothing
+/// is copied).
 pub(super) fn parse_rows(body: &[u8]) -> Result<Vec<InputRow>, String> {
-    let value: Value =
+    let mut value: Value =
         serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
-    let Some(Value::Array(data)) = value.get("data") else {
+    let Some(Value::Array(data)) = value.get_mut("data").map(Value::take) else {
         return Err(r#"the body must be {"data": [[row_number, args…], …]}"#.into());
     };
-    data.iter()
+    data.into_iter()
         .enumerate()
         .map(|(i, row)| match row {
-            Value::Array(cells) if cells.first().is_some_and(Value::is_number) => Ok(InputRow {
-                number: cells[0].clone(),
-                args: cells[1..].to_vec(),
-            }),
+            Value::Array(mut cells) if cells.first().is_some_and(Value::is_number) => {
+                cells.remove(0);
+                Ok(InputRow { args: cells })
+            }
             _ => Err(format!(
                 "data[{i}] is not [row_number, args…] with a numeric row number"
             )),
@@ -40,12 +40,172 @@ pub(super) fn parse_rows(body: &[u8]) -> Result<Vec<InputRow>, String> {
         .collect()
 }
 
+/// Checks that `body` is `{"data": [[row_number, args…], …]}` and returns the row numbers,
+/// without keeping the arguments (a request waiting for a plugin holds its body and these
+/// numbers only; [`parse_rows`] parses the rows when the plugin runs).
+pub(super) fn row_numbers(body: &[u8]) -> Result<Vec<Value>, String> {
+    use serde_json::error::Category;
+    match serde_json::from_slice::<Envelope>(body) {
+        Ok(Envelope(numbers)) => Ok(numbers),
+        Err(e)
+            if matches!(
+                e.classify(),
+                Category::Syntax | Category::Eof | Category::Io
+            ) =>
+        {
+            Err(format!("the body is not JSON: {e}"))
+        }
+        Err(e) => Err(format!("the body must be {ENVELOPE}: {e}")),
+    }
+}
+
+const ENVELOPE: &str = r#"{"data": [[row_number, args…], …]}"#;
+
+/// The row numbers of `{"data": [[row_number, args…], …]}` (the arguments are skipped).
+struct Envelope(Vec<Value>);
+
+impl<'de> serde::Deserialize<'de> for Envelope {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+        struct EnvelopeVisitor;
+        struct DataSeed;
+        struct RowSeed(usize);
+
+        impl<'de> Visitor<'de> for EnvelopeVisitor {
+            type Value = Envelope;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(ENVELOPE)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope, A::Error> {
+                let mut numbers = None;
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if key == "data" {
+                        numbers = Some(map.next_value_seed(DataSeed)?);
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                numbers
+                    .map(Envelope)
+                    .ok_or_else(|| A::Error::custom("it has no \"data\""))
+            }
+        }
+
+        impl<'de> serde::de::DeserializeSeed<'de> for DataSeed {
+            type Value = Vec<Value>;
+            fn deserialize<D: serde::Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> Result<Vec<Value>, D::Error> {
+                d.deserialize_seq(self)
+            }
+        }
+
+        impl<'de> Visitor<'de> for DataSeed {
+            type Value = Vec<Value>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("\"data\" as an array of rows")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Value>, A::Error> {
+                let mut numbers = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some(number) = seq.next_element_seed(RowSeed(numbers.len()))? {
+                    numbers.push(number);
+                }
+                Ok(numbers)
+            }
+        }
+
+        impl<'de> serde::de::DeserializeSeed<'de> for RowSeed {
+            type Value = Value;
+            fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+                d.deserialize_seq(self)
+            }
+        }
+
+        impl<'de> Visitor<'de> for RowSeed {
+            type Value = Value;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(
+                    f,
+                    "data[{}] as [row_number, args…] with a numeric row number",
+                    self.0
+                )
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+                let number = match seq.next_element::<Value>()? {
+                    Some(number) if number.is_number() => number,
+                    _ => {
+                        return Err(A::Error::custom(format!(
+                            "data[{}] is not [row_number, args…] with a numeric row number",
+                            self.0
+                        )));
+                    }
+                };
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(number)
+            }
+        }
+
+        d.deserialize_map(EnvelopeVisitor)
+    }
+}
+
 /// The columns of the request's rows, with inferred types.
 pub(super) struct Columns {
     pub(super) schema: Vec<ColumnSchema>,
     pub(super) batch: RecordBatch,
-    /// Each row as a JSON object of its columns (dead letters).
-    pub(super) inputs: Vec<Value>,
+}
+
+/// Which arguments are OBJECTs (their keys are columns) and which are positional.
+pub(super) struct Layout {
+    object_arg: Vec<bool>,
+}
+
+impl Layout {
+    pub(super) fn of(rows: &[InputRow]) -> Self {
+        let width = rows.iter().map(|r| r.args.len()).max().unwrap_or(0);
+        let object_arg = (0..width)
+            .map(|i| {
+                rows.iter()
+                    .any(|r| r.args.get(i).is_some_and(Value::is_object))
+            })
+            .collect();
+        Self { object_arg }
+    }
+
+    /// The row's columns and values in argument order (an OBJECT's keys as parsed); a
+    /// later column of the same name wins.
+    fn cells<'a>(
+        &self,
+        row: &'a InputRow,
+        mut each: impl FnMut(&'a str, Option<usize>, &'a Value),
+    ) {
+        for (i, arg) in row.args.iter().enumerate() {
+            if self.object_arg.get(i).copied().unwrap_or(false) {
+                if let Value::Object(fields) = arg {
+                    for (k, v) in fields {
+                        each(k, None, v);
+                    }
+                }
+            } else {
+                each("", Some(i), arg);
+            }
+        }
+    }
+
+    /// The row as a JSON object of its columns (dead letters), made only when needed.
+    pub(super) fn input(&self, row: &InputRow) -> Value {
+        let mut object = Map::new();
+        self.cells(row, |name, position, value| {
+            let name = match position {
+                Some(i) => format!("ARG{i}"),
+                None => name.to_owned(),
+            };
+            object.insert(name, value.clone());
+        });
+        Value::Object(object)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,49 +256,42 @@ fn merge(a: Kind, b: Kind) -> Kind {
 }
 
 /// Builds the batch: OBJECT arguments' keys and positional `ARG<i>` columns, types inferred.
+/// The cells are borrowed from the rows (no copy of the parsed values).
 pub(super) fn columns(rows: &[InputRow]) -> Result<Columns, String> {
-    let width = rows.iter().map(|r| r.args.len()).max().unwrap_or(0);
-    let object_arg: Vec<bool> = (0..width)
-        .map(|i| {
-            rows.iter()
-                .any(|r| r.args.get(i).is_some_and(Value::is_object))
-        })
-        .collect();
+    let layout = Layout::of(rows);
+    // Column names in order of first appearance.
     let mut names: Vec<String> = Vec::new();
-    let mut known: std::collections::HashSet<String> = std::collections::HashSet::new();
-    let mut inputs = Vec::with_capacity(rows.len());
-    for row in rows {
-        let mut object = Map::new();
-        // Columns in argument order (an OBJECT's keys as parsed), new names last.
-        let mut seen = |name: &String| {
-            if known.insert(name.clone()) {
-                names.push(name.clone());
-            }
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut column_of = |name: &str, position: Option<usize>| -> usize {
+        let name = match position {
+            Some(i) => std::borrow::Cow::Owned(format!("ARG{i}")),
+            None => std::borrow::Cow::Borrowed(name),
         };
-        for (i, arg) in row.args.iter().enumerate() {
-            if object_arg[i] {
-                if let Value::Object(fields) = arg {
-                    for (k, v) in fields {
-                        seen(k);
-                        object.insert(k.clone(), v.clone());
-                    }
-                }
-            } else {
-                let name = format!("ARG{i}");
-                seen(&name);
-                object.insert(name, arg.clone());
-            }
+        if let Some(&i) = index.get(name.as_ref()) {
+            return i;
         }
-        inputs.push(Value::Object(object));
+        index.insert(name.to_string(), names.len());
+        names.push(name.into_owned());
+        names.len() - 1
+    };
+    let mut placed: Vec<Vec<(usize, &Value)>> = Vec::with_capacity(rows.len());
+    for row in rows {
+        let mut cells = Vec::new();
+        layout.cells(row, |name, position, value| {
+            cells.push((column_of(name, position), value));
+        });
+        placed.push(cells);
+    }
+    let mut grid: Vec<Vec<&Value>> = vec![vec![&Value::Null; rows.len()]; names.len()];
+    for (r, cells) in placed.into_iter().enumerate() {
+        for (c, value) in cells {
+            grid[c][r] = value;
+        }
     }
     let mut fields = Vec::with_capacity(names.len());
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(names.len());
     let mut schema = Vec::with_capacity(names.len());
-    for name in &names {
-        let cells: Vec<&Value> = inputs
-            .iter()
-            .map(|o| o.get(name).unwrap_or(&Value::Null))
-            .collect();
+    for (name, cells) in names.iter().zip(&grid) {
         let kind = cells.iter().fold(Kind::Null, |k, v| merge(k, kind_of(v)));
         let (array, data_type, scalar): (ArrayRef, DataType, ScalarType) = match kind {
             Kind::Bool => (
@@ -196,16 +349,11 @@ pub(super) fn columns(rows: &[InputRow]) -> Result<Columns, String> {
                 ScalarType::Date,
             ),
             Kind::Null | Kind::Text | Kind::Json => (
-                Arc::new(StringArray::from(
-                    cells
-                        .iter()
-                        .map(|v| match v {
-                            Value::Null => None,
-                            Value::String(s) => Some(s.clone()),
-                            other => Some(other.to_string()),
-                        })
-                        .collect::<Vec<_>>(),
-                )),
+                Arc::new(StringArray::from_iter(cells.iter().map(|v| match v {
+                    Value::Null => None,
+                    Value::String(s) => Some(std::borrow::Cow::Borrowed(s.as_str())),
+                    other => Some(std::borrow::Cow::Owned(other.to_string())),
+                }))),
                 DataType::Utf8,
                 if kind == Kind::Json {
                     ScalarType::Json
@@ -228,11 +376,7 @@ pub(super) fn columns(rows: &[InputRow]) -> Result<Columns, String> {
         &arrow_array::RecordBatchOptions::new().with_row_count(Some(rows.len())),
     )
     .map_err(|e| format!("cannot build the batch: {e}"))?;
-    Ok(Columns {
-        schema,
-        batch,
-        inputs,
-    })
+    Ok(Columns { schema, batch })
 }
 
 #[cfg(test)]
@@ -265,7 +409,10 @@ mod tests {
         assert!(described[3].1.contains("Timestamp"), "{described:?}");
         assert!(described[4].1.contains("Json"), "{described:?}");
         assert_eq!(cols.batch.num_rows(), 3);
-        assert_eq!(cols.inputs[1]["ARG0"], "CUST-2");
+        let layout = Layout::of(&rows);
+        assert_eq!(layout.input(&rows[1])["ARG0"], "CUST-2");
+        assert_eq!(layout.input(&rows[0])["NAME"], "Acme");
+        assert!(layout.input(&rows[1]).get("NAME").is_none());
     }
 
     #[test]
@@ -284,5 +431,35 @@ mod tests {
         assert!(parse_rows(br#"{"rows": []}"#).is_err());
         assert!(parse_rows(br#"{"data": [["x", 1]]}"#).is_err());
         assert!(parse_rows(br#"{"data": []}"#).unwrap().is_empty());
+        let refused = |body: &[u8]| row_numbers(body).unwrap_err();
+        assert!(refused(b"not json").starts_with("the body is not JSON"));
+        assert!(refused(br#"{"rows": []}"#).contains("no \"data\""));
+        assert!(refused(br#"[1]"#).contains(ENVELOPE));
+        let message = refused(br#"{"data": [[0, 1], ["x", 1]]}"#);
+        assert!(message.contains("data[1] is not [row_number"), "{message}");
+        let message = refused(br#"{"data": [[0, 1], {"a": 1}]}"#);
+        assert!(message.contains("data[1] as [row_number"), "{message}");
+        assert!(row_numbers(br#"{"data": []}"#).unwrap().is_empty());
+    }
+
+    #[test]
+    fn row_numbers_skip_the_arguments_parse_rows_keeps() {
+        let body =
+            br#"{"x": {"y": [1]}, "data": [[3, {"a": [1, {"b": 2}]}, "s"], [1.5], [7, null]]}"#;
+        let numbers = row_numbers(body).unwrap();
+        assert_eq!(numbers, vec![json!(3), json!(1.5), json!(7)]);
+        let args: Vec<Vec<Value>> = parse_rows(body)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.args)
+            .collect();
+        assert_eq!(
+            args,
+            vec![
+                vec![json!({"a": [1, {"b": 2}]}), json!("s")],
+                vec![],
+                vec![Value::Null]
+            ]
+        );
     }
 }

@@ -30,13 +30,18 @@
 //! arrives as `sf-custom-stagepush-token`) or `X-Stagepush-Token`; otherwise 401. Bodies over
 //! the limit (compressed or not) are 413 with a JSON error.
 //!
+//! Memory: requests are admitted by bytes in flight ([`admission`]): one that does not fit
+//! waits, then gets 429 with `Retry-After`; memory goes back to the system after a burst.
+//!
 //! | module | does |
 //! |---|---|
-//! | `routes` | `POST` and `GET`: authentication, body limits, idempotency, the sync wait |
+//! | `routes` | `POST` and `GET`: authentication, body limits, admission, idempotency, the sync wait |
+//! | [`admission`] | the byte budget of requests in flight |
 //! | `columns` | Snowflake's rows → one Arrow batch (types inferred per column) |
 //! | `batch` | one request through the plugin and the sink; dead letters; the kept result |
 //! | [`coalesce`] | one shared batcher for the records of concurrent requests |
 
+pub mod admission;
 mod batch;
 pub mod coalesce;
 mod columns;
@@ -65,6 +70,7 @@ use crate::source::Secret;
 use super::metrics::Metrics;
 use coalesce::{Coalescer, SinkSlot};
 
+pub use admission::{DEFAULT_ADMISSION_WAIT, DEFAULT_MAX_INFLIGHT_BYTES};
 pub use coalesce::DEFAULT_LINGER;
 
 pub(crate) use routes::handle;
@@ -80,8 +86,12 @@ pub const BATCH_ID_HEADER: &str = "sf-external-function-query-batch-id";
 pub const QUERY_ID_HEADER: &str = "sf-external-function-current-query-id";
 /// Default for how long a request waits for its delivery before answering 202.
 pub const DEFAULT_SYNC_WAIT: Duration = Duration::from_secs(20);
-/// Default largest request body, compressed and decompressed.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// Default largest request body, compressed and decompressed: Snowflake sends
+/// `{"data": [[row_number, args…], …]}` with at most the function's `MAX_BATCH_ROWS` rows
+/// (`shared/docs/FACTS.md` §4); 4 MiB holds the 500 rows `deploy/snowflake-external-function.md`
+/// sets at up to 8 KiB of JSON each, and equals the sink's default request body
+/// (`sink::config::DEFAULT_BATCH_MAX_BYTES`).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 type Body = Full<Bytes>;
 
@@ -97,6 +107,11 @@ pub struct RelayOptions {
     /// How long open request bodies wait for the records of requests whose plugin is still
     /// running (see [`coalesce`]).
     pub linger: Duration,
+    /// Budget of decompressed request bytes in flight (see [`admission`]); at least
+    /// `max_body_bytes`.
+    pub max_inflight_bytes: usize,
+    /// How long a request waits to be admitted before it is answered 429.
+    pub admission_wait: Duration,
 }
 
 impl Default for RelayOptions {
@@ -106,6 +121,8 @@ impl Default for RelayOptions {
             secret: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             linger: DEFAULT_LINGER,
+            max_inflight_bytes: DEFAULT_MAX_INFLIGHT_BYTES,
+            admission_wait: DEFAULT_ADMISSION_WAIT,
         }
     }
 }
@@ -124,6 +141,12 @@ const MAX_SCHEMAS: usize = 32;
 
 /// How long finished results stay in memory (the state keeps them for later replays).
 const KEEP_IN_MEMORY: Duration = Duration::from_secs(15 * 60);
+/// At most this many bytes of finished results stay in memory (the oldest go first; the
+/// state keeps them all): the answers of a long query must not pile up for 15 minutes.
+const KEEP_IN_MEMORY_BYTES: usize = 16 * 1024 * 1024;
+/// Entries in the batch map before it is pruned (unless its answers outgrow
+/// [`KEEP_IN_MEMORY_BYTES`] first).
+const PRUNE_AT_ENTRIES: usize = 256;
 
 /// A batch's (future) answer and when it started.
 struct Entry {
@@ -142,8 +165,12 @@ pub(crate) struct Relay {
     /// Idle plugin instances, per input schema.
     runners: Mutex<Vec<(Vec<ColumnSchema>, Vec<Runner>)>>,
     cpu: Semaphore,
+    /// The byte budget of requests in flight.
+    admission: admission::Admission,
     /// Route key `<name>/<batch-id>` → its (future) answer.
     batches: Mutex<HashMap<String, Entry>>,
+    /// Bytes of finished answers added to `batches` since it was last pruned (about).
+    kept_bytes: std::sync::atomic::AtomicUsize,
     dead_letters: Mutex<Option<DeadLetterWriter>>,
 }
 
@@ -161,6 +188,11 @@ impl Relay {
             .or(fallback_secret)
             .map(|s| digest(s.expose().as_bytes()));
         let workers = job.workers.max(1);
+        let admission = admission::Admission::new(
+            options.max_inflight_bytes,
+            options.admission_wait,
+            Arc::clone(&metrics),
+        );
         Self {
             job,
             options,
@@ -169,7 +201,9 @@ impl Relay {
             coalescer: Mutex::new(None),
             runners: Mutex::new(Vec::new()),
             cpu: Semaphore::new(workers),
+            admission,
             batches: Mutex::new(HashMap::new()),
+            kept_bytes: std::sync::atomic::AtomicUsize::new(0),
             dead_letters: Mutex::new(None),
         }
     }
@@ -224,6 +258,51 @@ impl Relay {
                 runners.push((schema, vec![runner]));
             }
         }
+    }
+}
+
+impl Relay {
+    /// Counts a finished answer kept in the batch map.
+    fn kept(&self, bytes: usize) {
+        self.kept_bytes
+            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Drops finished answers older than [`KEEP_IN_MEMORY`], then the oldest finished ones
+    /// while they hold more than [`KEEP_IN_MEMORY_BYTES`] (when the map is large or its
+    /// answers may be).
+    fn prune(&self, batches: &mut HashMap<String, Entry>) {
+        use std::sync::atomic::Ordering;
+        if batches.len() < PRUNE_AT_ENTRIES
+            && self.kept_bytes.load(Ordering::Relaxed) <= KEEP_IN_MEMORY_BYTES
+        {
+            return;
+        }
+        // A running delivery stays; one whose task ended without an answer (its sender is
+        // gone) is lost and goes like a finished one.
+        batches.retain(|_, e| {
+            (e.slot.borrow().is_none() && e.slot.has_changed().is_ok())
+                || e.started.elapsed() < KEEP_IN_MEMORY
+        });
+        let mut finished: Vec<(std::time::Instant, usize, String)> = batches
+            .iter()
+            .filter_map(|(key, e)| {
+                let len = e.slot.borrow().as_ref().map(|a| a.body.len())?;
+                Some((e.started, len, key.clone()))
+            })
+            .collect();
+        let mut total: usize = finished.iter().map(|f| f.1).sum();
+        if total > KEEP_IN_MEMORY_BYTES {
+            finished.sort_unstable_by_key(|f| f.0);
+            for (_, len, key) in finished {
+                if total <= KEEP_IN_MEMORY_BYTES {
+                    break;
+                }
+                batches.remove(&key);
+                total -= len;
+            }
+        }
+        self.kept_bytes.store(total, Ordering::Relaxed);
     }
 }
 

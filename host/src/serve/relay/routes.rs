@@ -2,20 +2,22 @@
 
 use std::io::Read;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::sync::watch;
 
 use super::super::metrics::ReplayFrom;
+use super::admission::{self, Peeked, Refusal};
 use super::batch::{Batch, run_batch};
-use super::columns::parse_rows;
+use super::columns::row_numbers;
 use super::{
-    BATCH_ID_HEADER, Body, Entry, KEEP_IN_MEMORY, QUERY_ID_HEADER, ROUTE_PREFIX, Relay,
-    SECRET_HEADER, Slot, accepted, error, header, respond, state_path, valid_name,
+    BATCH_ID_HEADER, Body, Entry, QUERY_ID_HEADER, ROUTE_PREFIX, Relay, SECRET_HEADER, Slot,
+    accepted, error, header, respond, state_path, valid_name,
 };
 
 /// Where a batch's delivery stands, as its slot says.
@@ -150,57 +152,120 @@ async fn poll(relay: &Arc<Relay>, name: &str, batch_id: &str) -> Response<Body> 
     }
 }
 
-/// Reads the body within the limit, gunzipping it when it says so.
-async fn read_body(relay: &Relay, req: Request<Incoming>) -> Result<Bytes, Box<Response<Body>>> {
-    let limit = relay.options.max_body_bytes;
-    let too_large = || {
-        Box::new(error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "the request body is larger than {limit} bytes: lower MAX_BATCH_ROWS of the external function (or raise --relay-max-body-bytes)"
-            ),
-        ))
-    };
-    let declared = req
-        .headers()
+/// How long an admitted request's body may take to arrive (a stalled client must not hold
+/// its share of the budget).
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The status of an answer nobody receives: the client closed the connection (nginx's
+/// "client closed request"); it only shows in the metrics.
+const CLIENT_GONE: u16 = 499;
+
+/// What the headers say about the body: its declared length and whether it is gzip.
+fn body_kind(headers: &hyper::HeaderMap) -> (Option<u64>, bool) {
+    let declared = headers
         .get(hyper::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
-    let gzip = req
-        .headers()
+    let gzip = headers
         .get(hyper::header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
-    let body = match Limited::new(req.into_body(), limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            return Err(too_large());
+    (declared, gzip)
+}
+
+fn too_large(limit: usize) -> Box<Response<Body>> {
+    Box::new(error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "the request body is larger than {limit} bytes: lower MAX_BATCH_ROWS of the external function (or raise --relay-max-body-bytes)"
+        ),
+    ))
+}
+
+/// Reads the rest of the body (after what was read while the request waited) within the
+/// limit and [`BODY_READ_TIMEOUT`], gunzipping it when it says so.
+async fn read_body(
+    limit: usize,
+    gzip: bool,
+    peeked: Peeked,
+    mut body: Incoming,
+) -> Result<Bytes, Box<Response<Body>>> {
+    let mut buffer = BytesMut::with_capacity(peeked.bytes);
+    for frame in &peeked.frames {
+        buffer.extend_from_slice(frame);
+    }
+    if buffer.len() > limit {
+        return Err(too_large(limit));
+    }
+    drop(peeked.frames);
+    if !peeked.ended {
+        let read = tokio::time::timeout(BODY_READ_TIMEOUT, async {
+            while let Some(frame) = body.frame().await {
+                if let Ok(data) = frame?.into_data() {
+                    if buffer.len() + data.len() > limit {
+                        return Ok(false);
+                    }
+                    buffer.extend_from_slice(&data);
+                }
+            }
+            Ok::<_, hyper::Error>(true)
+        })
+        .await;
+        match read {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => return Err(too_large(limit)),
+            Ok(Err(e)) => {
+                return Err(Box::new(error(
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot read the body: {e}"),
+                )));
+            }
+            Err(_) => {
+                return Err(Box::new(error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "the body did not arrive within {} s",
+                        BODY_READ_TIMEOUT.as_secs()
+                    ),
+                )));
+            }
         }
-        Err(e) => {
-            return Err(Box::new(error(
-                StatusCode::BAD_REQUEST,
-                format!("cannot read the body: {e}"),
-            )));
-        }
-    };
+    }
+    let body = buffer.freeze();
     if !gzip {
         return Ok(body);
     }
     let mut out = Vec::new();
     let decoder = flate2::read::MultiGzDecoder::new(&body[..]);
     match decoder.take(limit as u64 + 1).read_to_end(&mut out) {
-        Ok(_) if out.len() > limit => Err(too_large()),
+        Ok(_) if out.len() > limit => Err(too_large(limit)),
         Ok(_) => Ok(Bytes::from(out)),
         Err(e) => Err(Box::new(error(
             StatusCode::BAD_REQUEST,
             format!("the body says Content-Encoding: gzip but does not decompress: {e}"),
         ))),
+    }
+}
+
+/// A request that was not admitted: 429 with `Retry-After`, or (the client is gone) 499.
+fn refused(name: &str, refusal: Refusal) -> Response<Body> {
+    match refusal {
+        Refusal::Busy { .. } => {
+            tracing::warn!("relay {name}: {refusal}");
+            let mut response = error(StatusCode::TOO_MANY_REQUESTS, refusal.to_string());
+            response.headers_mut().insert(
+                hyper::header::RETRY_AFTER,
+                HeaderValue::from(admission::RETRY_AFTER_SECS),
+            );
+            response
+        }
+        Refusal::ClientGone(_) => {
+            tracing::info!("relay {name}: {refusal}");
+            let mut response = error(StatusCode::BAD_REQUEST, refusal.to_string());
+            *response.status_mut() =
+                StatusCode::from_u16(CLIENT_GONE).unwrap_or(StatusCode::BAD_REQUEST);
+            response
+        }
     }
 }
 
@@ -210,13 +275,30 @@ async fn post(
     batch_id: Option<String>,
     req: Request<Incoming>,
 ) -> Response<Body> {
+    let arrived = Instant::now();
     let query_id = header(&req, QUERY_ID_HEADER).map(str::to_owned);
-    let body = match read_body(relay, req).await {
+    let limit = relay.options.max_body_bytes;
+    let (declared, gzip) = body_kind(req.headers());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return *too_large(limit);
+    }
+    // Charged before the body is read: its length, or the limit when unknown.
+    let charge = match declared {
+        Some(n) if !gzip => n as usize,
+        _ => limit,
+    };
+    let mut incoming = req.into_body();
+    let (mut ticket, peeked) = match relay.admission.admit(charge, &mut incoming).await {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refused(&name, refusal),
+    };
+    let body = match read_body(limit, gzip, peeked, incoming).await {
         Ok(body) => body,
         Err(response) => return *response,
     };
-    let rows = match parse_rows(&body) {
-        Ok(rows) => rows,
+    ticket.shrink(body.len());
+    let numbers = match row_numbers(&body) {
+        Ok(numbers) => numbers,
         Err(message) => {
             tracing::warn!("relay {name}: refused a request: {message}");
             return error(StatusCode::BAD_REQUEST, message);
@@ -266,12 +348,7 @@ async fn post(
                 Some(slot) => slot,
                 None => {
                     let (tx, rx) = watch::channel(None);
-                    if batches.len() >= 256 {
-                        batches.retain(|_, e| {
-                            matches!(progress(&e.slot), Progress::Running)
-                                || e.started.elapsed() < KEEP_IN_MEMORY
-                        });
-                    }
+                    relay.prune(&mut batches);
                     batches.insert(
                         key.clone(),
                         Entry {
@@ -288,12 +365,17 @@ async fn post(
                         name: name.clone(),
                         batch_id: batch_id.clone(),
                         route_key,
-                        rows,
+                        body,
+                        numbers,
                     };
                     let relay = Arc::clone(relay);
                     tokio::spawn(async move {
                         let answer = run_batch(&relay, job).await;
+                        relay.kept(answer.body.len());
                         let _ = tx.send(Some(Arc::new(answer)));
+                        // The request's bytes stay charged until its delivery is done
+                        // (also after a 202).
+                        drop(ticket);
                     });
                     rx
                 }
@@ -301,7 +383,10 @@ async fn post(
         }
     };
     let mut slot = slot;
-    let waited = tokio::time::timeout(relay.options.sync_wait, async {
+    // The sync wait counts from the request's arrival (admission included): the proxy in
+    // front has its own time-out.
+    let sync_wait = relay.options.sync_wait.saturating_sub(arrived.elapsed());
+    let waited = tokio::time::timeout(sync_wait, async {
         slot.wait_for(Option::is_some).await.map(|a| a.clone())
     })
     .await;
