@@ -781,8 +781,6 @@ fn a_401_mid_run_ends_the_processor_s_run_and_the_next_round_delivers_the_file()
     });
     stop(serve);
 }
-     assert!(log.contains("resuming a partly delivered file"), "{log}");
- }
 
 #[test]
 fn a_notification_with_unusable_keys_queues_its_good_objects_and_records_the_others() {
