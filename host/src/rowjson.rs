@@ -39,19 +39,26 @@ pub fn row_json(batch: &RecordBatch, row: usize) -> Value {
     }
 }
 
+/// Why arrow could not render a row (shown inside the row's JSON, never returned).
+#[derive(Debug, thiserror::Error)]
+enum RenderError {
+    #[error("{0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+    #[error("arrow wrote JSON that does not parse: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("no row rendered")]
+    Empty,
+}
+
 /// The one row of `batch` as JSON, rendered by arrow.
-fn render(batch: &RecordBatch) -> Result<Value, String> {
+fn render(batch: &RecordBatch) -> Result<Value, RenderError> {
     let mut writer = arrow_json::WriterBuilder::new()
         .with_explicit_nulls(true)
         .build::<_, arrow_json::writer::JsonArray>(Vec::new());
-    writer
-        .write(batch)
-        .and_then(|()| writer.finish())
-        .map_err(|e| e.to_string())?;
-    let mut rows: Vec<Value> =
-        serde_json::from_slice(&writer.into_inner()).map_err(|e| e.to_string())?;
+    writer.write(batch).and_then(|()| writer.finish())?;
+    let mut rows: Vec<Value> = serde_json::from_slice(&writer.into_inner())?;
     if rows.is_empty() {
-        return Err("no row rendered".into());
+        return Err(RenderError::Empty);
     }
     Ok(rows.swap_remove(0))
 }
@@ -66,7 +73,7 @@ fn by_column(batch: &RecordBatch) -> Value {
             Arc::new(Schema::new(vec![field.clone()])),
             vec![column.clone()],
         )
-        .map_err(|e| e.to_string())
+        .map_err(RenderError::from)
         .and_then(|b| render(&b));
         let value = match one {
             Ok(Value::Object(mut m)) => m.remove(field.name()).unwrap_or(Value::Null),
