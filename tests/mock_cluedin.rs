@@ -1,4 +1,4 @@
-//! The local CluedIn stand-in answers like FACTS §1 says the real endpoint does.
+//! The local CluedIn stand-in answers like `docs/reference/cluedin-endpoint.md` says the real endpoint does.
 
 use std::io::Write;
 

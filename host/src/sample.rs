@@ -3,7 +3,7 @@
 //! [`write_customer_file`] writes the Parquet file a Snowflake
 //! `COPY INTO @stage/customers FROM (SELECT …) FILE_FORMAT=(TYPE=PARQUET) HEADER=TRUE` of a
 //! customer table would produce, with the physical layout Snowflake uses (see
-//! `docs/FACTS.md` §2), written column chunk by column chunk with the low-level Parquet
+//! `docs/reference/snowflake-unload.md`), written column chunk by column chunk with the low-level Parquet
 //! writer so nothing is left to a library's defaults:
 //!
 //! | column | Parquet | note |

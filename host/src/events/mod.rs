@@ -1,6 +1,6 @@
 //! Object-store notifications → the objects they name.
 //!
-//! Accepted payloads (detected from the JSON, `shared/docs/FACTS.md` §3): an S3 event
+//! Accepted payloads (detected from the JSON, `docs/reference/storage-events.md`): an S3 event
 //! notification (`Records[]`), the same wrapped by SNS (`Message` is a JSON string), an
 //! SQS→Lambda batch (`Records[].body` is a JSON string), an EventBridge "Object Created"
 //! event, an Azure Event Grid array of `Microsoft.Storage.BlobCreated`, CloudEvents 1.0

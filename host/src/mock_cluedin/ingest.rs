@@ -19,7 +19,7 @@ pub(crate) struct Limits<'a> {
     pub reject_ids: &'a [String],
 }
 
-/// An entry of `warnings[]` (FACTS: `rowIndex` is a **string** here).
+/// An entry of `warnings[]` (`docs/reference/cluedin-endpoint.md`: `rowIndex` is a **string** here).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct WarningEntry {
@@ -30,7 +30,7 @@ pub(crate) struct WarningEntry {
     pub error_message: String,
 }
 
-/// An entry of `errors[]` (FACTS: `rowIndex` is a **number** here, -1 for the whole body).
+/// An entry of `errors[]` (`docs/reference/cluedin-endpoint.md`: `rowIndex` is a **number** here, -1 for the whole body).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ErrorEntry {

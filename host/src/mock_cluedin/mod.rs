@@ -1,5 +1,5 @@
 //! A local stand-in for a CluedIn Ingestion Endpoint (`stagepush mock-cluedin`), for tests,
-//! demos and benchmarks. It behaves as `shared/docs/FACTS.md` §1 documents the real one:
+//! demos and benchmarks. It behaves as `docs/reference/cluedin-endpoint.md` documents the real one:
 //!
 //! - `POST /upload/api/endpoint/{id}` only (404 elsewhere, 405 for other methods);
 //! - `Authorization: Bearer <token>` required (401 otherwise);

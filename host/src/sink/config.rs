@@ -28,7 +28,7 @@ use super::SinkError;
 use super::body::{BodyFormat, Compression};
 use super::retries::RetryPolicy;
 
-/// CluedIn's documented limit of rows per request (FACTS §1).
+/// CluedIn's documented limit of rows per request (`docs/reference/cluedin-endpoint.md`).
 pub const MAX_ROWS_PER_REQUEST: usize = 100_000;
 /// Default rows per request body.
 pub const DEFAULT_BATCH_MAX_ROWS: usize = 1_000;

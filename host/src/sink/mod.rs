@@ -1,6 +1,6 @@
 //! The CluedIn Ingestion Endpoint sink: batches of encoded JSON records, gzip, `POST`, retries.
 //!
-//! Built against the endpoint's documented behaviour (`shared/docs/FACTS.md` §1) and laid out
+//! Built against the endpoint's documented behaviour (`docs/reference/cluedin-endpoint.md`) and laid out
 //! like Vector's `sinks/http` (small modules, retry policy as data):
 //!
 //! | module | does |
@@ -196,7 +196,7 @@ pub enum SinkError {
     Internal(String),
 }
 
-/// The first character CluedIn does not accept in a value (FACTS §1): control characters
+/// The first character CluedIn does not accept in a value (`docs/reference/cluedin-endpoint.md`): control characters
 /// U+0000–U+001F other than tab, LF and CR, and the non-characters U+FFFE and U+FFFF.
 /// (Lone surrogates cannot occur in a Rust `&str`; an encoder must not produce `\uD800`-style
 /// escapes for them.)

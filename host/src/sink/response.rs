@@ -1,4 +1,4 @@
-//! Lenient parsing of the endpoint's answers (FACTS §1).
+//! Lenient parsing of the endpoint's answers (`docs/reference/cluedin-endpoint.md`).
 //!
 //! Keys on `success`; `receiptId`; `warnings[]` (where `rowIndex` is a string) and `errors[]`
 //! (where `rowIndex` is a number — either form is accepted in both); a top-level message
@@ -6,7 +6,7 @@
 //! answer that names no row. Wrong types are ignored field by field; a body that is not JSON
 //! (a proxy's HTML 413 page, a 503 text) yields an empty response with an excerpt of the text.
 //!
-//! CluedIn answers every request with a JSON object carrying a boolean `success` (FACTS §1):
+//! CluedIn answers every request with a JSON object carrying a boolean `success` (`docs/reference/cluedin-endpoint.md`):
 //! [`IngestResponse::is_cluedin_answer`]. A 2xx without one (an HTML page, an empty body) came
 //! from something else on the way — see [`super::service`] for what the sink does with it.
 

@@ -558,7 +558,7 @@ fn precision_scale(column: &ParquetType) -> (i32, i32) {
     }
 }
 
-/// The Snowflake type a column most likely had, from its Parquet type (see FACTS.md §2),
+/// The Snowflake type a column most likely had, from its Parquet type (see `docs/reference/snowflake-unload.md`),
 /// and a remark when there is one to make.
 pub fn snowflake_type(column: &ParquetType) -> (String, Option<String>) {
     let info = column.get_basic_info();

@@ -19,7 +19,7 @@
 //! the Parquet annotations where Arrow loses information: a Snowflake TIMESTAMP_NTZ is an
 //! INT64 with only the legacy converted type `TIMESTAMP_MILLIS`, which arrow-rs reads as
 //! `Timestamp(ms, "UTC")` although its values are wall-clock times (see
-//! `docs/FACTS.md` §2), and Parquet's JSON annotation becomes the contract's `json` type.
+//! `docs/reference/snowflake-unload.md`), and Parquet's JSON annotation becomes the contract's `json` type.
 //!
 //! Every error names the file. A decoder panic on a malformed file is caught and reported
 //! as [`SourceError::Corrupt`] instead of unwinding into the caller.
@@ -834,7 +834,7 @@ fn is_wall_clock(leaf: &ParquetType, arrow_has_no_zone: bool) -> bool {
     let info = leaf.get_basic_info();
     match info.logical_type_ref() {
         Some(LogicalType::Timestamp(timestamp)) => !timestamp.is_adjusted_to_u_t_c,
-        // Legacy converted type only: Snowflake's TIMESTAMP_NTZ (FACTS.md §2).
+        // Legacy converted type only: Snowflake's TIMESTAMP_NTZ (`docs/reference/snowflake-unload.md`).
         _ => match info.converted_type() {
             ConvertedType::TIMESTAMP_MILLIS | ConvertedType::TIMESTAMP_MICROS => true,
             _ => arrow_has_no_zone,

@@ -7,7 +7,7 @@
 //!   expression is NULL Snowflake writes a bare `_NULL_/` folder: that becomes a partition
 //!   with an empty name and no value, so the plugin still sees that the level exists.
 //! - [`parse_file_name`] splits a Snowflake unload file name into its parts (see
-//!   `docs/FACTS.md` §2): `data_0_1_0.snappy.parquet`, `<prefix>_0_0_0.snappy.parquet`,
+//!   `docs/reference/snowflake-unload.md`): `data_0_1_0.snappy.parquet`, `<prefix>_0_0_0.snappy.parquet`,
 //!   `data_<query-uuid>_<a>_<b>_<c>.snappy.parquet` and the extension-less `data` of
 //!   `SINGLE=TRUE`.
 

@@ -1,6 +1,6 @@
 //! JSON text pieces: strings (with CluedIn's character rules), numbers and decimals.
 
-/// A character CluedIn does not accept in values (FACTS.md §1): control characters other
+/// A character CluedIn does not accept in values (`docs/reference/cluedin-endpoint.md`): control characters other
 /// than tab, LF and CR, and the non-characters U+FFFE and U+FFFF. (Lone surrogates
 /// cannot occur in valid UTF-8.)
 pub fn is_unsupported_char(c: char) -> bool {

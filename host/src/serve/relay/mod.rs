@@ -1,7 +1,7 @@
 //! The Snowflake External Function relay of `serve`: `POST /external-function/{name}`.
 //!
 //! Snowflake sends `{"data": [[row_number, arg1, …], …]}` (gzip allowed) with the
-//! `sf-external-function-*` headers (`shared/docs/FACTS.md` §4). The arguments become the
+//! `sf-external-function-*` headers (`docs/reference/external-function.md`). The arguments become the
 //! columns of one Arrow batch: an OBJECT argument's keys are columns, any other argument is
 //! column `ARG<i>` (its position). Types are inferred per column over the request: JSON
 //! booleans → boolean, integers → integer, other numbers → float, strings that all read as
@@ -88,7 +88,7 @@ pub const QUERY_ID_HEADER: &str = "sf-external-function-current-query-id";
 pub const DEFAULT_SYNC_WAIT: Duration = Duration::from_secs(20);
 /// Default largest request body, compressed and decompressed: Snowflake sends
 /// `{"data": [[row_number, args…], …]}` with at most the function's `MAX_BATCH_ROWS` rows
-/// (`shared/docs/FACTS.md` §4); 4 MiB holds the 500 rows `deploy/snowflake-external-function.md`
+/// (`docs/reference/external-function.md`); 4 MiB holds the 500 rows `deploy/snowflake-external-function.md`
 /// sets at up to 8 KiB of JSON each, and equals the sink's default request body
 /// (`sink::config::DEFAULT_BATCH_MAX_BYTES`).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
