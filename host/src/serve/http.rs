@@ -366,7 +366,9 @@ async fn sns_confirmation(app: &Arc<App>, value: Option<&Value>) -> Response<Bod
     };
     let client = app.http.get_or_init(|| {
         crate::sink::service::install_ring_crypto_provider();
+        // No redirect: the allow-list above must decide every host this request reaches.
         reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(SNS_CONFIRM_TIMEOUT)
             .build()
             .map_err(|e| e.to_string())
