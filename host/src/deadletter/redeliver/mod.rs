@@ -32,10 +32,10 @@ use serde::Serialize;
 use arrow_array::RecordBatch;
 
 use crate::bindings::types::{ColumnSchema, SourceFile};
+use crate::deadletter::input_json::row_json;
 use crate::deadletter::{DeadLetter, DeadLetterWriter};
 use crate::pipeline::{PluginReport, Receipt, display_name, now_rfc3339};
 use crate::plugin::{Plugin, PluginError, Runner};
-use crate::rowjson::row_json;
 use crate::sink::{Batch, Batcher, CluedInSink, RowRef, SinkError};
 use crate::source::parquet::ReadOptions;
 use crate::source::{Stage, StageError, StageFile, StageSource, StoreKind};
