@@ -8,7 +8,9 @@
 //!   the delivery state read, transformed and sent again. (HTTP retries are `sink::retries`.)
 
 pub mod input_json;
+pub mod record;
 pub mod redeliver;
 pub mod writer;
 
-pub use writer::{DEAD_LETTER_FILE, DeadLetter, DeadLetterWriter, letter_sync};
+pub use record::{DeadLetter, RowStage};
+pub use writer::{DEAD_LETTER_FILE, DeadLetterWriter, letter_sync};
