@@ -11,7 +11,7 @@ pub use crate::transform::RowStage;
 #[serde(rename_all = "camelCase")]
 pub struct DeadLetter {
     pub file: String,
-    /// The object key (the state's dead letters; for `retry`).
+    /// The object key (the state's dead letters; for redelivery).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
     /// The file version the row belongs to (see `state::files::identity`).

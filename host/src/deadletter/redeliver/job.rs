@@ -1,4 +1,4 @@
-//! A redelivery's working set, folder by folder: the letters of each file retried or
+//! A redelivery's working set, folder by folder: the letters of each file sent again or
 //! set aside, the folder's chunks rewritten, the local log appended to, and the file's
 //! counts moved in its state document.
 
@@ -15,17 +15,17 @@ use crate::state::{PutMode, StateError};
 use crate::transform::Encoder;
 use crate::wire::time::now_ms;
 
-use super::report::{RetryCounts, RetryFileReport, add};
+use super::report::{RedeliveryCounts, RedeliveryFileReport, add};
 use super::select::{Folder, chunk_time, current_file};
-use super::{RetryError, RetryOptions};
+use super::{RedeliverError, RedeliverOptions};
 
 /// Attempts at updating a file's state document when others write it at the same time.
 const COUNT_UPDATE_ATTEMPTS: usize = 5;
 /// A fatal sink error in the middle of a file.
 pub(super) struct Stopped(pub(super) String);
-/// The retry's working set.
+/// The redelivery's working set.
 pub(super) struct Job<'a> {
-    pub(super) options: &'a RetryOptions,
+    pub(super) options: &'a RedeliverOptions,
     pub(super) sink: &'a CluedInSink,
     pub(super) runtime: &'a tokio::runtime::Runtime,
     pub(super) run_id: String,
@@ -40,16 +40,16 @@ pub(super) struct Job<'a> {
 }
 
 impl Job<'_> {
-    /// Retries the letters of one folder and rewrites it. `Some` when a fatal sink error
-    /// stopped the retry (the folder is left as it was).
+    /// Redelivers the letters of one folder and rewrites it. `Some` when a fatal sink error
+    /// stopped the redelivery (the folder is left as it was).
     pub(super) fn folder(
         &mut self,
         prefix: &str,
         folder_name: &str,
         folder: &Folder,
-        counts: &mut RetryCounts,
-        reports: &mut Vec<RetryFileReport>,
-    ) -> Result<Option<Stopped>, RetryError> {
+        counts: &mut RedeliveryCounts,
+        reports: &mut Vec<RedeliveryFileReport>,
+    ) -> Result<Option<Stopped>, RedeliverError> {
         let mut by_key: BTreeMap<&str, Vec<&DeadLetter>> = BTreeMap::new();
         for ((key, _, _), letter) in &folder.letters {
             by_key.entry(key.as_str()).or_default().push(letter);
@@ -57,20 +57,20 @@ impl Job<'_> {
         let mut remaining: Vec<DeadLetter> = Vec::new();
         let mut changed = folder.duplicates > 0;
         let mut updates = Vec::new();
-        let mut folder_counts = RetryCounts::default();
+        let mut folder_counts = RedeliveryCounts::default();
         let mut folder_reports = Vec::new();
         for (key, letters) in by_key {
             let shown = letters
                 .first()
                 .map(|l| l.file.clone())
                 .unwrap_or_else(|| key.to_string());
-            let mut rows = RetryCounts::default();
+            let mut rows = RedeliveryCounts::default();
             let Some(file) = current_file(&self.options.stage, key)? else {
                 tracing::warn!(file = %shown, rows = letters.len(), "the file no longer exists: its dead letters are kept");
                 rows.file_gone = letters.len() as u64;
                 remaining.extend(letters.into_iter().cloned());
                 add(&mut folder_counts, &rows);
-                folder_reports.push(RetryFileReport {
+                folder_reports.push(RedeliveryFileReport {
                     file: shown,
                     key: key.to_string(),
                     outcome: "file-gone",
@@ -95,11 +95,11 @@ impl Job<'_> {
                 let result = match self.file(&file, current) {
                     Ok(result) => result,
                     Err(Stopped(message)) => {
-                        reports.push(RetryFileReport {
+                        reports.push(RedeliveryFileReport {
                             file: display_name(&file),
                             key: key.to_string(),
                             outcome: "not-finished",
-                            rows: RetryCounts::default(),
+                            rows: RedeliveryCounts::default(),
                             error: Some(message.clone()),
                         });
                         return Ok(Some(Stopped(message)));
@@ -108,7 +108,7 @@ impl Job<'_> {
                 rows.delivered = result.delivered;
                 rows.filtered = result.filtered;
                 rows.still_rejected = result.still.len() as u64;
-                rows.retried = rows.delivered + rows.filtered + rows.still_rejected;
+                rows.redelivered = rows.delivered + rows.filtered + rows.still_rejected;
                 self.log_letters(&result.still)?;
                 remaining.extend(result.still);
                 if result.delivered + result.filtered > 0 {
@@ -122,7 +122,7 @@ impl Job<'_> {
                 }
             }
             add(&mut folder_counts, &rows);
-            folder_reports.push(RetryFileReport {
+            folder_reports.push(RedeliveryFileReport {
                 file: display_name(&file),
                 key: key.to_string(),
                 outcome,
@@ -148,14 +148,12 @@ impl Job<'_> {
         folder_name: &str,
         folder: &Folder,
         remaining: &[DeadLetter],
-    ) -> Result<(), RetryError> {
+    ) -> Result<(), RedeliverError> {
         let state = &self.options.state;
         if !remaining.is_empty() {
             let mut bytes = Vec::new();
             for letter in remaining {
-                serde_json::to_writer(&mut bytes, letter).map_err(|e| {
-                    RetryError::Internal(format!("cannot encode a dead letter: {e}"))
-                })?;
+                serde_json::to_writer(&mut bytes, letter).map_err(RedeliverError::EncodeLetter)?;
                 bytes.push(b'\n');
             }
             // Named after every chunk it replaces, so that it wins over them should they
@@ -175,12 +173,12 @@ impl Job<'_> {
     }
 
     /// Appends rows rejected again to the local dead-letter log.
-    fn log_letters(&mut self, letters: &[DeadLetter]) -> Result<(), RetryError> {
+    fn log_letters(&mut self, letters: &[DeadLetter]) -> Result<(), RedeliverError> {
         if letters.is_empty() {
             return Ok(());
         }
         let dir = &self.options.dead_letter_dir;
-        let error = |source| RetryError::DeadLetters {
+        let error = |source| RedeliverError::DeadLetters {
             path: dir.clone(),
             source,
         };
@@ -204,7 +202,7 @@ impl Job<'_> {
 
     /// Moves the file's counts in its state document: `delivered` and `filtered` rows are
     /// no longer dead letters. Skipped (with a note in the log) when a worker holds the
-    /// file or the document describes another version; never fails the retry.
+    /// file or the document describes another version; never fails the redelivery.
     fn update_counts(
         &self,
         file: &StageFile,
@@ -260,7 +258,7 @@ impl Job<'_> {
 pub(super) fn runner_for<'s>(
     slot: &'s mut Option<(Vec<ColumnSchema>, Runner)>,
     report: &mut PluginReport,
-    options: &RetryOptions,
+    options: &RedeliverOptions,
     schema: Vec<ColumnSchema>,
 ) -> Result<&'s mut Runner, PluginError> {
     if slot.as_ref().is_some_and(|(s, _)| *s != schema)

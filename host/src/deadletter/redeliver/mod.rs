@@ -17,9 +17,9 @@
 //!    deleted: a crash in between leaves duplicates, which step 1 collapses. The rows
 //!    rejected again are appended to the local `dead-letters.ndjson` too.
 //! 5. The file's state document gets its counts moved (dead-lettered → delivered or
-//!    filtered) when no worker holds the file; a conflict is retried, a lease skips it.
+//!    filtered) when no worker holds the file; a conflict is tried again, a lease skips it.
 //!
-//! A fatal sink error (401, 403, 404, retries exhausted) stops the retry: the files done
+//! A fatal sink error (401, 403, 404, retries exhausted) stops the redelivery: the files done
 //! before it keep their result, the file in progress keeps its dead letters as they were.
 
 mod job;
@@ -41,12 +41,12 @@ use crate::transform::Encoder;
 use crate::wire::Shape;
 
 use job::{Job, Stopped};
-pub use report::{RetryCounts, RetryFileReport, RetryReport};
+pub use report::{RedeliveryCounts, RedeliveryFileReport, RedeliveryReport};
 use select::load;
 
-/// What a retry needs besides the sink.
+/// What a redelivery needs besides the sink.
 #[derive(Clone)]
-pub struct RetryOptions {
+pub struct RedeliverOptions {
     pub stage: Stage,
     /// The plugin to transform the rows with (`--plugin`: possibly a new version).
     pub plugin: Arc<Plugin>,
@@ -59,10 +59,10 @@ pub struct RetryOptions {
     pub dead_letter_dir: PathBuf,
 }
 
-/// Why a retry could not be done. A fatal sink error is not one of these: it ends the
-/// retry with [`RetryReport::fatal_error`] set, after the files finished before it.
+/// Why a redelivery could not be done. A fatal sink error is not one of these: it ends the
+/// redelivery with [`RedeliveryReport::fatal_error`] set, after the files finished before it.
 #[derive(Debug, thiserror::Error)]
-pub enum RetryError {
+pub enum RedeliverError {
     /// A dead-letter chunk of the state cannot be read as dead letters.
     #[error(
         "dead-letter chunk {chunk} of the state is damaged ({reason}); move it out of the state to retry the others"
@@ -77,13 +77,20 @@ pub enum RetryError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{0}")]
-    Internal(String),
+    /// The runtime the sink's requests run on could not be started.
+    #[error("cannot start the HTTP runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// A dead letter left to keep could not be encoded for the state.
+    #[error("cannot encode a dead letter: {0}")]
+    EncodeLetter(#[source] serde_json::Error),
 }
 
-/// Retries the dead letters of `options.stage` kept in `options.state`, through `sink`.
+/// Redelivers the dead letters of `options.stage` kept in `options.state`, through `sink`.
 /// Call from a plain thread (not inside a tokio runtime): it runs its own.
-pub fn retry(options: &RetryOptions, sink: &CluedInSink) -> Result<RetryReport, RetryError> {
+pub fn redeliver(
+    options: &RedeliverOptions,
+    sink: &CluedInSink,
+) -> Result<RedeliveryReport, RedeliverError> {
     let started = Instant::now();
     let started_at = now_rfc3339();
     let run_id = uuid::Uuid::new_v4().to_string();
@@ -94,7 +101,7 @@ pub fn retry(options: &RetryOptions, sink: &CluedInSink) -> Result<RetryReport, 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| RetryError::Internal(format!("cannot start the HTTP runtime: {e}")))?;
+        .map_err(RedeliverError::Runtime)?;
     let info = options.plugin.info();
     let mut job = Job {
         options,
@@ -120,10 +127,10 @@ pub fn retry(options: &RetryOptions, sink: &CluedInSink) -> Result<RetryReport, 
     let chunks = folders.values().map(|f| f.chunks.len() as u64).sum();
     let letters: u64 = folders.values().map(|f| f.letters.len() as u64).sum();
     let duplicates = folders.values().map(|f| f.duplicates).sum();
-    let mut counts = RetryCounts::default();
+    let mut counts = RedeliveryCounts::default();
     let mut reports = Vec::new();
     let mut fatal_error = None;
-    let outcome = (|| -> Result<(), RetryError> {
+    let outcome = (|| -> Result<(), RedeliverError> {
         for (folder_name, folder) in &folders {
             let stopped = job.folder(&prefix, folder_name, folder, &mut counts, &mut reports)?;
             if let Some(Stopped(message)) = stopped {
@@ -135,7 +142,7 @@ pub fn retry(options: &RetryOptions, sink: &CluedInSink) -> Result<RetryReport, 
     })();
     job.finish_runner();
     if let Some(log) = job.log.as_mut() {
-        log.flush().map_err(|source| RetryError::DeadLetters {
+        log.flush().map_err(|source| RedeliverError::DeadLetters {
             path: job.options.dead_letter_dir.clone(),
             source,
         })?;
@@ -145,7 +152,7 @@ pub fn retry(options: &RetryOptions, sink: &CluedInSink) -> Result<RetryReport, 
     let stats = sink.stats();
     let remaining = letters - counts.delivered - counts.filtered - counts.superseded;
     let secs = started.elapsed().as_secs_f64();
-    Ok(RetryReport {
+    Ok(RedeliveryReport {
         run_id,
         started_at,
         finished_at: now_rfc3339(),
@@ -177,4 +184,32 @@ pub fn retry(options: &RetryOptions, sink: &CluedInSink) -> Result<RetryReport, 
             .join(crate::deadletter::DEAD_LETTER_FILE),
         fatal_error,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_errors_keep_their_messages_and_say_the_cause_once() {
+        let runtime = RedeliverError::Runtime(std::io::Error::other("no threads"));
+        assert_eq!(
+            runtime.to_string(),
+            "cannot start the HTTP runtime: no threads"
+        );
+        assert_eq!(
+            crate::errors::one_line(&runtime),
+            "cannot start the HTTP runtime: no threads"
+        );
+        assert!(std::error::Error::source(&runtime).is_some());
+
+        let cause = serde_json::from_str::<u8>("x").unwrap_err();
+        let said = cause.to_string();
+        let encode = RedeliverError::EncodeLetter(cause);
+        assert_eq!(
+            encode.to_string(),
+            format!("cannot encode a dead letter: {said}")
+        );
+        assert_eq!(crate::errors::one_line(&encode), encode.to_string());
+    }
 }

@@ -7,12 +7,13 @@ use serde::Serialize;
 
 use crate::pipeline::{PluginReport, Receipt};
 
-/// Rows by what the retry did with them.
+/// Rows by what the redelivery did with them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RetryCounts {
+pub struct RedeliveryCounts {
     /// Rows read, transformed and sent again (`delivered + filtered + stillRejected`).
-    pub retried: u64,
+    #[serde(rename = "retried")]
+    pub redelivered: u64,
     /// Every record of the row was stored: the row left the dead letters.
     pub delivered: u64,
     /// The plugin now filters the row out: it left the dead letters.
@@ -29,22 +30,22 @@ pub struct RetryCounts {
 /// What happened to the dead letters of one file.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RetryFileReport {
+pub struct RedeliveryFileReport {
     /// The file as dead letters name it (its path for local stages, its URL otherwise).
     pub file: String,
     pub key: String,
     /// `retried`, `superseded`, `file-gone` or `not-finished` (a fatal error stopped the
-    /// retry in this file: its dead letters are as they were).
+    /// redelivery in this file: its dead letters are as they were).
     pub outcome: &'static str,
-    pub rows: RetryCounts,
+    pub rows: RedeliveryCounts,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
-/// The retry report (`--report FILE`).
+/// The redelivery report (`stagepush retry --report FILE`).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RetryReport {
+pub struct RedeliveryReport {
     pub run_id: String,
     pub started_at: String,
     pub finished_at: String,
@@ -59,43 +60,44 @@ pub struct RetryReport {
     pub chunks: u64,
     /// Distinct dead-lettered rows found (after collapsing duplicates).
     pub letters: u64,
-    /// Lines that repeated a row of a newer chunk (left behind by an interrupted retry).
+    /// Lines that repeated a row of a newer chunk (left behind by an interrupted redelivery).
     pub duplicates: u64,
-    pub rows: RetryCounts,
+    pub rows: RedeliveryCounts,
     /// Dead letters of the stage left in the state.
     pub remaining: u64,
     pub records_sent: u64,
     pub records_delivered: u64,
     pub records_rejected: u64,
     pub requests: u64,
+    /// HTTP retries of the sink.
     pub retries: u64,
     pub bytes_sent: u64,
     /// 2xx answers whose body was not CluedIn's JSON (counted delivered; see `sink`).
     pub responses_not_cluedin_json: u64,
     pub receipts: Vec<Receipt>,
-    pub files: Vec<RetryFileReport>,
+    pub files: Vec<RedeliveryFileReport>,
     /// The local dead-letter log the rows rejected again were appended to.
     pub dead_letters: PathBuf,
-    /// Set when a fatal error stopped the retry.
+    /// Set when a fatal error stopped the redelivery.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fatal_error: Option<String>,
 }
 
-impl RetryReport {
+impl RedeliveryReport {
     /// `retry: N rows retried: D delivered, F filtered, R still rejected, S superseded, G
     /// file gone`.
     pub fn summary(&self) -> String {
         let r = &self.rows;
         format!(
             "retry: {} rows retried: {} delivered, {} filtered, {} still rejected, {} superseded, {} file gone",
-            r.retried, r.delivered, r.filtered, r.still_rejected, r.superseded, r.file_gone
+            r.redelivered, r.delivered, r.filtered, r.still_rejected, r.superseded, r.file_gone
         )
     }
 }
 
 /// Adds the counts of `rows` to `total`.
-pub(super) fn add(total: &mut RetryCounts, rows: &RetryCounts) {
-    total.retried += rows.retried;
+pub(super) fn add(total: &mut RedeliveryCounts, rows: &RedeliveryCounts) {
+    total.redelivered += rows.redelivered;
     total.delivered += rows.delivered;
     total.filtered += rows.filtered;
     total.still_rejected += rows.still_rejected;
@@ -109,16 +111,16 @@ mod tests {
 
     #[test]
     fn counts_add_up_field_by_field() {
-        let mut total = RetryCounts {
-            retried: 1,
+        let mut total = RedeliveryCounts {
+            redelivered: 1,
             delivered: 2,
             filtered: 3,
             still_rejected: 4,
             superseded: 5,
             file_gone: 6,
         };
-        let rows = RetryCounts {
-            retried: 10,
+        let rows = RedeliveryCounts {
+            redelivered: 10,
             delivered: 20,
             filtered: 30,
             still_rejected: 40,
@@ -128,8 +130,8 @@ mod tests {
         add(&mut total, &rows);
         assert_eq!(
             total,
-            RetryCounts {
-                retried: 11,
+            RedeliveryCounts {
+                redelivered: 11,
                 delivered: 22,
                 filtered: 33,
                 still_rejected: 44,
@@ -141,7 +143,7 @@ mod tests {
 
     #[test]
     fn counts_serialize_with_the_report_field_names() {
-        let json = serde_json::to_value(RetryCounts::default()).unwrap();
+        let json = serde_json::to_value(RedeliveryCounts::default()).unwrap();
         let mut names: Vec<&str> = json
             .as_object()
             .unwrap()

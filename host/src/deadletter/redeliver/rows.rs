@@ -19,7 +19,7 @@ use crate::transform::{ArrowInput, Encoder, RowStage};
 
 use super::job::{Job, Stopped, runner_for};
 
-/// What retrying the rows of one file gave.
+/// What redelivering the rows of one file gave.
 #[derive(Default)]
 pub(super) struct FileResult {
     /// Rows rejected again, with their new letters.
@@ -30,7 +30,7 @@ pub(super) struct FileResult {
     pub(super) receipts: Vec<String>,
 }
 
-/// The state of one row being retried.
+/// The state of one row being redelivered.
 pub(super) struct Row {
     /// The letter it had.
     pub(super) letter: DeadLetter,
@@ -44,7 +44,7 @@ pub(super) struct Row {
     pub(super) stored: u64,
 }
 impl Job<'_> {
-    /// Retries `letters` (rows of the current version of `file`). `Err` on a fatal sink
+    /// Redelivers `letters` (rows of the current version of `file`). `Err` on a fatal sink
     /// error; other failures are new dead letters of the rows.
     pub(super) fn file(
         &mut self,
@@ -389,7 +389,7 @@ enum ReadFailure {
     /// The file cannot be used now (corrupt, truncated, changed): the rows not read stay
     /// dead letters with this reason.
     Unusable(String),
-    /// The retry must stop (storage unreachable, plugin cannot run, no route).
+    /// The redelivery must stop (storage unreachable, plugin cannot run, no route).
     Fatal(String),
 }
 

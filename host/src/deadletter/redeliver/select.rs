@@ -7,7 +7,7 @@ use crate::deadletter::DeadLetter;
 use crate::source::{Stage, StageError, StageFile, StoreKind};
 use crate::state::StateStore;
 
-use super::RetryError;
+use super::RedeliverError;
 
 /// The dead letters of one `dead-letters/<stage-id>/<file-id>/` folder.
 #[derive(Default)]
@@ -24,7 +24,7 @@ pub(super) struct Folder {
 pub(super) fn load(
     state: &StateStore,
     prefix: &str,
-) -> Result<BTreeMap<String, Folder>, RetryError> {
+) -> Result<BTreeMap<String, Folder>, RedeliverError> {
     let mut folders: BTreeMap<String, Folder> = BTreeMap::new();
     for path in state.list(prefix)? {
         let rest = &path[prefix.len()..];
@@ -49,7 +49,7 @@ pub(super) fn load(
         let mut kept = Vec::with_capacity(folder.chunks.len());
         for chunk in &folder.chunks {
             let Some(stored) = state.get(chunk)? else {
-                // Deleted since the listing (another retry): its letters went with it.
+                // Deleted since the listing (another redelivery): its letters went with it.
                 continue;
             };
             for letter in parse_chunk(chunk, &stored.bytes)? {
@@ -86,9 +86,9 @@ pub(super) fn chunk_time(path: &str) -> Option<u64> {
         .flatten()
 }
 
-/// The dead letters of a chunk; anything else is [`RetryError::Damaged`] naming it.
-fn parse_chunk(chunk: &str, bytes: &[u8]) -> Result<Vec<DeadLetter>, RetryError> {
-    let damaged = |reason: String| RetryError::Damaged {
+/// The dead letters of a chunk; anything else is [`RedeliverError::Damaged`] naming it.
+fn parse_chunk(chunk: &str, bytes: &[u8]) -> Result<Vec<DeadLetter>, RedeliverError> {
+    let damaged = |reason: String| RedeliverError::Damaged {
         chunk: chunk.to_string(),
         reason,
     };
@@ -166,7 +166,7 @@ mod tests {
         for (text, expected) in cases {
             let err = parse_chunk("dead-letters/s/f/c.ndjson", text.as_bytes()).unwrap_err();
             let message = err.to_string();
-            assert!(matches!(err, RetryError::Damaged { .. }), "{message}");
+            assert!(matches!(err, RedeliverError::Damaged { .. }), "{message}");
             assert!(message.contains("dead-letters/s/f/c.ndjson"), "{message}");
             assert!(message.contains(expected), "{message}");
         }
