@@ -8,8 +8,8 @@ use crate::bindings::types::ColumnSchema;
 use crate::deadletter::{DeadLetter, DeadLetterWriter};
 use crate::pipeline::{PluginReport, Receipt, display_name, now_rfc3339};
 use crate::plugin::{PluginError, Runner};
-use crate::sink::CluedInSink;
-use crate::source::StageFile;
+use crate::sink::{CluedInSink, SinkError};
+use crate::source::{StageError, StageFile};
 use crate::state::files::{self, FileState};
 use crate::state::{PutMode, StateError};
 use crate::transform::Encoder;
@@ -21,8 +21,19 @@ use super::{RedeliverError, RedeliverOptions};
 
 /// Attempts at updating a file's state document when others write it at the same time.
 const COUNT_UPDATE_ATTEMPTS: usize = 5;
-/// A fatal sink error in the middle of a file.
-pub(super) struct Stopped(pub(super) String);
+
+/// What stops a redelivery in the middle of a file (the report's `fatalError`, the file's
+/// `error`): the storage unreachable, the plugin unable to run, a fatal sink error.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum Stopped {
+    #[error(transparent)]
+    Stage(StageError),
+    #[error(transparent)]
+    Plugin(PluginError),
+    #[error(transparent)]
+    Sink(SinkError),
+}
+
 /// The redelivery's working set.
 pub(super) struct Job<'a> {
     pub(super) options: &'a RedeliverOptions,
@@ -94,15 +105,15 @@ impl Job<'_> {
                 outcome = "retried";
                 let result = match self.file(&file, current) {
                     Ok(result) => result,
-                    Err(Stopped(message)) => {
+                    Err(stopped) => {
                         reports.push(RedeliveryFileReport {
                             file: display_name(&file),
                             key: key.to_string(),
                             outcome: "not-finished",
                             rows: RedeliveryCounts::default(),
-                            error: Some(message.clone()),
+                            error: Some(stopped.to_string()),
                         });
-                        return Ok(Some(Stopped(message)));
+                        return Ok(Some(stopped));
                     }
                 };
                 rows.delivered = result.delivered;

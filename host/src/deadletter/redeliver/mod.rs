@@ -40,7 +40,7 @@ use crate::state::{StateError, StateStore};
 use crate::transform::Encoder;
 use crate::wire::Shape;
 
-use job::{Job, Stopped};
+use job::Job;
 pub use report::{RedeliveryCounts, RedeliveryFileReport, RedeliveryReport};
 use select::load;
 
@@ -133,8 +133,8 @@ pub fn redeliver(
     let outcome = (|| -> Result<(), RedeliverError> {
         for (folder_name, folder) in &folders {
             let stopped = job.folder(&prefix, folder_name, folder, &mut counts, &mut reports)?;
-            if let Some(Stopped(message)) = stopped {
-                fatal_error = Some(message);
+            if let Some(stopped) = stopped {
+                fatal_error = Some(stopped.to_string());
                 break;
             }
         }

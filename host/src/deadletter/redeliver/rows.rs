@@ -11,7 +11,7 @@ use crate::deadletter::DeadLetter;
 use crate::deadletter::input_json::row_json;
 use crate::pipeline::{Receipt, display_name};
 use crate::plugin::Runner;
-use crate::sink::{Batch, Batcher, RowRef, SinkError};
+use crate::sink::{Batch, Batcher, RowRef};
 use crate::source::parquet::ReadOptions;
 use crate::source::{StageError, StageFile, StageSource};
 use crate::state::files;
@@ -71,7 +71,8 @@ impl Job<'_> {
         let mut batches = Vec::new();
         if let Err(failure) = self.transform_rows(file, &name, &mut rows, &mut batches) {
             match failure {
-                ReadFailure::Unusable(reason) => {
+                ReadFailure::Unusable(cause) => {
+                    let reason = cause.to_string();
                     // The rows not read are rejected again, as unread.
                     for row in rows.values_mut().filter(|r| !r.transformed) {
                         row.failed = Some(new_letter(
@@ -84,7 +85,7 @@ impl Job<'_> {
                         ));
                     }
                 }
-                ReadFailure::Fatal(message) => return Err(Stopped(message)),
+                ReadFailure::Fatal(stopped) => return Err(stopped),
             }
         }
         let mut result = FileResult::default();
@@ -136,7 +137,7 @@ impl Job<'_> {
         let batch_rows = self.options.batch_rows.max(1) as u64;
         let sink = self.sink;
         let runner = runner_for(&mut self.runner, &mut self.plugin, self.options, schema)
-            .map_err(|e| ReadFailure::Fatal(e.to_string()))?;
+            .map_err(|e| ReadFailure::Fatal(Stopped::Plugin(e)))?;
         let (projection, batch_schema) = runner.read_plan();
         let wanted: Vec<u64> = rows.keys().copied().collect();
         for row in wanted.iter().filter(|&&r| r >= total) {
@@ -165,14 +166,14 @@ impl Job<'_> {
             batcher: sink.batcher(),
         };
         let read = reading.runs(runs(&wanted, total, batch_rows), rows, batches);
-        if let Err(ReadFailure::Fatal(message)) = read {
-            return Err(ReadFailure::Fatal(message));
+        if let Err(ReadFailure::Fatal(stopped)) = read {
+            return Err(ReadFailure::Fatal(stopped));
         }
         // What was transformed before a read error is sent all the same.
         let rest = reading
             .batcher
             .flush()
-            .map_err(|e| ReadFailure::Fatal(e.to_string()))?;
+            .map_err(|e| ReadFailure::Fatal(Stopped::Sink(e)))?;
         batches.extend(rest);
         read
     }
@@ -189,7 +190,7 @@ impl Job<'_> {
         let outcome = self
             .runtime
             .block_on(self.sink.deliver(batch))
-            .map_err(|e: SinkError| Stopped(e.to_string()))?;
+            .map_err(Stopped::Sink)?;
         let endpoint = outcome.endpoint.url.to_string();
         for request in &outcome.delivered {
             for origin in &request.records {
@@ -308,7 +309,7 @@ impl Reading<'_> {
         let encoded = self
             .encoder
             .transform(self.runner, &input)
-            .map_err(|e| ReadFailure::Fatal(e.to_string()))?;
+            .map_err(|e| ReadFailure::Fatal(Stopped::Plugin(e)))?;
         let plugin = self.runner.plugin().name().to_string();
         for offset in 0..piece.num_rows() {
             if let Some(r) = rows.get_mut(&(first_row + offset as u64)) {
@@ -345,7 +346,7 @@ impl Reading<'_> {
             let closed = self
                 .batcher
                 .push_json(origin, &record.entity_type, encoded.record_json(record))
-                .map_err(|e| ReadFailure::Fatal(e.to_string()))?;
+                .map_err(|e| ReadFailure::Fatal(Stopped::Sink(e)))?;
             batches.extend(closed);
         }
         Ok(())
@@ -388,17 +389,17 @@ fn new_letter(
 enum ReadFailure {
     /// The file cannot be used now (corrupt, truncated, changed): the rows not read stay
     /// dead letters with this reason.
-    Unusable(String),
+    Unusable(StageError),
     /// The redelivery must stop (storage unreachable, plugin cannot run, no route).
-    Fatal(String),
+    Fatal(Stopped),
 }
 
 impl ReadFailure {
     fn from_stage(e: StageError) -> Self {
         if e.is_bad_file() {
-            ReadFailure::Unusable(e.to_string())
+            ReadFailure::Unusable(e)
         } else {
-            ReadFailure::Fatal(e.to_string())
+            ReadFailure::Fatal(Stopped::Stage(e))
         }
     }
 }
@@ -422,6 +423,35 @@ fn runs(rows: &[u64], total: u64, max: u64) -> Vec<Vec<u64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bad_file_keeps_its_rows_and_unreachable_storage_stops_with_the_same_message() {
+        let gone = StageError::Vanished {
+            object: "s/a.parquet".into(),
+        };
+        let said = gone.to_string();
+        match ReadFailure::from_stage(gone) {
+            ReadFailure::Unusable(cause) => assert_eq!(cause.to_string(), said),
+            ReadFailure::Fatal(stopped) => {
+                panic!("a vanished file stopped the redelivery: {stopped}")
+            }
+        }
+
+        let unreachable = StageError::Read {
+            object: "s/a.parquet".into(),
+            reason: "connection refused".into(),
+        };
+        let said = unreachable.to_string();
+        match ReadFailure::from_stage(unreachable) {
+            ReadFailure::Fatal(stopped @ Stopped::Stage(_)) => {
+                assert_eq!(stopped.to_string(), said)
+            }
+            ReadFailure::Fatal(other) => panic!("not a stage stop: {other}"),
+            ReadFailure::Unusable(cause) => {
+                panic!("unreachable storage was taken as a bad file: {cause}")
+            }
+        }
+    }
 
     #[test]
     fn rows_are_grouped_into_runs_of_adjacent_rows() {
