@@ -17,8 +17,6 @@ pub mod mock_cluedin;
 pub mod pipeline;
 pub mod plugin;
 pub mod procstat;
-pub mod retry;
-pub mod rowjson;
 pub mod sample;
 pub mod scaffold;
 pub mod serve;

@@ -1,5 +1,5 @@
 //! `stagepush retry`: the dead letters kept in the delivery state, sent again (see
-//! `stagepush::retry`). Also `run --retry-rejected`, before the run.
+//! `stagepush::deadletter::redeliver`). Also `run --retry-rejected`, before the run.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,9 +9,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use stagepush::config::RunConfig;
+use stagepush::deadletter::redeliver::{RedeliverOptions, RedeliveryReport, redeliver};
 use stagepush::pipeline::RunOptions;
 use stagepush::plugin::{Limits, LoadOptions, Plugin, PluginEngine};
-use stagepush::retry::{RetryOptions, RetryReport, retry};
 use stagepush::sink::CluedInSink;
 use stagepush::source::Stage;
 use stagepush::state::StateStore;
@@ -65,7 +65,7 @@ pub fn run(args: RetryArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_FATAL));
         }
     };
-    let options = RetryOptions {
+    let options = RedeliverOptions {
         stage,
         plugin: Arc::new(plugin),
         plugin_config: config.plugin.config.clone().into_iter().collect(),
@@ -74,7 +74,7 @@ pub fn run(args: RetryArgs) -> anyhow::Result<ExitCode> {
         state,
         dead_letter_dir: config.output.dead_letter_dir(),
     };
-    let report = match retry(&options, &sink) {
+    let report = match redeliver(&options, &sink) {
         Ok(report) => report,
         Err(e) => {
             eprintln!("error: {e}");
@@ -90,7 +90,7 @@ pub fn run(args: RetryArgs) -> anyhow::Result<ExitCode> {
     Ok(exit_code(&report))
 }
 
-/// `run --retry-rejected`: retries the dead letters of the stage before the run, with the
+/// `run --retry-rejected`: redelivers the dead letters of the stage before the run, with the
 /// run's plugin, sink settings and state. `Some` exit status when the run must not start
 /// (the retry stopped on a fatal error).
 pub(super) fn before_run(config: &RunConfig, run: &RunOptions) -> Option<ExitCode> {
@@ -110,7 +110,7 @@ pub(super) fn before_run(config: &RunConfig, run: &RunOptions) -> Option<ExitCod
             return Some(ExitCode::from(EXIT_USAGE));
         }
     };
-    let options = RetryOptions {
+    let options = RedeliverOptions {
         stage: run.stage.clone(),
         plugin: run.plugin.clone(),
         plugin_config: run.plugin_config.clone(),
@@ -119,7 +119,7 @@ pub(super) fn before_run(config: &RunConfig, run: &RunOptions) -> Option<ExitCod
         state: run.state.clone(),
         dead_letter_dir: run.dead_letter_dir.clone(),
     };
-    match retry(&options, &sink) {
+    match redeliver(&options, &sink) {
         Ok(report) => {
             print_summary(&report);
             report
@@ -150,7 +150,7 @@ fn load_plugin(config: &RunConfig, cache_dir: Option<PathBuf>) -> anyhow::Result
     )?)
 }
 
-fn exit_code(report: &RetryReport) -> ExitCode {
+fn exit_code(report: &RedeliveryReport) -> ExitCode {
     match (&report.fatal_error, report.remaining) {
         (Some(_), _) => ExitCode::from(EXIT_FATAL),
         (None, 0) => ExitCode::SUCCESS,
@@ -158,7 +158,7 @@ fn exit_code(report: &RetryReport) -> ExitCode {
     }
 }
 
-fn print_summary(r: &RetryReport) {
+fn print_summary(r: &RedeliveryReport) {
     eprintln!("{}", r.summary());
     if r.duplicates > 0 {
         eprintln!(

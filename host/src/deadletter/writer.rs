@@ -25,44 +25,11 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
-
+use super::record::DeadLetter;
 use crate::state::checkpoint::{LetterSync, LetterSyncError};
-use crate::transform::RowStage;
 
 /// File name of the dead letters inside the dead-letter folder.
 pub const DEAD_LETTER_FILE: &str = "dead-letters.ndjson";
-
-/// One dead-lettered row.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DeadLetter {
-    pub file: String,
-    /// The object key (the state's dead letters; for `retry`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
-    /// The file version the row belongs to (see `state::files::identity`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub identity: Option<String>,
-    pub row: u64,
-    pub stage: RowStage,
-    pub kind: String,
-    pub message: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub plugin: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<u16>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub receipt_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub entity_type: Option<String>,
-    /// The record as it was sent (endpoint rejections).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub record: Option<serde_json::Value>,
-    /// The input row (the columns that were read), as JSON.
-    #[serde(default)]
-    pub input: serde_json::Value,
-}
 
 /// Appends dead letters to `<dir>/dead-letters.ndjson`.
 pub struct DeadLetterWriter {
@@ -144,4 +111,87 @@ pub fn letter_sync(writer: Arc<Mutex<DeadLetterWriter>>) -> LetterSync {
             source,
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deadletter::RowStage;
+
+    fn letter(row: u64) -> DeadLetter {
+        DeadLetter {
+            file: "f.parquet".into(),
+            key: None,
+            identity: None,
+            row,
+            stage: RowStage::Read,
+            kind: "unreadable-file".into(),
+            message: "m".into(),
+            plugin: None,
+            status: None,
+            receipt_id: None,
+            entity_type: None,
+            record: None,
+            input: serde_json::Value::Null,
+        }
+    }
+
+    fn lines(path: &Path) -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn letters_are_appended_one_a_line_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("letters");
+        let mut writer = DeadLetterWriter::open(&folder).unwrap();
+        writer.write(&letter(1)).unwrap();
+        writer.write(&letter(2)).unwrap();
+        writer.flush().unwrap();
+        assert_eq!(writer.count(), 2);
+        assert_eq!(writer.path(), folder.join(DEAD_LETTER_FILE));
+        drop(writer);
+
+        let mut again = DeadLetterWriter::open(&folder).unwrap();
+        again.write(&letter(3)).unwrap();
+        again.flush().unwrap();
+        assert_eq!(again.count(), 1);
+        let rows: Vec<u64> = lines(again.path())
+            .iter()
+            .map(|l| serde_json::from_str::<DeadLetter>(l).unwrap().row)
+            .collect();
+        assert_eq!(rows, [1, 2, 3]);
+    }
+
+    #[test]
+    fn a_line_cut_by_a_crash_is_ended_before_the_next_letter() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(DEAD_LETTER_FILE), b"{\"file\":\"f.par").unwrap();
+        let mut writer = DeadLetterWriter::open(dir.path()).unwrap();
+        writer.write(&letter(7)).unwrap();
+        writer.flush().unwrap();
+        let lines = lines(writer.path());
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert_eq!(lines[0], "{\"file\":\"f.par");
+        assert_eq!(
+            serde_json::from_str::<DeadLetter>(&lines[1]).unwrap().row,
+            7
+        );
+    }
+
+    #[test]
+    fn letter_sync_writes_out_what_is_buffered() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = Arc::new(Mutex::new(DeadLetterWriter::open(dir.path()).unwrap()));
+        let path = dir.path().join(DEAD_LETTER_FILE);
+        writer.lock().unwrap().write(&letter(4)).unwrap();
+        assert!(lines(&path).is_empty(), "buffered until synced");
+        let sync = letter_sync(writer.clone());
+        sync().unwrap();
+        assert_eq!(lines(&path).len(), 1);
+    }
 }

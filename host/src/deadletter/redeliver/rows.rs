@@ -1,0 +1,464 @@
+//! The rows of one file redelivered: read again (adjacent rows together), transformed,
+//! sent, and each row's new fate (delivered, filtered, rejected again) decided.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+
+use crate::bindings::types::{ColumnSchema, SourceFile};
+use crate::deadletter::DeadLetter;
+use crate::deadletter::input_json::row_json;
+use crate::pipeline::{Receipt, display_name};
+use crate::plugin::Runner;
+use crate::sink::{Batch, Batcher, RowRef};
+use crate::source::parquet::ReadOptions;
+use crate::source::{StageError, StageFile, StageSource};
+use crate::state::files;
+use crate::transform::{ArrowInput, Encoder, RowStage};
+
+use super::job::{Job, Stopped, runner_for};
+
+/// What redelivering the rows of one file gave.
+#[derive(Default)]
+pub(super) struct FileResult {
+    /// Rows rejected again, with their new letters.
+    pub(super) still: Vec<DeadLetter>,
+    pub(super) delivered: u64,
+    pub(super) filtered: u64,
+    pub(super) records_delivered: u64,
+    pub(super) receipts: Vec<String>,
+}
+
+/// The state of one row being redelivered.
+pub(super) struct Row {
+    /// The letter it had.
+    pub(super) letter: DeadLetter,
+    /// Its new letter, once rejected again.
+    pub(super) failed: Option<DeadLetter>,
+    /// The input row as read now (projected columns).
+    pub(super) input: Option<serde_json::Value>,
+    /// Whether it was read and transformed.
+    pub(super) transformed: bool,
+    pub(super) records: u64,
+    pub(super) stored: u64,
+}
+impl Job<'_> {
+    /// Redelivers `letters` (rows of the current version of `file`). `Err` on a fatal sink
+    /// error; other failures are new dead letters of the rows.
+    pub(super) fn file(
+        &mut self,
+        file: &StageFile,
+        letters: Vec<&DeadLetter>,
+    ) -> Result<FileResult, Stopped> {
+        let name: Arc<str> = display_name(file).into();
+        let mut rows: BTreeMap<u64, Row> = letters
+            .into_iter()
+            .map(|l| {
+                (
+                    l.row,
+                    Row {
+                        letter: l.clone(),
+                        failed: None,
+                        input: None,
+                        transformed: false,
+                        records: 0,
+                        stored: 0,
+                    },
+                )
+            })
+            .collect();
+        let mut batches = Vec::new();
+        if let Err(failure) = self.transform_rows(file, &name, &mut rows, &mut batches) {
+            match failure {
+                ReadFailure::Unusable(cause) => {
+                    let reason = cause.to_string();
+                    // The rows not read are rejected again, as unread.
+                    for row in rows.values_mut().filter(|r| !r.transformed) {
+                        row.failed = Some(new_letter(
+                            file,
+                            &name,
+                            row,
+                            RowStage::Read,
+                            "unreadable-file",
+                            &reason,
+                        ));
+                    }
+                }
+                ReadFailure::Fatal(stopped) => return Err(stopped),
+            }
+        }
+        let mut result = FileResult::default();
+        for batch in batches {
+            self.deliver(file, &name, batch, &mut rows, &mut result)?;
+        }
+        for row in rows.into_values() {
+            match row.failed {
+                Some(letter) => result.still.push(letter),
+                None if row.records == 0 => result.filtered += 1,
+                None if row.stored >= row.records => result.delivered += 1,
+                None => {
+                    // Cannot happen: every record is delivered or rejected.
+                    let message = format!(
+                        "{} of {} records were not acknowledged",
+                        row.records - row.stored,
+                        row.records
+                    );
+                    let letter = new_letter(
+                        file,
+                        &name,
+                        &row,
+                        RowStage::Endpoint,
+                        "not-acknowledged",
+                        &message,
+                    );
+                    result.still.push(letter);
+                }
+            }
+        }
+        Ok(result)
+    }
+
+    /// Reads and transforms the rows, filling request bodies.
+    fn transform_rows(
+        &mut self,
+        file: &StageFile,
+        name: &Arc<str>,
+        rows: &mut BTreeMap<u64, Row>,
+        batches: &mut Vec<Batch>,
+    ) -> Result<(), ReadFailure> {
+        let source = self
+            .options
+            .stage
+            .open(file)
+            .map_err(ReadFailure::from_stage)?;
+        let schema = source.contract_schema().map_err(ReadFailure::from_stage)?;
+        let total = source.num_rows();
+        let batch_rows = self.options.batch_rows.max(1) as u64;
+        let sink = self.sink;
+        let runner = runner_for(&mut self.runner, &mut self.plugin, self.options, schema)
+            .map_err(|e| ReadFailure::Fatal(Stopped::Plugin(e)))?;
+        let (projection, batch_schema) = runner.read_plan();
+        let wanted: Vec<u64> = rows.keys().copied().collect();
+        for row in wanted.iter().filter(|&&r| r >= total) {
+            if let Some(r) = rows.get_mut(row) {
+                let message = format!("row {row} is beyond the end of the file ({total} rows)");
+                r.transformed = true;
+                r.failed = Some(new_letter(
+                    file,
+                    name,
+                    r,
+                    RowStage::Read,
+                    "no-such-row",
+                    &message,
+                ));
+            }
+        }
+        let mut reading = Reading {
+            file,
+            name,
+            source: &source,
+            source_file: file.source_file(),
+            projection,
+            batch_schema,
+            runner,
+            encoder: &mut self.encoder,
+            batcher: sink.batcher(),
+        };
+        let read = reading.runs(runs(&wanted, total, batch_rows), rows, batches);
+        if let Err(ReadFailure::Fatal(stopped)) = read {
+            return Err(ReadFailure::Fatal(stopped));
+        }
+        // What was transformed before a read error is sent all the same.
+        let rest = reading
+            .batcher
+            .flush()
+            .map_err(|e| ReadFailure::Fatal(Stopped::Sink(e)))?;
+        batches.extend(rest);
+        read
+    }
+
+    /// Sends one body and applies its outcome to the rows.
+    fn deliver(
+        &mut self,
+        file: &StageFile,
+        name: &Arc<str>,
+        batch: Batch,
+        rows: &mut BTreeMap<u64, Row>,
+        result: &mut FileResult,
+    ) -> Result<(), Stopped> {
+        let outcome = self
+            .runtime
+            .block_on(self.sink.deliver(batch))
+            .map_err(Stopped::Sink)?;
+        let endpoint = outcome.endpoint.url.to_string();
+        for request in &outcome.delivered {
+            for origin in &request.records {
+                if let Some(r) = rows.get_mut(&origin.row) {
+                    r.stored += 1;
+                }
+            }
+            result.records_delivered += request.records.len() as u64;
+            result.receipts.push(
+                request
+                    .receipt_id
+                    .clone()
+                    .unwrap_or_else(|| request.request_id.clone()),
+            );
+            self.receipts.push(Receipt {
+                endpoint: endpoint.clone(),
+                receipt_id: request.receipt_id.clone(),
+                request_id: request.request_id.clone(),
+                records: request.records.len(),
+            });
+        }
+        for rejected in outcome.rejected {
+            tracing::warn!(file = %rejected.origin.file, row = rejected.origin.row, status = rejected.status, "endpoint rejected a record again: {}", rejected.message);
+            let Some(r) = rows.get_mut(&rejected.origin.row) else {
+                continue;
+            };
+            if r.failed.is_some() {
+                // A row with several records is one dead letter.
+                continue;
+            }
+            let mut letter = new_letter(
+                file,
+                name,
+                r,
+                RowStage::Endpoint,
+                &format!("http-{}", rejected.status),
+                &rejected.message,
+            );
+            letter.status = Some(rejected.status);
+            letter.receipt_id = rejected.receipt_id;
+            letter.entity_type = Some(rejected.entity_type.to_string());
+            letter.record = serde_json::from_slice(&rejected.json).ok();
+            r.failed = Some(letter);
+        }
+        Ok(())
+    }
+}
+
+/// The reading of one file's dead-lettered rows.
+struct Reading<'r> {
+    file: &'r StageFile,
+    name: &'r Arc<str>,
+    source: &'r StageSource,
+    source_file: SourceFile,
+    projection: Option<Vec<usize>>,
+    batch_schema: Vec<ColumnSchema>,
+    runner: &'r mut Runner,
+    encoder: &'r mut Encoder,
+    batcher: Batcher,
+}
+
+impl Reading<'_> {
+    /// Reads the runs of rows, transforms them, and puts their records into bodies
+    /// (closed bodies into `batches`).
+    fn runs(
+        &mut self,
+        runs: Vec<Vec<u64>>,
+        rows: &mut BTreeMap<u64, Row>,
+        batches: &mut Vec<Batch>,
+    ) -> Result<(), ReadFailure> {
+        for run in runs {
+            let (Some(&first), Some(&last)) = (run.first(), run.last()) else {
+                continue;
+            };
+            let read = ReadOptions {
+                batch_rows: (last - first + 1) as usize,
+                projection: self.projection.clone(),
+                start_row: first,
+            };
+            let source_batches = self
+                .source
+                .batches(&read)
+                .map_err(ReadFailure::from_stage)?;
+            for batch in source_batches {
+                let batch = batch.map_err(ReadFailure::from_stage)?;
+                let start = batch.first_row;
+                let end = start + batch.batch.num_rows() as u64;
+                let (lo, hi) = (first.max(start), (last + 1).min(end));
+                if lo < hi {
+                    let piece = batch.batch.slice((lo - start) as usize, (hi - lo) as usize);
+                    self.piece(&piece, lo, rows, batches)?;
+                }
+                if end > last {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Transforms rows `first_row..` (`piece`) and puts their records into bodies.
+    fn piece(
+        &mut self,
+        piece: &RecordBatch,
+        first_row: u64,
+        rows: &mut BTreeMap<u64, Row>,
+        batches: &mut Vec<Batch>,
+    ) -> Result<(), ReadFailure> {
+        let input = ArrowInput {
+            file: &self.source_file,
+            first_row,
+            batch: piece,
+            schema: &self.batch_schema,
+            projection: None,
+        };
+        let encoded = self
+            .encoder
+            .transform(self.runner, &input)
+            .map_err(|e| ReadFailure::Fatal(Stopped::Plugin(e)))?;
+        let plugin = self.runner.plugin().name().to_string();
+        for offset in 0..piece.num_rows() {
+            if let Some(r) = rows.get_mut(&(first_row + offset as u64)) {
+                r.transformed = true;
+                r.input = Some(row_json(piece, offset));
+            }
+        }
+        for failure in &encoded.failures {
+            if let Some(r) = rows.get_mut(&failure.row) {
+                let mut letter = new_letter(
+                    self.file,
+                    self.name,
+                    r,
+                    failure.stage,
+                    failure.kind,
+                    &failure.message,
+                );
+                letter.plugin = Some(plugin.clone());
+                r.failed = Some(letter);
+            }
+        }
+        for record in &encoded.records {
+            let Some(r) = rows.get_mut(&record.row) else {
+                continue;
+            };
+            if r.failed.is_some() {
+                continue;
+            }
+            r.records += 1;
+            let origin = RowRef {
+                file: self.name.clone(),
+                row: record.row,
+            };
+            let closed = self
+                .batcher
+                .push_json(origin, &record.entity_type, encoded.record_json(record))
+                .map_err(|e| ReadFailure::Fatal(Stopped::Sink(e)))?;
+            batches.extend(closed);
+        }
+        Ok(())
+    }
+}
+
+/// A new dead letter of `row`: the old one's input when it had one (the same row of the
+/// same file version), else the row as read now.
+fn new_letter(
+    file: &StageFile,
+    name: &str,
+    row: &Row,
+    stage: RowStage,
+    kind: &str,
+    message: &str,
+) -> DeadLetter {
+    let input = if row.letter.input.is_null() {
+        row.input.clone().unwrap_or(serde_json::Value::Null)
+    } else {
+        row.letter.input.clone()
+    };
+    DeadLetter {
+        file: name.to_string(),
+        key: Some(file.key.clone()),
+        identity: Some(files::identity(file)),
+        row: row.letter.row,
+        stage,
+        kind: kind.to_string(),
+        message: message.to_string(),
+        plugin: None,
+        status: None,
+        receipt_id: None,
+        entity_type: None,
+        record: None,
+        input,
+    }
+}
+
+/// Why the rows of a file could not all be read and transformed.
+enum ReadFailure {
+    /// The file cannot be used now (corrupt, truncated, changed): the rows not read stay
+    /// dead letters with this reason.
+    Unusable(StageError),
+    /// The redelivery must stop (storage unreachable, plugin cannot run, no route).
+    Fatal(Stopped),
+}
+
+impl ReadFailure {
+    fn from_stage(e: StageError) -> Self {
+        if e.is_bad_file() {
+            ReadFailure::Unusable(e)
+        } else {
+            ReadFailure::Fatal(Stopped::Stage(e))
+        }
+    }
+}
+
+/// `rows` (sorted, below `total`) cut into runs of adjacent rows of at most `max` rows.
+fn runs(rows: &[u64], total: u64, max: u64) -> Vec<Vec<u64>> {
+    let mut out: Vec<Vec<u64>> = Vec::new();
+    for &row in rows.iter().filter(|&&r| r < total) {
+        match out.last_mut() {
+            Some(run)
+                if run.last().is_some_and(|&last| last + 1 == row) && (run.len() as u64) < max =>
+            {
+                run.push(row)
+            }
+            _ => out.push(vec![row]),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_file_keeps_its_rows_and_unreachable_storage_stops_with_the_same_message() {
+        let gone = StageError::Vanished {
+            object: "s/a.parquet".into(),
+        };
+        let said = gone.to_string();
+        match ReadFailure::from_stage(gone) {
+            ReadFailure::Unusable(cause) => assert_eq!(cause.to_string(), said),
+            ReadFailure::Fatal(stopped) => {
+                panic!("a vanished file stopped the redelivery: {stopped}")
+            }
+        }
+
+        let unreachable = StageError::Read {
+            object: "s/a.parquet".into(),
+            reason: "connection refused".into(),
+        };
+        let said = unreachable.to_string();
+        match ReadFailure::from_stage(unreachable) {
+            ReadFailure::Fatal(stopped @ Stopped::Stage(_)) => {
+                assert_eq!(stopped.to_string(), said)
+            }
+            ReadFailure::Fatal(other) => panic!("not a stage stop: {other}"),
+            ReadFailure::Unusable(cause) => {
+                panic!("unreachable storage was taken as a bad file: {cause}")
+            }
+        }
+    }
+
+    #[test]
+    fn rows_are_grouped_into_runs_of_adjacent_rows() {
+        assert_eq!(
+            runs(&[1, 2, 3, 5, 6, 9, 20], 10, 2),
+            vec![vec![1, 2], vec![3], vec![5, 6], vec![9]]
+        );
+        assert!(runs(&[], 10, 5).is_empty());
+    }
+}
