@@ -26,6 +26,7 @@ pub mod shard;
 pub mod sink;
 pub mod source;
 pub mod state;
+pub mod storage;
 pub mod transform;
 pub mod trigger;
 pub mod watermark;

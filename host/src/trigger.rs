@@ -4,7 +4,7 @@
 //! when both say one) of the configured stage; another bucket is an error naming it. An
 //! object whose key no stage file can have (an empty `//` segment, a `.` or `..` segment, a
 //! control character such as NUL, a leading `/` as S3 allows: see
-//! [`crate::source::url::check_object_key`]) is [`Resolved::unusable`], with its reason,
+//! [`crate::storage::url::check_object_key`]) is [`Resolved::unusable`], with its reason,
 //! and the other objects of the payload are still resolved. A key ending in `/` (a folder
 //! marker), an object outside the stage's prefix and duplicates within one payload are
 //! ignored with a log line. Whether a file is delivered again is for the delivery state to
@@ -13,8 +13,8 @@
 use std::collections::BTreeSet;
 
 use crate::events::{Notification, ObjectRef, StoreKind as EventStore, show};
-use crate::source::url::check_object_key;
 use crate::source::{Stage, StageError, StageFile, StoreKind};
+use crate::storage::url::check_object_key;
 
 /// Why notifications cannot be turned into files.
 #[derive(Debug, thiserror::Error)]
