@@ -12,7 +12,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::events::{Notification, ObjectRef, StoreKind as EventStore, show};
+use crate::events::{Notification, ObjectRef, show};
 use crate::source::{Stage, StageError, StageFile, StoreKind};
 use crate::storage::url::check_object_key;
 
@@ -54,20 +54,19 @@ pub struct UnusableKey {
     pub reason: String,
 }
 
-fn store_name(kind: EventStore) -> &'static str {
+fn store_name(kind: StoreKind) -> &'static str {
     match kind {
-        EventStore::S3 => "S3 bucket",
-        EventStore::Azure => "Azure container",
+        StoreKind::S3 => "S3 bucket",
+        StoreKind::Azure => "Azure container",
+        StoreKind::Gcs => "GCS bucket",
+        StoreKind::Local => "folder",
     }
 }
 
 /// Whether `object` is in the stage's bucket/container.
 fn same_bucket(stage: &Stage, object: &ObjectRef) -> bool {
     let url = stage.stage_url();
-    let kind_matches = matches!(
-        (url.kind(), object.store),
-        (StoreKind::S3, EventStore::S3) | (StoreKind::Azure, EventStore::Azure)
-    );
+    let kind_matches = url.kind() == object.store;
     let account_matches = match (url.account(), object.account.as_deref()) {
         (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
         _ => true,

@@ -365,7 +365,7 @@ async fn sns_confirmation(app: &Arc<App>, value: Option<&Value>) -> Response<Bod
         }
     };
     let client = app.http.get_or_init(|| {
-        crate::sink::service::install_ring_crypto_provider();
+        crate::tls::install_crypto_provider();
         // No redirect: the allow-list above must decide every host this request reaches.
         reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())

@@ -13,7 +13,7 @@ pub mod url;
 pub use self::redact::{Redactor, redact_url};
 pub use self::runtime::block_on;
 pub use self::secret::Secret;
-pub use self::store::{AZURITE_ACCOUNT, AZURITE_KEY, StageConfig, install_crypto_provider};
+pub use self::store::{AZURITE_ACCOUNT, AZURITE_KEY, StageConfig};
 pub use self::url::{StageUrl, StoreKind};
 
 /// What can go wrong before a store is asked anything. Every variant names the stage or

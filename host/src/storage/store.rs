@@ -3,7 +3,7 @@
 //! URL plus those settings ([`build_store`]).
 
 use std::path::PathBuf;
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::Duration;
 
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
@@ -16,6 +16,7 @@ use super::StorageError;
 use super::redact::{Redactor, redact_url};
 use super::secret::Secret;
 use super::url::{StageUrl, StoreKind};
+use crate::tls::install_crypto_provider;
 
 /// The account name and key Azurite (and the old storage emulator) accept: published by
 /// Microsoft, not a secret.
@@ -347,15 +348,6 @@ fn build_gcs(url: &StageUrl, config: &StageConfig) -> Result<Arc<dyn ObjectStore
         .build()
         .map_err(|error| format!("cannot configure the GCS client: {error}"))?;
     Ok(Arc::new(store))
-}
-
-/// Installs rustls' ring provider as the process default once (reqwest is built without
-/// one); an already installed provider is kept.
-pub fn install_crypto_provider() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
 }
 
 #[cfg(test)]
