@@ -60,7 +60,7 @@ impl App {
         Self {
             stage_url: job.stage.state_key().to_owned(),
             job,
-            auth: auth.map(|secret| digest(secret.expose().as_bytes())),
+            auth: auth.map(|secret| digest(secret.expose_secret().as_bytes())),
             sns_confirm,
             selection,
             metrics,

@@ -12,7 +12,7 @@ pub mod url;
 
 pub use self::redact::{Redactor, redact_url};
 pub use self::runtime::block_on;
-pub use self::secret::Secret;
+pub use self::secret::{ApiToken, Secret};
 pub use self::store::{AZURITE_ACCOUNT, AZURITE_KEY, StageConfig};
 pub use self::url::{StageUrl, StoreKind};
 

@@ -46,7 +46,7 @@ impl Redactor {
     /// URL's SAS token and the secrets of the environment ([`SECRET_VARIABLES`]).
     pub fn for_store(config: &StageConfig, url: &StageUrl) -> Self {
         let mut secrets = config.secrets();
-        secrets.extend(url.sas_token().map(|sas| sas.expose().to_owned()));
+        secrets.extend(url.sas_token().map(|sas| sas.expose_secret().to_owned()));
         secrets.extend(environment_secrets());
         Self::new(secrets)
     }

@@ -200,7 +200,7 @@ impl StageConfig {
         ]
         .into_iter()
         .flatten()
-        .map(|secret| secret.expose().to_owned())
+        .map(|secret| secret.expose_secret().to_owned())
         .collect()
     }
 }
@@ -240,14 +240,14 @@ fn build_s3(url: &StageUrl, config: &StageConfig) -> Result<Arc<dyn ObjectStore>
     if let (Some(id), Some(secret)) = (&config.access_key_id, &config.secret_access_key) {
         builder = builder
             .with_access_key_id(id)
-            .with_secret_access_key(secret.expose());
+            .with_secret_access_key(secret.expose_secret());
         // Temporary credentials from the environment do not belong to these keys.
         builder = builder.with_config(
             AmazonS3ConfigKey::Token,
             config
                 .session_token
                 .as_ref()
-                .map(Secret::expose)
+                .map(Secret::expose_secret)
                 .unwrap_or(""),
         );
     }
@@ -302,10 +302,13 @@ fn build_azure(url: &StageUrl, config: &StageConfig) -> Result<Arc<dyn ObjectSto
         }
     }
     if let Some(key) = &config.account_key {
-        builder = builder.with_access_key(key.expose());
+        builder = builder.with_access_key(key.expose_secret());
     }
     if let Some(sas) = sas {
-        builder = builder.with_config(AzureConfigKey::SasKey, sas.expose().trim_start_matches('?'));
+        builder = builder.with_config(
+            AzureConfigKey::SasKey,
+            sas.expose_secret().trim_start_matches('?'),
+        );
     }
     if let Some(skip) = config.skip_signature {
         builder = builder.with_skip_signature(skip);
