@@ -552,7 +552,7 @@ fn s3_notifications_are_delivered_once() {
 /// An Event Grid (`cloud_events` false) or CloudEvents BlobCreated event for `key` in the
 /// Azurite container `stage`, with the emulator's blob URL (the account in the path).
 fn azure_event(azure: &AzureServer, key: &str, id: &str, cloud_events: bool) -> Value {
-    let account = stagepush::source::stage::AZURITE_ACCOUNT;
+    let account = stagepush::storage::AZURITE_ACCOUNT;
     let (name, source_key) = if cloud_events {
         ("cloudevents-blobcreated.json", "source")
     } else {

@@ -221,7 +221,7 @@ fn every_stage_url_form_parses_and_malformed_ones_say_why() {
         ("ftp://host/x", "unsupported scheme"),
         ("s3://bucket/a//b", "empty path segment"),
     ] {
-        let error = StageUrl::parse(text).unwrap_err();
+        let error = StageError::from(StageUrl::parse(text).unwrap_err());
         assert!(matches!(error, StageError::Url { .. }));
         assert!(error.to_string().contains(reason), "{text}: {error}");
     }

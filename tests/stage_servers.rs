@@ -23,7 +23,8 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use sha2::{Digest, Sha256};
 use stagepush::source::StageConfig;
-use stagepush::source::stage::{AZURITE_ACCOUNT, AZURITE_KEY, install_crypto_provider};
+use stagepush::storage::{AZURITE_ACCOUNT, AZURITE_KEY};
+use stagepush::tls::install_crypto_provider;
 
 use crate::util::temp_dir;
 

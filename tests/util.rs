@@ -288,7 +288,7 @@ pub fn mock_requests(store: &Path) -> Vec<serde_json::Value> {
 
 /// A plain-HTTP client for talking to the mock directly.
 pub fn http_client() -> reqwest::Client {
-    stagepush::sink::service::install_ring_crypto_provider();
+    stagepush::tls::install_crypto_provider();
     reqwest::Client::builder().build().expect("an HTTP client")
 }
 

@@ -24,6 +24,8 @@ pub mod shard;
 pub mod sink;
 pub mod source;
 pub mod state;
+pub mod storage;
+pub mod tls;
 pub mod transform;
 pub mod trigger;
 pub mod watermark;

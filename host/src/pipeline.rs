@@ -50,6 +50,7 @@ use crate::transform::{ArrowInput, EncodedBatch, Encoder, RowStage};
 use crate::watermark::Watermarks;
 use crate::wire::Shape;
 use crate::wire::time::now_ms;
+pub use crate::wire::time::now_rfc3339;
 
 /// How often a worker looks again at a file another worker holds (to see it done, or its
 /// lease lapse): one read of its state document.
@@ -1584,9 +1585,4 @@ fn describe_difference(expected: &[ColumnSchema], found: &[ColumnSchema]) -> Str
         }
     }
     "same columns".into()
-}
-
-/// The current time as RFC 3339 UTC.
-pub fn now_rfc3339() -> String {
-    crate::wire::time::rfc3339_ms(now_ms())
 }

@@ -4,7 +4,7 @@
 //! when both say one) of the configured stage; another bucket is an error naming it. An
 //! object whose key no stage file can have (an empty `//` segment, a `.` or `..` segment, a
 //! control character such as NUL, a leading `/` as S3 allows: see
-//! [`crate::source::url::check_object_key`]) is [`Resolved::unusable`], with its reason,
+//! [`crate::storage::url::check_object_key`]) is [`Resolved::unusable`], with its reason,
 //! and the other objects of the payload are still resolved. A key ending in `/` (a folder
 //! marker), an object outside the stage's prefix and duplicates within one payload are
 //! ignored with a log line. Whether a file is delivered again is for the delivery state to
@@ -12,9 +12,9 @@
 
 use std::collections::BTreeSet;
 
-use crate::events::{Notification, ObjectRef, StoreKind as EventStore, show};
-use crate::source::url::check_object_key;
+use crate::events::{Notification, ObjectRef, show};
 use crate::source::{Stage, StageError, StageFile, StoreKind};
+use crate::storage::url::check_object_key;
 
 /// Why notifications cannot be turned into files.
 #[derive(Debug, thiserror::Error)]
@@ -54,20 +54,19 @@ pub struct UnusableKey {
     pub reason: String,
 }
 
-fn store_name(kind: EventStore) -> &'static str {
+fn store_name(kind: StoreKind) -> &'static str {
     match kind {
-        EventStore::S3 => "S3 bucket",
-        EventStore::Azure => "Azure container",
+        StoreKind::S3 => "S3 bucket",
+        StoreKind::Azure => "Azure container",
+        StoreKind::Gcs => "GCS bucket",
+        StoreKind::Local => "folder",
     }
 }
 
 /// Whether `object` is in the stage's bucket/container.
 fn same_bucket(stage: &Stage, object: &ObjectRef) -> bool {
     let url = stage.stage_url();
-    let kind_matches = matches!(
-        (url.kind(), object.store),
-        (StoreKind::S3, EventStore::S3) | (StoreKind::Azure, EventStore::Azure)
-    );
+    let kind_matches = url.kind() == object.store;
     let account_matches = match (url.account(), object.account.as_deref()) {
         (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
         _ => true,

@@ -22,13 +22,8 @@ mod tests;
 pub use azure::{BlobUrl, blob_from_subject, parse_blob_url};
 pub use s3::decode_s3_key;
 
-/// The store a notification comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum StoreKind {
-    S3,
-    Azure,
-}
+/// The store a notification comes from ([`StoreKind::S3`] or [`StoreKind::Azure`]).
+pub use crate::storage::StoreKind;
 
 /// An object a notification says was created.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -60,7 +60,7 @@ impl App {
         Self {
             stage_url: job.stage.state_key().to_owned(),
             job,
-            auth: auth.map(|secret| digest(secret.expose().as_bytes())),
+            auth: auth.map(|secret| digest(secret.expose_secret().as_bytes())),
             sns_confirm,
             selection,
             metrics,
@@ -365,7 +365,7 @@ async fn sns_confirmation(app: &Arc<App>, value: Option<&Value>) -> Response<Bod
         }
     };
     let client = app.http.get_or_init(|| {
-        crate::sink::service::install_ring_crypto_provider();
+        crate::tls::install_crypto_provider();
         // No redirect: the allow-list above must decide every host this request reaches.
         reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())

@@ -46,7 +46,6 @@ pub mod response;
 pub mod retries;
 pub mod service;
 
-use std::fmt;
 use std::sync::Arc;
 
 pub use batcher::{Batch, Batcher, Endpoint, RecordMeta};
@@ -56,6 +55,8 @@ pub use outcome::{BatchOutcome, DeliveredRequest, RejectedRecord, RowWarning, Si
 pub use response::{IngestResponse, RowMessage, parse_response};
 pub use retries::{RetryAction, RetryPolicy, parse_retry_after};
 pub use service::CluedInSink;
+
+pub use crate::storage::ApiToken;
 
 /// Where an input row came from: the file and its 0-based row number in that file.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -78,34 +79,6 @@ pub struct WireRecord {
     pub entity_type: Arc<str>,
     /// One complete JSON object, UTF-8, without a trailing newline.
     pub json: Vec<u8>,
-}
-
-/// The CluedIn API token. Its `Debug` and `Display` print `[redacted]`, never the token.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ApiToken(String);
-
-impl ApiToken {
-    /// Wraps a token.
-    pub fn new(token: impl Into<String>) -> Self {
-        Self(token.into())
-    }
-
-    /// The token itself, for the `Authorization` header only.
-    pub fn expose_secret(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for ApiToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ApiToken([redacted])")
-    }
-}
-
-impl fmt::Display for ApiToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
 }
 
 /// Errors of the sink layer. Every variant except [`SinkError::NoRoute`] stops the run.

@@ -33,7 +33,9 @@
 //! the body the [`super::Batcher`] built.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
+
+use crate::tls::install_crypto_provider;
 use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::header::{HeaderValue, LOCATION, RETRY_AFTER};
@@ -61,17 +63,6 @@ pub const STOP_GRACE: Duration = Duration::from_secs(5);
 pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 /// Characters of a body that is not CluedIn's JSON quoted in the warning about it.
 pub const NOT_CLUEDIN_EXCERPT_CHARS: usize = 80;
-
-/// Installs rustls' *ring* crypto provider as the process default (once; a no-op if a provider
-/// is already installed). reqwest is built with `rustls-no-provider` to avoid compiling
-/// aws-lc-sys.
-pub fn install_ring_crypto_provider() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // Err means another provider is already the default: fine either way.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
 
 /// The CluedIn sink. Cheap to clone (shared state behind an `Arc`).
 #[derive(Clone, Debug)]
@@ -609,7 +600,7 @@ async fn encode_part(
 /// The HTTP client of every CluedIn sink: follows no redirect (see the module doc), sends
 /// [`USER_AGENT`], with the configured timeouts and an idle pool of `concurrency` connections.
 pub fn http_client(config: &SinkConfig) -> Result<reqwest::Client, SinkError> {
-    install_ring_crypto_provider();
+    install_crypto_provider();
     reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .redirect(reqwest::redirect::Policy::none())

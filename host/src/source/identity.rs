@@ -30,7 +30,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use super::url::{StageUrl, StoreKind};
+use crate::storage::url::{StageUrl, StoreKind};
 
 /// The canonical identity of a local stage at `path` (relative to the working directory).
 pub fn local(path: &Path) -> String {

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::parquet::contract_schema;
 use super::stage::{Stage, StageFile, describe_column};
-use super::url::StoreKind;
+use crate::storage::url::StoreKind;
 
 /// Footers read at once.
 const FOOTERS_IN_FLIGHT: usize = 8;

@@ -1,11 +1,10 @@
-//! Where rows come from: the Parquet files of a Snowflake stage.
+//! Where rows come from: the Parquet files of a Snowflake stage. Stage URLs, store
+//! settings and clients are [`crate::storage`]'s.
 //!
 //! - [`parquet`] reads one file as Arrow record batches, one row group at a time, and maps
 //!   its schema to the plugin contract's column schema;
 //! - [`path`] reads what an object key says about a file: its `PARTITION BY` folders and
 //!   the parts of a Snowflake unload file name;
-//! - [`url`] parses stage URLs (`s3://`, `az://`, `azure://`, `https://`, `abfss://`,
-//!   `gs://`, `file://`, local paths);
 //! - [`stage`] lists, selects ([`select`]) and opens a stage's files in object storage or
 //!   a local folder; [`object_reader`] reads an object with bounded ranged reads;
 //! - [`identity`] gives a stage's canonical identity (the delivery state's key for it);
@@ -18,7 +17,6 @@ pub mod parquet;
 pub mod path;
 pub mod select;
 pub mod stage;
-pub mod url;
 
 pub use self::object_reader::{ReadStats, ReadTuning, StageReader};
 pub use self::parquet::{
@@ -27,7 +25,5 @@ pub use self::parquet::{
 };
 pub use self::path::{UnloadFileName, parse_file_name, source_file};
 pub use self::select::Selection;
-pub use self::stage::{
-    Secret, Stage, StageBatches, StageConfig, StageError, StageFile, StageSource, check_schema,
-};
-pub use self::url::{StageUrl, StoreKind};
+pub use self::stage::{Stage, StageBatches, StageError, StageFile, StageSource, check_schema};
+pub use crate::storage::{Secret, StageConfig, StageUrl, StoreKind};

@@ -21,7 +21,6 @@
 //! object_store futures run on one process-wide I/O runtime ([`block_on`]), so the reader
 //! works from any thread, including plain worker threads; it is `Send + Sync`.
 
-use std::future::Future;
 use std::io::Read;
 use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -35,7 +34,8 @@ use parquet::errors::ParquetError;
 use parquet::file::metadata::ParquetMetaDataReader;
 use parquet::file::reader::{ChunkReader, Length};
 
-use super::stage::{Redactor, StageError};
+use super::stage::StageError;
+use crate::storage::{Redactor, block_on};
 
 /// Bytes fetched from the end of an object to read its footer in one request.
 const FOOTER_PREFETCH: u64 = 64 * 1024;
@@ -43,8 +43,6 @@ const FOOTER_PREFETCH: u64 = 64 * 1024;
 const MIN_WINDOW: u64 = 256 * 1024;
 /// Bytes fetched at once outside any column chunk (page headers of damaged files).
 const UNMAPPED_READ: u64 = 64 * 1024;
-/// Worker threads of the I/O runtime.
-const IO_THREADS: usize = 2;
 
 /// Sizes of an [`ObjectReader`]'s reads and buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -577,35 +575,4 @@ impl Read for StageRead {
             StageRead::Object(read) => read.read(out),
         }
     }
-}
-
-/// Runs `future` on the process-wide storage I/O runtime and waits for it. Works from
-/// any thread (inside an async task it blocks that task's thread, so prefer a worker
-/// thread there).
-pub(crate) fn block_on<F>(future: F) -> Result<F::Output, StageError>
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
-    let runtime = RUNTIME
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(IO_THREADS)
-                .thread_name("stagepush-io")
-                .enable_all()
-                .build()
-                .map_err(|error| error.to_string())
-        })
-        .as_ref()
-        .map_err(|reason| StageError::Runtime {
-            reason: reason.clone(),
-        })?;
-    let (sender, receiver) = std::sync::mpsc::sync_channel(1);
-    runtime.spawn(async move {
-        let _ = sender.send(future.await);
-    });
-    receiver.recv().map_err(|_| StageError::Runtime {
-        reason: "a storage task stopped before it finished".into(),
-    })
 }

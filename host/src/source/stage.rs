@@ -1,7 +1,8 @@
 //! Stages: the Parquet files of a Snowflake unload, in object storage or a local folder.
 //!
-//! A [`Stage`] is built from a [`StageConfig`] (a URL, see [`super::url`], plus optional
-//! per-stage settings) on top of object_store's S3, Azure and GCS clients, whose
+//! A [`Stage`] is built from a [`StageConfig`] (a URL, see [`crate::storage::url`], plus
+//! optional per-stage settings) on top of object_store's S3, Azure and GCS clients
+//! ([`crate::storage::store`]), whose
 //! `from_env` builders read the conventional settings (`AWS_*`, `AZURE_STORAGE_*`,
 //! `GOOGLE_*`, instance/managed identities); the config's settings override them. A local
 //! stage (a path or `file://` URL) is read with the standard library.
@@ -24,33 +25,24 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::fs::File;
 use std::path::{Path as FsPath, PathBuf};
-use std::sync::{Arc, Once};
-use std::time::Duration;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use futures_util::{StreamExt, TryStreamExt};
-use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
-use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
-use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::path::Path as ObjectPath;
-use object_store::{ClientConfigKey, ObjectMeta, ObjectStore, ObjectStoreExt, RetryConfig};
-use serde::Deserialize;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 
 use super::object_reader::{
-    ObjectReader, ObjectTarget, OpenMode, ReadStats, ReadTuning, StageReader, block_on,
+    ObjectReader, ObjectTarget, OpenMode, ReadStats, ReadTuning, StageReader,
 };
 use super::parquet::{ParquetSource, ReadOptions, SourceBatch, SourceBatches, SourceError};
 use super::path::{UnloadFileName, parse_file_name, source_file};
 use super::select::{CompiledSelection, Selection};
-use super::url::{StageUrl, StoreKind};
 use crate::bindings::types::{ColumnSchema, ColumnType, ScalarType, SourceFile};
-
-/// The account name and key Azurite (and the old storage emulator) accept: published by
-/// Microsoft, not a secret.
-pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
-/// See [`AZURITE_ACCOUNT`].
-pub const AZURITE_KEY: &str =
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+use crate::storage::store::build_store;
+use crate::storage::{
+    Redactor, StageConfig, StageUrl, StorageError, StoreKind, block_on, redact_url,
+};
 
 /// Extension-less objects checked for the `PAR1` magic at once while listing.
 const MAGIC_CHECKS_IN_FLIGHT: usize = 16;
@@ -58,210 +50,6 @@ const MAGIC_CHECKS_IN_FLIGHT: usize = 16;
 const HEADS_IN_FLIGHT: usize = 16;
 /// Folder depth a local listing descends to (guards against symlink loops).
 const MAX_LOCAL_DEPTH: usize = 64;
-
-/// A secret setting (key, token). Its `Debug` output is `<redacted>`; read it with
-/// [`Secret::expose`].
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself: pass it to a client, never to a log or a message.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-/// Where a stage is and how to reach it: the `[source]` section of a run configuration.
-///
-/// Only `url` is needed; everything else overrides what object_store's `from_env`
-/// builders read from the environment (`AWS_*`, `AZURE_STORAGE_*`, `GOOGLE_*`). A setting
-/// that does not apply to the URL's store (`sas_token` on an `s3://` stage) is an error.
-///
-/// ```toml
-/// [source]
-/// url = "s3://unload-bucket/customers/"
-/// region = "eu-west-1"
-/// endpoint = "http://127.0.0.1:8333"   # S3-compatible servers
-/// allow_http = true
-/// path_style = true
-/// ```
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StageConfig {
-    /// The stage: `s3://bucket/prefix/`, `az://container/prefix/`,
-    /// `azure://ACCOUNT.blob.core.windows.net/container/prefix/`, `https://…`,
-    /// `abfss://container@ACCOUNT.dfs.core.windows.net/…`, `gs://bucket/prefix/`,
-    /// `file:///path` or a local path; a prefix or a single object.
-    pub url: Option<String>,
-    /// S3: the bucket's region (else `AWS_REGION`/`AWS_DEFAULT_REGION`, else `us-east-1`).
-    pub region: Option<String>,
-    /// S3, Azure, GCS: the service endpoint, for S3-compatible servers, Azurite, private
-    /// endpoints (`http://127.0.0.1:8333`; Azure: the account URL).
-    pub endpoint: Option<String>,
-    /// Allow plain-HTTP endpoints.
-    pub allow_http: Option<bool>,
-    /// S3: `true` for path-style requests (`endpoint/bucket/key`, what most S3-compatible
-    /// servers need), `false` for virtual-hosted style (`bucket.endpoint/key`; with
-    /// `endpoint` set, the endpoint must then already name the bucket).
-    pub path_style: Option<bool>,
-    /// Azure: the storage account (else the URL's, else `AZURE_STORAGE_ACCOUNT_NAME`).
-    pub account: Option<String>,
-    /// S3: access key id (with `secret_access_key`).
-    pub access_key_id: Option<String>,
-    /// S3: secret access key.
-    pub secret_access_key: Option<Secret>,
-    /// S3: session token of temporary credentials.
-    pub session_token: Option<Secret>,
-    /// Azure: a SAS token (`sv=…&sig=…`, with or without the leading `?`).
-    pub sas_token: Option<Secret>,
-    /// Azure: the account's shared key.
-    pub account_key: Option<Secret>,
-    /// Azure: talk to Azurite: at `endpoint` if set (`http://127.0.0.1:10000`), else at
-    /// `AZURITE_BLOB_STORAGE_URL` or `http://127.0.0.1:10000`, with its well-known account
-    /// and key unless others are given.
-    pub use_emulator: Option<bool>,
-    /// S3, Azure, GCS: send unsigned requests (public buckets).
-    pub skip_signature: Option<bool>,
-    /// GCS: a service-account JSON file (else `GOOGLE_APPLICATION_CREDENTIALS`, …).
-    pub service_account_path: Option<PathBuf>,
-    /// Retries of a failed request (transient errors, throttling), with exponential
-    /// back-off; object_store's default is 10.
-    pub max_retries: Option<usize>,
-    /// Give up retrying a request after this many seconds (default 180).
-    pub retry_timeout_secs: Option<u64>,
-    /// Time limit of one request, in seconds (default 30).
-    pub request_timeout_secs: Option<u64>,
-    /// Time limit of connecting, in seconds (default 5).
-    pub connect_timeout_secs: Option<u64>,
-}
-
-impl StageConfig {
-    /// A configuration with only a URL: everything else comes from the environment.
-    pub fn from_url(url: impl Into<String>) -> Self {
-        Self {
-            url: Some(url.into()),
-            ..Self::default()
-        }
-    }
-
-    /// Refuses settings that do not apply to `kind` and incomplete pairs.
-    fn check(&self, kind: StoreKind) -> Result<(), String> {
-        use StoreKind::{Azure, Gcs, S3};
-        const REMOTE: &[StoreKind] = &[S3, Azure, Gcs];
-        let settings: [(&str, bool, &[StoreKind]); 16] = [
-            ("region", self.region.is_some(), &[S3]),
-            ("endpoint", self.endpoint.is_some(), REMOTE),
-            ("allow_http", self.allow_http.is_some(), REMOTE),
-            ("path_style", self.path_style.is_some(), &[S3]),
-            ("account", self.account.is_some(), &[Azure]),
-            ("access_key_id", self.access_key_id.is_some(), &[S3]),
-            ("secret_access_key", self.secret_access_key.is_some(), &[S3]),
-            ("session_token", self.session_token.is_some(), &[S3]),
-            ("sas_token", self.sas_token.is_some(), &[Azure]),
-            ("account_key", self.account_key.is_some(), &[Azure]),
-            ("use_emulator", self.use_emulator.is_some(), &[Azure]),
-            ("skip_signature", self.skip_signature.is_some(), REMOTE),
-            (
-                "service_account_path",
-                self.service_account_path.is_some(),
-                &[Gcs],
-            ),
-            ("max_retries", self.max_retries.is_some(), REMOTE),
-            (
-                "retry_timeout_secs",
-                self.retry_timeout_secs.is_some(),
-                REMOTE,
-            ),
-            (
-                "request_timeout_secs / connect_timeout_secs",
-                self.request_timeout_secs.is_some() || self.connect_timeout_secs.is_some(),
-                REMOTE,
-            ),
-        ];
-        for (name, set, kinds) in settings {
-            if set && !kinds.contains(&kind) {
-                return Err(format!("`{name}` does not apply to a stage in {kind}"));
-            }
-        }
-        if self.access_key_id.is_some() != self.secret_access_key.is_some() {
-            return Err("`access_key_id` and `secret_access_key` go together".into());
-        }
-        if self.session_token.is_some() && self.access_key_id.is_none() {
-            return Err("`session_token` needs `access_key_id` and `secret_access_key`".into());
-        }
-        if let Some(endpoint) = &self.endpoint {
-            let lower = endpoint.to_ascii_lowercase();
-            if !(lower.starts_with("http://") || lower.starts_with("https://")) {
-                return Err(format!(
-                    "`endpoint` must be an http:// or https:// URL, not `{}`",
-                    super::url::redact_url(endpoint)
-                ));
-            }
-            if lower.starts_with("http://")
-                && self.allow_http != Some(true)
-                && self.use_emulator != Some(true)
-            {
-                return Err("an http:// `endpoint` needs `allow_http = true`".into());
-            }
-        }
-        if self.request_timeout_secs == Some(0) || self.connect_timeout_secs == Some(0) {
-            return Err("timeouts must be at least 1 second".into());
-        }
-        Ok(())
-    }
-
-    fn retry(&self) -> RetryConfig {
-        let mut retry = RetryConfig::default();
-        if let Some(max) = self.max_retries {
-            retry.max_retries = max;
-        }
-        if let Some(secs) = self.retry_timeout_secs {
-            retry.retry_timeout = Duration::from_secs(secs);
-        }
-        retry
-    }
-
-    /// The client settings shared by every store, as object_store config keys.
-    fn client_settings(&self) -> Vec<(ClientConfigKey, String)> {
-        let mut settings = Vec::new();
-        if let Some(allow) = self.allow_http {
-            settings.push((ClientConfigKey::AllowHttp, allow.to_string()));
-        }
-        if let Some(secs) = self.request_timeout_secs {
-            settings.push((ClientConfigKey::Timeout, format!("{secs}s")));
-        }
-        if let Some(secs) = self.connect_timeout_secs {
-            settings.push((ClientConfigKey::ConnectTimeout, format!("{secs}s")));
-        }
-        settings
-    }
-
-    /// The secrets this configuration holds, to scrub from messages.
-    fn secrets(&self) -> Vec<String> {
-        [
-            &self.secret_access_key,
-            &self.session_token,
-            &self.sas_token,
-            &self.account_key,
-        ]
-        .into_iter()
-        .flatten()
-        .map(|secret| secret.expose().to_owned())
-        .collect()
-    }
-}
 
 /// What can go wrong with a stage. Every variant names the stage or the object (as a URL
 /// without credentials).
@@ -345,6 +133,16 @@ pub enum StageError {
         /// What failed.
         reason: String,
     },
+}
+
+impl From<StorageError> for StageError {
+    fn from(error: StorageError) -> Self {
+        match error {
+            StorageError::Url { url, reason } => StageError::Url { url, reason },
+            StorageError::Config { stage, reason } => StageError::Config { stage, reason },
+            StorageError::Runtime { reason } => StageError::Runtime { reason },
+        }
+    }
 }
 
 impl StageError {
@@ -506,10 +304,7 @@ impl Stage {
             reason,
         };
         config.check(url.kind()).map_err(config_error)?;
-        let mut secrets = config.secrets();
-        secrets.extend(url.sas_token().map(|sas| sas.expose().to_owned()));
-        secrets.extend(environment_secrets());
-        let redactor = Arc::new(Redactor::new(secrets));
+        let redactor = Arc::new(Redactor::for_store(config, &url));
         let (backend, local_path) = match url.kind() {
             StoreKind::Local => {
                 let path = std::path::absolute(url.key()).map_err(|e| StageError::Config {
@@ -518,16 +313,7 @@ impl Stage {
                 })?;
                 (Backend::Local, Some(path))
             }
-            kind => {
-                install_crypto_provider();
-                let store = match kind {
-                    StoreKind::S3 => build_s3(&url, config),
-                    StoreKind::Azure => build_azure(&url, config),
-                    _ => build_gcs(&url, config),
-                }
-                .map_err(|reason| config_error(redactor.scrub(&reason)))?;
-                (Backend::Remote(store), None)
-            }
+            _ => (Backend::Remote(build_store(&url, config, &redactor)?), None),
         };
         let identity = super::identity::canonical(&url);
         Ok(Self {
@@ -950,7 +736,7 @@ impl Stage {
     /// The full key of a key-list entry.
     fn resolve_key(&self, entry: &str, prefix: &str) -> Result<String, StageError> {
         let invalid = |reason: String| StageError::Selection {
-            reason: format!("key `{}`: {reason}", super::url::redact_url(entry)),
+            reason: format!("key `{}`: {reason}", redact_url(entry)),
         };
         let key = if entry.contains("://") {
             let url = StageUrl::parse(entry)?;
@@ -1114,242 +900,6 @@ fn object_path(key: &str, url: &str) -> Result<ObjectPath, StageError> {
         object: url.to_owned(),
         reason: format!("the key cannot be used: {error}"),
     })
-}
-
-fn build_s3(url: &StageUrl, config: &StageConfig) -> Result<Arc<dyn ObjectStore>, String> {
-    let mut builder = AmazonS3Builder::from_env().with_bucket_name(url.bucket());
-    if let Some(region) = config.region.as_deref().or(url.region()) {
-        builder = builder.with_region(region);
-    }
-    if let Some(endpoint) = &config.endpoint {
-        builder = builder.with_endpoint(endpoint);
-    }
-    if let Some(path_style) = config.path_style {
-        builder = builder.with_virtual_hosted_style_request(!path_style);
-    }
-    if let (Some(id), Some(secret)) = (&config.access_key_id, &config.secret_access_key) {
-        builder = builder
-            .with_access_key_id(id)
-            .with_secret_access_key(secret.expose());
-        // Temporary credentials from the environment do not belong to these keys.
-        builder = builder.with_config(
-            AmazonS3ConfigKey::Token,
-            config
-                .session_token
-                .as_ref()
-                .map(Secret::expose)
-                .unwrap_or(""),
-        );
-    }
-    if let Some(skip) = config.skip_signature {
-        builder = builder.with_skip_signature(skip);
-    }
-    for (key, value) in config.client_settings() {
-        builder = builder.with_config(AmazonS3ConfigKey::Client(key), value);
-    }
-    let store = builder
-        .with_retry(config.retry())
-        .build()
-        .map_err(|error| format!("cannot configure the S3 client: {error}"))?;
-    Ok(Arc::new(store))
-}
-
-fn build_azure(url: &StageUrl, config: &StageConfig) -> Result<Arc<dyn ObjectStore>, String> {
-    let account = match (config.account.as_deref(), url.account()) {
-        (Some(configured), Some(in_url)) if configured != in_url => {
-            return Err(format!(
-                "the URL names account `{in_url}` but `account` is `{configured}`"
-            ));
-        }
-        (configured, in_url) => configured.or(in_url),
-    };
-    let mut builder = MicrosoftAzureBuilder::from_env().with_container_name(url.bucket());
-    if let Some(account) = account {
-        builder = builder.with_account(account);
-    }
-    let sas = config.sas_token.as_ref().or(url.sas_token());
-    let has_credential = sas.is_some() || config.account_key.is_some();
-    match (config.use_emulator, &config.endpoint) {
-        (Some(true), Some(endpoint)) => {
-            // Azurite at a chosen address: its path-style account URL, its well-known
-            // account and key unless others are given.
-            let account = account.unwrap_or(AZURITE_ACCOUNT);
-            builder = builder
-                .with_use_emulator(false)
-                .with_account(account)
-                .with_endpoint(format!("{}/{account}", endpoint.trim_end_matches('/')))
-                .with_allow_http(true);
-            if !has_credential {
-                builder = builder.with_access_key(AZURITE_KEY);
-            }
-        }
-        (Some(use_emulator), None) => builder = builder.with_use_emulator(use_emulator),
-        (_, Some(endpoint)) => builder = builder.with_endpoint(endpoint.clone()),
-        (None, None) => {
-            if let Some(endpoint) = url.endpoint() {
-                builder = builder.with_endpoint(endpoint.to_owned());
-            }
-        }
-    }
-    if let Some(key) = &config.account_key {
-        builder = builder.with_access_key(key.expose());
-    }
-    if let Some(sas) = sas {
-        builder = builder.with_config(AzureConfigKey::SasKey, sas.expose().trim_start_matches('?'));
-    }
-    if let Some(skip) = config.skip_signature {
-        builder = builder.with_skip_signature(skip);
-    }
-    for (key, value) in config.client_settings() {
-        builder = builder.with_config(AzureConfigKey::Client(key), value);
-    }
-    let store = builder
-        .with_retry(config.retry())
-        .build()
-        .map_err(|error| {
-            let mut message = format!("cannot configure the Azure client: {error}");
-            if account.is_none() && message.to_ascii_lowercase().contains("account") {
-                message.push_str(
-                    " (set AZURE_STORAGE_ACCOUNT_NAME, the stage's `account`, or use an \
-                     azure://ACCOUNT.blob.core.windows.net/CONTAINER/… URL)",
-                );
-            }
-            message
-        })?;
-    Ok(Arc::new(store))
-}
-
-fn build_gcs(url: &StageUrl, config: &StageConfig) -> Result<Arc<dyn ObjectStore>, String> {
-    let mut builder = GoogleCloudStorageBuilder::from_env().with_bucket_name(url.bucket());
-    if let Some(path) = &config.service_account_path {
-        builder = builder.with_service_account_path(path.to_string_lossy());
-    }
-    if let Some(endpoint) = &config.endpoint {
-        builder = builder.with_base_url(endpoint);
-    }
-    if let Some(skip) = config.skip_signature {
-        builder = builder.with_skip_signature(skip);
-    }
-    for (key, value) in config.client_settings() {
-        builder = builder.with_config(GoogleConfigKey::Client(key), value);
-    }
-    let store = builder
-        .with_retry(config.retry())
-        .build()
-        .map_err(|error| format!("cannot configure the GCS client: {error}"))?;
-    Ok(Arc::new(store))
-}
-
-/// Installs rustls' ring provider as the process default once (reqwest is built without
-/// one); an already installed provider is kept.
-pub fn install_crypto_provider() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
-
-/// Environment variables whose values are secrets (scrubbed from messages).
-const SECRET_VARIABLES: [&str; 12] = [
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_TOKEN",
-    "AZURE_STORAGE_ACCOUNT_KEY",
-    "AZURE_STORAGE_ACCESS_KEY",
-    "AZURE_STORAGE_MASTER_KEY",
-    "AZURE_STORAGE_SAS_KEY",
-    "AZURE_STORAGE_SAS_TOKEN",
-    "AZURE_STORAGE_TOKEN",
-    "AZURE_CLIENT_SECRET",
-    "AZURE_STORAGE_CLIENT_SECRET",
-    "GOOGLE_SERVICE_ACCOUNT_KEY",
-];
-
-fn environment_secrets() -> Vec<String> {
-    SECRET_VARIABLES
-        .iter()
-        .filter_map(|name| std::env::var(name).ok())
-        .collect()
-}
-
-/// Removes secrets from messages a store client produced: known secret values, URL query
-/// strings and signature parameters.
-pub(crate) struct Redactor {
-    secrets: Vec<String>,
-}
-
-impl Redactor {
-    pub(crate) fn new(mut secrets: Vec<String>) -> Self {
-        // Very short values would blank ordinary words.
-        secrets.retain(|secret| secret.len() >= 6);
-        secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
-        Self { secrets }
-    }
-
-    pub(crate) fn scrub(&self, message: &str) -> String {
-        let mut out = message.to_owned();
-        for secret in &self.secrets {
-            if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), "<redacted>");
-            }
-        }
-        strip_queries(&out)
-    }
-}
-
-/// True for a query string that may carry credentials (a SAS token, a presigned URL).
-fn looks_signed(query: &str) -> bool {
-    let query = query.to_ascii_lowercase();
-    ["sig=", "x-amz-", "token", "key=", "credential"]
-        .iter()
-        .any(|marker| query.contains(marker))
-}
-
-/// Replaces the query string of every URL in `text` that may carry credentials with
-/// `?<redacted>`, and the values of signature-like parameters anywhere.
-fn strip_queries(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("://") {
-        let (before, url) = rest.split_at(start);
-        out.push_str(before);
-        let end = url
-            .find(|c: char| c.is_whitespace() || matches!(c, ')' | '"' | '\'' | '<' | '>' | ','))
-            .unwrap_or(url.len());
-        let token = &url[..end];
-        match token.split_once('?') {
-            Some((path, query)) if looks_signed(query) => {
-                out.push_str(path);
-                out.push_str("?<redacted>");
-            }
-            _ => out.push_str(token),
-        }
-        rest = &url[end..];
-    }
-    out.push_str(rest);
-    for parameter in [
-        "sig=",
-        "X-Amz-Signature=",
-        "X-Amz-Security-Token=",
-        "X-Amz-Credential=",
-    ] {
-        let mut scrubbed = String::with_capacity(out.len());
-        let mut rest = out.as_str();
-        while let Some(at) = rest.find(parameter) {
-            let value_start = at + parameter.len();
-            scrubbed.push_str(&rest[..value_start]);
-            let value_end = rest[value_start..]
-                .find(|c: char| c.is_whitespace() || matches!(c, '&' | ')' | '"' | ','))
-                .map_or(rest.len(), |end| value_start + end);
-            if value_end > value_start {
-                scrubbed.push_str("<redacted>");
-            }
-            rest = &rest[value_end..];
-        }
-        scrubbed.push_str(rest);
-        out = scrubbed;
-    }
-    out
 }
 
 /// An open stage file: its footer is read; [`StageSource::batches`] reads its rows.
@@ -1541,30 +1091,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn config_is_strict_and_hides_secrets() {
-        let config: StageConfig = toml::from_str(
-            r#"
-            url = "s3://bucket/prefix/"
-            region = "eu-west-1"
-            endpoint = "http://127.0.0.1:8333"
-            allow_http = true
-            path_style = true
-            access_key_id = "AKIDEXAMPLE"
-            secret_access_key = "wJalrXUtnFEMI/K7MDENG"
-            max_retries = 3
-            "#,
-        )
-        .unwrap();
-        assert_eq!(config.region.as_deref(), Some("eu-west-1"));
-        let debug = format!("{config:?}");
-        assert!(!debug.contains("wJalrXUtnFEMI"), "{debug}");
-        assert!(debug.contains("<redacted>"));
-
-        let unknown = toml::from_str::<StageConfig>("url = \"s3://b/\"\nregoin = \"x\"\n");
-        assert!(unknown.unwrap_err().to_string().contains("regoin"));
-    }
-
-    #[test]
     fn settings_of_another_store_are_errors() {
         let check = |toml_text: &str| {
             let config: StageConfig = toml::from_str(toml_text).unwrap();
@@ -1583,20 +1109,6 @@ mod tests {
         assert!(error.contains("allow_http"), "{error}");
         let error = check("url = \"s3://b/\"\nendpoint = \"127.0.0.1:1\"\n");
         assert!(error.contains("http:// or https://"), "{error}");
-    }
-
-    #[test]
-    fn scrubbing_removes_secrets_and_queries() {
-        let redactor = Redactor::new(vec!["topsecretkey".into()]);
-        let message = "error sending request for url (https://a.blob.core.windows.net/c/x?sv=1&sig=abc%2F): key topsecretkey, sig=zzz&se=1";
-        let scrubbed = redactor.scrub(message);
-        assert!(!scrubbed.contains("topsecretkey"), "{scrubbed}");
-        assert!(!scrubbed.contains("abc%2F"), "{scrubbed}");
-        assert!(!scrubbed.contains("zzz"), "{scrubbed}");
-        assert!(scrubbed.contains("https://a.blob.core.windows.net/c/x?<redacted>"));
-        // A listing's query says what was asked and is kept.
-        let listing = "GET http://127.0.0.1:1/stage?list-type=2&prefix=a%2F failed";
-        assert_eq!(redactor.scrub(listing), listing);
     }
 
     #[test]

@@ -338,7 +338,7 @@ impl Checkpointer {
             let earlier_dispatch_limit = doc.dispatch_limit;
             doc.lease = Some(self.lease());
             doc.run_id = config.run_id.clone();
-            doc.updated_at = crate::pipeline::now_rfc3339();
+            doc.updated_at = crate::wire::time::now_rfc3339();
             match self.inner.store.put(&path, &doc.to_json(), mode) {
                 Ok(version) => {
                     let plan = ResumePlan {
@@ -644,7 +644,7 @@ fn write_loop(inner: &Inner) {
                 }
                 t.doc.dispatch_limit = t.doc.dispatch_limit.max(t.wanted_limit);
                 t.doc.run_id = inner.config.run_id.clone();
-                t.doc.updated_at = crate::pipeline::now_rfc3339();
+                t.doc.updated_at = crate::wire::time::now_rfc3339();
                 let chunk = t.letter_chunks;
                 if !t.letters.is_empty() {
                     t.letter_chunks += 1;

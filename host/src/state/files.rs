@@ -119,7 +119,7 @@ impl FileState {
             counts: FileCounts::default(),
             lease: None,
             run_id: run_id.to_string(),
-            updated_at: crate::pipeline::now_rfc3339(),
+            updated_at: crate::wire::time::now_rfc3339(),
             resent_segments: 0,
         }
     }

@@ -44,8 +44,8 @@ fn has_state(store: &StateStore, key: &str) -> Result<bool, StateError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::StageConfig;
     use crate::state::PutMode;
+    use crate::storage::StageConfig;
 
     fn fixture() -> (tempfile::TempDir, StateStore, std::path::PathBuf) {
         let dir = tempfile::tempdir().unwrap();

@@ -736,9 +736,9 @@ fn render_reasons(out: &mut String, title: &str, counts: &ReasonCounts) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::StageConfig;
     use crate::state::PutMode;
     use crate::state::files::{FileCounts as DocCounts, Lease};
+    use crate::storage::StageConfig;
 
     fn store() -> (tempfile::TempDir, StateStore) {
         let dir = tempfile::tempdir().unwrap();

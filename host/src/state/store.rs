@@ -19,10 +19,8 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutOptions, PutPayload, UpdateVersion};
 use sha2::{Digest, Sha256};
 
-use crate::source::object_reader::block_on;
-use crate::source::stage::Redactor;
-use crate::source::url::redact_url;
-use crate::source::{Stage, StageConfig, StageUrl, StoreKind};
+use crate::storage::store::build_store;
+use crate::storage::{Redactor, StageConfig, StageUrl, StoreKind, block_on, redact_url};
 
 /// The lock file of a local store.
 const LOCK_FILE: &str = ".lock";
@@ -145,23 +143,13 @@ impl StateStore {
                     url: Some(location.to_owned()),
                     ..store.clone()
                 };
-                let stage =
-                    Stage::new(&config).map_err(|error| location_error(error.to_string()))?;
-                let (object_store, prefix) = stage
-                    .object_store()
-                    .ok_or_else(|| location_error("not an object store".into()))?;
-                let mut secrets: Vec<String> = [
-                    &store.secret_access_key,
-                    &store.session_token,
-                    &store.sas_token,
-                    &store.account_key,
-                ]
-                .into_iter()
-                .flatten()
-                .map(|secret| secret.expose().to_owned())
-                .collect();
-                secrets.extend(url.sas_token().map(|sas| sas.expose().to_owned()));
-                let prefix = prefix.trim_matches('/').to_owned();
+                config
+                    .check(url.kind())
+                    .map_err(|reason| location_error(format!("{url}: {reason}")))?;
+                let redactor = Arc::new(Redactor::for_store(&config, &url));
+                let object_store = build_store(&url, &config, &redactor)
+                    .map_err(|error| location_error(error.to_string()))?;
+                let prefix = url.key().trim_matches('/').to_owned();
                 if !prefix.is_empty() {
                     ObjectPath::parse(&prefix).map_err(|error| {
                         location_error(format!("the key prefix cannot be used: {error}"))
@@ -170,7 +158,7 @@ impl StateStore {
                 Backend::Remote {
                     store: object_store,
                     prefix,
-                    redactor: Arc::new(Redactor::new(secrets)),
+                    redactor,
                 }
             }
         };

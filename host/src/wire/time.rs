@@ -118,6 +118,11 @@ pub fn rfc3339_ms(ms: u64) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
+/// The current time as RFC 3339 UTC with milliseconds.
+pub fn now_rfc3339() -> String {
+    rfc3339_ms(now_ms())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

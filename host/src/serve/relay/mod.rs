@@ -186,7 +186,7 @@ impl Relay {
             .secret
             .as_ref()
             .or(fallback_secret)
-            .map(|s| digest(s.expose().as_bytes()));
+            .map(|s| digest(s.expose_secret().as_bytes()));
         let workers = job.workers.max(1);
         let admission = admission::Admission::new(
             options.max_inflight_bytes,

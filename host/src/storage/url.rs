@@ -31,7 +31,9 @@ use std::path::PathBuf;
 
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 
-use super::stage::{Secret, StageError};
+use super::StorageError;
+use super::redact::redact_url;
+use super::secret::Secret;
 
 /// The kind of store a stage lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -129,8 +131,8 @@ impl fmt::Display for StageUrl {
 impl StageUrl {
     /// Parses a stage URL or local path. Errors say what is wrong without repeating a
     /// query string or credentials.
-    pub fn parse(text: &str) -> Result<Self, StageError> {
-        let error = |reason: &str| StageError::Url {
+    pub fn parse(text: &str) -> Result<Self, StorageError> {
+        let error = |reason: &str| StorageError::Url {
             url: redact_url(text),
             reason: reason.to_owned(),
         };
@@ -597,24 +599,6 @@ fn s3_host(host: &str) -> Option<S3Host<'_>> {
     Some(S3Host { bucket, region })
 }
 
-/// `text` with a query string and URL credentials replaced, for error messages.
-pub fn redact_url(text: &str) -> String {
-    let mut out = match text.split_once('?') {
-        Some((before, _)) => format!("{before}?<redacted>"),
-        None => text.to_owned(),
-    };
-    if let Some((scheme, rest)) = out.split_once("://") {
-        let authority_end = rest.find('/').unwrap_or(rest.len());
-        let authority = &rest[..authority_end];
-        if let Some((user, host)) = authority.rsplit_once('@')
-            && user.contains(':')
-        {
-            out = format!("{scheme}://<redacted>@{host}{}", &rest[authority_end..]);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -717,7 +701,7 @@ mod tests {
     fn a_sas_token_in_an_https_url_is_kept_but_never_shown() {
         let url = parse("https://acct1.blob.core.windows.net/stage/p/?sv=2022&sig=SECRETSIG");
         assert_eq!(
-            url.sas_token().map(Secret::expose),
+            url.sas_token().map(Secret::expose_secret),
             Some("sv=2022&sig=SECRETSIG")
         );
         assert_eq!(url.key(), "p/");
@@ -818,15 +802,5 @@ mod tests {
             let reason = check_object_key(key).expect_err(key);
             assert!(reason.contains(expected), "{key:?}: {reason}");
         }
-    }
-
-    #[test]
-    fn redaction() {
-        assert_eq!(redact_url("https://a/b?sig=x"), "https://a/b?<redacted>");
-        assert_eq!(redact_url("s3://k:s@b/x"), "s3://<redacted>@b/x");
-        assert_eq!(
-            redact_url("abfss://c@a.dfs.core.windows.net/x"),
-            "abfss://c@a.dfs.core.windows.net/x"
-        );
     }
 }

@@ -1,0 +1,383 @@
+//! How to reach a store: the settings of a stage or state location ([`StageConfig`], the
+//! `[source]` section of a run configuration) and the object_store clients built from a
+//! URL plus those settings ([`build_store`]).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+use object_store::{ClientConfigKey, ObjectStore, RetryConfig};
+use serde::Deserialize;
+
+use super::StorageError;
+use super::redact::{Redactor, redact_url};
+use super::secret::Secret;
+use super::url::{StageUrl, StoreKind};
+use crate::tls::install_crypto_provider;
+
+/// The account name and key Azurite (and the old storage emulator) accept: published by
+/// Microsoft, not a secret.
+pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+/// See [`AZURITE_ACCOUNT`].
+pub const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// Where a stage is and how to reach it: the `[source]` section of a run configuration.
+///
+/// Only `url` is needed; everything else overrides what object_store's `from_env`
+/// builders read from the environment (`AWS_*`, `AZURE_STORAGE_*`, `GOOGLE_*`). A setting
+/// that does not apply to the URL's store (`sas_token` on an `s3://` stage) is an error.
+///
+/// ```toml
+/// [source]
+/// url = "s3://unload-bucket/customers/"
+/// region = "eu-west-1"
+/// endpoint = "http://127.0.0.1:8333"   # S3-compatible servers
+/// allow_http = true
+/// path_style = true
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageConfig {
+    /// The stage: `s3://bucket/prefix/`, `az://container/prefix/`,
+    /// `azure://ACCOUNT.blob.core.windows.net/container/prefix/`, `https://…`,
+    /// `abfss://container@ACCOUNT.dfs.core.windows.net/…`, `gs://bucket/prefix/`,
+    /// `file:///path` or a local path; a prefix or a single object.
+    pub url: Option<String>,
+    /// S3: the bucket's region (else `AWS_REGION`/`AWS_DEFAULT_REGION`, else `us-east-1`).
+    pub region: Option<String>,
+    /// S3, Azure, GCS: the service endpoint, for S3-compatible servers, Azurite, private
+    /// endpoints (`http://127.0.0.1:8333`; Azure: the account URL).
+    pub endpoint: Option<String>,
+    /// Allow plain-HTTP endpoints.
+    pub allow_http: Option<bool>,
+    /// S3: `true` for path-style requests (`endpoint/bucket/key`, what most S3-compatible
+    /// servers need), `false` for virtual-hosted style (`bucket.endpoint/key`; with
+    /// `endpoint` set, the endpoint must then already name the bucket).
+    pub path_style: Option<bool>,
+    /// Azure: the storage account (else the URL's, else `AZURE_STORAGE_ACCOUNT_NAME`).
+    pub account: Option<String>,
+    /// S3: access key id (with `secret_access_key`).
+    pub access_key_id: Option<String>,
+    /// S3: secret access key.
+    pub secret_access_key: Option<Secret>,
+    /// S3: session token of temporary credentials.
+    pub session_token: Option<Secret>,
+    /// Azure: a SAS token (`sv=…&sig=…`, with or without the leading `?`).
+    pub sas_token: Option<Secret>,
+    /// Azure: the account's shared key.
+    pub account_key: Option<Secret>,
+    /// Azure: talk to Azurite: at `endpoint` if set (`http://127.0.0.1:10000`), else at
+    /// `AZURITE_BLOB_STORAGE_URL` or `http://127.0.0.1:10000`, with its well-known account
+    /// and key unless others are given.
+    pub use_emulator: Option<bool>,
+    /// S3, Azure, GCS: send unsigned requests (public buckets).
+    pub skip_signature: Option<bool>,
+    /// GCS: a service-account JSON file (else `GOOGLE_APPLICATION_CREDENTIALS`, …).
+    pub service_account_path: Option<PathBuf>,
+    /// Retries of a failed request (transient errors, throttling), with exponential
+    /// back-off; object_store's default is 10.
+    pub max_retries: Option<usize>,
+    /// Give up retrying a request after this many seconds (default 180).
+    pub retry_timeout_secs: Option<u64>,
+    /// Time limit of one request, in seconds (default 30).
+    pub request_timeout_secs: Option<u64>,
+    /// Time limit of connecting, in seconds (default 5).
+    pub connect_timeout_secs: Option<u64>,
+}
+
+impl StageConfig {
+    /// A configuration with only a URL: everything else comes from the environment.
+    pub fn from_url(url: impl Into<String>) -> Self {
+        Self {
+            url: Some(url.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Refuses settings that do not apply to `kind` and incomplete pairs.
+    pub(crate) fn check(&self, kind: StoreKind) -> Result<(), String> {
+        use StoreKind::{Azure, Gcs, S3};
+        const REMOTE: &[StoreKind] = &[S3, Azure, Gcs];
+        let settings: [(&str, bool, &[StoreKind]); 16] = [
+            ("region", self.region.is_some(), &[S3]),
+            ("endpoint", self.endpoint.is_some(), REMOTE),
+            ("allow_http", self.allow_http.is_some(), REMOTE),
+            ("path_style", self.path_style.is_some(), &[S3]),
+            ("account", self.account.is_some(), &[Azure]),
+            ("access_key_id", self.access_key_id.is_some(), &[S3]),
+            ("secret_access_key", self.secret_access_key.is_some(), &[S3]),
+            ("session_token", self.session_token.is_some(), &[S3]),
+            ("sas_token", self.sas_token.is_some(), &[Azure]),
+            ("account_key", self.account_key.is_some(), &[Azure]),
+            ("use_emulator", self.use_emulator.is_some(), &[Azure]),
+            ("skip_signature", self.skip_signature.is_some(), REMOTE),
+            (
+                "service_account_path",
+                self.service_account_path.is_some(),
+                &[Gcs],
+            ),
+            ("max_retries", self.max_retries.is_some(), REMOTE),
+            (
+                "retry_timeout_secs",
+                self.retry_timeout_secs.is_some(),
+                REMOTE,
+            ),
+            (
+                "request_timeout_secs / connect_timeout_secs",
+                self.request_timeout_secs.is_some() || self.connect_timeout_secs.is_some(),
+                REMOTE,
+            ),
+        ];
+        for (name, set, kinds) in settings {
+            if set && !kinds.contains(&kind) {
+                return Err(format!("`{name}` does not apply to a stage in {kind}"));
+            }
+        }
+        if self.access_key_id.is_some() != self.secret_access_key.is_some() {
+            return Err("`access_key_id` and `secret_access_key` go together".into());
+        }
+        if self.session_token.is_some() && self.access_key_id.is_none() {
+            return Err("`session_token` needs `access_key_id` and `secret_access_key`".into());
+        }
+        if let Some(endpoint) = &self.endpoint {
+            let lower = endpoint.to_ascii_lowercase();
+            if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+                return Err(format!(
+                    "`endpoint` must be an http:// or https:// URL, not `{}`",
+                    redact_url(endpoint)
+                ));
+            }
+            if lower.starts_with("http://")
+                && self.allow_http != Some(true)
+                && self.use_emulator != Some(true)
+            {
+                return Err("an http:// `endpoint` needs `allow_http = true`".into());
+            }
+        }
+        if self.request_timeout_secs == Some(0) || self.connect_timeout_secs == Some(0) {
+            return Err("timeouts must be at least 1 second".into());
+        }
+        Ok(())
+    }
+
+    fn retry(&self) -> RetryConfig {
+        let mut retry = RetryConfig::default();
+        if let Some(max) = self.max_retries {
+            retry.max_retries = max;
+        }
+        if let Some(secs) = self.retry_timeout_secs {
+            retry.retry_timeout = Duration::from_secs(secs);
+        }
+        retry
+    }
+
+    /// The client settings shared by every store, as object_store config keys.
+    fn client_settings(&self) -> Vec<(ClientConfigKey, String)> {
+        let mut settings = Vec::new();
+        if let Some(allow) = self.allow_http {
+            settings.push((ClientConfigKey::AllowHttp, allow.to_string()));
+        }
+        if let Some(secs) = self.request_timeout_secs {
+            settings.push((ClientConfigKey::Timeout, format!("{secs}s")));
+        }
+        if let Some(secs) = self.connect_timeout_secs {
+            settings.push((ClientConfigKey::ConnectTimeout, format!("{secs}s")));
+        }
+        settings
+    }
+
+    /// The secrets this configuration holds, to scrub from messages.
+    pub(crate) fn secrets(&self) -> Vec<String> {
+        [
+            &self.secret_access_key,
+            &self.session_token,
+            &self.sas_token,
+            &self.account_key,
+        ]
+        .into_iter()
+        .flatten()
+        .map(|secret| secret.expose_secret().to_owned())
+        .collect()
+    }
+}
+
+/// The object_store client for a remote `url` (S3, Azure, GCS) with `config`'s settings
+/// over the environment's; a local URL is [`StorageError::Config`]. The settings must have
+/// passed [`StageConfig::check`]. Errors are scrubbed by `redactor`.
+pub(crate) fn build_store(
+    url: &StageUrl,
+    config: &StageConfig,
+    redactor: &Redactor,
+) -> Result<Arc<dyn ObjectStore>, StorageError> {
+    install_crypto_provider();
+    match url.kind() {
+        StoreKind::S3 => build_s3(url, config),
+        StoreKind::Azure => build_azure(url, config),
+        StoreKind::Gcs => build_gcs(url, config),
+        StoreKind::Local => Err("not an object store".into()),
+    }
+    .map_err(|reason| StorageError::Config {
+        stage: url.to_string(),
+        reason: redactor.scrub(&reason),
+    })
+}
+
+fn build_s3(url: &StageUrl, config: &StageConfig) -> Result<Arc<dyn ObjectStore>, String> {
+    let mut builder = AmazonS3Builder::from_env().with_bucket_name(url.bucket());
+    if let Some(region) = config.region.as_deref().or(url.region()) {
+        builder = builder.with_region(region);
+    }
+    if let Some(endpoint) = &config.endpoint {
+        builder = builder.with_endpoint(endpoint);
+    }
+    if let Some(path_style) = config.path_style {
+        builder = builder.with_virtual_hosted_style_request(!path_style);
+    }
+    if let (Some(id), Some(secret)) = (&config.access_key_id, &config.secret_access_key) {
+        builder = builder
+            .with_access_key_id(id)
+            .with_secret_access_key(secret.expose_secret());
+        // Temporary credentials from the environment do not belong to these keys.
+        builder = builder.with_config(
+            AmazonS3ConfigKey::Token,
+            config
+                .session_token
+                .as_ref()
+                .map(Secret::expose_secret)
+                .unwrap_or(""),
+        );
+    }
+    if let Some(skip) = config.skip_signature {
+        builder = builder.with_skip_signature(skip);
+    }
+    for (key, value) in config.client_settings() {
+        builder = builder.with_config(AmazonS3ConfigKey::Client(key), value);
+    }
+    let store = builder
+        .with_retry(config.retry())
+        .build()
+        .map_err(|error| format!("cannot configure the S3 client: {error}"))?;
+    Ok(Arc::new(store))
+}
+
+fn build_azure(url: &StageUrl, config: &StageConfig) -> Result<Arc<dyn ObjectStore>, String> {
+    let account = match (config.account.as_deref(), url.account()) {
+        (Some(configured), Some(in_url)) if configured != in_url => {
+            return Err(format!(
+                "the URL names account `{in_url}` but `account` is `{configured}`"
+            ));
+        }
+        (configured, in_url) => configured.or(in_url),
+    };
+    let mut builder = MicrosoftAzureBuilder::from_env().with_container_name(url.bucket());
+    if let Some(account) = account {
+        builder = builder.with_account(account);
+    }
+    let sas = config.sas_token.as_ref().or(url.sas_token());
+    let has_credential = sas.is_some() || config.account_key.is_some();
+    match (config.use_emulator, &config.endpoint) {
+        (Some(true), Some(endpoint)) => {
+            // Azurite at a chosen address: its path-style account URL, its well-known
+            // account and key unless others are given.
+            let account = account.unwrap_or(AZURITE_ACCOUNT);
+            builder = builder
+                .with_use_emulator(false)
+                .with_account(account)
+                .with_endpoint(format!("{}/{account}", endpoint.trim_end_matches('/')))
+                .with_allow_http(true);
+            if !has_credential {
+                builder = builder.with_access_key(AZURITE_KEY);
+            }
+        }
+        (Some(use_emulator), None) => builder = builder.with_use_emulator(use_emulator),
+        (_, Some(endpoint)) => builder = builder.with_endpoint(endpoint.clone()),
+        (None, None) => {
+            if let Some(endpoint) = url.endpoint() {
+                builder = builder.with_endpoint(endpoint.to_owned());
+            }
+        }
+    }
+    if let Some(key) = &config.account_key {
+        builder = builder.with_access_key(key.expose_secret());
+    }
+    if let Some(sas) = sas {
+        builder = builder.with_config(
+            AzureConfigKey::SasKey,
+            sas.expose_secret().trim_start_matches('?'),
+        );
+    }
+    if let Some(skip) = config.skip_signature {
+        builder = builder.with_skip_signature(skip);
+    }
+    for (key, value) in config.client_settings() {
+        builder = builder.with_config(AzureConfigKey::Client(key), value);
+    }
+    let store = builder
+        .with_retry(config.retry())
+        .build()
+        .map_err(|error| {
+            let mut message = format!("cannot configure the Azure client: {error}");
+            if account.is_none() && message.to_ascii_lowercase().contains("account") {
+                message.push_str(
+                    " (set AZURE_STORAGE_ACCOUNT_NAME, the stage's `account`, or use an \
+                     azure://ACCOUNT.blob.core.windows.net/CONTAINER/… URL)",
+                );
+            }
+            message
+        })?;
+    Ok(Arc::new(store))
+}
+
+fn build_gcs(url: &StageUrl, config: &StageConfig) -> Result<Arc<dyn ObjectStore>, String> {
+    let mut builder = GoogleCloudStorageBuilder::from_env().with_bucket_name(url.bucket());
+    if let Some(path) = &config.service_account_path {
+        builder = builder.with_service_account_path(path.to_string_lossy());
+    }
+    if let Some(endpoint) = &config.endpoint {
+        builder = builder.with_base_url(endpoint);
+    }
+    if let Some(skip) = config.skip_signature {
+        builder = builder.with_skip_signature(skip);
+    }
+    for (key, value) in config.client_settings() {
+        builder = builder.with_config(GoogleConfigKey::Client(key), value);
+    }
+    let store = builder
+        .with_retry(config.retry())
+        .build()
+        .map_err(|error| format!("cannot configure the GCS client: {error}"))?;
+    Ok(Arc::new(store))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_is_strict_and_hides_secrets() {
+        let config: StageConfig = toml::from_str(
+            r#"
+            url = "s3://bucket/prefix/"
+            region = "eu-west-1"
+            endpoint = "http://127.0.0.1:8333"
+            allow_http = true
+            path_style = true
+            access_key_id = "AKIDEXAMPLE"
+            secret_access_key = "wJalrXUtnFEMI/K7MDENG"
+            max_retries = 3
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.region.as_deref(), Some("eu-west-1"));
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("wJalrXUtnFEMI"), "{debug}");
+        assert!(debug.contains("<redacted>"));
+
+        let unknown = toml::from_str::<StageConfig>("url = \"s3://b/\"\nregoin = \"x\"\n");
+        assert!(unknown.unwrap_err().to_string().contains("regoin"));
+    }
+}
