@@ -97,6 +97,11 @@ impl TestCommand {
         self
     }
 
+    /// The underlying command, for a test that spawns and watches the child itself.
+    pub fn into_command(self) -> Command {
+        self.cmd
+    }
+
     /// The underlying command (for what the builder does not cover).
     pub fn command(&mut self) -> &mut Command {
         &mut self.cmd
@@ -227,6 +232,11 @@ pub struct Background {
 }
 
 impl Background {
+    /// Starts `cmd` with its stderr in `log` and its stdout discarded.
+    pub fn start(mut cmd: TestCommand, log: &Path) -> Background {
+        cmd.spawn(log, Stdio::null())
+    }
+
     /// What the process has logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
