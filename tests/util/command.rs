@@ -293,3 +293,44 @@ impl Drop for Background {
         let _ = self.child.wait();
     }
 }
+
+#[test]
+fn a_failure_dump_shows_the_command_its_directory_its_status_and_both_streams() {
+    let dir = super::temp_dir();
+    let mut cmd = TestCommand::new(dir.path());
+    cmd.current_dir(dir.path()).arg("no-such-subcommand");
+    let out = cmd.run();
+    cmd.check_exit(&out, 2);
+    let dump = cmd.dump(&out);
+    assert!(dump.contains(" no-such-subcommand"), "{dump}");
+    assert!(
+        dump.contains(&format!("directory: {}", dir.path().display())),
+        "{dump}"
+    );
+    assert!(dump.contains("status: exit status: 2"), "{dump}");
+    assert!(
+        !out.stderr.is_empty() && dump.contains(&out.stderr),
+        "{dump}"
+    );
+}
+
+#[test]
+#[should_panic(expected = "expected exit code 0")]
+fn a_wrong_exit_code_fails_the_test() {
+    let dir = super::temp_dir();
+    TestCommand::new(dir.path())
+        .arg("no-such-subcommand")
+        .assert_exit(0);
+}
+
+#[test]
+#[should_panic(expected = "it was killed")]
+fn a_command_that_does_not_end_in_time_is_killed_and_fails_the_test() {
+    let dir = super::temp_dir();
+    // The mock serves until it is stopped.
+    TestCommand::new(dir.path())
+        .args(["mock-cluedin", "--listen", "127.0.0.1:0", "--token", "t"])
+        .arg("--store")
+        .arg(dir.path().join("mock"))
+        .run_within(Duration::from_millis(500));
+}
