@@ -9,12 +9,13 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use stagepush::sample::{CustomerFileOptions, write_customer_file};
 
+use crate::util::command::TestCommand;
 use crate::util::{
-    MockProcess, Output, mock_records, mock_requests, plugin, read_ndjson, stagepush, temp_dir,
+    MockProcess, Output, mock_records, mock_requests, plugin, read_ndjson, temp_dir,
 };
 
 const TOKEN: &str = "redirect-token-4c2e";
@@ -58,13 +59,13 @@ fn all_ids() -> BTreeSet<String> {
 
 /// `stagepush run` of `stage` into `endpoint`, 1,000-row bodies, one in flight, state and
 /// report under `dir`.
-fn run_cmd(dir: &Path, stage: &Path, endpoint: &str) -> std::process::Command {
+fn run_cmd(dir: &Path, stage: &Path, endpoint: &str) -> TestCommand {
     command(dir, "run", stage, endpoint)
 }
 
 /// `stagepush <sub>` (`run` or `retry`) of `stage` into `endpoint`, 1,000-row bodies, one in
 /// flight, state, dead letters and the report (`report.json`) under `dir`.
-fn command(dir: &Path, sub: &str, stage: &Path, endpoint: &str) -> std::process::Command {
+fn command(dir: &Path, sub: &str, stage: &Path, endpoint: &str) -> TestCommand {
     let config = dir.join("stagepush.toml");
     std::fs::write(
         &config,
@@ -73,7 +74,7 @@ fn command(dir: &Path, sub: &str, stage: &Path, endpoint: &str) -> std::process:
         ),
     )
     .unwrap();
-    let mut cmd = stagepush(dir);
+    let mut cmd = TestCommand::new(dir);
     cmd.arg(sub)
         .arg("--config")
         .arg(&config)
@@ -92,37 +93,6 @@ fn command(dir: &Path, sub: &str, stage: &Path, endpoint: &str) -> std::process:
         .arg("--report")
         .arg(dir.join("report.json"));
     cmd
-}
-
-/// Runs `cmd` to completion; kills it and fails the test after [`DEADLINE`].
-fn run_within(cmd: &mut std::process::Command) -> Output {
-    let dir = tempfile::tempdir().unwrap();
-    let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
-    let mut child = cmd
-        .stdout(std::fs::File::create(&out_path).unwrap())
-        .stderr(std::fs::File::create(&err_path).unwrap())
-        .spawn()
-        .expect("start stagepush");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > DEADLINE {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "stagepush did not finish within {DEADLINE:?}:\n{}",
-                std::fs::read_to_string(&err_path).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: std::fs::read_to_string(out_path).unwrap(),
-        stderr: std::fs::read_to_string(err_path).unwrap(),
-    }
 }
 
 fn report(dir: &Path) -> serde_json::Value {
@@ -170,7 +140,7 @@ fn assert_stopped_on_redirect(dir: &Path, out: &Output, status: u16, target: &st
 /// Asserts that a rerun against `mock` (now answering normally) delivers every record
 /// exactly once: nothing was marked done by the stopped run.
 fn assert_rerun_delivers_everything(dir: &Path, stage: &Path, mock: &MockProcess) {
-    let out = run_within(&mut run_cmd(dir, stage, &mock.endpoint(ENDPOINT_ID)));
+    let out = run_cmd(dir, stage, &mock.endpoint(ENDPOINT_ID)).run_within(DEADLINE);
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     let (ids, count) = received(mock);
     assert_eq!(ids, all_ids());
@@ -189,11 +159,7 @@ fn a_301_302_or_303_to_a_sign_in_page_stops_the_run_and_delivers_nothing() {
             TOKEN,
             &["--sequence", &format!("redirect{status}:{location}")],
         );
-        let out = run_within(&mut run_cmd(
-            dir.path(),
-            &stage,
-            &mock.endpoint(ENDPOINT_ID),
-        ));
+        let out = run_cmd(dir.path(), &stage, &mock.endpoint(ENDPOINT_ID)).run_within(DEADLINE);
         let target = format!(
             "{}/login?next=[redacted]&SAMLRequest=[redacted]",
             mock.base_url
@@ -225,11 +191,7 @@ fn a_307_or_308_redirect_never_reposts_records_to_the_other_host() {
             TOKEN,
             &["--sequence", &format!("redirect{status}:{location}")],
         );
-        let out = run_within(&mut run_cmd(
-            dir.path(),
-            &stage,
-            &mock.endpoint(ENDPOINT_ID),
-        ));
+        let out = run_cmd(dir.path(), &stage, &mock.endpoint(ENDPOINT_ID)).run_within(DEADLINE);
         assert_stopped_on_redirect(dir.path(), &out, status, &location);
         assert!(
             mock_requests(&other.store).is_empty(),
@@ -252,7 +214,7 @@ fn a_2xx_that_is_not_cluedin_json_is_warned_about_once_and_counted_in_the_report
     let stage = stage_of(dir.path(), 1, 3 * BODY_ROWS);
     let mock = MockProcess::start(dir.path(), TOKEN, &["--sequence", "html200,empty200"]);
     let endpoint = mock.endpoint(ENDPOINT_ID);
-    let out = run_within(&mut run_cmd(dir.path(), &stage, &endpoint));
+    let out = run_cmd(dir.path(), &stage, &endpoint).run_within(DEADLINE);
     // The rule: a 2xx from the URL posted to is the server's acknowledgement, so the run
     // succeeds, but not silently.
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
@@ -285,11 +247,7 @@ fn a_200_with_success_false_and_no_message_says_so_in_the_dead_letter() {
     std::fs::create_dir_all(&stage).unwrap();
     crate::util::customer_file(&stage, "data_0_0_0.snappy.parquet", 1);
     let mock = MockProcess::start(dir.path(), TOKEN, &["--sequence", "false200"]);
-    let out = run_within(&mut run_cmd(
-        dir.path(),
-        &stage,
-        &mock.endpoint(ENDPOINT_ID),
-    ));
+    let out = run_cmd(dir.path(), &stage, &mock.endpoint(ENDPOINT_ID)).run_within(DEADLINE);
     assert_eq!(out.status.code(), Some(3), "{}", out.stderr);
     let letters = read_ndjson(&dir.path().join("dead/dead-letters.ndjson"));
     assert_eq!(letters.len(), 1, "{letters:?}");
@@ -314,11 +272,7 @@ fn retry_does_not_follow_a_redirect_and_keeps_the_dead_letter() {
         TOKEN,
         &["--reject-external-id", "7"],
     );
-    let out = run_within(&mut run_cmd(
-        dir.path(),
-        &stage,
-        &rejecting.endpoint(ENDPOINT_ID),
-    ));
+    let out = run_cmd(dir.path(), &stage, &rejecting.endpoint(ENDPOINT_ID)).run_within(DEADLINE);
     assert_eq!(out.status.code(), Some(3), "{}", out.stderr);
     drop(rejecting);
 
@@ -328,12 +282,13 @@ fn retry_does_not_follow_a_redirect_and_keeps_the_dead_letter() {
         TOKEN,
         &["--sequence", "redirect302:/login"],
     );
-    let out = run_within(&mut command(
+    let out = command(
         dir.path(),
         "retry",
         &stage,
         &redirecting.endpoint(ENDPOINT_ID),
-    ));
+    )
+    .run_within(DEADLINE);
     assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
     let expected = format!(
         "the endpoint answered 302 redirecting to {}/login",
@@ -352,12 +307,8 @@ fn retry_does_not_follow_a_redirect_and_keeps_the_dead_letter() {
 
     // A retry against a working endpoint delivers the row.
     let working = MockProcess::start(&dir.path().join("working"), TOKEN, &[]);
-    let out = run_within(&mut command(
-        dir.path(),
-        "retry",
-        &stage,
-        &working.endpoint(ENDPOINT_ID),
-    ));
+    let out =
+        command(dir.path(), "retry", &stage, &working.endpoint(ENDPOINT_ID)).run_within(DEADLINE);
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     let (ids, _) = received(&working);
     assert_eq!(ids, BTreeSet::from(["7".to_string()]));

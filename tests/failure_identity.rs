@@ -4,14 +4,15 @@
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use stagepush::state::files::stage_id;
 
 use crate::stage_servers::{S3Server, customer_file, put_file};
-use crate::util::{MockProcess, files_under, mock_records, plugin, run, stagepush, temp_dir};
+use crate::util::command::TestCommand;
+use crate::util::{MockProcess, files_under, mock_records, plugin, temp_dir};
 
 const TOKEN: &str = "identity-token-2e8b";
 const FILES: u64 = 2;
@@ -21,8 +22,8 @@ const RERUN_DEADLINE: Duration = Duration::from_secs(120);
 
 /// A `run` of `source` from the working folder `dir` (state `dir/state`), report
 /// `dir/report.json`.
-fn run_cmd(dir: &Path, source: &str, mock: &MockProcess) -> Command {
-    let mut cmd = stagepush(dir);
+fn run_cmd(dir: &Path, source: &str, mock: &MockProcess) -> TestCommand {
+    let mut cmd = TestCommand::new(dir);
     cmd.current_dir(dir)
         .arg("run")
         .args(["--source", source])
@@ -55,7 +56,7 @@ fn local_stage(dir: &Path) {
 
 /// Runs `source` and asserts it delivered nothing again: every file skipped as done.
 fn assert_nothing_resent(dir: &Path, source: &str, mock: &MockProcess) {
-    let out = run(&mut run_cmd(dir, source, mock));
+    let out = run_cmd(dir, source, mock).run();
     assert_eq!(out.status.code(), Some(0), "{source}: {}", out.stderr);
     let r = report(dir);
     assert_eq!(r["recordsDelivered"], 0, "{source} sent records again: {r}");
@@ -76,7 +77,7 @@ fn every_spelling_of_a_local_stage_finds_its_delivery_state() {
     std::os::unix::fs::symlink(root.join("stage"), root.join("link")).unwrap();
     let mock = MockProcess::start(&root, TOKEN, &[]);
 
-    let out = run(&mut run_cmd(&root, "stage", &mock));
+    let out = run_cmd(&root, "stage", &mock).run();
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     assert_eq!(mock_records(&mock.store).len() as u64, FILES * ROWS);
 
@@ -101,9 +102,10 @@ fn every_spelling_of_a_local_stage_finds_its_delivery_state() {
         .collect();
     assert_eq!(stages.len(), 1, "{stages:?}");
     // `status` finds it whatever the spelling.
-    let out = run(stagepush(&root)
+    let out = TestCommand::new(&root)
         .current_dir(&root)
-        .args(["status", "--json", "--source", "link/"]));
+        .args(["status", "--json", "--source", "link/"])
+        .run();
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     let status: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(status["stages"][0]["files"]["done"], FILES, "{status}");
@@ -133,7 +135,7 @@ fn a_state_written_under_an_older_spelling_is_still_found() {
         let root = std::fs::canonicalize(dir.path()).unwrap();
         local_stage(&root);
         let mock = MockProcess::start(&root, TOKEN, &[]);
-        let out = run(&mut run_cmd(&root, old_spelling, &mock));
+        let out = run_cmd(&root, old_spelling, &mock).run();
         assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
         let canonical = root.join("stage").display().to_string();
         let legacy = std::path::absolute(root.join(old_spelling))
@@ -178,7 +180,7 @@ fn every_spelling_of_an_s3_stage_finds_its_delivery_state() {
     let s3_run = |source: &str| {
         let mut cmd = run_cmd(dir.path(), source, &mock);
         let flags: Vec<String> = s3
-            .cli(&mut cmd)
+            .cli(cmd.command())
             .into_iter()
             .map(|f| {
                 if f == "--endpoint" {
@@ -189,7 +191,7 @@ fn every_spelling_of_an_s3_stage_finds_its_delivery_state() {
             })
             .collect();
         cmd.args(flags);
-        run(&mut cmd)
+        cmd.run()
     };
     let out = s3_run("s3://stage/unload/");
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
@@ -218,7 +220,7 @@ fn a_lease_of_a_killed_worker_on_this_machine_is_taken_over_at_once_saying_why()
     customer_file(&stage, "data_0_0_0.snappy.parquet", 1, 2_000, 1_000);
     let mock = MockProcess::start(dir.path(), TOKEN, &[]);
     let worker = || {
-        let mut cmd = run_cmd(dir.path(), "stage", &mock);
+        let mut cmd = run_cmd(dir.path(), "stage", &mock).into_command();
         cmd.env("HOSTNAME", "identity-test-machine")
             .args(["--segment-rows", "100", "--batch-rows", "100"])
             // Far longer than the rerun may take: only a dead owner lets it take the file.
@@ -298,7 +300,7 @@ fn a_full_disk_is_named_once_in_the_error() {
     std::os::unix::fs::symlink("/dev/full", dead.join("dead-letters.ndjson")).unwrap();
     // The endpoint refuses one record, which is then dead-lettered.
     let mock = MockProcess::start(dir.path(), TOKEN, &["--reject-external-id", "5"]);
-    let out = run(&mut run_cmd(dir.path(), "stage", &mock));
+    let out = run_cmd(dir.path(), "stage", &mock).run();
     assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
     let line = out
         .stderr

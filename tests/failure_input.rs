@@ -12,9 +12,8 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use stagepush::sample::{CustomerFileOptions, customer, write_customer_file};
 
-use crate::util::{
-    MockProcess, Output, mock_records, plugin, read_ndjson, run, stagepush, temp_dir,
-};
+use crate::util::command::TestCommand;
+use crate::util::{MockProcess, Output, mock_records, plugin, read_ndjson, temp_dir};
 
 const TOKEN: &str = "failure-input-token-3b9e";
 const ROWS: u64 = 500;
@@ -63,13 +62,8 @@ fn damage_row_group(path: &Path, group: usize) {
 
 /// A `run` of `stage` into endpoint `endpoint_id` of `mock`; state, dead letters and the
 /// report under `dir`; JSON log lines.
-fn run_cmd(
-    dir: &Path,
-    stage: &Path,
-    mock: &MockProcess,
-    endpoint_id: &str,
-) -> std::process::Command {
-    let mut cmd = stagepush(dir);
+fn run_cmd(dir: &Path, stage: &Path, mock: &MockProcess, endpoint_id: &str) -> TestCommand {
+    let mut cmd = TestCommand::new(dir);
     cmd.args(["--log-format", "json", "run"])
         .arg("--source")
         .arg(stage)
@@ -158,7 +152,7 @@ fn a_bad_file_first_in_the_middle_or_last_is_dead_lettered_and_the_others_delive
                 bad_path = path;
             }
         }
-        let out = run(&mut run_cmd(&case_dir, &stage, &mock, case));
+        let out = run_cmd(&case_dir, &stage, &mock, case).run();
         assert_eq!(out.status.code(), Some(3), "{case}: {}", out.stderr);
         // Every other file is delivered.
         let expected: BTreeSet<u64> = (0..3).filter(|n| *n != bad).flat_map(ids_of_file).collect();
@@ -223,12 +217,9 @@ fn on_bad_file_fail_still_stops_at_a_bad_file() {
                 bad_path = path;
             }
         }
-        let out = run(run_cmd(&case_dir, &stage, &mock, case).args([
-            "--on-bad-file",
-            "fail",
-            "--workers",
-            "1",
-        ]));
+        let out = run_cmd(&case_dir, &stage, &mock, case)
+            .args(["--on-bad-file", "fail", "--workers", "1"])
+            .run();
         assert_eq!(out.status.code(), Some(1), "{case}: {}", out.stderr);
         let bad_name = bad_path.file_name().unwrap().to_str().unwrap();
         assert!(
@@ -256,7 +247,7 @@ fn a_stage_without_a_readable_file_is_a_clear_error() {
     for n in 0..2 {
         truncate(&write_file(&stage, n, &clean()));
     }
-    let out = run(&mut run_cmd(dir.path(), &stage, &mock, "none"));
+    let out = run_cmd(dir.path(), &stage, &mock, "none").run();
     assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
     let error = out
         .stderr
@@ -284,7 +275,9 @@ fn a_file_failing_after_its_first_row_group_is_logged_and_counted_by_reason() {
     };
     write_customer_file(&path, 1, 3_000, &options).unwrap();
     damage_row_group(&path, 1);
-    let out = run(run_cmd(dir.path(), &stage, &mock, "partway").args(["--segment-rows", "500"]));
+    let out = run_cmd(dir.path(), &stage, &mock, "partway")
+        .args(["--segment-rows", "500"])
+        .run();
     assert_eq!(out.status.code(), Some(3), "{}", out.stderr);
     // The first row group is delivered; the rest is dead-lettered as unread.
     assert_eq!(received(&mock, "partway"), (1..=1_000).collect());
@@ -353,7 +346,7 @@ fn counts_add_up_after_unreadable_files() {
         },
     );
     damage_row_group(&partway, 1);
-    let out = run(&mut run_cmd(dir.path(), &stage, &mock, "counts"));
+    let out = run_cmd(dir.path(), &stage, &mock, "counts").run();
     assert_eq!(out.status.code(), Some(3), "{}", out.stderr);
     let r = report(dir.path());
     let letters = dead_letters(dir.path());
@@ -400,7 +393,7 @@ fn dead_letters_of_snowflake_timestamp_rows_show_the_input_row() {
         TOKEN,
         &["--reject-external-id", &rejected_id.to_string()],
     );
-    let out = run(&mut run_cmd(dir.path(), &stage, &mock, "ntz"));
+    let out = run_cmd(dir.path(), &stage, &mock, "ntz").run();
     assert_eq!(out.status.code(), Some(3), "{}", out.stderr);
     let letters = dead_letters(dir.path());
     let stages: BTreeSet<&str> = letters

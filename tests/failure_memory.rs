@@ -7,9 +7,8 @@ use std::path::Path;
 use parquet::file::properties::WriterProperties;
 use serde_json::Value;
 
-use crate::util::{
-    Chunk, MockProcess, Values, mock_records, plugin, run, stagepush, temp_dir, write_parquet,
-};
+use crate::util::command::TestCommand;
+use crate::util::{Chunk, MockProcess, Values, mock_records, plugin, temp_dir, write_parquet};
 
 const TOKEN: &str = "memory-token-3c51";
 const BUDGET: u64 = 4 * 1024 * 1024;
@@ -61,7 +60,7 @@ fn run_cuts_batches_by_bytes_and_sends_a_huge_row_alone() {
     let config = dir.path().join("run.toml");
     std::fs::write(&config, format!("[plugin]\nbatch_bytes = {BUDGET}\n")).unwrap();
     let report_path = dir.path().join("report.json");
-    let out = run(stagepush(dir.path())
+    let out = TestCommand::new(dir.path())
         .env("STAGEPUSH_LOG", "warn,stagepush::pipeline=debug")
         .env("MEMORY_TEST_TOKEN", TOKEN)
         .args(["--log-format", "json", "run", "--config"])
@@ -76,7 +75,8 @@ fn run_cuts_batches_by_bytes_and_sends_a_huge_row_alone() {
         .arg("--dead-letter")
         .arg(dir.path().join("dead"))
         .arg("--report")
-        .arg(&report_path));
+        .arg(&report_path)
+        .run();
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     let report: Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
     assert_eq!(report["rows"]["delivered"], 20, "{report}");

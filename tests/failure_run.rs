@@ -8,14 +8,14 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::util::command::{Background as Running, TestCommand};
 use crate::util::{
-    MockProcess, files_under, mock_records, mock_requests, plugin, read_ndjson, run, stagepush,
-    temp_dir,
+    MockProcess, files_under, mock_records, mock_requests, plugin, read_ndjson, temp_dir,
 };
 
 const TOKEN: &str = "failure-token-3b8d";
@@ -32,18 +32,19 @@ const CONCURRENCY: usize = stagepush::sink::config::DEFAULT_CONCURRENCY;
 /// a finished run has no dead letters).
 fn sample_stage(dir: &Path, files: u64, rows: u64) -> PathBuf {
     let stage = dir.join("stage");
-    let out = run(stagepush(dir)
+    let out = TestCommand::new(dir)
         .args(["sample-stage", "--out"])
         .arg(&stage)
         .args(["--files", &files.to_string(), "--rows", &rows.to_string()])
-        .args(["--bad-rows", "0"]));
+        .args(["--bad-rows", "0"])
+        .run();
     assert!(out.status.success(), "{}", out.stderr);
     stage
 }
 
 /// A `run` of `stage` against `mock` (default concurrency, two workers), its report in
 /// `dir/report.json`, its log in `dir/run.log`.
-fn run_cmd(dir: &Path, stage: &Path, mock: &MockProcess, config: &str) -> Command {
+fn run_cmd(dir: &Path, stage: &Path, mock: &MockProcess, config: &str) -> TestCommand {
     let config_path = dir.join("stagepush.toml");
     std::fs::write(
         &config_path,
@@ -53,7 +54,7 @@ fn run_cmd(dir: &Path, stage: &Path, mock: &MockProcess, config: &str) -> Comman
         ),
     )
     .unwrap();
-    let mut cmd = stagepush(dir);
+    let mut cmd = TestCommand::new(dir);
     cmd.current_dir(dir)
         .arg("run")
         .arg("--config")
@@ -70,63 +71,6 @@ fn run_cmd(dir: &Path, stage: &Path, mock: &MockProcess, config: &str) -> Comman
         .arg("--report")
         .arg(dir.join("report.json"));
     cmd
-}
-
-/// A child process killed when dropped (a test that fails must not leave it running).
-struct Running {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Running {
-    fn start(mut cmd: Command, log: &Path) -> Running {
-        let file = std::fs::File::create(log).unwrap();
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("start stagepush");
-        Running {
-            child,
-            log: log.to_path_buf(),
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn signal(&self, signal: libc::c_int) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
-    }
-
-    /// Waits for the exit; kills the process and fails the test after `deadline`.
-    fn wait(&mut self, deadline: Duration, what: &str) -> (ExitStatus, String) {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return (status, self.log());
-            }
-            if started.elapsed() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "the run did not stop within {} s {what}; it was killed. Its log:\n{}",
-                    deadline.as_secs(),
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// The requests that reached the mock (body read), answered or still held.
@@ -176,7 +120,7 @@ fn assert_leases_released(dir: &Path, log: &str) {
 
 /// `stagepush status` of `dir/state`.
 fn status_text(dir: &Path) -> String {
-    let out = run(stagepush(dir).current_dir(dir).arg("status"));
+    let out = TestCommand::new(dir).current_dir(dir).arg("status").run();
     assert!(out.status.success(), "{}", out.stderr);
     out.stdout
 }
@@ -456,7 +400,7 @@ fn sigint_stops_a_run_at_the_next_batch_checkpoints_what_was_acknowledged_and_ex
 
     // The next run delivers the rest: every row arrives.
     let stage = dir.path().join("stage");
-    let out = run(&mut run_cmd(dir.path(), &stage, &mock, ""));
+    let out = run_cmd(dir.path(), &stage, &mock, "").run();
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     let ids: std::collections::BTreeSet<String> = mock_records(&mock.store)
         .iter()

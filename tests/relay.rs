@@ -3,17 +3,18 @@
 //! endpoint stand-in (`stagepush mock-cluedin`).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::util::command::TestCommand;
+use crate::util::serve::{Reply, ServeProcess as Serve};
 use crate::util::{
-    MockProcess, fixture, metric_value, mock_records, mock_requests, plugin, read_ndjson,
-    stagepush, temp_dir, wait_until,
+    MockProcess, fixture, metric_value, mock_records, mock_requests, plugin, read_ndjson, temp_dir,
+    wait_until,
 };
 
 const TOKEN: &str = "relay-token-91b7";
@@ -22,75 +23,27 @@ const SECRET: &str = "relay-secret-5d0a";
 const DEADLINE: Duration = Duration::from_secs(120);
 const QUERY_ID: &str = "01b02bdf-0001-7b58-0003-27d60056b5a6";
 
-struct Serve {
-    child: Child,
-    _stdout: BufReader<ChildStdout>,
-    base: String,
-    log: PathBuf,
+/// `stagepush serve` on an empty local stage, delivering to `endpoint` with `plugin`.
+fn start_relay(dir: &Path, plugin_name: &str, endpoint: &str, extra: &[&str]) -> Serve {
+    std::fs::create_dir_all(dir.join("stage")).unwrap();
+    let mut cmd = TestCommand::new(dir);
+    cmd.current_dir(dir)
+        .args(["serve", "--listen", "127.0.0.1:0", "--source", "stage"])
+        .arg("--plugin")
+        .arg(plugin(plugin_name))
+        .args(["--endpoint", endpoint])
+        .args(["--token-env", "RELAY_TEST_TOKEN"])
+        .env("RELAY_TEST_TOKEN", TOKEN)
+        .env("RELAY_TEST_SECRET", SECRET)
+        .args(["--workers", "2", "--no-progress"])
+        .arg("--dead-letter")
+        .arg(dir.join("dead"))
+        .args(extra);
+    Serve::start(cmd, &dir.join("serve.log"))
 }
 
+/// The relay's own request: an External Function batch.
 impl Serve {
-    /// `stagepush serve` on an empty local stage, delivering to `endpoint` with `plugin`.
-    fn start(dir: &Path, plugin_name: &str, endpoint: &str, extra: &[&str]) -> Serve {
-        std::fs::create_dir_all(dir.join("stage")).unwrap();
-        let log = dir.join("serve.log");
-        let mut cmd: Command = stagepush(dir);
-        cmd.current_dir(dir)
-            .args(["serve", "--listen", "127.0.0.1:0", "--source", "stage"])
-            .arg("--plugin")
-            .arg(plugin(plugin_name))
-            .args(["--endpoint", endpoint])
-            .args(["--token-env", "RELAY_TEST_TOKEN"])
-            .env("RELAY_TEST_TOKEN", TOKEN)
-            .env("RELAY_TEST_SECRET", SECRET)
-            .args(["--workers", "2", "--no-progress"])
-            .arg("--dead-letter")
-            .arg(dir.join("dead"))
-            .args(extra);
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start stagepush serve");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let Some(base) = line.trim().strip_prefix("listening on ") else {
-            let _ = child.kill();
-            let status = child.wait().unwrap();
-            panic!(
-                "serve did not start ({status}): first line {line:?}\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        };
-        Serve {
-            base: base.to_owned(),
-            child,
-            _stdout: stdout,
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// `GET /metrics`.
-    fn metrics(&self) -> String {
-        let reply = self.request("GET", "/metrics", &[], b"");
-        assert_eq!(reply.status, 200, "{}", reply.body);
-        reply.body
-    }
-
-    /// The value of `sample` in /metrics (0 when absent: a label not seen yet).
-    fn metric(&self, sample: &str) -> f64 {
-        metric_value(&self.metrics(), sample).unwrap_or(0.0)
-    }
-
-    fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
-        request(&self.base, method, path, headers, body)
-    }
-
     /// POSTs `rows` as one External Function batch `batch_id` (with the secret).
     fn post(&self, name: &str, batch_id: &str, rows: &Value) -> Reply {
         let body = json!({ "data": rows }).to_string();
@@ -100,73 +53,6 @@ impl Serve {
             &sf_headers(batch_id, true),
             body.as_bytes(),
         )
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct Reply {
-    status: u16,
-    /// The status line and headers.
-    head: String,
-    body: String,
-}
-
-impl Reply {
-    /// The value of header `name` (case-insensitive).
-    fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-        })
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
-    }
-}
-
-/// One HTTP/1.1 request on a fresh connection.
-fn request(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
-    let host = base.strip_prefix("http://").unwrap();
-    let mut stream = TcpStream::connect(host).unwrap();
-    stream.set_read_timeout(Some(DEADLINE)).unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).unwrap();
-    // The server may answer (413) before reading the whole body.
-    let _ = stream.write_all(body);
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
-    let raw = String::from_utf8(raw).unwrap();
-    let (head, body) = raw
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no HTTP answer: {raw:?}"));
-    let status = head
-        .lines()
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    Reply {
-        status,
-        head: head.to_owned(),
-        body: body.to_owned(),
     }
 }
 
@@ -191,16 +77,6 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     encoder.write_all(bytes).unwrap();
     encoder.finish().unwrap()
-}
-
-/// externalId → how many times the endpoint stored it.
-fn received(mock: &MockProcess) -> BTreeMap<String, u64> {
-    let mut out = BTreeMap::new();
-    for r in mock_records(&mock.store) {
-        let id = r["record"]["externalId"].as_str().unwrap().to_string();
-        *out.entry(id).or_default() += 1;
-    }
-    out
 }
 
 /// Customer rows `first..first+n` as `[row_number, OBJECT]`.
@@ -240,7 +116,7 @@ fn assert_delivered(reply: &Reply, n: usize, serve: &Serve) -> Value {
 fn relay_answers_the_fixture_request_plain_and_gzipped() {
     let dir = temp_dir();
     let mock = MockProcess::start(dir.path(), TOKEN, &[]);
-    let serve = Serve::start(dir.path(), "echo-rust", &mock.endpoint("relay"), &[]);
+    let serve = start_relay(dir.path(), "echo-rust", &mock.endpoint("relay"), &[]);
     let body = std::fs::read(fixture("external-function/request.json")).unwrap();
 
     // As the fixture request: gzip, Content-Encoding: gzip.
@@ -303,7 +179,7 @@ fn relay_answers_the_fixture_request_plain_and_gzipped() {
 fn relay_delivers_concurrent_batches_once_and_replays_polls() {
     let dir = temp_dir();
     let mock = MockProcess::start(dir.path(), TOKEN, &[]);
-    let serve = Serve::start(
+    let serve = start_relay(
         dir.path(),
         "customer-rust",
         &mock.endpoint("relay"),
@@ -327,7 +203,7 @@ fn relay_delivers_concurrent_batches_once_and_replays_polls() {
     for (_, reply) in &answers {
         assert_delivered(reply, 100, &serve);
     }
-    let got = received(&mock);
+    let got = mock.received();
     assert_eq!(got.len(), 500, "{got:?}");
     assert!(got.values().all(|&n| n == 1), "{got:?}");
 
@@ -358,7 +234,7 @@ fn relay_delivers_concurrent_batches_once_and_replays_polls() {
     drop(serve);
 
     // After a restart, the state answers the replay: still nothing sent twice.
-    let serve = Serve::start(
+    let serve = start_relay(
         dir.path(),
         "customer-rust",
         &mock.endpoint("relay"),
@@ -374,7 +250,7 @@ fn relay_delivers_concurrent_batches_once_and_replays_polls() {
 fn relay_answers_202_then_the_polled_result() {
     let dir = temp_dir();
     let mock = MockProcess::start(dir.path(), TOKEN, &[]);
-    let serve = Serve::start(
+    let serve = start_relay(
         dir.path(),
         "customer-rust",
         &mock.endpoint("relay"),
@@ -404,7 +280,7 @@ fn relay_answers_202_then_the_polled_result() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_delivered(&done, 50, &serve);
-    assert_eq!(received(&mock).len(), 50);
+    assert_eq!(mock.received().len(), 50);
     // Snowflake's retry of the POST: the stored result, nothing sent again.
     let again = serve.post("customers", &id, &customer_rows(1, 50));
     assert_eq!(again.status, 200);
@@ -424,7 +300,7 @@ fn relay_answers_202_then_the_polled_result() {
 fn relay_rows_the_plugin_rejects_are_rejected_and_dead_lettered() {
     let dir = temp_dir();
     let mock = MockProcess::start(dir.path(), TOKEN, &[]);
-    let serve = Serve::start(dir.path(), "customer-rust", &mock.endpoint("relay"), &[]);
+    let serve = start_relay(dir.path(), "customer-rust", &mock.endpoint("relay"), &[]);
     let rows = json!([
         [0, {"CUSTOMER_ID": 1, "NAME": "Acme"}],
         [1, {"CUSTOMER_ID": null, "NAME": "Nobody"}],
@@ -465,7 +341,7 @@ fn relay_rows_the_plugin_rejects_are_rejected_and_dead_lettered() {
     let row1 = letters.iter().find(|l| l["row"] == 1).expect("row 1");
     assert_eq!(row1["message"], "CUSTOMER_ID is null");
     assert_eq!(row1["input"]["NAME"], "Nobody");
-    let got = received(&mock);
+    let got = mock.received();
     assert_eq!(got.keys().collect::<Vec<_>>(), ["1", "3"], "{got:?}");
 
     // Another schema (lower-case keys: the SDK matches names case-insensitively) gets its
@@ -473,14 +349,14 @@ fn relay_rows_the_plugin_rejects_are_rejected_and_dead_lettered() {
     let lower = json!([[0, {"customer_id": 7, "name": "lower-case keys"}]]);
     let reply = serve.post("customers", &format!("{QUERY_ID}:3:1:0:1"), &lower);
     assert_delivered(&reply, 1, &serve);
-    assert!(received(&mock).contains_key("7"));
+    assert!(mock.received().contains_key("7"));
 }
 
 #[test]
 fn relay_requires_the_secret_and_limits_the_body() {
     let dir = temp_dir();
     let mock = MockProcess::start(dir.path(), TOKEN, &[]);
-    let serve = Serve::start(
+    let serve = start_relay(
         dir.path(),
         "customer-rust",
         &mock.endpoint("relay"),
@@ -563,7 +439,7 @@ fn relay_concurrent_requests_share_request_bodies() {
         TOKEN,
         &["--hold-while-exists", gate.to_str().unwrap()],
     );
-    let serve = Serve::start(
+    let serve = start_relay(
         dir.path(),
         "customer-rust",
         &mock.endpoint("relay"),
@@ -589,7 +465,7 @@ fn relay_concurrent_requests_share_request_bodies() {
         // Open the gate once every request has handed its records to the batcher.
         let all = (REQUESTS * ROWS) as f64;
         wait_until(DEADLINE, "every record in the relay's batcher", || {
-            serve.metric("stagepush_relay_records_total") >= all
+            serve.metric_or_zero("stagepush_relay_records_total") >= all
         });
         std::fs::remove_file(&gate).unwrap();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
@@ -597,7 +473,7 @@ fn relay_concurrent_requests_share_request_bodies() {
 
     // Every record reached the endpoint once, in fewer bodies than requests: the first body,
     // then the rest cut at --batch-rows.
-    let got = received(&mock);
+    let got = mock.received();
     assert_eq!(got.len() as u64, REQUESTS * ROWS, "{got:?}");
     assert!(got.values().all(|&n| n == 1), "{got:?}");
     let bodies: Vec<u64> = mock_requests(&mock.store)
@@ -671,7 +547,7 @@ fn relay_metrics_count_answers_rows_replays_and_deferrals() {
     let dir = temp_dir();
     let mock = MockProcess::start(dir.path(), TOKEN, &[]);
     let start = || {
-        Serve::start(
+        start_relay(
             dir.path(),
             "customer-rust",
             &mock.endpoint("relay"),
@@ -715,7 +591,7 @@ fn relay_metrics_count_answers_rows_replays_and_deferrals() {
         404
     );
 
-    let m = |sample: &str| serve.metric(sample);
+    let m = |sample: &str| serve.metric_or_zero(sample);
     assert_eq!(m("stagepush_relay_deferred_total"), 1.0);
     assert_eq!(
         m(r#"stagepush_relay_requests_total{method="POST",status="202"}"#),
@@ -755,10 +631,13 @@ fn relay_metrics_count_answers_rows_replays_and_deferrals() {
     let serve = start();
     assert_eq!(serve.post("customers", &id, &rows).body, done.body);
     assert_eq!(
-        serve.metric(r#"stagepush_relay_replays_total{from="state"}"#),
+        serve.metric_or_zero(r#"stagepush_relay_replays_total{from="state"}"#),
         1.0
     );
-    assert_eq!(serve.metric("stagepush_relay_body_records_count"), 0.0);
+    assert_eq!(
+        serve.metric_or_zero("stagepush_relay_body_records_count"),
+        0.0
+    );
     assert_eq!(mock_requests(&mock.store).len(), 1);
 }
 
@@ -767,7 +646,7 @@ fn relay_does_not_follow_a_redirect_of_the_endpoint() {
     let dir = temp_dir();
     // The endpoint's first answer: a redirect to a sign-in page that answers 200.
     let mock = MockProcess::start(dir.path(), TOKEN, &["--sequence", "redirect302:/login"]);
-    let serve = Serve::start(dir.path(), "customer-rust", &mock.endpoint("relay"), &[]);
+    let serve = start_relay(dir.path(), "customer-rust", &mock.endpoint("relay"), &[]);
     let reply = serve.post(
         "customers",
         &format!("{QUERY_ID}:9:1:0:0"),
@@ -785,7 +664,7 @@ fn relay_does_not_follow_a_redirect_of_the_endpoint() {
         .map(|r| r["answer"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(answers, ["redirect"], "the sign-in page was not asked for");
-    assert!(received(&mock).is_empty());
+    assert!(mock.received().is_empty());
 
     // Snowflake retries the batch: the endpoint now answers, and every row is delivered.
     let reply = serve.post(
@@ -794,7 +673,7 @@ fn relay_does_not_follow_a_redirect_of_the_endpoint() {
         &customer_rows(1, 20),
     );
     assert_delivered(&reply, 20, &serve);
-    assert_eq!(received(&mock).len(), 20);
+    assert_eq!(mock.received().len(), 20);
 }
 
 /// `{"data": …}` of `n` customer rows from `first`, padded to exactly `len` bytes (the
@@ -821,7 +700,7 @@ fn relay_admits_requests_by_bytes_in_flight() {
         &["--hold-while-exists", gate.to_str().unwrap()],
     );
     // Room for one request of LEN bytes, not two.
-    let serve = Serve::start(
+    let serve = start_relay(
         dir.path(),
         "customer-rust",
         &mock.endpoint("relay"),
@@ -837,10 +716,10 @@ fn relay_admits_requests_by_bytes_in_flight() {
         ],
     );
     let path = "/external-function/customers";
-    let inflight = || serve.metric("stagepush_relay_inflight_bytes");
-    let waiting = || serve.metric("stagepush_relay_admission_waiting");
+    let inflight = || serve.metric_or_zero("stagepush_relay_inflight_bytes");
+    let waiting = || serve.metric_or_zero("stagepush_relay_admission_waiting");
     let answered = |status: u16| {
-        serve.metric(&format!(
+        serve.metric_or_zero(&format!(
             "stagepush_relay_requests_total{{method=\"POST\",status=\"{status}\"}}"
         ))
     };
@@ -911,7 +790,7 @@ fn relay_admits_requests_by_bytes_in_flight() {
     // Nothing is left in flight or waiting; only A's and D's rows reached the endpoint.
     assert_eq!(inflight(), 0.0);
     assert_eq!(waiting(), 0.0);
-    let got = received(&mock);
+    let got = mock.received();
     let expected: Vec<String> = (1..=10).chain(301..=310).map(|i| i.to_string()).collect();
     assert_eq!(got.keys().cloned().collect::<Vec<_>>().len(), 20, "{got:?}");
     for id in &expected {
@@ -923,22 +802,22 @@ fn relay_admits_requests_by_bytes_in_flight() {
 fn relay_refuses_a_body_limit_above_the_inflight_budget() {
     let dir = temp_dir();
     std::fs::create_dir_all(dir.path().join("stage")).unwrap();
-    let out = crate::util::run(
-        stagepush(dir.path())
-            .current_dir(dir.path())
-            .args(["serve", "--listen", "127.0.0.1:0", "--source", "stage"])
-            .arg("--plugin")
-            .arg(plugin("customer-rust"))
-            .args(["--endpoint", "http://127.0.0.1:9/upload/api/endpoint/x"])
-            .args(["--token-env", "RELAY_TEST_TOKEN"])
-            .env("RELAY_TEST_TOKEN", TOKEN)
-            .args([
-                "--relay-max-body-bytes",
-                "5000",
-                "--relay-max-inflight-bytes",
-                "4000",
-            ]),
-    );
+    // A serve that started would never end: killed and failed after DEADLINE.
+    let out = TestCommand::new(dir.path())
+        .current_dir(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--source", "stage"])
+        .arg("--plugin")
+        .arg(plugin("customer-rust"))
+        .args(["--endpoint", "http://127.0.0.1:9/upload/api/endpoint/x"])
+        .args(["--token-env", "RELAY_TEST_TOKEN"])
+        .env("RELAY_TEST_TOKEN", TOKEN)
+        .args([
+            "--relay-max-body-bytes",
+            "5000",
+            "--relay-max-inflight-bytes",
+            "4000",
+        ])
+        .run_within(DEADLINE);
     assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
     assert!(
         out.stderr.contains(

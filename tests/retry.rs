@@ -3,13 +3,14 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use stagepush::sample::{CustomerFileOptions, write_customer_file};
 
+use crate::util::command::TestCommand;
 use crate::util::{
     MockProcess, Output, customer_file, files_under, mock_records, mock_requests, plugin,
-    read_ndjson, run, stagepush, temp_dir,
+    read_ndjson, temp_dir,
 };
 
 const TOKEN: &str = "retry-token-5d1e";
@@ -27,7 +28,7 @@ fn command(
     stage: &Path,
     mock: &MockProcess,
     plugin_name: &str,
-) -> std::process::Command {
+) -> TestCommand {
     let config = dir.join("stagepush.toml");
     std::fs::write(
         &config,
@@ -37,7 +38,7 @@ fn command(
         ),
     )
     .unwrap();
-    let mut cmd = stagepush(dir);
+    let mut cmd = TestCommand::new(dir);
     cmd.arg(command)
         .arg("--config")
         .arg(&config)
@@ -118,13 +119,7 @@ fn retry_after_the_endpoint_stand_in_stops_rejecting_a_row_delivers_it_and_empti
         TOKEN,
         &["--reject-external-id", "7"],
     );
-    let out = run(&mut command(
-        dir.path(),
-        "run",
-        &stage,
-        &rejecting,
-        "customer-rust",
-    ));
+    let out = command(dir.path(), "run", &stage, &rejecting, "customer-rust").run();
     assert_eq!(out.status.code(), Some(3), "{}", out.stderr);
     let mut first = received_ids(&rejecting);
     first.sort_by_key(|id| id.parse::<u64>().unwrap());
@@ -153,13 +148,7 @@ fn retry_after_the_endpoint_stand_in_stops_rejecting_a_row_delivers_it_and_empti
     // An endpoint that refuses the token stops the retry (exit 1); the letter stays as is.
     let chunks = state_chunks(dir.path());
     let refusing = MockProcess::start(&dir.path().join("refusing"), "another-token", &[]);
-    let out = run(&mut command(
-        dir.path(),
-        "retry",
-        &stage,
-        &refusing,
-        "customer-rust",
-    ));
+    let out = command(dir.path(), "retry", &stage, &refusing, "customer-rust").run();
     assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
     assert!(
         out.stderr.contains("refused the API token (401"),
@@ -176,13 +165,7 @@ fn retry_after_the_endpoint_stand_in_stops_rejecting_a_row_delivers_it_and_empti
 
     // The stand-in accepts everything now: the row is delivered, the dead letters empty.
     let accepting = MockProcess::start(&dir.path().join("second"), TOKEN, &[]);
-    let out = run(&mut command(
-        dir.path(),
-        "retry",
-        &stage,
-        &accepting,
-        "customer-rust",
-    ));
+    let out = command(dir.path(), "retry", &stage, &accepting, "customer-rust").run();
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     assert_eq!(
         summary(&out),
@@ -209,13 +192,7 @@ fn retry_after_the_endpoint_stand_in_stops_rejecting_a_row_delivers_it_and_empti
 
     // Nothing is left to do.
     let requests = mock_requests(&accepting.store).len();
-    let out = run(&mut command(
-        dir.path(),
-        "retry",
-        &stage,
-        &accepting,
-        "customer-rust",
-    ));
+    let out = command(dir.path(), "retry", &stage, &accepting, "customer-rust").run();
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     assert_eq!(
         summary(&out),
@@ -235,10 +212,11 @@ fn stage_with_null_ids(dir: &Path) -> (PathBuf, BTreeSet<u64>) {
         ..Default::default()
     };
     write_customer_file(stage.join(FILE), 1, 60, &options).unwrap();
-    let out = run(stagepush(dir)
+    let out = TestCommand::new(dir)
         .args(["plugin", "test"])
         .arg(plugin("customer-rust"))
-        .arg(&stage));
+        .arg(&stage)
+        .run();
     assert!(out.status.success(), "{}", out.stderr);
     let rows: BTreeSet<u64> = out
         .stderr_lines("error: ")
@@ -257,13 +235,7 @@ fn a_plugin_rejection_fixed_by_a_new_plugin_version_is_re_transformed() {
     let dir = temp_dir();
     let (stage, bad_rows) = stage_with_null_ids(dir.path());
     let mock = MockProcess::start(dir.path(), TOKEN, &[]);
-    let out = run(&mut command(
-        dir.path(),
-        "run",
-        &stage,
-        &mock,
-        "customer-rust",
-    ));
+    let out = command(dir.path(), "run", &stage, &mock, "customer-rust").run();
     assert_eq!(out.status.code(), Some(3), "{}", out.stderr);
     let rows = |letters: &[serde_json::Value]| -> BTreeSet<u64> {
         letters.iter().map(|l| l["row"].as_u64().unwrap()).collect()
@@ -276,13 +248,7 @@ fn a_plugin_rejection_fixed_by_a_new_plugin_version_is_re_transformed() {
 
     // The same plugin rejects them again: they stay, rewritten into one chunk, and are
     // logged again; nothing is sent.
-    let out = run(&mut command(
-        dir.path(),
-        "retry",
-        &stage,
-        &mock,
-        "customer-rust",
-    ));
+    let out = command(dir.path(), "retry", &stage, &mock, "customer-rust").run();
     assert_eq!(out.status.code(), Some(3), "{}", out.stderr);
     let n = bad_rows.len();
     assert_eq!(
@@ -307,13 +273,7 @@ fn a_plugin_rejection_fixed_by_a_new_plugin_version_is_re_transformed() {
     assert_eq!(mock_records(&mock.store).len(), delivered);
 
     // A plugin that accepts those rows (echo: id = the row number) delivers them.
-    let out = run(&mut command(
-        dir.path(),
-        "retry",
-        &stage,
-        &mock,
-        "echo-rust",
-    ));
+    let out = command(dir.path(), "retry", &stage, &mock, "echo-rust").run();
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     assert_eq!(
         summary(&out),
@@ -344,13 +304,7 @@ fn dead_letters_of_a_replaced_file_are_superseded_and_nothing_is_sent_for_them()
         TOKEN,
         &["--reject-external-id", "3", "--reject-external-id", "9"],
     );
-    let out = run(&mut command(
-        dir.path(),
-        "run",
-        &stage,
-        &rejecting,
-        "customer-rust",
-    ));
+    let out = command(dir.path(), "run", &stage, &rejecting, "customer-rust").run();
     assert_eq!(out.status.code(), Some(3), "{}", out.stderr);
     drop(rejecting);
     assert_eq!(state_letters(dir.path()).len(), 2);
@@ -358,13 +312,7 @@ fn dead_letters_of_a_replaced_file_are_superseded_and_nothing_is_sent_for_them()
     // The file is replaced by another version (more rows: another size).
     customer_file(&stage, FILE, 25);
     let mock = MockProcess::start(&dir.path().join("second"), TOKEN, &[]);
-    let out = run(&mut command(
-        dir.path(),
-        "retry",
-        &stage,
-        &mock,
-        "customer-rust",
-    ));
+    let out = command(dir.path(), "retry", &stage, &mock, "customer-rust").run();
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     assert_eq!(
         summary(&out),
@@ -390,13 +338,7 @@ fn dead_letters_of_a_deleted_file_are_kept_and_a_damaged_chunk_is_named() {
         TOKEN,
         &["--reject-external-id", "4"],
     );
-    let out = run(&mut command(
-        dir.path(),
-        "run",
-        &stage,
-        &rejecting,
-        "customer-rust",
-    ));
+    let out = command(dir.path(), "run", &stage, &rejecting, "customer-rust").run();
     assert_eq!(out.status.code(), Some(3), "{}", out.stderr);
     drop(rejecting);
     // Customer 4 is in both files (both have ids 1..=10).
@@ -405,13 +347,7 @@ fn dead_letters_of_a_deleted_file_are_kept_and_a_damaged_chunk_is_named() {
 
     std::fs::remove_file(stage.join(FILE)).unwrap();
     let mock = MockProcess::start(&dir.path().join("second"), TOKEN, &[]);
-    let out = run(&mut command(
-        dir.path(),
-        "retry",
-        &stage,
-        &mock,
-        "customer-rust",
-    ));
+    let out = command(dir.path(), "retry", &stage, &mock, "customer-rust").run();
     assert_eq!(out.status.code(), Some(3), "{}", out.stderr);
     assert_eq!(
         summary(&out),
@@ -431,13 +367,7 @@ fn dead_letters_of_a_deleted_file_are_kept_and_a_damaged_chunk_is_named() {
     text.push_str("{\"file\": oops\n");
     std::fs::write(&chunk, text).unwrap();
     let requests = mock_requests(&mock.store).len();
-    let out = run(&mut command(
-        dir.path(),
-        "retry",
-        &stage,
-        &mock,
-        "customer-rust",
-    ));
+    let out = command(dir.path(), "retry", &stage, &mock, "customer-rust").run();
     assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
     let name = chunk.file_name().unwrap().to_str().unwrap();
     assert!(
@@ -459,19 +389,14 @@ fn run_with_retry_rejected_retries_the_dead_letters_first() {
         TOKEN,
         &["--reject-external-id", "12"],
     );
-    let out = run(&mut command(
-        dir.path(),
-        "run",
-        &stage,
-        &rejecting,
-        "customer-rust",
-    ));
+    let out = command(dir.path(), "run", &stage, &rejecting, "customer-rust").run();
     assert_eq!(out.status.code(), Some(3), "{}", out.stderr);
     drop(rejecting);
 
     let mock = MockProcess::start(&dir.path().join("second"), TOKEN, &[]);
-    let out =
-        run(command(dir.path(), "run", &stage, &mock, "customer-rust").arg("--retry-rejected"));
+    let out = command(dir.path(), "run", &stage, &mock, "customer-rust")
+        .arg("--retry-rejected")
+        .run();
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     assert_eq!(
         summary(&out),
@@ -481,38 +406,6 @@ fn run_with_retry_rejected_retries_the_dead_letters_first() {
     assert_eq!(received_ids(&mock), ["12"]);
     assert_eq!(report(dir.path(), "run")["filesSkipped"], 1);
     assert!(state_chunks(dir.path()).is_empty());
-}
-
-/// Runs `cmd` like [`run`], but kills it and fails the test if it has not ended within
-/// `deadline` (a retry that waits for an answer that never comes would hang the suite).
-fn run_with_deadline(cmd: &mut std::process::Command, dir: &Path, deadline: Duration) -> Output {
-    let (out_path, err_path) = (dir.join("cmd.stdout"), dir.join("cmd.stderr"));
-    let mut child = cmd
-        .stdout(std::fs::File::create(&out_path).unwrap())
-        .stderr(std::fs::File::create(&err_path).unwrap())
-        .spawn()
-        .expect("start stagepush");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "the command did not end within {} s; it was killed. stderr:\n{}",
-                deadline.as_secs(),
-                std::fs::read_to_string(&err_path).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: std::fs::read_to_string(&out_path).unwrap_or_default(),
-        stderr: std::fs::read_to_string(&err_path).unwrap_or_default(),
-    }
 }
 
 #[test]
@@ -533,13 +426,7 @@ fn a_401_mid_retry_stops_the_retry_and_keeps_the_letters_not_retried() {
         TOKEN,
         &["--reject-external-id", "7", "--reject-external-id", "27"],
     );
-    let out = run(&mut command(
-        dir.path(),
-        "run",
-        &stage,
-        &rejecting,
-        "customer-rust",
-    ));
+    let out = command(dir.path(), "run", &stage, &rejecting, "customer-rust").run();
     assert_eq!(out.status.code(), Some(3), "{}", out.stderr);
     drop(rejecting);
     assert_eq!(state_letters(dir.path()).len(), 2);
@@ -550,11 +437,8 @@ fn a_401_mid_retry_stops_the_retry_and_keeps_the_letters_not_retried() {
         TOKEN,
         &["--sequence", "200,401"],
     );
-    let out = run_with_deadline(
-        &mut command(dir.path(), "retry", &stage, &mock, "customer-rust"),
-        dir.path(),
-        Duration::from_secs(60),
-    );
+    let out = command(dir.path(), "retry", &stage, &mock, "customer-rust")
+        .run_within(Duration::from_secs(60));
     assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
     assert!(
         out.stderr

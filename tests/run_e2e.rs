@@ -6,9 +6,8 @@ use std::path::{Path, PathBuf};
 
 use stagepush::sample::{CustomerFileOptions, write_customer_file};
 
-use crate::util::{
-    MockProcess, mock_records, mock_requests, plugin, read_ndjson, run, stagepush, temp_dir,
-};
+use crate::util::command::TestCommand;
+use crate::util::{MockProcess, mock_records, mock_requests, plugin, read_ndjson, temp_dir};
 
 const TOKEN: &str = "test-token-7f3a";
 const ENDPOINT_ID: &str = "6F5B0C1D-2E3F-4A5B-8C9D-0E1F2A3B4C5D";
@@ -33,7 +32,7 @@ fn stage(dir: &Path, files: u64, rows_per_file: u64) -> PathBuf {
 const FAST_RETRIES: &str =
     "[sink.retry]\ninitial_backoff_ms = 10\nmax_backoff_secs = 1\nmax_attempts = 30\n";
 
-fn run_cmd(dir: &Path, stage: &Path, mock: &MockProcess, config: &str) -> std::process::Command {
+fn run_cmd(dir: &Path, stage: &Path, mock: &MockProcess, config: &str) -> TestCommand {
     let config_path = dir.join("stagepush.toml");
     std::fs::write(
         &config_path,
@@ -43,7 +42,7 @@ fn run_cmd(dir: &Path, stage: &Path, mock: &MockProcess, config: &str) -> std::p
         ),
     )
     .unwrap();
-    let mut cmd = stagepush(dir);
+    let mut cmd = TestCommand::new(dir);
     cmd.arg("run")
         .arg("--config")
         .arg(&config_path)
@@ -63,10 +62,11 @@ fn run_cmd(dir: &Path, stage: &Path, mock: &MockProcess, config: &str) -> std::p
 /// What `plugin test` says the plugin makes of the stage: the records that must arrive,
 /// and the rows it rejects.
 fn expected(dir: &Path, stage: &Path) -> (BTreeSet<String>, BTreeSet<(String, u64)>) {
-    let out = run(stagepush(dir)
+    let out = TestCommand::new(dir)
         .args(["plugin", "test"])
         .arg(plugin("customer-rust"))
-        .arg(stage));
+        .arg(stage)
+        .run();
     assert!(out.status.success(), "{}", out.stderr);
     let records = out
         .stdout_lines()
@@ -129,7 +129,9 @@ fn every_row_is_delivered_filtered_or_dead_lettered_under_faults() {
             "7",
         ],
     );
-    let out = run(run_cmd(dir.path(), &stage, &mock, FAST_RETRIES).args(["--batch-rows", "1000"]));
+    let out = run_cmd(dir.path(), &stage, &mock, FAST_RETRIES)
+        .args(["--batch-rows", "1000"])
+        .run();
     // Bad rows were dead-lettered: exit status 3.
     assert_eq!(out.status.code(), Some(3), "{}", out.stderr);
 
@@ -207,7 +209,9 @@ fn a_refused_token_stops_the_run_after_one_request() {
     let dir = temp_dir();
     let stage = stage(dir.path(), 2, 300);
     let mock = MockProcess::start(dir.path(), "the-real-token", &[]);
-    let out = run(run_cmd(dir.path(), &stage, &mock, FAST_RETRIES).args(["--concurrency", "1"]));
+    let out = run_cmd(dir.path(), &stage, &mock, FAST_RETRIES)
+        .args(["--concurrency", "1"])
+        .run();
     assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
     assert!(
         out.stderr.contains("refused the API token (401"),
@@ -228,14 +232,9 @@ fn ndjson_bodies_and_the_flat_shape_are_sent_as_documented() {
     let (_, bad_rows) = expected(dir.path(), &stage);
     assert!(!bad_rows.is_empty());
     let mock = MockProcess::start(dir.path(), TOKEN, &[]);
-    let out = run(run_cmd(dir.path(), &stage, &mock, "").args([
-        "--body",
-        "ndjson",
-        "--shape",
-        "flat",
-        "--gzip-level",
-        "0",
-    ]));
+    let out = run_cmd(dir.path(), &stage, &mock, "")
+        .args(["--body", "ndjson", "--shape", "flat", "--gzip-level", "0"])
+        .run();
     assert_eq!(out.status.code(), Some(3), "{}", out.stderr);
     let requests = mock_requests(&mock.store);
     assert!(!requests.is_empty());
@@ -264,7 +263,7 @@ fn configuration_errors_are_one_line_and_name_the_problem() {
     let dir = temp_dir();
     let stage = stage(dir.path(), 1, 10);
     let base = |extra: &[&str], config: Option<&str>| {
-        let mut cmd = stagepush(dir.path());
+        let mut cmd = TestCommand::new(dir.path());
         cmd.arg("run")
             .arg("--source")
             .arg(&stage)
@@ -280,7 +279,7 @@ fn configuration_errors_are_one_line_and_name_the_problem() {
             cmd.arg("--config").arg(path);
         }
         cmd.args(extra);
-        run(&mut cmd)
+        cmd.run()
     };
     let cases: Vec<(crate::util::Output, &str)> = vec![
         (
@@ -356,7 +355,7 @@ fn deliver(
     let mock = MockProcess::start(&sub, TOKEN, &[]);
     let mut cmd = run_cmd(&sub, Path::new(source), &mock, FAST_RETRIES);
     // `run` names the object store's endpoint `--stage-endpoint` (`--endpoint` is CluedIn's).
-    let flags: Vec<String> = setup(&mut cmd)
+    let flags: Vec<String> = setup(cmd.command())
         .into_iter()
         .map(|f| {
             if f == "--endpoint" {
@@ -366,7 +365,7 @@ fn deliver(
             }
         })
         .collect();
-    let out = run(cmd.args(&flags));
+    let out = cmd.args(&flags).run();
     let mut records = received(&mock);
     records.sort();
     (records, out)
@@ -420,7 +419,7 @@ fn an_empty_stage_delivers_nothing_and_succeeds() {
     let stage = dir.path().join("empty-stage");
     std::fs::create_dir_all(&stage).unwrap();
     let mock = MockProcess::start(dir.path(), TOKEN, &[]);
-    let out = run(&mut run_cmd(dir.path(), &stage, &mock, ""));
+    let out = run_cmd(dir.path(), &stage, &mock, "").run();
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     assert!(
         out.stderr.contains("summary: 0 rows read"),

@@ -1,189 +1,21 @@
 //! `stagepush serve` end to end: the real binary on a free port, push notifications POSTed
 //! over HTTP, files in SeaweedFS (S3) and Azurite, records at the endpoint stand-in.
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
 use serde_json::{Value, json};
 
 use crate::stage_servers::{AzureServer, S3Server, customer_file, put_file};
-use crate::util::{
-    MockProcess, files_under, fixture, mock_records, plugin, read_ndjson, stagepush, temp_dir,
-};
+use crate::util::command::TestCommand;
+use crate::util::serve::ServeProcess as Serve;
+use crate::util::{MockProcess, files_under, fixture, plugin, read_ndjson, temp_dir};
 
 const TOKEN: &str = "serve-token-4c2e";
 const ROWS: u64 = 300;
-/// How long delivery may take before a test fails.
-const DEADLINE: Duration = Duration::from_secs(120);
-
-// ---- a `stagepush serve` process ----
-
-struct Serve {
-    child: Child,
-    /// Kept open: the process's stdout.
-    _stdout: BufReader<ChildStdout>,
-    /// `http://127.0.0.1:PORT`
-    base: String,
-    log: PathBuf,
-}
-
-impl Serve {
-    /// Starts `cmd` (a `serve` command) with its log in `log`; returns once it listens.
-    fn start(mut cmd: Command, log: &Path) -> Serve {
-        let log_file = std::fs::File::create(log).unwrap();
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(log_file)
-            .spawn()
-            .expect("start stagepush serve");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let Some(base) = line.trim().strip_prefix("listening on ") else {
-            let _ = child.kill();
-            let status = child.wait().unwrap();
-            panic!(
-                "serve did not start ({status}): first line {line:?}\n{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        };
-        Serve {
-            base: base.to_owned(),
-            child,
-            _stdout: stdout,
-            log: log.to_owned(),
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
-        request(&self.base, method, path, headers, body)
-    }
-
-    fn metrics(&self) -> String {
-        let reply = self.request("GET", "/metrics", &[], b"");
-        assert_eq!(reply.status, 200, "{}", reply.body);
-        reply.body
-    }
-
-    /// The value of the sample `name` (with its labels) in /metrics.
-    fn metric(&self, name: &str) -> f64 {
-        let text = self.metrics();
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
-    }
-
-    /// SIGTERM; the exit status (within a deadline).
-    fn terminate(mut self) -> (ExitStatus, String) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return (status, self.log());
-            }
-            assert!(
-                started.elapsed() < DEADLINE,
-                "serve did not stop after SIGTERM:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// SIGKILL, as a crash.
-    fn kill(mut self) -> String {
-        self.child.kill().unwrap();
-        let status = self.child.wait().unwrap();
-        assert_eq!(status.signal(), Some(9));
-        self.log()
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Asserts that SIGTERM stops `serve` with exit status 0.
-fn stop(serve: Serve) -> String {
-    let (status, log) = serve.terminate();
-    assert_eq!(status.code(), Some(0), "{log}");
-    log
-}
-
-struct Reply {
-    status: u16,
-    headers: BTreeMap<String, String>,
-    body: String,
-}
-
-/// One HTTP/1.1 request on a fresh connection.
-fn request(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
-    let host = base.strip_prefix("http://").unwrap();
-    let mut stream = TcpStream::connect(host).unwrap();
-    stream.set_read_timeout(Some(DEADLINE)).unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    let raw = String::from_utf8(raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    Reply {
-        status,
-        headers,
-        body: body.to_owned(),
-    }
-}
-
-/// Waits until `done` holds, checking every 100 ms; fails after [`DEADLINE`] with the log.
-fn wait_until(serve: &Serve, what: &str, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(
-            started.elapsed() < DEADLINE,
-            "timed out waiting for {what}:\n{}",
-            serve.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// A `serve` command (working folder `dir`, state `dir/state`) for `source`.
-fn serve_cmd(dir: &Path, source: &str, endpoint: &str, token: &str) -> Command {
-    let mut cmd = stagepush(dir);
+fn serve_cmd(dir: &Path, source: &str, endpoint: &str, token: &str) -> TestCommand {
+    let mut cmd = TestCommand::new(dir);
     cmd.current_dir(dir)
         .args(["serve", "--listen", "127.0.0.1:0", "--source", source])
         .arg("--plugin")
@@ -214,16 +46,6 @@ fn stage_flags(flags: Vec<String>) -> Vec<String> {
 /// Pending entries in the local state `dir/state`.
 fn pending(dir: &Path) -> usize {
     files_under(&dir.join("state").join("pending"), Some("json")).len()
-}
-
-/// externalId → how many times the endpoint stored it.
-fn received(mock: &MockProcess) -> BTreeMap<String, u64> {
-    let mut out = BTreeMap::new();
-    for r in mock_records(&mock.store) {
-        let id = r["record"]["externalId"].as_str().unwrap().to_string();
-        *out.entry(id).or_default() += 1;
-    }
-    out
 }
 
 fn event_fixture(name: &str) -> Value {
@@ -378,7 +200,7 @@ fn serve_answers_handshakes_health_and_metrics() {
     }
     assert_eq!(serve.metric("stagepush_events_total{kind=\"test\"}"), 1.0);
     assert_eq!(serve.metric("stagepush_queue_depth"), 0.0);
-    stop(serve);
+    serve.stop();
 }
 
 #[test]
@@ -414,7 +236,7 @@ fn serve_requires_the_shared_secret_when_configured() {
     // Health and metrics stay open (load balancers, scrapers).
     assert_eq!(serve.request("GET", "/healthz", &[], b"").status, 200);
     assert_eq!(serve.request("GET", "/metrics", &[], b"").status, 200);
-    let log = stop(serve);
+    let log = serve.stop();
     assert!(log.contains("refused"), "{log}");
     assert!(!log.contains(SECRET), "the secret is in the log:\n{log}");
     assert!(
@@ -423,7 +245,7 @@ fn serve_requires_the_shared_secret_when_configured() {
     );
 
     // A missing secret variable is a usage error.
-    let out = stagepush(dir.path())
+    let out = TestCommand::new(dir.path())
         .current_dir(dir.path())
         .args([
             "serve",
@@ -433,10 +255,9 @@ fn serve_requires_the_shared_secret_when_configured() {
             "SERVE_TEST_UNSET",
         ])
         .env_remove("SERVE_TEST_UNSET")
-        .output()
-        .unwrap();
+        .run();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("SERVE_TEST_UNSET"));
+    assert!(out.stderr.contains("SERVE_TEST_UNSET"));
 }
 
 // ---- delivery from S3 (SeaweedFS) and Azure (Azurite) ----
@@ -501,7 +322,7 @@ fn s3_notifications_are_delivered_once() {
         &mock.endpoint("serve"),
         TOKEN,
     );
-    let flags = stage_flags(s3.cli(&mut cmd));
+    let flags = stage_flags(s3.cli(cmd.command()));
     cmd.args(flags);
     let serve = Serve::start(cmd, &dir.path().join("serve.log"));
 
@@ -522,12 +343,12 @@ fn s3_notifications_are_delivered_once() {
             "{accepted}"
         );
     }
-    wait_until(&serve, "every record, and no pending file left", || {
-        received(&mock).len() as u64 == 2 * ROWS && pending(dir.path()) == 0
+    serve.wait_until("every record, and no pending file left", || {
+        mock.received().len() as u64 == 2 * ROWS && pending(dir.path()) == 0
     });
-    let got = received(&mock);
+    let got = mock.received();
     assert!(got.values().all(|n| *n == 1), "records sent twice: {got:?}");
-    wait_until(&serve, "the queue depth to be 0", || {
+    serve.wait_until("the queue depth to be 0", || {
         serve.metric("stagepush_queue_depth") == 0.0
     });
     assert_eq!(
@@ -545,8 +366,8 @@ fn s3_notifications_are_delivered_once() {
     assert!(serve.metric("stagepush_requests_total{status=\"200\"}") >= 1.0);
     assert!(serve.metric("stagepush_bytes_sent_total") > 0.0);
     assert!(serve.metric("stagepush_runs_total") >= 1.0);
-    stop(serve);
-    assert_eq!(received(&mock).len() as u64, 2 * ROWS);
+    serve.stop();
+    assert_eq!(mock.received().len() as u64, 2 * ROWS);
 }
 
 /// An Event Grid (`cloud_events` false) or CloudEvents BlobCreated event for `key` in the
@@ -587,7 +408,7 @@ fn event_grid_and_cloudevents_notifications_are_delivered_from_azurite() {
         &mock.endpoint("serve"),
         TOKEN,
     );
-    let flags = stage_flags(azure.cli(&mut cmd));
+    let flags = stage_flags(azure.cli(cmd.command()));
     cmd.args(flags);
     let serve = Serve::start(cmd, &dir.path().join("serve.log"));
 
@@ -615,12 +436,12 @@ fn event_grid_and_cloudevents_notifications_are_delivered_from_azurite() {
         );
         assert_eq!(reply.status, 200, "{}\n{}", reply.body, serve.log());
     }
-    wait_until(&serve, "every record, and no pending file left", || {
-        received(&mock).len() as u64 == 2 * ROWS && pending(dir.path()) == 0
+    serve.wait_until("every record, and no pending file left", || {
+        mock.received().len() as u64 == 2 * ROWS && pending(dir.path()) == 0
     });
-    let got = received(&mock);
+    let got = mock.received();
     assert!(got.values().all(|n| *n == 1), "records sent twice: {got:?}");
-    stop(serve);
+    serve.stop();
 }
 
 #[test]
@@ -637,7 +458,7 @@ fn pending_files_are_delivered_after_a_restart() {
             &mock.endpoint("serve"),
             token,
         );
-        let flags = stage_flags(s3.cli(&mut cmd));
+        let flags = stage_flags(s3.cli(cmd.command()));
         cmd.args(flags);
         Serve::start(cmd, &dir.path().join(log))
     };
@@ -647,7 +468,7 @@ fn pending_files_are_delivered_after_a_restart() {
     let reply = serve.request("POST", "/events", &[], &body);
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(pending(dir.path()), 1, "recorded before the answer");
-    wait_until(&serve, "the refused run", || {
+    serve.wait_until("the refused run", || {
         serve.metric("stagepush_runs_failed_total") >= 1.0
     });
     assert_eq!(
@@ -664,16 +485,16 @@ fn pending_files_are_delivered_after_a_restart() {
         "{log}"
     );
     assert_eq!(pending(dir.path()), 1);
-    assert!(received(&mock).is_empty());
+    assert!(mock.received().is_empty());
 
     // The next start delivers it with no new event.
     let serve = start(TOKEN, "serve-2.log");
-    wait_until(&serve, "the pending file's records", || {
-        received(&mock).len() as u64 == ROWS && pending(dir.path()) == 0
+    serve.wait_until("the pending file's records", || {
+        mock.received().len() as u64 == ROWS && pending(dir.path()) == 0
     });
-    let got = received(&mock);
+    let got = mock.received();
     assert!(got.values().all(|n| *n == 1), "{got:?}");
-    stop(serve);
+    serve.stop();
 }
 
 #[test]
@@ -701,16 +522,16 @@ fn sigterm_stops_a_run_at_its_next_batch_and_the_next_start_finishes_it() {
             "--concurrency",
             "1",
         ]);
-        let flags = stage_flags(s3.cli(&mut cmd));
+        let flags = stage_flags(s3.cli(cmd.command()));
         cmd.args(flags);
         Serve::start(cmd, &dir.path().join(log))
     };
     let serve = start("serve-1.log");
     let reply = serve.request("POST", "/events", &[], &s3_notification_via_sns(&[key]));
     assert_eq!(reply.status, 200, "{}", reply.body);
-    wait_until(&serve, "the first records", || !received(&mock).is_empty());
-    let log = stop(serve);
-    let first = received(&mock).len() as u64;
+    serve.wait_until("the first records", || !mock.received().is_empty());
+    let log = serve.stop();
+    let first = mock.received().len() as u64;
     assert!(
         first < BIG,
         "the run stopped early ({first} records):\n{log}"
@@ -718,10 +539,10 @@ fn sigterm_stops_a_run_at_its_next_batch_and_the_next_start_finishes_it() {
     assert_eq!(pending(dir.path()), 1, "{log}");
 
     let serve = start("serve-2.log");
-    wait_until(&serve, "every record", || {
-        received(&mock).len() as u64 == BIG && pending(dir.path()) == 0
+    serve.wait_until("every record", || {
+        mock.received().len() as u64 == BIG && pending(dir.path()) == 0
     });
-    let log = stop(serve);
+    let log = serve.stop();
     assert!(log.contains("resuming a partly delivered file"), "{log}");
 }
 
@@ -752,7 +573,7 @@ fn a_401_mid_run_ends_the_processor_s_run_and_the_next_round_delivers_the_file()
         &mock.endpoint("serve"),
         TOKEN,
     );
-    let flags = stage_flags(s3.cli(&mut cmd));
+    let flags = stage_flags(s3.cli(cmd.command()));
     cmd.args(flags);
     let serve = Serve::start(cmd, &dir.path().join("serve.log"));
     let reply = serve.request("POST", "/events", &[], &s3_notification_via_sns(&[key]));
@@ -760,12 +581,10 @@ fn a_401_mid_run_ends_the_processor_s_run_and_the_next_round_delivers_the_file()
     // Every delivery slot holds a body, more wait behind them.
     let concurrency = stagepush::sink::config::DEFAULT_CONCURRENCY;
     let arrivals = || read_ndjson(&mock.store.join(stagepush::mock_cluedin::ARRIVALS_FILE)).len();
-    wait_until(&serve, "bodies held at the endpoint", || {
-        arrivals() >= concurrency
-    });
+    serve.wait_until("bodies held at the endpoint", || arrivals() >= concurrency);
     std::fs::remove_file(&gate).unwrap();
     // The run ends on the 401 (it used to hang, and the processor with it) ...
-    wait_until(&serve, "the run refused with 401 to end", || {
+    serve.wait_until("the run refused with 401 to end", || {
         serve.metric("stagepush_runs_failed_total") >= 1.0
     });
     assert!(
@@ -776,10 +595,10 @@ fn a_401_mid_run_ends_the_processor_s_run_and_the_next_round_delivers_the_file()
         serve.log()
     );
     // ... and the next round delivers the file.
-    wait_until(&serve, "every record, and no pending file left", || {
-        received(&mock).len() as u64 == BIG && pending(dir.path()) == 0
+    serve.wait_until("every record, and no pending file left", || {
+        mock.received().len() as u64 == BIG && pending(dir.path()) == 0
     });
-    stop(serve);
+    serve.stop();
 }
 
 #[test]
@@ -795,7 +614,7 @@ fn a_notification_with_unusable_keys_queues_its_good_objects_and_records_the_oth
         &mock.endpoint("serve"),
         TOKEN,
     );
-    let flags = stage_flags(s3.cli(&mut cmd));
+    let flags = stage_flags(s3.cli(cmd.command()));
     cmd.args(flags);
     let serve = Serve::start(cmd, &dir.path().join("serve.log"));
 
@@ -820,8 +639,8 @@ fn a_notification_with_unusable_keys_queues_its_good_objects_and_records_the_oth
         .collect();
     let unusable: Vec<&str> = UNUSABLE_KEYS.iter().map(|(_, key)| *key).collect();
     assert_eq!(refused, unusable, "{answer}");
-    wait_until(&serve, "the good objects' records", || {
-        received(&mock).len() as u64 == 2 * ROWS && pending(dir.path()) == 0
+    serve.wait_until("the good objects' records", || {
+        mock.received().len() as u64 == 2 * ROWS && pending(dir.path()) == 0
     });
 
     // A notification with nothing usable in it: 400 (senders do not retry), still recorded.
@@ -835,7 +654,7 @@ fn a_notification_with_unusable_keys_queues_its_good_objects_and_records_the_oth
     let answer: Value = serde_json::from_str(&reply.body).unwrap();
     assert_eq!(answer["refused"][0]["key"], "unload/late//y.parquet");
 
-    let log = stop(serve);
+    let log = serve.stop();
     for key in unusable.iter().chain(&["unload/late//y.parquet"]) {
         let line = log
             .lines()
@@ -845,7 +664,9 @@ fn a_notification_with_unusable_keys_queues_its_good_objects_and_records_the_oth
     }
 
     // `status` shows each with its reason.
-    let status = crate::util::run(stagepush(dir.path()).args(["status", "--json"]));
+    let status = TestCommand::new(dir.path())
+        .args(["status", "--json"])
+        .run();
     assert_eq!(status.status.code(), Some(0), "{}", status.stderr);
     let status: Value = serde_json::from_str(&status.stdout).unwrap();
     let mut shown: Vec<String> = status["stages"]
@@ -866,7 +687,7 @@ fn a_notification_with_unusable_keys_queues_its_good_objects_and_records_the_oth
     expected.push("unload/late//y.parquet".into());
     expected.sort();
     assert_eq!(shown, expected);
-    let text = crate::util::run(stagepush(dir.path()).arg("status"));
+    let text = TestCommand::new(dir.path()).arg("status").run();
     assert!(
         text.stdout
             .contains("pending errors (event keys that cannot be delivered): 5"),

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use stagepush::sample::{CustomerFileOptions, write_customer_file};
 
-use crate::util::{MockProcess, files_under, mock_records, plugin, run, stagepush, temp_dir};
+use crate::util::command::TestCommand;
+use crate::util::{MockProcess, files_under, mock_records, plugin, temp_dir};
 
 const TOKEN: &str = "state-token-51c2";
 
@@ -39,8 +40,8 @@ fn run_cmd(
     mock: &MockProcess,
     endpoint_id: &str,
     report: &str,
-) -> std::process::Command {
-    let mut cmd = stagepush(dir);
+) -> TestCommand {
+    let mut cmd = TestCommand::new(dir);
     cmd.arg("run")
         .arg("--source")
         .arg(stage)
@@ -115,9 +116,10 @@ fn a_run_killed_at_any_point_is_finished_by_the_rerun_without_loss() {
         let case = dir.path().join(format!("case-{i}"));
         std::fs::create_dir_all(&case).unwrap();
         let endpoint = format!("crash-{i}");
-        let killed = run(run_cmd(&case, &stage, &mock, &endpoint, "killed.json")
+        let killed = run_cmd(&case, &stage, &mock, &endpoint, "killed.json")
             .args(["--segment-rows", "500"])
-            .env("STAGEPUSH_FAILPOINT", point));
+            .env("STAGEPUSH_FAILPOINT", point)
+            .run();
         assert_eq!(
             killed.status.signal(),
             Some(9),
@@ -143,9 +145,9 @@ fn a_run_killed_at_any_point_is_finished_by_the_rerun_without_loss() {
             0
         };
 
-        let rerun =
-            run(run_cmd(&case, &stage, &mock, &endpoint, "rerun.json")
-                .args(["--segment-rows", "500"]));
+        let rerun = run_cmd(&case, &stage, &mock, &endpoint, "rerun.json")
+            .args(["--segment-rows", "500"])
+            .run();
         assert_eq!(rerun.status.code(), Some(0), "{point}: {}", rerun.stderr);
         let got = received(&mock, &endpoint);
         // Every record arrived, nothing else did.
@@ -196,7 +198,7 @@ fn a_run_killed_at_any_point_is_finished_by_the_rerun_without_loss() {
         );
         resumed_files += r["filesResumed"].as_u64().unwrap();
         // A third run has nothing left to do.
-        let third = run(&mut run_cmd(&case, &stage, &mock, &endpoint, "third.json"));
+        let third = run_cmd(&case, &stage, &mock, &endpoint, "third.json").run();
         assert_eq!(third.status.code(), Some(0), "{}", third.stderr);
         let r = report(&case, "third.json");
         assert_eq!(r["recordsDelivered"], 0, "{point}");
@@ -210,12 +212,12 @@ fn a_rerun_skips_done_files_resends_replaced_ones_and_picks_up_new_ones() {
     let dir = temp_dir();
     let stage = stage_with(dir.path(), 2, 300);
     let mock = MockProcess::start(dir.path(), TOKEN, &[]);
-    let first = run(&mut run_cmd(dir.path(), &stage, &mock, "e", "r1.json"));
+    let first = run_cmd(dir.path(), &stage, &mock, "e", "r1.json").run();
     assert_eq!(first.status.code(), Some(0), "{}", first.stderr);
     assert_eq!(received(&mock, "e").len(), 600);
 
     // Nothing new: nothing sent, both files reported as skipped.
-    let second = run(&mut run_cmd(dir.path(), &stage, &mock, "e", "r2.json"));
+    let second = run_cmd(dir.path(), &stage, &mock, "e", "r2.json").run();
     assert_eq!(second.status.code(), Some(0), "{}", second.stderr);
     let r = report(dir.path(), "r2.json");
     assert_eq!(r["recordsDelivered"], 0);
@@ -237,7 +239,7 @@ fn a_rerun_skips_done_files_resends_replaced_ones_and_picks_up_new_ones() {
     // File 1 replaced (same key, new content: ids 1001..1100), file 2 added.
     write_file(&stage, 1, 1_001, 100, &clean());
     write_file(&stage, 2, 2_001, 50, &clean());
-    let third = run(&mut run_cmd(dir.path(), &stage, &mock, "e", "r3.json"));
+    let third = run_cmd(dir.path(), &stage, &mock, "e", "r3.json").run();
     assert_eq!(third.status.code(), Some(0), "{}", third.stderr);
     let r = report(dir.path(), "r3.json");
     assert_eq!(r["recordsDelivered"], 150);
@@ -266,7 +268,7 @@ fn only_changed_sends_new_and_changed_records_and_always_tombstones() {
     };
     // Day 1: ids 1..=200.
     write_file(&stage, 0, 1, 200, &clean());
-    let out = run(&mut only_changed("d1.json"));
+    let out = only_changed("d1.json").run();
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     assert_eq!(report(dir.path(), "d1.json")["recordsDelivered"], 200);
 
@@ -274,7 +276,7 @@ fn only_changed_sends_new_and_changed_records_and_always_tombstones() {
     // is sent, every record counted as unchanged.
     std::fs::remove_dir_all(&stage).unwrap();
     write_file(&stage, 0, 1, 200, &clean());
-    let out = run(&mut only_changed("d2.json"));
+    let out = only_changed("d2.json").run();
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     let r = report(dir.path(), "d2.json");
     assert_eq!(r["filesSkipped"], 0, "the new file version is read");
@@ -295,7 +297,7 @@ fn only_changed_sends_new_and_changed_records_and_always_tombstones() {
         &CustomerFileOptions { seed: 7, ..clean() },
     );
     write_file(&stage, 2, 151, 50, &clean());
-    let out = run(&mut only_changed("d3.json"));
+    let out = only_changed("d3.json").run();
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     let r = report(dir.path(), "d3.json");
     assert_eq!(r["recordsDelivered"], 1);
@@ -312,7 +314,7 @@ fn only_changed_sends_new_and_changed_records_and_always_tombstones() {
     for day in ["d4.json", "d5.json"] {
         std::fs::remove_dir_all(&stage).unwrap();
         write_file(&stage, 0, 10, 1, &tombstone);
-        let out = run(&mut only_changed(day));
+        let out = only_changed(day).run();
         assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
         assert_eq!(report(dir.path(), day)["recordsDelivered"], 1, "{day}");
     }
@@ -323,7 +325,7 @@ fn only_changed_sends_new_and_changed_records_and_always_tombstones() {
     // The tombstone removed id 10's fingerprint: its old content is sent again.
     std::fs::remove_dir_all(&stage).unwrap();
     write_file(&stage, 0, 1, 20, &clean());
-    let out = run(&mut only_changed("d6.json"));
+    let out = only_changed("d6.json").run();
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     let r = report(dir.path(), "d6.json");
     assert_eq!(r["recordsDelivered"], 1);
@@ -339,7 +341,7 @@ fn a_torn_state_document_stops_the_run_with_its_path() {
     let dir = temp_dir();
     let stage = stage_with(dir.path(), 1, 100);
     let mock = MockProcess::start(dir.path(), TOKEN, &[]);
-    let out = run(&mut run_cmd(dir.path(), &stage, &mock, "t", "r1.json"));
+    let out = run_cmd(dir.path(), &stage, &mock, "t", "r1.json").run();
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     // Truncate the file's state document as a torn write would.
     let files = dir.path().join("state/files");
@@ -350,7 +352,7 @@ fn a_torn_state_document_stops_the_run_with_its_path() {
     let bytes = std::fs::read(&doc).unwrap();
     std::fs::write(&doc, &bytes[..bytes.len() / 2]).unwrap();
 
-    let out = run(&mut run_cmd(dir.path(), &stage, &mock, "t", "r2.json"));
+    let out = run_cmd(dir.path(), &stage, &mock, "t", "r2.json").run();
     assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
     let relative = doc.strip_prefix(dir.path().join("state")).unwrap();
     assert!(
@@ -463,6 +465,7 @@ fn the_dead_letter_file_holds_every_dead_letter_the_state_holds_after_kill_or_si
         let endpoint = format!("dl-{name}");
         let mut child = Child(
             run_cmd(&case, &stage, &mock, &endpoint, "stopped.json")
+                .into_command()
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .spawn()
@@ -484,7 +487,7 @@ fn the_dead_letter_file_holds_every_dead_letter_the_state_holds_after_kill_or_si
             || child.0.try_wait().unwrap().is_some(),
         );
         assert_file_holds_the_state_letters(&case, &format!("after {name}"));
-        let rerun = run(&mut run_cmd(&case, &stage, &mock, &endpoint, "rerun.json"));
+        let rerun = run_cmd(&case, &stage, &mock, &endpoint, "rerun.json").run();
         assert_eq!(rerun.status.code(), Some(3), "{name}: {}", rerun.stderr);
         assert_file_holds_the_state_letters(&case, &format!("after {name} and the rerun"));
         let local = local_dead_rows(&case);
@@ -509,9 +512,10 @@ fn the_dead_letter_file_holds_every_dead_letter_the_state_holds_at_any_crash_poi
         let case = dir.path().join(format!("kill-{i}"));
         std::fs::create_dir_all(&case).unwrap();
         let endpoint = format!("dl-kill-{i}");
-        let killed = run(run_cmd(&case, &stage, &mock, &endpoint, "killed.json")
+        let killed = run_cmd(&case, &stage, &mock, &endpoint, "killed.json")
             .args(["--segment-rows", "500"])
-            .env("STAGEPUSH_FAILPOINT", point));
+            .env("STAGEPUSH_FAILPOINT", point)
+            .run();
         assert_eq!(
             killed.status.signal(),
             Some(9),
@@ -520,9 +524,9 @@ fn the_dead_letter_file_holds_every_dead_letter_the_state_holds_at_any_crash_poi
         );
         in_state_at_crash +=
             assert_file_holds_the_state_letters(&case, &format!("{point}, after the kill"));
-        let rerun =
-            run(run_cmd(&case, &stage, &mock, &endpoint, "rerun.json")
-                .args(["--segment-rows", "500"]));
+        let rerun = run_cmd(&case, &stage, &mock, &endpoint, "rerun.json")
+            .args(["--segment-rows", "500"])
+            .run();
         assert_eq!(rerun.status.code(), Some(3), "{point}: {}", rerun.stderr);
         assert_file_holds_the_state_letters(&case, &format!("{point}, after the rerun"));
         let local = local_dead_rows(&case);

@@ -2,6 +2,9 @@
 
 #![allow(dead_code)]
 
+pub mod command;
+pub mod serve;
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -341,6 +344,29 @@ impl MockProcess {
     /// The URL of endpoint `id`.
     pub fn endpoint(&self, id: &str) -> String {
         format!("{}/upload/api/endpoint/{id}", self.base_url)
+    }
+
+    /// The records the mock stored (`records.ndjson`), in the order it stored them.
+    pub fn records(&self) -> Vec<serde_json::Value> {
+        mock_records(&self.store)
+    }
+
+    /// The requests the mock answered (`requests.ndjson`), in arrival order.
+    pub fn requests(&self) -> Vec<serde_json::Value> {
+        mock_requests(&self.store)
+    }
+
+    /// externalId → how many times the mock stored a record with it.
+    pub fn received(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut out = std::collections::BTreeMap::new();
+        for r in self.records() {
+            let id = r["record"]["externalId"]
+                .as_str()
+                .expect("a stored record has an externalId")
+                .to_string();
+            *out.entry(id).or_default() += 1;
+        }
+        out
     }
 }
 
