@@ -8,6 +8,7 @@ mod cache;
 pub mod contract;
 mod engine;
 mod error;
+pub mod input;
 mod instance;
 mod output;
 mod runner;
