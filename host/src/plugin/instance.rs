@@ -7,9 +7,9 @@ use std::sync::Arc;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Store, Trap};
 
+use super::contract::since_v0_2_0::unpack;
 use super::contract::{self, CONTRACT_PACKAGE, ContractVersion};
 use super::engine::{Limits, PluginEngine};
-use super::output::unpack;
 use super::sandbox::{State, truncate};
 use super::{Fault, PluginError, cache};
 use crate::bindings::{self, since_v0_1_0 as v0_1, since_v0_2_0 as v0_2, types};

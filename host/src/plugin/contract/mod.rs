@@ -1,5 +1,12 @@
 //! The plugin contract versions this host runs: [`ContractVersion`] is the one place a
 //! version is named, parsed (by semver) and mapped to its `wit/since_vX.Y.Z/` folder.
+//!
+//! One module per version (Zed's `since_vX.Y.Z` pattern) holds what the host does for
+//! that version alone: [`since_v0_2_0`] its `host` import and its output adapter. Every
+//! `bindgen!` stays in `crate::bindings` (wasmtime's one-file-owns-every-bindgen): 0.2.0's
+//! bindings are generated on 0.1.0's types, a coupling that file keeps in one place.
+
+pub(super) mod since_v0_2_0;
 
 use std::fmt;
 use std::str::FromStr;
