@@ -9,7 +9,7 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 use stagepush::bindings::types::{
     Column, ColumnData, ColumnSchema, ColumnType, Decimal, ScalarType, TimeUnit, Values,
 };
-use stagepush::columns::{scalar_name, to_columns};
+use stagepush::plugin::input::{scalar_name, to_columns};
 use stagepush::sample::{CUSTOMER_COLUMNS, CustomerFileOptions, customer, write_customer_file};
 use stagepush::source::{ParquetSource, ReadOptions, SourceBatch, SourceError};
 

@@ -44,10 +44,6 @@ pub use since_v0_1_0::stagepush::transform::types;
 pub use since_v0_2_0::stagepush::transform::output as packed;
 
 /// The contract package this host implements.
-pub const CONTRACT_PACKAGE: &str = "stagepush:transform";
-/// The newest contract version this host implements (what the SDKs build for).
-pub const CONTRACT_VERSION: &str = "0.2.0";
-/// Every contract version this host can run, oldest first.
-pub const SUPPORTED_VERSIONS: &[&str] = &["0.1.0", "0.2.0"];
+pub use crate::plugin::contract::CONTRACT_PACKAGE;
 /// The interface a plugin exports.
 pub const PLUGIN_INTERFACE: &str = "plugin";

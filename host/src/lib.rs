@@ -5,7 +5,6 @@ pub mod bad_file;
 pub mod batchbytes;
 pub mod bindings;
 pub mod cancel;
-pub mod columns;
 pub mod config;
 pub mod deadletter;
 pub mod errors;

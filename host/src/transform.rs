@@ -8,7 +8,7 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 
 use crate::bindings::types::{Batch, ColumnSchema, SourceFile};
-use crate::columns::to_columns;
+use crate::plugin::input::to_columns;
 use crate::plugin::{BatchResult, BatchSource, Failure, PluginError, Runner};
 use crate::wire::{EntityView, EscapedNames, Shape, write_record};
 

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Store, Trap};
 
+use super::contract::since_v0_2_0::unpack;
+use super::contract::{self, CONTRACT_PACKAGE, ContractVersion};
 use super::engine::{Limits, PluginEngine};
-use super::output::unpack;
 use super::sandbox::{State, truncate};
 use super::{Fault, PluginError, cache};
 use crate::bindings::{self, since_v0_1_0 as v0_1, since_v0_2_0 as v0_2, types};
@@ -104,16 +105,19 @@ impl Plugin {
         let mut linker = Linker::<State>::new(wasm);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_error)?;
         type Data = wasmtime::component::HasSelf<State>;
-        let pre = if contract == "0.1.0" {
-            v0_1::Transformer::add_to_linker::<State, Data>(&mut linker, |state| state)
-                .map_err(engine_error)?;
-            let instance_pre = linker.instantiate_pre(&component).map_err(link_error)?;
-            Pre::V0_1(v0_1::TransformerPre::new(instance_pre).map_err(link_error)?)
-        } else {
-            v0_2::Transformer::add_to_linker::<State, Data>(&mut linker, |state| state)
-                .map_err(engine_error)?;
-            let instance_pre = linker.instantiate_pre(&component).map_err(link_error)?;
-            Pre::V0_2(v0_2::TransformerPre::new(instance_pre).map_err(link_error)?)
+        let pre = match contract {
+            ContractVersion::V0_1_0 => {
+                v0_1::Transformer::add_to_linker::<State, Data>(&mut linker, |state| state)
+                    .map_err(engine_error)?;
+                let instance_pre = linker.instantiate_pre(&component).map_err(link_error)?;
+                Pre::V0_1(v0_1::TransformerPre::new(instance_pre).map_err(link_error)?)
+            }
+            ContractVersion::V0_2_0 => {
+                v0_2::Transformer::add_to_linker::<State, Data>(&mut linker, |state| state)
+                    .map_err(engine_error)?;
+                let instance_pre = linker.instantiate_pre(&component).map_err(link_error)?;
+                Pre::V0_2(v0_2::TransformerPre::new(instance_pre).map_err(link_error)?)
+            }
         };
 
         let file_name: Arc<str> = path
@@ -160,11 +164,11 @@ impl Plugin {
         &self.path
     }
 
-    /// The contract version the plugin was built for (e.g. `0.2.0`).
-    pub fn contract_version(&self) -> &'static str {
+    /// The contract version the plugin was built for (printed as e.g. `0.2.0`).
+    pub fn contract_version(&self) -> ContractVersion {
         match self.pre {
-            Pre::V0_1(_) => "0.1.0",
-            Pre::V0_2(_) => "0.2.0",
+            Pre::V0_1(_) => ContractVersion::V0_1_0,
+            Pre::V0_2(_) => ContractVersion::V0_2_0,
         }
     }
 
@@ -316,43 +320,35 @@ fn check_contract(
     engine: &wasmtime::Engine,
     component: &Component,
     path: &Path,
-) -> Result<&'static str, PluginError> {
+) -> Result<ContractVersion, PluginError> {
     let ty = component.component_type();
     let exports: Vec<String> = ty
         .exports(engine)
         .map(|(name, _)| name.to_string())
         .collect();
-    let prefix = format!(
-        "{}/{}@",
-        bindings::CONTRACT_PACKAGE,
-        bindings::PLUGIN_INTERFACE
-    );
+    let prefix = format!("{CONTRACT_PACKAGE}/{}@", bindings::PLUGIN_INTERFACE);
     let versions: Vec<&str> = exports
         .iter()
         .filter_map(|name| name.strip_prefix(&prefix))
         .collect();
-    if let Some(version) = bindings::SUPPORTED_VERSIONS
+    if let Some(version) = versions
         .iter()
-        .rev()
-        .find(|supported| versions.contains(supported))
+        .filter_map(|v| ContractVersion::parse(v).ok())
+        .max()
     {
         return Ok(version);
     }
     if let Some(found) = versions.first() {
         return Err(PluginError::UnsupportedContract {
             path: path.to_path_buf(),
-            package: bindings::CONTRACT_PACKAGE.to_string(),
+            package: CONTRACT_PACKAGE.to_string(),
             found: found.to_string(),
-            supported: bindings::SUPPORTED_VERSIONS
-                .iter()
-                .map(|v| format!("{}@{v}", bindings::CONTRACT_PACKAGE))
-                .collect::<Vec<_>>()
-                .join(" and "),
+            supported: contract::supported_list(),
         });
     }
     Err(PluginError::NotAPlugin {
         path: path.to_path_buf(),
-        expected: format!("{prefix}{}", bindings::CONTRACT_VERSION),
+        expected: format!("{prefix}{}", ContractVersion::newest()),
         exports: if exports.is_empty() {
             "nothing".into()
         } else {

@@ -5,14 +5,17 @@
 //! batches, containing faults to the rows that cause them.
 
 mod cache;
+pub mod contract;
 mod engine;
 mod error;
+pub mod input;
 mod instance;
 mod output;
 mod runner;
 mod sandbox;
 
 pub use cache::{CACHE_DIR_ENV, cache_path, default_cache_dir, digest, is_cached};
+pub use contract::{CONTRACT_PACKAGE, ContractVersion, ContractVersionError};
 pub use engine::{DEFAULT_BATCH_TIMEOUT, DEFAULT_MEMORY_LIMIT_BYTES, Limits, PluginEngine};
 pub use error::{Fault, PluginError};
 pub use instance::{Instance, LoadOptions, Plugin};

@@ -81,30 +81,8 @@ impl WasiView for State {
     }
 }
 
-/// The shared types interface has no functions.
+/// The shared types interface has no functions (0.2.0 reuses 0.1.0's).
 impl types::Host for State {}
-
-/// Nor has contract 0.2.0's output interface.
-impl crate::bindings::packed::Host for State {}
-
-/// Contract 0.2.0's `host` interface is 0.1.0's under a new version.
-impl crate::bindings::since_v0_2_0::stagepush::transform::host::Host for State {
-    fn log(
-        &mut self,
-        level: crate::bindings::since_v0_2_0::stagepush::transform::host::Level,
-        message: String,
-    ) {
-        use crate::bindings::since_v0_2_0::stagepush::transform::host::Level as L;
-        let level = match level {
-            L::Trace => host::Level::Trace,
-            L::Debug => host::Level::Debug,
-            L::Info => host::Level::Info,
-            L::Warn => host::Level::Warn,
-            L::Error => host::Level::Error,
-        };
-        host::Host::log(self, level, message)
-    }
-}
 
 impl host::Host for State {
     fn log(&mut self, level: host::Level, message: String) {

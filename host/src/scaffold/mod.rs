@@ -22,6 +22,8 @@ pub mod sample;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::plugin::ContractVersion;
+
 /// The componentize-py release a Python project pins (the one `cargo xtask plugins` uses).
 pub const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
 
@@ -43,22 +45,20 @@ pub enum Language {
 }
 
 impl Language {
-    /// The contract folder a project in this language implements: the one its SDK builds
+    /// The contract a project in this language implements: the one its SDK builds
     /// for. The Python and JS SDKs build for 0.2.0, whose packed output their bindings
     /// convert in one copy; the Rust SDK still builds for 0.1.0 (which this host runs as
     /// well), where its output costs no conversion either.
-    pub fn contract_dir(self) -> &'static str {
+    pub fn contract(self) -> ContractVersion {
         match self {
-            Language::Rust => "since_v0.1.0",
-            Language::Python | Language::Js => "since_v0.2.0",
+            Language::Rust => ContractVersion::V0_1_0,
+            Language::Python | Language::Js => ContractVersion::V0_2_0,
         }
     }
 
-    fn contract_wit(self) -> &'static str {
-        match self {
-            Language::Rust => CONTRACT_WIT_V0_1_0,
-            Language::Python | Language::Js => CONTRACT_WIT_V0_2_0,
-        }
+    /// The folder of [`Language::contract`] under `wit/` (`since_vX.Y.Z`).
+    pub fn contract_dir(self) -> String {
+        self.contract().wit_dir()
     }
 }
 
@@ -163,17 +163,18 @@ pub fn new_plugin(name: &str, lang: Language, dir: &Path) -> Result<Project, Sca
             dir: dir.to_owned(),
         });
     }
+    let contract_dir = lang.contract_dir();
     let vars = Vars {
         name,
         crate_name: &name.replace('-', "_"),
-        contract_dir: lang.contract_dir(),
+        contract_dir: &contract_dir,
     };
     // (path in the project, contents): templates are rendered, SDK files copied as they are.
     let mut files: Vec<(String, String)> = Vec::new();
     let mut add = |path: &str, contents: String| files.push((path.to_owned(), contents));
     add(
-        &format!("wit/{}/transform.wit", lang.contract_dir()),
-        lang.contract_wit().to_owned(),
+        &format!("wit/{contract_dir}/transform.wit"),
+        lang.contract().wit().to_owned(),
     );
     add("expected.ndjson", vars.render(templates::EXPECTED));
     match lang {
@@ -261,10 +262,6 @@ impl Vars<'_> {
             .replace("{{stagepush_version}}", env!("CARGO_PKG_VERSION"))
     }
 }
-
-/// The contracts, as the host's `bindgen!` reads them.
-const CONTRACT_WIT_V0_1_0: &str = include_str!("../../../wit/since_v0.1.0/transform.wit");
-const CONTRACT_WIT_V0_2_0: &str = include_str!("../../../wit/since_v0.2.0/transform.wit");
 
 /// The SDKs, as built into this binary.
 mod sdk {
@@ -442,7 +439,8 @@ mod tests {
             let dir = lang.contract_dir();
             let version = dir.trim_start_matches("since_v");
             assert!(
-                lang.contract_wit()
+                lang.contract()
+                    .wit()
                     .contains(&format!("package stagepush:transform@{version};")),
                 "{lang}: the built-in WIT is not {dir}'s"
             );
