@@ -14,6 +14,7 @@ use std::time::Duration;
 use stagepush::sample::{CustomerFileOptions, write_customer_file};
 
 use crate::util::command::TestCommand;
+use crate::util::read_report as report;
 use crate::util::{
     MockProcess, Output, mock_records, mock_requests, plugin, read_ndjson, temp_dir,
 };
@@ -93,10 +94,6 @@ fn command(dir: &Path, sub: &str, stage: &Path, endpoint: &str) -> TestCommand {
         .arg("--report")
         .arg(dir.join("report.json"));
     cmd
-}
-
-fn report(dir: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap()
 }
 
 /// The external ids the mock stored, each once, and how many records it stored.

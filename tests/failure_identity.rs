@@ -12,6 +12,7 @@ use stagepush::state::files::stage_id;
 
 use crate::stage_servers::{S3Server, customer_file, put_file};
 use crate::util::command::TestCommand;
+use crate::util::read_report as report;
 use crate::util::{MockProcess, files_under, mock_records, plugin, temp_dir};
 
 const TOKEN: &str = "identity-token-2e8b";
@@ -38,11 +39,6 @@ fn run_cmd(dir: &Path, source: &str, mock: &MockProcess) -> TestCommand {
         .arg("--report")
         .arg(dir.join("report.json"));
     cmd
-}
-
-fn report(dir: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(dir.join("report.json")).expect("the run report"))
-        .expect("report JSON")
 }
 
 /// `dir/stage` with [`FILES`] files of [`ROWS`] rows.

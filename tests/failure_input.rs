@@ -13,6 +13,7 @@ use serde_json::Value;
 use stagepush::sample::{CustomerFileOptions, customer, write_customer_file};
 
 use crate::util::command::TestCommand;
+use crate::util::read_report as report;
 use crate::util::{MockProcess, Output, mock_records, plugin, read_ndjson, temp_dir};
 
 const TOKEN: &str = "failure-input-token-3b9e";
@@ -78,11 +79,6 @@ fn run_cmd(dir: &Path, stage: &Path, mock: &MockProcess, endpoint_id: &str) -> T
         .arg("--report")
         .arg(dir.join("report.json"));
     cmd
-}
-
-fn report(dir: &Path) -> Value {
-    let bytes = std::fs::read(dir.join("report.json")).expect("the run writes its report");
-    serde_json::from_slice(&bytes).expect("report JSON")
 }
 
 fn dead_letters(dir: &Path) -> Vec<Value> {

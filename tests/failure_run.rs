@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::util::command::{Background as Running, TestCommand};
+use crate::util::read_report;
 use crate::util::{
     MockProcess, files_under, mock_records, mock_requests, plugin, read_ndjson, temp_dir,
 };
@@ -89,13 +90,6 @@ fn wait_for_arrivals(mock: &MockProcess, running: &Running, n: usize) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn read_report(dir: &Path) -> Value {
-    let path = dir.join("report.json");
-    let bytes =
-        std::fs::read(&path).unwrap_or_else(|e| panic!("no report at {}: {e}", path.display()));
-    serde_json::from_slice(&bytes).unwrap()
 }
 
 /// Every file state document of the local state `dir/state`.

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use stagepush::sample::{CustomerFileOptions, write_customer_file};
 
 use crate::util::command::TestCommand;
+use crate::util::read_report as report;
 use crate::util::{MockProcess, mock_records, mock_requests, plugin, read_ndjson, temp_dir};
 
 const TOKEN: &str = "test-token-7f3a";
@@ -99,10 +100,6 @@ fn received(mock: &MockProcess) -> Vec<String> {
 
 fn dead_letters(dir: &Path) -> Vec<serde_json::Value> {
     read_ndjson(&dir.join("dead/dead-letters.ndjson"))
-}
-
-fn report(dir: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap()
 }
 
 #[test]

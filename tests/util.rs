@@ -392,3 +392,11 @@ pub fn wait_until(deadline: std::time::Duration, what: &str, mut done: impl FnMu
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// The run report `dir/report.json` as JSON (panics naming the path if there is none).
+pub fn read_report(dir: &Path) -> serde_json::Value {
+    let path = dir.join("report.json");
+    let bytes =
+        std::fs::read(&path).unwrap_or_else(|e| panic!("no report at {}: {e}", path.display()));
+    serde_json::from_slice(&bytes).expect("report JSON")
+}
