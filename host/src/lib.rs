@@ -24,6 +24,7 @@ pub mod sink;
 pub mod source;
 pub mod state;
 pub mod storage;
+pub mod sync;
 pub mod tls;
 pub mod transform;
 pub mod trigger;

@@ -4,6 +4,9 @@
 
 use serde::Serialize;
 
+use crate::bad_file::BadFile;
+use crate::sink::RejectedRecord;
+use crate::transform::RowFailure;
 pub use crate::transform::RowStage;
 
 /// One dead-lettered row.
@@ -35,6 +38,79 @@ pub struct DeadLetter {
     /// The input row (the columns that were read), as JSON.
     #[serde(default)]
     pub input: serde_json::Value,
+}
+
+impl DeadLetter {
+    /// A letter of `row` of `file` with nothing but its cause (the optional fields unset).
+    pub fn new(file: &str, row: u64, stage: RowStage, kind: &str, message: &str) -> Self {
+        DeadLetter {
+            file: file.to_string(),
+            key: None,
+            identity: None,
+            row,
+            stage,
+            kind: kind.to_string(),
+            message: message.to_string(),
+            plugin: None,
+            status: None,
+            receipt_id: None,
+            entity_type: None,
+            record: None,
+            input: serde_json::Value::Null,
+        }
+    }
+
+    /// A row the plugin rejected or faulted on, or whose record could not be encoded.
+    pub fn failed_row(
+        file: &str,
+        failure: &RowFailure,
+        plugin: &str,
+        input: serde_json::Value,
+    ) -> Self {
+        DeadLetter {
+            plugin: Some(plugin.to_string()),
+            input,
+            ..DeadLetter::new(
+                file,
+                failure.row,
+                failure.stage,
+                failure.kind,
+                &failure.message,
+            )
+        }
+    }
+
+    /// A row of a file that cannot be read.
+    pub fn unread(file: &str, row: u64, bad: &BadFile) -> Self {
+        DeadLetter::new(file, row, RowStage::Read, bad.kind, &bad.reason)
+    }
+
+    /// Marks the letter as the endpoint's refusal of `record` (status, receipt, entity
+    /// type and the record as sent).
+    pub fn refused(self, record: &RejectedRecord) -> Self {
+        DeadLetter {
+            status: Some(record.status),
+            receipt_id: record.receipt_id.clone(),
+            entity_type: Some(record.entity_type.to_string()),
+            record: serde_json::from_slice(&record.json).ok(),
+            ..self
+        }
+    }
+
+    /// The endpoint's refusal of `record` (`endpoint/http-<status>`).
+    pub fn endpoint_rejection(record: &RejectedRecord, input: serde_json::Value) -> Self {
+        DeadLetter {
+            input,
+            ..DeadLetter::new(
+                &record.origin.file,
+                record.origin.row,
+                RowStage::Endpoint,
+                &format!("http-{}", record.status),
+                &record.message,
+            )
+        }
+        .refused(record)
+    }
 }
 
 #[cfg(test)]

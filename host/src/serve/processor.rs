@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::cancel::Cancel;
 use crate::job::Job;
-use crate::pipeline::{Progress, display_name};
+use crate::pipeline::{FileOutcome, Progress, display_name};
 use crate::source::{StageError, StageFile};
 use crate::state::files::{self, FileState, FileStatus};
 use crate::state::{StateError, Version};
@@ -31,9 +31,6 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// How often an idle processor lists the pending entries anyway (entries written by
 /// another `serve` sharing the state).
 pub const IDLE_RESCAN: Duration = Duration::from_secs(60);
-
-/// Report outcomes of a finished file (for messages; the state decides).
-const FINISHED: &[&str] = &["done", "skipped", "done-elsewhere", "bad-file"];
 
 /// Wakes the processor (new entries) and stops it (shutdown).
 #[derive(Debug, Default)]
@@ -270,7 +267,7 @@ fn round(job: &Job, metrics: &Metrics, cancel: &Cancel) -> Round {
         tracing::error!("run {} stopped: {error}", report.run_id);
         failed = true;
     }
-    let outcomes: BTreeMap<&str, &str> = report
+    let outcomes: BTreeMap<&str, FileOutcome> = report
         .files
         .iter()
         .map(|f| (f.file.as_str(), f.outcome))
@@ -294,10 +291,10 @@ fn round(job: &Job, metrics: &Metrics, cancel: &Cancel) -> Round {
             if !cancelled {
                 tracing::warn!(
                     "{name}: {}; it stays pending",
-                    outcome.map_or("not reached", |o| if FINISHED.contains(&o) {
+                    outcome.map_or("not reached", |o| if o.finished() {
                         "not acknowledged"
                     } else {
-                        o
+                        o.as_str()
                     })
                 );
                 failed = true;

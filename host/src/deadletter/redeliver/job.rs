@@ -4,15 +4,14 @@
 
 use std::collections::BTreeMap;
 
-use crate::bindings::types::ColumnSchema;
 use crate::deadletter::{DeadLetter, DeadLetterWriter};
+use crate::pipeline::transformer::TransformerSlot;
 use crate::pipeline::{PluginReport, Receipt, display_name, now_rfc3339};
-use crate::plugin::{PluginError, Runner};
+use crate::plugin::PluginError;
 use crate::sink::{CluedInSink, SinkError};
 use crate::source::{StageError, StageFile};
 use crate::state::files::{self, FileState};
 use crate::state::{PutMode, StateError};
-use crate::transform::Encoder;
 use crate::wire::time::now_ms;
 
 use super::report::{RedeliveryCounts, RedeliveryFileReport, add};
@@ -35,22 +34,21 @@ pub(super) enum Stopped {
 }
 
 /// The redelivery's working set.
-pub(super) struct Job<'a> {
+pub(super) struct Redelivery<'a> {
     pub(super) options: &'a RedeliverOptions,
     pub(super) sink: &'a CluedInSink,
     pub(super) runtime: &'a tokio::runtime::Runtime,
     pub(super) run_id: String,
     pub(super) stage_url: String,
-    /// The runner of the schema last seen (files of one stage share theirs).
-    pub(super) runner: Option<(Vec<ColumnSchema>, Runner)>,
-    pub(super) encoder: Encoder,
+    /// The plugin instance of the schema last seen (files of one stage share theirs).
+    pub(super) transformer: TransformerSlot,
     /// The local dead-letter log, opened at the first row rejected again.
     pub(super) log: Option<DeadLetterWriter>,
     pub(super) plugin: PluginReport,
     pub(super) receipts: Vec<Receipt>,
 }
 
-impl Job<'_> {
+impl Redelivery<'_> {
     /// Redelivers the letters of one folder and rewrites it. `Some` when a fatal sink error
     /// stopped the redelivery (the folder is left as it was).
     pub(super) fn folder(
@@ -204,11 +202,9 @@ impl Job<'_> {
         Ok(())
     }
 
-    /// Adds the statistics of the current runner to the report and drops it.
-    pub(super) fn finish_runner(&mut self) {
-        if let Some((_, runner)) = self.runner.take() {
-            add_stats(&mut self.plugin, &runner);
-        }
+    /// Adds the statistics of the current plugin instance to the report and drops it.
+    pub(super) fn finish_transformer(&mut self) {
+        self.transformer.finish(&mut self.plugin);
     }
 
     /// Moves the file's counts in its state document: `delivered` and `filtered` rows are
@@ -263,40 +259,4 @@ impl Job<'_> {
         }
         tracing::warn!(file = %file.key, "the file's state kept changing: its counts were left as they are");
     }
-}
-
-/// The runner for `schema`: the current one, or a new one when the schema differs.
-pub(super) fn runner_for<'s>(
-    slot: &'s mut Option<(Vec<ColumnSchema>, Runner)>,
-    report: &mut PluginReport,
-    options: &RedeliverOptions,
-    schema: Vec<ColumnSchema>,
-) -> Result<&'s mut Runner, PluginError> {
-    if slot.as_ref().is_some_and(|(s, _)| *s != schema)
-        && let Some((_, old)) = slot.take()
-    {
-        add_stats(report, &old);
-    }
-    let current = match slot.take() {
-        Some(current) => current,
-        None => {
-            let runner = Runner::start(
-                options.plugin.clone(),
-                schema.clone(),
-                options.plugin_config.clone(),
-            )?;
-            (schema, runner)
-        }
-    };
-    let (_, runner) = slot.insert(current);
-    Ok(runner)
-}
-
-/// Adds a runner's statistics to the report.
-fn add_stats(report: &mut PluginReport, runner: &Runner) {
-    let stats = runner.stats();
-    report.calls += stats.calls;
-    report.faults += stats.faults;
-    report.rebuilds += stats.rebuilds;
-    report.seconds_in_plugin += stats.time_in_plugin.as_secs_f64();
 }

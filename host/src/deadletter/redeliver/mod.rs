@@ -37,10 +37,9 @@ use crate::sink::CluedInSink;
 use crate::source::{Stage, StageError};
 use crate::state::files;
 use crate::state::{StateError, StateStore};
-use crate::transform::Encoder;
 use crate::wire::Shape;
 
-use job::Job;
+use job::Redelivery;
 pub use report::{RedeliveryCounts, RedeliveryFileReport, RedeliveryReport};
 use select::load;
 
@@ -102,25 +101,15 @@ pub fn redeliver(
         .enable_all()
         .build()
         .map_err(RedeliverError::Runtime)?;
-    let info = options.plugin.info();
-    let mut job = Job {
+    let mut job = Redelivery {
         options,
         sink,
         runtime: &runtime,
         run_id: run_id.clone(),
         stage_url: stage_url.clone(),
-        runner: None,
-        encoder: Encoder::new(options.shape),
+        transformer: Default::default(),
         log: None,
-        plugin: PluginReport {
-            name: options.plugin.name().to_string(),
-            version: info.version.clone(),
-            sha256: options.plugin.digest().to_string(),
-            calls: 0,
-            faults: 0,
-            rebuilds: 0,
-            seconds_in_plugin: 0.0,
-        },
+        plugin: PluginReport::new(&options.plugin),
         receipts: Vec::new(),
     };
 
@@ -140,7 +129,7 @@ pub fn redeliver(
         }
         Ok(())
     })();
-    job.finish_runner();
+    job.finish_transformer();
     if let Some(log) = job.log.as_mut() {
         log.flush().map_err(|source| RedeliverError::DeadLetters {
             path: job.options.dead_letter_dir.clone(),

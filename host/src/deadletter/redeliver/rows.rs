@@ -1,5 +1,6 @@
 //! The rows of one file redelivered: read again (adjacent rows together), transformed,
-//! sent, and each row's new fate (delivered, filtered, rejected again) decided.
+//! sent, and each row's new fate (delivered, filtered, rejected again) decided by
+//! [`RowFates`], the rule every entry point shares.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,15 +10,16 @@ use arrow_array::RecordBatch;
 use crate::bindings::types::{ColumnSchema, SourceFile};
 use crate::deadletter::DeadLetter;
 use crate::deadletter::input_json::row_json;
+use crate::pipeline::outcome::{RowFate, RowFates};
+use crate::pipeline::transformer::Transformer;
 use crate::pipeline::{Receipt, display_name};
-use crate::plugin::Runner;
 use crate::sink::{Batch, Batcher, RowRef};
 use crate::source::parquet::ReadOptions;
 use crate::source::{StageError, StageFile, StageSource};
 use crate::state::files;
-use crate::transform::{ArrowInput, Encoder, RowStage};
+use crate::transform::{ArrowInput, RowStage};
 
-use super::job::{Job, Stopped, runner_for};
+use super::job::{Redelivery, Stopped};
 
 /// What redelivering the rows of one file gave.
 #[derive(Default)]
@@ -30,20 +32,43 @@ pub(super) struct FileResult {
     pub(super) receipts: Vec<String>,
 }
 
-/// The state of one row being redelivered.
+/// The rows of a file being redelivered, and their records' fates.
+pub(super) struct Rows {
+    rows: BTreeMap<u64, Row>,
+    fates: RowFates<DeadLetter>,
+}
+
+/// One row being redelivered.
 pub(super) struct Row {
     /// The letter it had.
     pub(super) letter: DeadLetter,
-    /// Its new letter, once rejected again.
-    pub(super) failed: Option<DeadLetter>,
     /// The input row as read now (projected columns).
     pub(super) input: Option<serde_json::Value>,
     /// Whether it was read and transformed.
     pub(super) transformed: bool,
-    pub(super) records: u64,
-    pub(super) stored: u64,
 }
-impl Job<'_> {
+
+impl Rows {
+    /// Rejects `row` with a new letter (unless it is rejected already: a row is one letter).
+    fn reject(
+        &mut self,
+        file: &StageFile,
+        name: &str,
+        row: u64,
+        (stage, kind, message): (RowStage, &str, &str),
+        refined: impl FnOnce(DeadLetter) -> DeadLetter,
+    ) {
+        if self.fates.is_rejected(row) {
+            return;
+        }
+        if let Some(r) = self.rows.get(&row) {
+            let letter = refined(new_letter(file, name, r, stage, kind, message));
+            self.fates.rejected(row, letter);
+        }
+    }
+}
+
+impl Redelivery<'_> {
     /// Redelivers `letters` (rows of the current version of `file`). `Err` on a fatal sink
     /// error; other failures are new dead letters of the rows.
     pub(super) fn file(
@@ -52,37 +77,37 @@ impl Job<'_> {
         letters: Vec<&DeadLetter>,
     ) -> Result<FileResult, Stopped> {
         let name: Arc<str> = display_name(file).into();
-        let mut rows: BTreeMap<u64, Row> = letters
-            .into_iter()
-            .map(|l| {
-                (
-                    l.row,
-                    Row {
-                        letter: l.clone(),
-                        failed: None,
-                        input: None,
-                        transformed: false,
-                        records: 0,
-                        stored: 0,
-                    },
-                )
-            })
-            .collect();
+        let mut rows = Rows {
+            rows: letters
+                .into_iter()
+                .map(|l| {
+                    (
+                        l.row,
+                        Row {
+                            letter: l.clone(),
+                            input: None,
+                            transformed: false,
+                        },
+                    )
+                })
+                .collect(),
+            fates: RowFates::default(),
+        };
         let mut batches = Vec::new();
         if let Err(failure) = self.transform_rows(file, &name, &mut rows, &mut batches) {
             match failure {
                 ReadFailure::Unusable(cause) => {
                     let reason = cause.to_string();
                     // The rows not read are rejected again, as unread.
-                    for row in rows.values_mut().filter(|r| !r.transformed) {
-                        row.failed = Some(new_letter(
-                            file,
-                            &name,
-                            row,
-                            RowStage::Read,
-                            "unreadable-file",
-                            &reason,
-                        ));
+                    let unread: Vec<u64> = rows
+                        .rows
+                        .iter()
+                        .filter(|(_, r)| !r.transformed)
+                        .map(|(&row, _)| row)
+                        .collect();
+                    for row in unread {
+                        let (stage, kind) = (RowStage::Read, "unreadable-file");
+                        rows.reject(file, &name, row, (stage, kind, &reason), |l| l);
                     }
                 }
                 ReadFailure::Fatal(stopped) => return Err(stopped),
@@ -92,17 +117,18 @@ impl Job<'_> {
         for batch in batches {
             self.deliver(file, &name, batch, &mut rows, &mut result)?;
         }
-        for row in rows.into_values() {
-            match row.failed {
-                Some(letter) => result.still.push(letter),
-                None if row.records == 0 => result.filtered += 1,
-                None if row.stored >= row.records => result.delivered += 1,
-                None => {
+        let Rows { rows, fates } = rows;
+        let mut fates: BTreeMap<u64, RowFate<DeadLetter>> = fates.into_fates().collect();
+        for (number, row) in rows {
+            match fates.remove(&number).unwrap_or(RowFate::Filtered) {
+                RowFate::Rejected(letter) => result.still.push(letter),
+                RowFate::Filtered => result.filtered += 1,
+                RowFate::Delivered { .. } => result.delivered += 1,
+                RowFate::NotAcknowledged { records, stored } => {
                     // Cannot happen: every record is delivered or rejected.
                     let message = format!(
-                        "{} of {} records were not acknowledged",
-                        row.records - row.stored,
-                        row.records
+                        "{} of {records} records were not acknowledged",
+                        records - stored
                     );
                     let letter = new_letter(
                         file,
@@ -124,7 +150,7 @@ impl Job<'_> {
         &mut self,
         file: &StageFile,
         name: &Arc<str>,
-        rows: &mut BTreeMap<u64, Row>,
+        rows: &mut Rows,
         batches: &mut Vec<Batch>,
     ) -> Result<(), ReadFailure> {
         let source = self
@@ -136,23 +162,31 @@ impl Job<'_> {
         let total = source.num_rows();
         let batch_rows = self.options.batch_rows.max(1) as u64;
         let sink = self.sink;
-        let runner = runner_for(&mut self.runner, &mut self.plugin, self.options, schema)
+        let options = self.options;
+        let transformer = self
+            .transformer
+            .for_schema(
+                schema,
+                |schema| {
+                    Transformer::start(
+                        options.plugin.clone(),
+                        schema,
+                        options.plugin_config.clone(),
+                        options.shape,
+                    )
+                },
+                &mut self.plugin,
+            )
             .map_err(|e| ReadFailure::Fatal(Stopped::Plugin(e)))?;
-        let (projection, batch_schema) = runner.read_plan();
-        let wanted: Vec<u64> = rows.keys().copied().collect();
-        for row in wanted.iter().filter(|&&r| r >= total) {
-            if let Some(r) = rows.get_mut(row) {
-                let message = format!("row {row} is beyond the end of the file ({total} rows)");
+        let (projection, batch_schema) = transformer.read_plan();
+        let wanted: Vec<u64> = rows.rows.keys().copied().collect();
+        for &row in wanted.iter().filter(|&&r| r >= total) {
+            if let Some(r) = rows.rows.get_mut(&row) {
                 r.transformed = true;
-                r.failed = Some(new_letter(
-                    file,
-                    name,
-                    r,
-                    RowStage::Read,
-                    "no-such-row",
-                    &message,
-                ));
             }
+            let message = format!("row {row} is beyond the end of the file ({total} rows)");
+            let (stage, kind) = (RowStage::Read, "no-such-row");
+            rows.reject(file, name, row, (stage, kind, &message), |l| l);
         }
         let mut reading = Reading {
             file,
@@ -161,8 +195,7 @@ impl Job<'_> {
             source_file: file.source_file(),
             projection,
             batch_schema,
-            runner,
-            encoder: &mut self.encoder,
+            transformer,
             batcher: sink.batcher(),
         };
         let read = reading.runs(runs(&wanted, total, batch_rows), rows, batches);
@@ -184,7 +217,7 @@ impl Job<'_> {
         file: &StageFile,
         name: &Arc<str>,
         batch: Batch,
-        rows: &mut BTreeMap<u64, Row>,
+        rows: &mut Rows,
         result: &mut FileResult,
     ) -> Result<(), Stopped> {
         let outcome = self
@@ -194,8 +227,8 @@ impl Job<'_> {
         let endpoint = outcome.endpoint.url.to_string();
         for request in &outcome.delivered {
             for origin in &request.records {
-                if let Some(r) = rows.get_mut(&origin.row) {
-                    r.stored += 1;
+                if rows.rows.contains_key(&origin.row) {
+                    rows.fates.stored(origin.row, request.receipt_id.as_deref());
                 }
             }
             result.records_delivered += request.records.len() as u64;
@@ -214,26 +247,18 @@ impl Job<'_> {
         }
         for rejected in outcome.rejected {
             tracing::warn!(file = %rejected.origin.file, row = rejected.origin.row, status = rejected.status, "endpoint rejected a record again: {}", rejected.message);
-            let Some(r) = rows.get_mut(&rejected.origin.row) else {
-                continue;
-            };
-            if r.failed.is_some() {
-                // A row with several records is one dead letter.
-                continue;
-            }
-            let mut letter = new_letter(
+            // A row with several records is one dead letter.
+            rows.reject(
                 file,
                 name,
-                r,
-                RowStage::Endpoint,
-                &format!("http-{}", rejected.status),
-                &rejected.message,
+                rejected.origin.row,
+                (
+                    RowStage::Endpoint,
+                    &format!("http-{}", rejected.status),
+                    &rejected.message,
+                ),
+                |letter| letter.refused(&rejected),
             );
-            letter.status = Some(rejected.status);
-            letter.receipt_id = rejected.receipt_id;
-            letter.entity_type = Some(rejected.entity_type.to_string());
-            letter.record = serde_json::from_slice(&rejected.json).ok();
-            r.failed = Some(letter);
         }
         Ok(())
     }
@@ -247,8 +272,7 @@ struct Reading<'r> {
     source_file: SourceFile,
     projection: Option<Vec<usize>>,
     batch_schema: Vec<ColumnSchema>,
-    runner: &'r mut Runner,
-    encoder: &'r mut Encoder,
+    transformer: &'r mut Transformer,
     batcher: Batcher,
 }
 
@@ -258,7 +282,7 @@ impl Reading<'_> {
     fn runs(
         &mut self,
         runs: Vec<Vec<u64>>,
-        rows: &mut BTreeMap<u64, Row>,
+        rows: &mut Rows,
         batches: &mut Vec<Batch>,
     ) -> Result<(), ReadFailure> {
         for run in runs {
@@ -296,7 +320,7 @@ impl Reading<'_> {
         &mut self,
         piece: &RecordBatch,
         first_row: u64,
-        rows: &mut BTreeMap<u64, Row>,
+        rows: &mut Rows,
         batches: &mut Vec<Batch>,
     ) -> Result<(), ReadFailure> {
         let input = ArrowInput {
@@ -307,38 +331,33 @@ impl Reading<'_> {
             projection: None,
         };
         let encoded = self
-            .encoder
-            .transform(self.runner, &input)
+            .transformer
+            .transform(&input)
             .map_err(|e| ReadFailure::Fatal(Stopped::Plugin(e)))?;
-        let plugin = self.runner.plugin().name().to_string();
+        let plugin = self.transformer.plugin().name().to_string();
         for offset in 0..piece.num_rows() {
-            if let Some(r) = rows.get_mut(&(first_row + offset as u64)) {
+            if let Some(r) = rows.rows.get_mut(&(first_row + offset as u64)) {
                 r.transformed = true;
                 r.input = Some(row_json(piece, offset));
             }
         }
         for failure in &encoded.failures {
-            if let Some(r) = rows.get_mut(&failure.row) {
-                let mut letter = new_letter(
-                    self.file,
-                    self.name,
-                    r,
-                    failure.stage,
-                    failure.kind,
-                    &failure.message,
-                );
-                letter.plugin = Some(plugin.clone());
-                r.failed = Some(letter);
-            }
+            rows.reject(
+                self.file,
+                self.name,
+                failure.row,
+                (failure.stage, failure.kind, &failure.message),
+                |letter| DeadLetter {
+                    plugin: Some(plugin.clone()),
+                    ..letter
+                },
+            );
         }
         for record in &encoded.records {
-            let Some(r) = rows.get_mut(&record.row) else {
-                continue;
-            };
-            if r.failed.is_some() {
+            if !rows.rows.contains_key(&record.row) || rows.fates.is_rejected(record.row) {
                 continue;
             }
-            r.records += 1;
+            rows.fates.record(record.row);
             let origin = RowRef {
                 file: self.name.clone(),
                 row: record.row,
@@ -369,19 +388,10 @@ fn new_letter(
         row.letter.input.clone()
     };
     DeadLetter {
-        file: name.to_string(),
         key: Some(file.key.clone()),
         identity: Some(files::identity(file)),
-        row: row.letter.row,
-        stage,
-        kind: kind.to_string(),
-        message: message.to_string(),
-        plugin: None,
-        status: None,
-        receipt_id: None,
-        entity_type: None,
-        record: None,
         input,
+        ..DeadLetter::new(name, row.letter.row, stage, kind, message)
     }
 }
 

@@ -5,7 +5,6 @@
 //! the plugin's input, and the records' JSON is dropped once handed to the shared batcher.
 //! Dead letters parse the body again, only for rejected rows.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -13,7 +12,8 @@ use hyper::StatusCode;
 use serde_json::{Value, json};
 
 use crate::deadletter::{DeadLetter, DeadLetterWriter};
-use crate::plugin::Runner;
+use crate::pipeline::outcome::{RowFate, RowFates};
+use crate::plugin::{PluginError, Runner};
 use crate::state::PutMode;
 use crate::transform::{ArrowInput, EncodedBatch, Encoder, RowStage};
 
@@ -42,18 +42,27 @@ enum RowResult {
     Rejected { stage: RowStage, message: String },
 }
 
+/// Why a request's rows were not transformed: every row is rejected with it.
+#[derive(Debug, thiserror::Error)]
+enum TransformError {
+    /// The rows cannot be turned into columns.
+    #[error("{0}")]
+    Rows(String),
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+}
+
 /// The plugin part of a batch (blocking).
-fn transform(relay: &Relay, batch: &Batch) -> Result<EncodedBatch, String> {
-    let rows = parse_rows(&batch.body)?;
-    let cols = columns(&rows)?;
+fn transform(relay: &Relay, batch: &Batch) -> Result<EncodedBatch, TransformError> {
+    let rows = parse_rows(&batch.body).map_err(TransformError::Rows)?;
+    let cols = columns(&rows).map_err(TransformError::Rows)?;
     let mut runner = match relay.take_runner(&cols.schema) {
         Some(runner) => runner,
         None => Runner::start(
             Arc::clone(&relay.job.plugin),
             cols.schema.clone(),
             relay.job.config.plugin.config.clone().into_iter().collect(),
-        )
-        .map_err(|e| e.to_string())?,
+        )?,
     };
     let file = crate::source::source_file(&batch.route_key);
     let projection = runner.projection().map(<[u32]>::to_vec);
@@ -65,9 +74,7 @@ fn transform(relay: &Relay, batch: &Batch) -> Result<EncodedBatch, String> {
         projection: projection.as_deref(),
     };
     let mut encoder = Encoder::new(relay.job.config.records.shape);
-    let encoded = encoder
-        .transform(&mut runner, &input)
-        .map_err(|e| e.to_string())?;
+    let encoded = encoder.transform(&mut runner, &input)?;
     relay.give_back(cols.schema, runner);
     Ok(encoded)
 }
@@ -100,15 +107,16 @@ pub(super) async fn run_batch(relay: &Arc<Relay>, batch: Batch) -> Answer {
             encoded.json = Vec::new();
             encoded.ids = String::new();
             // Without records (or on an error above) the announcement is dropped: withdrawn.
-            Ok::<_, String>((encoded, ticket))
+            Ok::<_, TransformError>((encoded, ticket))
         })
         .await
     };
     let mut results: Vec<RowResult> = vec![RowResult::Filtered; n];
     match transformed {
         Err(e) => return fatal(relay, &batch, format!("internal error: {e}")),
-        Ok(Err(message)) => {
+        Ok(Err(error)) => {
             // The plugin refused the schema (or could not run): every row is rejected.
+            let message = error.to_string();
             tracing::warn!(
                 "relay {}: the plugin failed the batch: {message}",
                 batch.name
@@ -216,62 +224,56 @@ fn answer_body(numbers: &[Value], results: &[RowResult]) -> Bytes {
     Bytes::from(out)
 }
 
-/// Sets each row's result from its records' fates (in record order).
-///
-/// A row with several records is rejected if one of them is (no route first, then the
-/// endpoint's refusal), else delivered with the `receiptId` of its first record.
+/// Sets each row's result from its records' fates, by the one rule ([`RowFates`]): a row
+/// is rejected if one of its records is (no route first, then the endpoint's refusal),
+/// else delivered with the `receiptId` of its first record. Rows the plugin rejected keep
+/// that result.
 fn apply_fates(encoded: &EncodedBatch, fates: &[Fate], results: &mut [RowResult]) {
-    let mut rows: BTreeMap<u64, RowFates<'_>> = BTreeMap::new();
-    for (record, fate) in encoded.records.iter().zip(fates) {
-        let row = rows.entry(record.row).or_default();
+    let records = || encoded.records.iter().zip(fates);
+    let mut rows = RowFates::<(RowStage, &str)>::default();
+    for (record, _) in records() {
+        rows.record(record.row);
+    }
+    for (record, fate) in records() {
+        if let Fate::Rejected { stage, message } = fate
+            && *stage != RowStage::Endpoint
+        {
+            rows.rejected(record.row, (RowStage::Encode, message));
+        }
+    }
+    for (record, fate) in records() {
         match fate {
             Fate::Rejected {
                 stage: RowStage::Endpoint,
                 message,
-            } => {
-                row.refused.get_or_insert(message);
-            }
-            Fate::Rejected { message, .. } => {
-                row.no_route.get_or_insert(message);
-            }
-            Fate::Delivered { receipt_id } => {
-                row.receipt.get_or_insert(receipt_id);
-            }
+            } => rows.rejected(record.row, (RowStage::Endpoint, message)),
+            Fate::Rejected { .. } => {}
+            Fate::Delivered { receipt_id } => rows.stored(record.row, receipt_id.as_deref()),
         }
     }
-    for (row, fates) in rows {
+    for (row, fate) in rows.into_fates() {
         let Some(result) = results.get_mut(row as usize) else {
             continue;
         };
         if matches!(result, RowResult::Rejected { .. }) {
             continue;
         }
-        *result = match fates {
-            RowFates {
-                no_route: Some(message),
-                ..
-            } => RowResult::Rejected {
-                stage: RowStage::Encode,
+        *result = match fate {
+            RowFate::Delivered { receipt_id } => RowResult::Delivered(receipt_id),
+            RowFate::Filtered => RowResult::Filtered,
+            RowFate::Rejected((stage, message)) => RowResult::Rejected {
+                stage,
                 message: message.to_owned(),
             },
-            RowFates {
-                refused: Some(message),
-                ..
-            } => RowResult::Rejected {
+            RowFate::NotAcknowledged { records, stored } => RowResult::Rejected {
                 stage: RowStage::Endpoint,
-                message: message.to_owned(),
+                message: format!(
+                    "{} of {records} records were not acknowledged",
+                    records - stored
+                ),
             },
-            RowFates { receipt, .. } => RowResult::Delivered(receipt.cloned().flatten()),
         };
     }
-}
-
-/// The first no-route message, endpoint refusal and receipt among one row's records.
-#[derive(Default)]
-struct RowFates<'a> {
-    no_route: Option<&'a str>,
-    refused: Option<&'a str>,
-    receipt: Option<&'a Option<String>>,
 }
 
 /// Dead letters for the rejected rows, then the result in the state (blocking).
