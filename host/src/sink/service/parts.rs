@@ -10,9 +10,7 @@ use super::attempt::Answer;
 use crate::sink::SinkError;
 use crate::sink::batcher::{Batch, RecordMeta};
 use crate::sink::body::{Body, BodyEncoding, RecordSpans};
-use crate::sink::outcome::{
-    BatchOutcome, DeliveredRequest, RejectedRecord, RowWarning, SinkStats, Stage,
-};
+use crate::sink::outcome::{BatchOutcome, DeliveredRequest, RejectedRecord, RowWarning, SinkStats};
 use crate::sink::response::IngestResponse;
 use crate::sink::retries::RetryAction;
 
@@ -73,7 +71,6 @@ impl CluedInSink {
                             status,
                             receipt_id: receipt.clone(),
                             message: message.to_string(),
-                            stage: Stage::Endpoint,
                         });
                     }
                 };

@@ -5,9 +5,7 @@ use std::collections::HashMap;
 use tokio::sync::Semaphore;
 
 use super::*;
-use crate::sink::{
-    ApiToken, CluedInSink, DeliveredRequest, RejectedRecord, SinkConfig, SinkStats, Stage,
-};
+use crate::sink::{ApiToken, CluedInSink, DeliveredRequest, RejectedRecord, SinkConfig, SinkStats};
 
 const ENDPOINT: &str = "http://127.0.0.1:1/upload/api/endpoint/T";
 /// Longer than any test: only the quiet rule, full bodies and free slots cut bodies.
@@ -74,7 +72,6 @@ impl Deliver for Arc<Fake> {
                         status: 400,
                         receipt_id: Some(receipt.clone()),
                         message: "refused".into(),
-                        stage: Stage::Endpoint,
                     });
                 } else {
                     delivered.push(meta.origin.clone());
