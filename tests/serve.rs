@@ -5,7 +5,9 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::stage_servers::{AzureServer, S3Server, customer_file, put_file};
+use crate::stage_servers::{
+    AzureServer, RunningServer, S3Server, StorageServer, customer_file, put_file,
+};
 use crate::util::command::TestCommand;
 use crate::util::serve::ServeProcess as Serve;
 use crate::util::{MockProcess, files_under, fixture, plugin, read_ndjson, temp_dir};
@@ -310,66 +312,6 @@ fn s3_notification_via_sns(keys: &[String]) -> Vec<u8> {
     envelope.to_string().into_bytes()
 }
 
-#[test]
-fn s3_notifications_are_delivered_once() {
-    let s3 = S3Server::start();
-    let dir = temp_dir();
-    let keys = upload(&s3.store(), dir.path(), 2);
-    let mock = MockProcess::start(dir.path(), TOKEN, &[]);
-    let mut cmd = serve_cmd(
-        dir.path(),
-        "s3://stage/unload/",
-        &mock.endpoint("serve"),
-        TOKEN,
-    );
-    let flags = stage_flags(s3.cli(cmd.command()));
-    cmd.args(flags);
-    let serve = Serve::start(cmd, &dir.path().join("serve.log"));
-
-    // The same notification three times (at-least-once delivery): the records once.
-    let body = s3_notification_via_sns(&keys);
-    for _ in 0..3 {
-        let reply = serve.request(
-            "POST",
-            "/events",
-            &[("x-amz-sns-message-type", "Notification")],
-            &body,
-        );
-        assert_eq!(reply.status, 200, "{}\n{}", reply.body, serve.log());
-        let accepted: Value = serde_json::from_str(&reply.body).unwrap();
-        assert_eq!(
-            accepted["accepted"].as_array().unwrap().len(),
-            2,
-            "{accepted}"
-        );
-    }
-    serve.wait_until("every record, and no pending file left", || {
-        mock.received().len() as u64 == 2 * ROWS && pending(dir.path()) == 0
-    });
-    let got = mock.received();
-    assert!(got.values().all(|n| *n == 1), "records sent twice: {got:?}");
-    serve.wait_until("the queue depth to be 0", || {
-        serve.metric("stagepush_queue_depth") == 0.0
-    });
-    assert_eq!(
-        serve.metric("stagepush_rows_total{outcome=\"delivered\"}"),
-        (2 * ROWS) as f64
-    );
-    assert_eq!(
-        serve.metric("stagepush_records_total{outcome=\"delivered\"}"),
-        (2 * ROWS) as f64
-    );
-    assert_eq!(
-        serve.metric("stagepush_events_total{kind=\"created\"}"),
-        6.0
-    );
-    assert!(serve.metric("stagepush_requests_total{status=\"200\"}") >= 1.0);
-    assert!(serve.metric("stagepush_bytes_sent_total") > 0.0);
-    assert!(serve.metric("stagepush_runs_total") >= 1.0);
-    serve.stop();
-    assert_eq!(mock.received().len() as u64, 2 * ROWS);
-}
-
 /// An Event Grid (`cloud_events` false) or CloudEvents BlobCreated event for `key` in the
 /// Azurite container `stage`, with the emulator's blob URL (the account in the path).
 fn azure_event(azure: &AzureServer, key: &str, id: &str, cloud_events: bool) -> Value {
@@ -396,52 +338,114 @@ fn azure_event(azure: &AzureServer, key: &str, id: &str, cloud_events: bool) -> 
     event
 }
 
+/// A notification POSTed to `/events`: its headers, its body, and how many objects it names.
+struct Notification {
+    headers: Vec<(&'static str, &'static str)>,
+    body: Vec<u8>,
+    objects: usize,
+}
+
+/// The notifications `server` sends for `keys`, as its store sends them: one S3
+/// notification wrapped by SNS naming every key; for Azure, the first key in an Event Grid
+/// event and the second in a CloudEvent.
+fn notifications(server: &RunningServer, keys: &[String]) -> Vec<Notification> {
+    match server {
+        RunningServer::S3(_) => vec![Notification {
+            headers: vec![("x-amz-sns-message-type", "Notification")],
+            body: s3_notification_via_sns(keys),
+            objects: keys.len(),
+        }],
+        RunningServer::Azure(azure) => vec![
+            Notification {
+                headers: vec![
+                    ("Content-Type", "application/json"),
+                    ("aeg-event-type", "Notification"),
+                ],
+                body: json!([azure_event(azure, &keys[0], "eg-1", false)])
+                    .to_string()
+                    .into_bytes(),
+                objects: 1,
+            },
+            Notification {
+                headers: vec![(
+                    "Content-Type",
+                    "application/cloudevents+json; charset=utf-8",
+                )],
+                body: azure_event(azure, &keys[1], "ce-1", true)
+                    .to_string()
+                    .into_bytes(),
+                objects: 1,
+            },
+        ],
+    }
+}
+
+#[test]
+fn s3_notifications_are_delivered_once() {
+    notifications_are_delivered_once(StorageServer::S3);
+}
+
 #[test]
 fn event_grid_and_cloudevents_notifications_are_delivered_from_azurite() {
-    let azure = AzureServer::start();
+    notifications_are_delivered_once(StorageServer::Azure);
+}
+
+/// The store's notifications, each sent three times (at-least-once delivery): the records
+/// once.
+fn notifications_are_delivered_once(kind: StorageServer) {
+    let server = kind.start();
     let dir = temp_dir();
-    let keys = upload(&azure.store(), dir.path(), 2);
+    let keys = upload(&server.store(), dir.path(), 2);
     let mock = MockProcess::start(dir.path(), TOKEN, &[]);
     let mut cmd = serve_cmd(
         dir.path(),
-        "az://stage/unload/",
+        &server.url("unload/"),
         &mock.endpoint("serve"),
         TOKEN,
     );
-    let flags = stage_flags(azure.cli(cmd.command()));
+    let flags = stage_flags(server.cli(cmd.command()));
     cmd.args(flags);
     let serve = Serve::start(cmd, &dir.path().join("serve.log"));
 
-    let event_grid = json!([azure_event(&azure, &keys[0], "eg-1", false)]).to_string();
-    let cloud_event = azure_event(&azure, &keys[1], "ce-1", true).to_string();
-    for _ in 0..2 {
-        let reply = serve.request(
-            "POST",
-            "/events",
-            &[
-                ("Content-Type", "application/json"),
-                ("aeg-event-type", "Notification"),
-            ],
-            event_grid.as_bytes(),
-        );
-        assert_eq!(reply.status, 200, "{}\n{}", reply.body, serve.log());
-        let reply = serve.request(
-            "POST",
-            "/events",
-            &[(
-                "Content-Type",
-                "application/cloudevents+json; charset=utf-8",
-            )],
-            cloud_event.as_bytes(),
-        );
-        assert_eq!(reply.status, 200, "{}\n{}", reply.body, serve.log());
+    let notifications = notifications(&server, &keys);
+    const SENT: usize = 3;
+    for _ in 0..SENT {
+        for notification in &notifications {
+            let reply = serve.request("POST", "/events", &notification.headers, &notification.body);
+            assert_eq!(reply.status, 200, "{}\n{}", reply.body, serve.log());
+            let accepted: Value = serde_json::from_str(&reply.body).unwrap();
+            assert_eq!(
+                accepted["accepted"].as_array().unwrap().len(),
+                notification.objects,
+                "{accepted}"
+            );
+        }
     }
     serve.wait_until("every record, and no pending file left", || {
         mock.received().len() as u64 == 2 * ROWS && pending(dir.path()) == 0
     });
     let got = mock.received();
     assert!(got.values().all(|n| *n == 1), "records sent twice: {got:?}");
+    serve.wait_until("the queue depth to be 0", || {
+        serve.metric("stagepush_queue_depth") == 0.0
+    });
+    assert_eq!(
+        serve.metric("stagepush_rows_total{outcome=\"delivered\"}"),
+        (2 * ROWS) as f64
+    );
+    assert_eq!(
+        serve.metric("stagepush_records_total{outcome=\"delivered\"}"),
+        (2 * ROWS) as f64
+    );
+    assert_eq!(
+        serve.metric("stagepush_events_total{kind=\"created\"}"),
+        (SENT * keys.len()) as f64
+    );
+    assert!(serve.metric("stagepush_requests_total{status=\"200\"}") >= 1.0);
+    assert!(serve.metric("stagepush_bytes_sent_total") > 0.0);
+    assert!(serve.metric("stagepush_runs_total") >= 1.0);
     serve.stop();
+    assert_eq!(mock.received().len() as u64, 2 * ROWS);
 }
 
 #[test]

@@ -11,7 +11,7 @@ use crate::util::{MOCK_TOKEN, mock_records, mock_requests, start_mock};
 use stagepush::mock_cluedin::MockAnswer;
 use stagepush::sink::{
     ApiToken, BatchOutcome, BodyFormat, CluedInSink, Compression, RowRef, SinkConfig, SinkError,
-    SinkStats, Stage, WireRecord,
+    SinkStats, WireRecord,
 };
 
 const EP: &str = "6F5B4C2A-0000-0000-0000-00000000000A";
@@ -310,7 +310,6 @@ async fn sink_splits_on_413_until_bodies_fit_and_dead_letters_a_record_too_large
     assert_eq!(delivered.len(), 299);
     let dead = &outcomes.iter().flat_map(|o| &o.rejected).next().unwrap();
     assert_eq!(dead.status, 413);
-    assert_eq!(dead.stage, Stage::Endpoint);
     assert!(
         dead.message.contains("larger than the endpoint accepts"),
         "{}",

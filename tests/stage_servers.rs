@@ -581,3 +581,123 @@ pub fn customer_file(
         .expect("write a customer file");
     path
 }
+
+/// The storage servers a stage test can run against: the tests that hold for every remote
+/// store take one and have one `#[test]` per server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageServer {
+    /// SeaweedFS ([`S3Server`]).
+    S3,
+    /// Azurite ([`AzureServer`]).
+    Azure,
+}
+
+impl StorageServer {
+    /// Starts a fresh server of this kind.
+    pub fn start(self) -> RunningServer {
+        match self {
+            StorageServer::S3 => RunningServer::S3(S3Server::start()),
+            StorageServer::Azure => RunningServer::Azure(AzureServer::start()),
+        }
+    }
+}
+
+/// A running [`StorageServer`], its bucket or container named `stage`.
+pub enum RunningServer {
+    S3(S3Server),
+    Azure(AzureServer),
+}
+
+impl RunningServer {
+    /// An object_store client for the bucket or container (uploads, deletes).
+    pub fn store(&self) -> Arc<dyn ObjectStore> {
+        match self {
+            RunningServer::S3(server) => server.store(),
+            RunningServer::Azure(server) => server.store(),
+        }
+    }
+
+    /// The stage `{scheme}://stage/{prefix}` on this server, as a library configuration.
+    pub fn config(&self, prefix: &str) -> StageConfig {
+        match self {
+            RunningServer::S3(server) => server.config(prefix),
+            RunningServer::Azure(server) => server.config(prefix),
+        }
+    }
+
+    /// Points a `stagepush` command at this server; returns the flags to append.
+    pub fn cli(&self, command: &mut Command) -> Vec<String> {
+        match self {
+            RunningServer::S3(server) => server.cli(command),
+            RunningServer::Azure(server) => server.cli(command),
+        }
+    }
+
+    /// The URL of `prefix` in the bucket or container: `s3://stage/…` or `az://stage/…`.
+    pub fn url(&self, prefix: &str) -> String {
+        match self {
+            RunningServer::S3(_) => format!("s3://{BUCKET}/{prefix}"),
+            RunningServer::Azure(_) => format!("az://{CONTAINER}/{prefix}"),
+        }
+    }
+
+    /// The store as `inspect --json` names it.
+    pub fn store_name(&self) -> &'static str {
+        match self {
+            RunningServer::S3(_) => "s3",
+            RunningServer::Azure(_) => "azure",
+        }
+    }
+
+    /// A credential this server refuses (an S3 secret key, an Azure SAS token) and the
+    /// part of it that must never appear in an error or a log.
+    pub fn wrong_secret(&self) -> (&'static str, &'static str) {
+        match self {
+            RunningServer::S3(_) => ("wrong-secret-c0ffee-42", "wrong-secret-c0ffee-42"),
+            RunningServer::Azure(_) => (
+                "sv=2021-08-06&ss=b&srt=sco&sp=rl&se=2099-01-01T00:00:00Z&sig=NotTheRealSignature0123456789",
+                "NotTheRealSignature",
+            ),
+        }
+    }
+
+    /// The stage `prefix` with `secret` (see [`Self::wrong_secret`]) as its credential.
+    pub fn config_with_secret(&self, prefix: &str, secret: &str) -> StageConfig {
+        let secret = Some(stagepush::source::Secret::new(secret));
+        match self {
+            RunningServer::S3(server) => StageConfig {
+                secret_access_key: secret,
+                ..server.config(prefix)
+            },
+            RunningServer::Azure(server) => StageConfig {
+                sas_token: secret,
+                ..server.config(prefix)
+            },
+        }
+    }
+
+    /// Points a `stagepush` command at this server with `secret` (see
+    /// [`Self::wrong_secret`]) as its credential, in the environment as a user would give
+    /// it; returns the flags to append.
+    pub fn cli_with_secret(&self, command: &mut Command, secret: &str) -> Vec<String> {
+        match self {
+            RunningServer::S3(server) => {
+                let flags = server.cli(command);
+                command.env("AWS_SECRET_ACCESS_KEY", secret);
+                flags
+            }
+            RunningServer::Azure(server) => {
+                command
+                    .env("AZURE_STORAGE_SAS_TOKEN", secret)
+                    .env("AZURE_STORAGE_ACCOUNT_NAME", AZURITE_ACCOUNT)
+                    .env_remove("AZURE_STORAGE_ACCOUNT_KEY")
+                    .env_remove("AZURE_STORAGE_USE_EMULATOR");
+                vec![
+                    "--endpoint".into(),
+                    format!("{}/{AZURITE_ACCOUNT}", server.endpoint),
+                    "--allow-http".into(),
+                ]
+            }
+        }
+    }
+}

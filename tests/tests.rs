@@ -21,6 +21,7 @@ mod serve;
 mod sink;
 mod stage_azure;
 mod stage_local;
+mod stage_remote;
 mod stage_s3;
 mod stage_servers;
 mod state_resume;

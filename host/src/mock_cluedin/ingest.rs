@@ -3,8 +3,6 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::sink::find_unsupported_char;
-
 /// CluedIn's limit of rows per request.
 pub const DEFAULT_MAX_ROWS: usize = 100_000;
 /// CluedIn's limit of columns (after flattening).
@@ -318,6 +316,26 @@ impl RowCheck<'_> {
     }
 }
 
+/// The first character of `text` that CluedIn does not accept in a value or a field name.
+///
+/// The mock's own reading of `docs/reference/cluedin-endpoint.md` ("Limits": control
+/// characters 0x00–0x1F other than tab/LF/CR, lone surrogates, U+FFFE and U+FFFF are not
+/// supported in values), written independently of the product's encoder
+/// (`wire::json::is_unsupported_char`) so that the mock, a test oracle, catches a bug in it.
+/// Lone surrogates cannot reach here: serde_json refuses a `\uD800`-style escape, and the
+/// body is then answered 400 as not JSON.
+fn find_unsupported_char(text: &str) -> Option<char> {
+    const TAB: u32 = 0x09;
+    const LF: u32 = 0x0A;
+    const CR: u32 = 0x0D;
+    text.chars().find(|&c| match u32::from(c) {
+        TAB | LF | CR => false,
+        0x00..=0x1F => true,
+        0xFFFE | 0xFFFF => true,
+        _ => false,
+    })
+}
+
 fn join(prefix: &str, key: &str) -> String {
     if prefix.is_empty() {
         key.to_string()
@@ -372,6 +390,44 @@ mod tests {
         // A lone surrogate makes the body invalid JSON as a whole.
         let (_, errors) = rejected(ingest(br#"[{"a":"ok"},{"a":"\ud800"}]"#, false, LIMITS));
         assert_eq!(errors[0].row_index, -1);
+    }
+
+    #[test]
+    fn the_unsupported_characters_are_cluedins() {
+        assert_eq!(
+            find_unsupported_char("plain text, tab\t lf\n cr\r é ü 中"),
+            None
+        );
+        assert_eq!(find_unsupported_char("a\u{0}b"), Some('\u{0}'));
+        assert_eq!(find_unsupported_char("bell\u{7}"), Some('\u{7}'));
+        assert_eq!(find_unsupported_char("vt\u{B} ff\u{C}"), Some('\u{B}'));
+        assert_eq!(find_unsupported_char("x\u{1F}"), Some('\u{1F}'));
+        assert_eq!(find_unsupported_char("x\u{FFFE}"), Some('\u{FFFE}'));
+        assert_eq!(find_unsupported_char("x\u{FFFF}"), Some('\u{FFFF}'));
+        // DEL, U+FFFD and the other non-characters are accepted.
+        assert_eq!(
+            find_unsupported_char("\u{7F}\u{FFFD}\u{F000}\u{FDD0}"),
+            None
+        );
+    }
+
+    /// The oracle checks the product: the wire encoder refuses exactly what the mock
+    /// refuses (a difference is a bug in one of the two readings of the rule).
+    #[test]
+    fn the_product_encoder_refuses_what_the_mock_refuses() {
+        for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
+            let mut buf = [0u8; 4];
+            let text: &str = c.encode_utf8(&mut buf);
+            let expected = find_unsupported_char(text);
+            assert_eq!(
+                crate::wire::json::is_unsupported_char(c),
+                expected.is_some(),
+                "U+{:04X}",
+                u32::from(c)
+            );
+            let written = crate::wire::json::write_str(&mut Vec::new(), text);
+            assert_eq!(written.err(), expected, "U+{:04X}", u32::from(c));
+        }
     }
 
     #[test]

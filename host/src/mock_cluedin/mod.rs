@@ -51,15 +51,15 @@
 mod ingest;
 mod server;
 mod store;
+mod token;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use crate::sink::ApiToken;
-
 pub use ingest::{DEFAULT_MAX_COLUMNS, DEFAULT_MAX_ROWS};
 pub use server::MockServer;
+pub use token::MockToken;
 
 /// Default listen address (port 0: any free port).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:0";
@@ -92,7 +92,7 @@ pub struct MockArgs {
         env = "STAGEPUSH_MOCK_TOKEN",
         hide_env_values = true
     )]
-    pub token: ApiToken,
+    pub token: MockToken,
     /// Directory for `records.ndjson` and `requests.ndjson` (created if missing; appended to).
     #[arg(long, value_name = "DIR")]
     pub store: Option<PathBuf>,
@@ -152,7 +152,7 @@ impl MockArgs {
     pub fn new(token: impl Into<String>, store: Option<PathBuf>) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            token: ApiToken::new(token),
+            token: MockToken::new(token),
             store,
             max_body_bytes: None,
             max_rows: DEFAULT_MAX_ROWS,
@@ -219,8 +219,34 @@ pub enum MockAnswer {
 /// The prefix of a scripted redirect (`redirect302:/login`).
 const REDIRECT_PREFIX: &str = "redirect";
 
+/// A `--sequence` entry that is not an answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MockAnswerError {
+    /// `redirectNNN:LOCATION` with NNN outside 300-399 (or not a number).
+    #[error("{given:?}: a redirect status is 300-399")]
+    RedirectStatus {
+        /// The entry as given.
+        given: String,
+    },
+    /// `redirect…` without `NNN:LOCATION`.
+    #[error("{given:?} is not a redirect: use redirectNNN:LOCATION, e.g. redirect302:/login")]
+    NotARedirect {
+        /// The entry as given.
+        given: String,
+    },
+    /// Neither a keyword nor a status 100-599.
+    #[error(
+        "{given:?} is not an answer: use ok, drop, html200, empty200, false200, \
+         redirectNNN:LOCATION or an HTTP status (100-599)"
+    )]
+    Unknown {
+        /// The entry as given.
+        given: String,
+    },
+}
+
 impl FromStr for MockAnswer {
-    type Err = String;
+    type Err = MockAnswerError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let trimmed = s.trim();
@@ -235,11 +261,9 @@ impl FromStr for MockAnswer {
                         status,
                         location: location.to_string(),
                     }),
-                    _ => Err(format!("{s:?}: a redirect status is 300-399")),
+                    _ => Err(MockAnswerError::RedirectStatus { given: s.into() }),
                 },
-                _ => Err(format!(
-                    "{s:?} is not a redirect: use redirectNNN:LOCATION, e.g. redirect302:/login"
-                )),
+                _ => Err(MockAnswerError::NotARedirect { given: s.into() }),
             };
         }
         match trimmed.to_ascii_lowercase().as_str() {
@@ -250,27 +274,26 @@ impl FromStr for MockAnswer {
             "false200" => Ok(MockAnswer::SuccessFalse200),
             other => match other.parse::<u16>() {
                 Ok(code) if (100..=599).contains(&code) => Ok(MockAnswer::Status(code)),
-                _ => Err(format!(
-                    "{s:?} is not an answer: use ok, drop, html200, empty200, false200, \
-                     redirectNNN:LOCATION or an HTTP status (100-599)"
-                )),
+                _ => Err(MockAnswerError::Unknown { given: s.into() }),
             },
         }
     }
 }
 
-impl FromStr for ApiToken {
-    type Err = std::convert::Infallible;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(ApiToken::new(s))
-    }
+/// A `--rate-*` value that is not a fraction between 0 and 1.
+#[derive(Debug, thiserror::Error)]
+#[error("{given:?} is not a fraction between 0 and 1")]
+pub struct RateError {
+    /// The value as given.
+    pub given: String,
 }
 
-fn parse_rate(s: &str) -> Result<f64, String> {
+fn parse_rate(s: &str) -> Result<f64, RateError> {
     match s.parse::<f64>() {
         Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
-        _ => Err(format!("{s:?} is not a fraction between 0 and 1")),
+        _ => Err(RateError {
+            given: s.to_owned(),
+        }),
     }
 }
 
@@ -411,6 +434,30 @@ mod tests {
         ] {
             assert!(bad.parse::<MockAnswer>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn refused_values_say_why() {
+        assert_eq!(
+            "700".parse::<MockAnswer>().unwrap_err().to_string(),
+            "\"700\" is not an answer: use ok, drop, html200, empty200, false200, \
+             redirectNNN:LOCATION or an HTTP status (100-599)"
+        );
+        assert_eq!(
+            "redirect200:/x".parse::<MockAnswer>().unwrap_err(),
+            MockAnswerError::RedirectStatus {
+                given: "redirect200:/x".into()
+            }
+        );
+        assert_eq!(
+            "redirect302".parse::<MockAnswer>().unwrap_err().to_string(),
+            "\"redirect302\" is not a redirect: use redirectNNN:LOCATION, e.g. redirect302:/login"
+        );
+        assert_eq!(
+            parse_rate("1.5").unwrap_err().to_string(),
+            "\"1.5\" is not a fraction between 0 and 1"
+        );
+        assert_eq!(parse_rate("0.25").unwrap(), 0.25);
     }
 
     #[test]

@@ -53,7 +53,7 @@ impl MockServer {
             seq: AtomicU64::new(0),
             script: Mutex::new(args.sequence.iter().cloned().collect()),
             rng: Mutex::new(fastrand::Rng::with_seed(args.seed)),
-            expected_auth: format!("Bearer {}", args.token.expose_secret()),
+            expected_auth: args.token.bearer(),
             store,
             args,
         });

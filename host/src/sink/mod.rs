@@ -51,7 +51,7 @@ use std::sync::Arc;
 pub use batcher::{Batch, Batcher, Endpoint, RecordMeta};
 pub use body::{BodyFormat, Compression};
 pub use config::{BatchConfig, RetryConfig, SinkConfig};
-pub use outcome::{BatchOutcome, DeliveredRequest, RejectedRecord, RowWarning, SinkStats, Stage};
+pub use outcome::{BatchOutcome, DeliveredRequest, RejectedRecord, RowWarning, SinkStats};
 pub use response::{IngestResponse, RowMessage, parse_response};
 pub use retries::{RetryAction, RetryPolicy, parse_retry_after};
 pub use service::CluedInSink;
@@ -169,21 +169,8 @@ pub enum SinkError {
     Internal(String),
 }
 
-/// The first character CluedIn does not accept in a value (`docs/reference/cluedin-endpoint.md`): control characters
-/// U+0000–U+001F other than tab, LF and CR, and the non-characters U+FFFE and U+FFFF.
-/// (Lone surrogates cannot occur in a Rust `&str`; an encoder must not produce `\uD800`-style
-/// escapes for them.)
-pub fn find_unsupported_char(s: &str) -> Option<char> {
-    // Fast path: every byte ≥ 0x20 that is not the start of U+FFFE/U+FFFF (0xEF 0xBF 0xBE/0xBF).
-    let bytes = s.as_bytes();
-    if bytes.iter().all(|&b| b >= 0x20 && b != 0xEF) {
-        return None;
-    }
-    s.chars().find(|&c| is_unsupported_char(c))
-}
-
-/// Whether CluedIn rejects `c` in a value (see [`find_unsupported_char`]); the wire
-/// encoder applies the same rule.
+/// Whether CluedIn rejects `c` in a value (`docs/reference/cluedin-endpoint.md`); the wire
+/// encoder applies this rule. (The mock endpoint has its own reading of it, to check this one.)
 pub use crate::wire::json::is_unsupported_char;
 
 #[cfg(test)]
@@ -196,21 +183,5 @@ mod tests {
         assert_eq!(format!("{t:?}"), "ApiToken([redacted])");
         assert_eq!(t.to_string(), "[redacted]");
         assert_eq!(t.expose_secret(), "s3cr3t-token-value");
-    }
-
-    #[test]
-    fn unsupported_chars_are_found() {
-        assert_eq!(
-            find_unsupported_char("plain text, tab\t lf\n cr\r é ü 中"),
-            None
-        );
-        assert_eq!(find_unsupported_char("a\u{0}b"), Some('\u{0}'));
-        assert_eq!(find_unsupported_char("bell\u{7}"), Some('\u{7}'));
-        assert_eq!(find_unsupported_char("x\u{1F}"), Some('\u{1F}'));
-        assert_eq!(find_unsupported_char("x\u{FFFE}"), Some('\u{FFFE}'));
-        assert_eq!(find_unsupported_char("x\u{FFFF}"), Some('\u{FFFF}'));
-        // U+FFFD and other 0xEF-led characters are fine.
-        assert_eq!(find_unsupported_char("x\u{FFFD}\u{F000}"), None);
-        assert_eq!(find_unsupported_char("\u{7F}"), None);
     }
 }

@@ -8,14 +8,6 @@ use serde::Serialize;
 use super::RowRef;
 use super::batcher::Endpoint;
 
-/// The pipeline stage that refused a record (for dead letters and the run report).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Stage {
-    /// The ingestion endpoint refused it.
-    Endpoint,
-}
-
 /// One request that the endpoint stored (2xx).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveredRequest {
@@ -43,7 +35,7 @@ pub struct RowWarning {
     pub message: Option<String>,
 }
 
-/// A record the endpoint refused (dead letter).
+/// A record the endpoint refused (a dead letter of the endpoint step, `RowStage::Endpoint`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RejectedRecord {
     /// The input row.
@@ -58,8 +50,6 @@ pub struct RejectedRecord {
     pub receipt_id: Option<String>,
     /// The server's message (or ours, e.g. for a record too large to send).
     pub message: String,
-    /// Always [`Stage::Endpoint`] here.
-    pub stage: Stage,
 }
 
 /// Counters, per batch and (summed) per sink.

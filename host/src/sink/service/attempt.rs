@@ -1,0 +1,148 @@
+//! One body sent until it gets a final answer: transient failures retried on the same body
+//! per the [`RetryPolicy`](crate::sink::RetryPolicy) (back-off with full jitter,
+//! `Retry-After` honoured), fatal statuses (401, 403, 404, a 3xx) and an exhausted retry
+//! budget stop the sink.
+
+use std::time::Instant;
+
+use tokio::sync::watch;
+
+use super::CluedInSink;
+use super::transport::exchange;
+use crate::sink::SinkError;
+use crate::sink::batcher::Endpoint;
+use crate::sink::body::{Body, BodyEncoding};
+use crate::sink::outcome::SinkStats;
+use crate::sink::redirect::describe_location;
+use crate::sink::request::{self, new_request_id};
+use crate::sink::response::IngestResponse;
+use crate::sink::retries::{FatalStatus, RetryAction, classify};
+
+/// The final answer for one part.
+pub(super) struct Answer {
+    pub(super) action: RetryAction,
+    pub(super) status: u16,
+    pub(super) response: IngestResponse,
+    pub(super) request_id: String,
+}
+
+impl CluedInSink {
+    /// Sends one body until it gets a final answer.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn send(
+        &self,
+        batch_id: u64,
+        endpoint: &Endpoint,
+        encoding: &BodyEncoding,
+        body: Body,
+        stats: &mut SinkStats,
+        rng: &mut fastrand::Rng,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<Answer, SinkError> {
+        let policy = self.inner.policy;
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            if *stop.borrow() {
+                return Err(SinkError::Stopped);
+            }
+            attempt += 1;
+            let request_id = new_request_id();
+            self.count(stats, |s| {
+                s.requests += 1;
+                s.bytes_uncompressed += body.raw_len as u64;
+                s.bytes_sent += body.bytes.len() as u64;
+            });
+            let req = request::build(
+                &self.inner.client,
+                endpoint,
+                &self.inner.auth,
+                encoding,
+                body.bytes.clone(),
+                &request_id,
+            );
+            let (action, status, response, location) = match exchange(req).await {
+                Ok(reply) => {
+                    self.count(stats, |s| *s.status.entry(reply.status).or_default() += 1);
+                    (
+                        classify(reply.status, &reply.response, reply.retry_after, body.rows),
+                        reply.status,
+                        reply.response,
+                        reply.location,
+                    )
+                }
+                Err(failure) => {
+                    self.count(stats, |s| s.transport_errors += 1);
+                    (
+                        RetryAction::Retry {
+                            reason: failure.to_string(),
+                            retry_after: None,
+                        },
+                        0,
+                        IngestResponse::default(),
+                        None,
+                    )
+                }
+            };
+            match action {
+                RetryAction::Retry {
+                    reason,
+                    retry_after,
+                } => {
+                    let elapsed = started.elapsed();
+                    let delay = policy.delay(attempt, retry_after, rng);
+                    if attempt >= policy.max_attempts || elapsed + delay > policy.max_elapsed {
+                        self.stop();
+                        return Err(SinkError::RetriesExhausted {
+                            endpoint: endpoint.url.to_string(),
+                            attempts: attempt,
+                            elapsed_secs: elapsed.as_secs_f64(),
+                            last: reason,
+                        });
+                    }
+                    tracing::warn!(
+                        batch = batch_id,
+                        endpoint = %endpoint.id,
+                        request_id = %request_id,
+                        attempt,
+                        delay_ms = delay.as_millis() as u64,
+                        "transient failure, retrying: {reason}"
+                    );
+                    self.count(stats, |s| s.retries += 1);
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = stop.wait_for(|stopped| *stopped) => return Err(SinkError::Stopped),
+                    }
+                }
+                RetryAction::Fatal(kind) => {
+                    self.stop();
+                    let url = endpoint.url.to_string();
+                    let err = match kind {
+                        FatalStatus::Unauthorized => SinkError::Unauthorized { endpoint: url },
+                        FatalStatus::Forbidden => SinkError::Forbidden { endpoint: url },
+                        FatalStatus::NotFound => SinkError::EndpointNotFound { endpoint: url },
+                        FatalStatus::Redirect(status) => SinkError::Redirect {
+                            location: describe_location(&endpoint.url, location.as_deref()),
+                            endpoint: url,
+                            status,
+                        },
+                    };
+                    tracing::error!(batch = batch_id, request_id = %request_id, "{err}");
+                    return Err(err);
+                }
+                action => {
+                    if action == RetryAction::Successful && !response.is_cluedin_answer() {
+                        self.count(stats, |s| s.responses_not_cluedin_json += 1);
+                        self.warn_not_cluedin(endpoint, status, &response);
+                    }
+                    return Ok(Answer {
+                        action,
+                        status,
+                        response,
+                        request_id,
+                    });
+                }
+            }
+        }
+    }
+}
