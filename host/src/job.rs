@@ -15,13 +15,51 @@ use crate::source::{Stage, StageFile};
 use crate::state::fingerprints::Fingerprints;
 use crate::state::{FINGERPRINTS_FILE, PutMode, StateStore};
 
-/// Why a job cannot be prepared. `Usage` errors are the configuration's fault.
+/// Why a job cannot be prepared. [`JobError::is_usage`] tells the configuration's faults
+/// (exit code 2) from the others. Each variant says its cause's message, as it was said
+/// before the job was prepared (no cause chain added).
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
+    #[error("no endpoint: set --endpoint or [sink] endpoint")]
+    NoEndpoint,
+    #[error("no plugin: set --plugin or [plugin] path")]
+    NoPlugin,
+    /// The sink settings cannot be used.
     #[error("{0}")]
-    Usage(String),
+    Sink(crate::sink::SinkError),
+    /// The stage URL or its settings cannot be used.
     #[error("{0}")]
-    Fatal(String),
+    Stage(crate::source::StageError),
+    /// The state location cannot be opened.
+    #[error("{0}")]
+    State(crate::state::StateError),
+    /// The state cannot bind the stage to its key.
+    #[error("{0}")]
+    StageKey(crate::state::StateError),
+    #[error(
+        "--only-changed keeps its fingerprints in an embedded database and needs a local --state folder (the state {location} is an object store)"
+    )]
+    OnlyChangedNeedsLocalState { location: String },
+    /// The plugin engine or the plugin cannot be loaded.
+    #[error("{0}")]
+    Plugin(crate::plugin::PluginError),
+    #[error("{0}")]
+    Fingerprints(crate::state::fingerprints::FingerprintError),
+}
+
+impl JobError {
+    /// Whether the configuration is at fault (the command line's usage exit code).
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            JobError::NoEndpoint
+                | JobError::NoPlugin
+                | JobError::Sink(_)
+                | JobError::Stage(_)
+                | JobError::State(_)
+                | JobError::OnlyChangedNeedsLocalState { .. }
+        )
+    }
 }
 
 /// See the module docs.
@@ -44,22 +82,15 @@ impl Job {
         token: ApiToken,
         cache_dir: PathBuf,
     ) -> Result<Job, JobError> {
-        let usage = |e: &dyn std::fmt::Display| JobError::Usage(e.to_string());
-        let fatal = |e: &dyn std::fmt::Display| JobError::Fatal(e.to_string());
-        let sink_config = config.sink.clone().ok_or_else(|| {
-            JobError::Usage("no endpoint: set --endpoint or [sink] endpoint".into())
-        })?;
-        CluedInSink::new(&sink_config, token.clone()).map_err(|e| usage(&e))?;
-        let stage = Stage::new(&config.source).map_err(|e| usage(&e))?;
-        let plugin_path =
-            config.plugin.path.clone().ok_or_else(|| {
-                JobError::Usage("no plugin: set --plugin or [plugin] path".into())
-            })?;
+        let sink_config = config.sink.clone().ok_or(JobError::NoEndpoint)?;
+        CluedInSink::new(&sink_config, token.clone()).map_err(JobError::Sink)?;
+        let stage = Stage::new(&config.source).map_err(JobError::Stage)?;
+        let plugin_path = config.plugin.path.clone().ok_or(JobError::NoPlugin)?;
         let engine = PluginEngine::new(Limits {
             memory_bytes: config.plugin.memory_mib.saturating_mul(1024 * 1024),
             call_timeout: Duration::from_millis(config.plugin.timeout_ms),
         })
-        .map_err(|e| fatal(&e))?;
+        .map_err(JobError::Plugin)?;
         let plugin = Plugin::load(
             &engine,
             &plugin_path,
@@ -68,19 +99,18 @@ impl Job {
                 expected_sha256: config.plugin.sha256.clone(),
             },
         )
-        .map_err(|e| fatal(&e))?;
+        .map_err(JobError::Plugin)?;
         let location = config.state.location();
         let state = StateStore::open(&location, &config.state.store_config(&config.source))
-            .map_err(|e| usage(&e))?;
-        let stage = crate::state::stage_key::bind(&state, stage).map_err(|e| fatal(&e))?;
+            .map_err(JobError::State)?;
+        let stage = crate::state::stage_key::bind(&state, stage).map_err(JobError::StageKey)?;
         let fingerprints = if config.state.only_changed {
             let Some(root) = state.local_root() else {
-                return Err(JobError::Usage(format!(
-                    "--only-changed keeps its fingerprints in an embedded database and needs a local --state folder (the state {location} is an object store)"
-                )));
+                return Err(JobError::OnlyChangedNeedsLocalState { location });
             };
             Some(Arc::new(
-                Fingerprints::open(&root.join(FINGERPRINTS_FILE)).map_err(|e| fatal(&e))?,
+                Fingerprints::open(&root.join(FINGERPRINTS_FILE))
+                    .map_err(JobError::Fingerprints)?,
             ))
         } else {
             None

@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::Args;
 use stagepush::cancel::Cancel;
 use stagepush::config::{ConfigError, RunConfig};
-use stagepush::job::{Job, JobError};
+use stagepush::job::Job;
 use stagepush::pipeline::{Progress, RunReport};
 use stagepush::shard::Shard;
 use stagepush::sink::{BodyFormat, SinkConfig};
@@ -219,11 +219,11 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(stagepush::plugin::default_cache_dir);
     let job = match Job::prepare(config.clone(), token, cache_dir) {
         Ok(job) => job,
-        Err(JobError::Usage(e)) => {
+        Err(e) if e.is_usage() => {
             eprintln!("error: {e}");
             return Ok(ExitCode::from(EXIT_USAGE));
         }
-        Err(JobError::Fatal(e)) => anyhow::bail!(e),
+        Err(e) => anyhow::bail!(e.to_string()),
     };
     let shard = match (&args.shard, args.shard_count) {
         (Some(text), _) => Some(Shard::parse(text)),

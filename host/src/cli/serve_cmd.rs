@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Args;
-use stagepush::job::{Job, JobError};
+use stagepush::job::Job;
 use stagepush::serve::{ServeError, ServeOptions};
 use stagepush::source::Secret;
 
@@ -106,8 +106,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(stagepush::plugin::default_cache_dir);
     let job = match Job::prepare(config.clone(), token, cache_dir) {
         Ok(job) => job,
-        Err(JobError::Usage(e)) => return usage(e),
-        Err(JobError::Fatal(e)) => anyhow::bail!(e),
+        Err(e) if e.is_usage() => return usage(e.to_string()),
+        Err(e) => anyhow::bail!(e.to_string()),
     };
     if config.state.retry_rejected
         && let Some(code) = super::retry_cmd::before_run(&config, &job.options(Vec::new(), None))

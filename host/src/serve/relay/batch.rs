@@ -13,9 +13,10 @@ use serde_json::{Value, json};
 
 use crate::deadletter::{DeadLetter, DeadLetterWriter};
 use crate::pipeline::outcome::{RowFate, RowFates};
-use crate::plugin::{PluginError, Runner};
+use crate::pipeline::transformer::Transformer;
+use crate::plugin::PluginError;
 use crate::state::PutMode;
-use crate::transform::{ArrowInput, EncodedBatch, Encoder, RowStage};
+use crate::transform::{ArrowInput, EncodedBatch, RowStage};
 
 use super::coalesce::Fate;
 use super::columns::{Layout, columns, parse_rows};
@@ -56,16 +57,17 @@ enum TransformError {
 fn transform(relay: &Relay, batch: &Batch) -> Result<EncodedBatch, TransformError> {
     let rows = parse_rows(&batch.body).map_err(TransformError::Rows)?;
     let cols = columns(&rows).map_err(TransformError::Rows)?;
-    let mut runner = match relay.take_runner(&cols.schema) {
-        Some(runner) => runner,
-        None => Runner::start(
+    let mut transformer = match relay.take_transformer(&cols.schema) {
+        Some(transformer) => transformer,
+        None => Transformer::start(
             Arc::clone(&relay.job.plugin),
             cols.schema.clone(),
             relay.job.config.plugin.config.clone().into_iter().collect(),
+            relay.job.config.records.shape,
         )?,
     };
     let file = crate::source::source_file(&batch.route_key);
-    let projection = runner.projection().map(<[u32]>::to_vec);
+    let projection = transformer.projection().map(<[u32]>::to_vec);
     let input = ArrowInput {
         file: &file,
         first_row: 0,
@@ -73,9 +75,8 @@ fn transform(relay: &Relay, batch: &Batch) -> Result<EncodedBatch, TransformErro
         schema: &cols.schema,
         projection: projection.as_deref(),
     };
-    let mut encoder = Encoder::new(relay.job.config.records.shape);
-    let encoded = encoder.transform(&mut runner, &input)?;
-    relay.give_back(cols.schema, runner);
+    let encoded = transformer.transform(&input)?;
+    relay.give_back(transformer);
     Ok(encoded)
 }
 

@@ -63,9 +63,10 @@ use tokio::sync::{Semaphore, watch};
 use crate::bindings::types::ColumnSchema;
 use crate::deadletter::DeadLetterWriter;
 use crate::job::Job;
-use crate::plugin::Runner;
+use crate::pipeline::transformer::Transformer;
 use crate::sink::SinkError;
 use crate::source::Secret;
+use crate::sync::lock;
 
 use super::metrics::Metrics;
 use coalesce::{Coalescer, SinkSlot};
@@ -163,7 +164,7 @@ pub(crate) struct Relay {
     /// The shared batcher, made with the first sink.
     coalescer: Mutex<Option<Arc<Coalescer<SinkSlot>>>>,
     /// Idle plugin instances, per input schema.
-    runners: Mutex<Vec<(Vec<ColumnSchema>, Vec<Runner>)>>,
+    transformers: Mutex<Vec<(Vec<ColumnSchema>, Vec<Transformer>)>>,
     cpu: Semaphore,
     /// The byte budget of requests in flight.
     admission: admission::Admission,
@@ -199,7 +200,7 @@ impl Relay {
             auth,
             metrics,
             coalescer: Mutex::new(None),
-            runners: Mutex::new(Vec::new()),
+            transformers: Mutex::new(Vec::new()),
             cpu: Semaphore::new(workers),
             admission,
             batches: Mutex::new(HashMap::new()),
@@ -238,24 +239,26 @@ impl Relay {
         Ok(made)
     }
 
-    fn take_runner(&self, schema: &[ColumnSchema]) -> Option<Runner> {
-        let mut runners = self.runners.lock().unwrap_or_else(|p| p.into_inner());
-        runners
+    fn take_transformer(&self, schema: &[ColumnSchema]) -> Option<Transformer> {
+        lock(&self.transformers)
             .iter_mut()
             .find(|(s, _)| s.as_slice() == schema)
             .and_then(|(_, idle)| idle.pop())
     }
 
-    fn give_back(&self, schema: Vec<ColumnSchema>, runner: Runner) {
-        let mut runners = self.runners.lock().unwrap_or_else(|p| p.into_inner());
-        match runners.iter_mut().find(|(s, _)| *s == schema) {
-            Some((_, idle)) => idle.push(runner),
+    fn give_back(&self, transformer: Transformer) {
+        let mut transformers = lock(&self.transformers);
+        match transformers
+            .iter_mut()
+            .find(|(s, _)| s.as_slice() == transformer.schema())
+        {
+            Some((_, idle)) => idle.push(transformer),
             None => {
                 // Bound the instances kept for schemas seen once.
-                if runners.len() >= MAX_SCHEMAS {
-                    runners.remove(0);
+                if transformers.len() >= MAX_SCHEMAS {
+                    transformers.remove(0);
                 }
-                runners.push((schema, vec![runner]));
+                transformers.push((transformer.schema().to_vec(), vec![transformer]));
             }
         }
     }
