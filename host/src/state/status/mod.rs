@@ -52,19 +52,21 @@
 //! Dead letters are counted once per row: a row dead-lettered by several runs (key,
 //! file version, row) counts with the reason of its newest chunk, as `retry` sees it.
 //!
-//! Damaged: a file state document that [`FileState::parse`] refuses; a run report that is
-//! not JSON with `runId`, `startedAt` and `rows`; a dead-letter chunk that is empty, whose
-//! last line is cut short, or with a line that is not a dead letter naming its key and
-//! file version (the rules of `retry`; the readable lines of such a chunk still count).
-//! Nothing damaged is counted as empty or absent: a listed file whose document is damaged
-//! is `damaged`, not `pending`.
+//! Damaged: a file state document that
+//! [`FileState::parse`](crate::state::files::FileState::parse) refuses; a run report that
+//! is not JSON with `runId`, `startedAt` and `rows`; a dead-letter chunk that is empty,
+//! whose last line is cut short, or with a line that is not a dead letter naming its key
+//! and file version (the rules of `retry`; the readable lines of such a chunk still
+//! count). Nothing damaged is counted as empty or absent: a listed file whose document is
+//! damaged is `damaged`, not `pending`.
 //!
 //! This module owns the options and [`collect`], which gathers the documents of every stage
-//! shown; the parts: `view` (the typed status), `runs` (run summaries: [`RunSummary`]),
-//! `stage` (a stage's files by status), `letters` (dead letters by reason).
+//! shown; the parts: `view` (the typed status), `run_summary` ([`RunSummary`], a run
+//! report as `status` reads it), `stage` (a stage's files by status), `letters` (dead
+//! letters by reason).
 
 mod letters;
-mod runs;
+mod run_summary;
 mod stage;
 mod view;
 
@@ -73,7 +75,7 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-pub use runs::{RunReportProblem, RunRows, RunSummary};
+pub use run_summary::{RunReportProblem, RunRows, RunSummary};
 pub use view::{
     ClaimedFile, Damaged, FileCounts, PendingErrorView, ReasonCounts, StageStatus, Status,
 };
@@ -115,7 +117,7 @@ pub struct StatusOptions {
 /// that cannot be read at all.
 pub fn collect(store: &StateStore, options: &StatusOptions) -> Result<Status, StateError> {
     let mut damaged = Vec::new();
-    let (runs_total, runs) = runs::collect_runs(store, options.runs, &mut damaged)?;
+    let (runs_total, runs) = run_summary::collect_runs(store, options.runs, &mut damaged)?;
 
     // The documents of every stage shown, by stage id.
     let (file_paths, letter_paths) = match &options.stage {

@@ -1,7 +1,7 @@
 //! The typed status `collect` returns (and `--json` serializes): the whole [`Status`],
 //! one stage's [`StageStatus`] with its [`FileCounts`] and [`ClaimedFile`]s, dead letters
 //! by reason ([`ReasonCounts`]), pending errors and [`Damaged`] documents. The run
-//! summaries are in `runs`. Rendering for people is `stagepush status`'s (in `cli/`).
+//! summaries are in `run_summary`. Rendering for people is `stagepush status`'s (in `cli/`).
 
 use std::collections::BTreeMap;
 
