@@ -36,6 +36,10 @@ fn owner() -> String {
 }
 
 fn start(store: &StateStore) -> Arc<Checkpointer> {
+    start_with_lease(store, Duration::from_secs(60))
+}
+
+fn start_with_lease(store: &StateStore, lease: Duration) -> Arc<Checkpointer> {
     Arc::new(Checkpointer::start(
         store.clone(),
         CheckpointConfig {
@@ -43,7 +47,7 @@ fn start(store: &StateStore) -> Arc<Checkpointer> {
             run_id: RUN.into(),
             owner: owner(),
             segment_rows: 10,
-            lease: Duration::from_secs(60),
+            lease,
         },
     ))
 }
@@ -250,12 +254,13 @@ fn a_replaced_file_starts_over() {
 fn interrupt_wakes_every_waiter() {
     const WAITERS: usize = 4;
     let (_dir, store) = store();
-    let ckpt = start(&store);
-    let file = mine(
-        ckpt.claim(&stage_file("data_0_0_0.snappy.parquet"))
-            .unwrap(),
-    )
-    .file;
+    let file = stage_file("data_0_0_0.snappy.parquet");
+    // An earlier run already opened the dispatch window: waiting writes nothing, so the
+    // writer stays idle (its next lease renewal is minutes away) and only `interrupt` can
+    // wake the waiters.
+    put_earlier(&store, &file, |doc| doc.dispatch_limit = DISPATCH_WINDOW);
+    let ckpt = start_with_lease(&store, Duration::from_secs(3_600));
+    let file = mine(ckpt.claim(&file).unwrap()).file;
     let (tx, rx) = mpsc::channel();
     for _ in 0..WAITERS {
         let (ckpt, tx) = (Arc::clone(&ckpt), tx.clone());
@@ -265,6 +270,7 @@ fn interrupt_wakes_every_waiter() {
         });
     }
     until_waiting(&ckpt, WAITERS);
+    assert_eq!(ckpt.writes(), 0, "the writer had nothing to write");
     ckpt.interrupt();
     for _ in 0..WAITERS {
         let result = rx.recv_timeout(DEADLINE).expect("a waiter was not woken");
