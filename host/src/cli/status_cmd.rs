@@ -1,6 +1,7 @@
 //! `stagepush status`: the last runs, the files of every stage by status (done, partial,
 //! claimed, pending), the dead letters by reason, and any damaged state document. The
-//! logic is `stagepush::state::status`; its module docs describe the `--json` output.
+//! logic is `stagepush::state::status` (its module docs describe the `--json` output);
+//! the text is rendered by [`render`].
 //!
 //! Exit status: 0; 1 when a state document is damaged (named in the output) or the state
 //! cannot be read; 2 usage or configuration error.
@@ -17,6 +18,8 @@ use stagepush::state::status::{self, ListedStage, StatusOptions};
 
 use super::{EXIT_FATAL, EXIT_USAGE};
 use stagepush::wire::time::now_ms;
+
+mod render;
 
 #[derive(Args)]
 pub struct StatusArgs {
@@ -94,7 +97,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let text = if args.json {
         serde_json::to_string_pretty(&report)? + "\n"
     } else {
-        status::render_text(&report)
+        render::render_text(&report)
     };
     let mut stdout = std::io::stdout().lock();
     match stdout
