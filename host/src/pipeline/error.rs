@@ -8,7 +8,7 @@ use crate::sink::SinkError;
 use crate::source::StageError;
 use crate::source::parquet::SourceError;
 use crate::state::StateError;
-use crate::state::checkpoint::WaitError;
+use crate::state::checkpoint::{CheckpointError, WaitError};
 use crate::state::fingerprints::FingerprintError;
 
 /// Why a run stopped.
@@ -40,10 +40,10 @@ pub enum PipelineError {
     BadFile { file: String, bad: BadFile },
     /// The checkpointer could not write the delivery state (while the run went on).
     #[error("the delivery state cannot be written: {0}")]
-    StateWrite(String),
+    StateWrite(CheckpointError),
     /// The delivery state could not be written when the run finished.
     #[error("the delivery state could not be written: {0}")]
-    StateFinish(String),
+    StateFinish(CheckpointError),
     /// A wait for an earlier body of the file ended without it.
     #[error("{file}: {source}")]
     Wait { file: String, source: WaitError },
