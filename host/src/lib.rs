@@ -16,6 +16,7 @@ pub mod mock_cluedin;
 pub mod pipeline;
 pub mod plugin;
 pub mod procstat;
+pub mod run_report;
 pub mod sample;
 pub mod scaffold;
 pub mod serve;

@@ -1,194 +1,19 @@
-//! What a run tells: the run report (`--report FILE`, the state's `runs/`), its row counts,
-//! receipts, warnings and per-file outcomes, and the plugin's statistics (also used by
+//! Filling the run report (its schema is [`crate::run_report`], shared with `status`): a
+//! run's totals and its sink's statistics, and the plugin's statistics (also used by
 //! `retry`'s report).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Serialize;
+pub use crate::run_report::{
+    FileOutcome, FileReport, PluginReport, PossibleDuplicates, Receipt, RowCounts, RunReport,
+    Warning,
+};
 
 use crate::plugin::Runner;
 use crate::sink::SinkStats;
 use crate::wire::time::now_rfc3339;
-
-/// Counts of rows by outcome: `read = delivered + filtered + unchanged + dead_lettered`.
-/// `read` counts every row the run accounted for, including the unread rows of a bad file
-/// (from its footer); a file whose footer cannot be read has an unknown number of rows and
-/// gets one dead letter, counted as one row.
-#[derive(Debug, Default, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RowCounts {
-    pub read: u64,
-    pub delivered: u64,
-    pub filtered: u64,
-    /// `--only-changed`: rows whose every record CluedIn already had.
-    pub unchanged: u64,
-    pub dead_lettered: u64,
-    /// Dead-lettered rows by stage (`read`, `plugin`, `encode`, `endpoint`).
-    pub dead_lettered_by_stage: BTreeMap<String, u64>,
-    /// Dead-lettered rows by reason, `stage/kind` (`read/corrupt-file`, `plugin/rejected`,
-    /// `endpoint/http-400`, …), as `stagepush status` counts them.
-    pub dead_lettered_by_reason: BTreeMap<String, u64>,
-}
-
-/// A request the endpoint stored.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Receipt {
-    pub endpoint: String,
-    pub receipt_id: Option<String>,
-    pub request_id: String,
-    pub records: usize,
-}
-
-/// A warning in an endpoint's 2xx answer.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Warning {
-    pub file: Option<String>,
-    pub row: Option<u64>,
-    pub property: Option<String>,
-    pub message_id: Option<String>,
-    pub message: Option<String>,
-}
-
-/// What happened to one file.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FileReport {
-    pub file: String,
-    pub rows: u64,
-    pub outcome: FileOutcome,
-    /// The segment this run started at, when an earlier run had delivered part of it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub resumed_at_segment: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-/// How a file ended in a run (the report's `files[].outcome`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FileOutcome {
-    /// Every row delivered, filtered or dead-lettered, as the state records.
-    Done,
-    /// Done by an earlier run (not read).
-    Skipped,
-    /// Finished by another worker while this run waited for it.
-    DoneElsewhere,
-    /// Unusable: its rows are dead-lettered as unread.
-    BadFile,
-    /// The run stopped before the file was done.
-    NotFinished,
-    /// Another worker took the file over (this run's lease lapsed).
-    LeaseLost,
-}
-
-impl FileOutcome {
-    /// The outcome as the report spells it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FileOutcome::Done => "done",
-            FileOutcome::Skipped => "skipped",
-            FileOutcome::DoneElsewhere => "done-elsewhere",
-            FileOutcome::BadFile => "bad-file",
-            FileOutcome::NotFinished => "not-finished",
-            FileOutcome::LeaseLost => "lease-lost",
-        }
-    }
-
-    /// Whether the run got to the end of the file (the watermarks cover it).
-    pub fn finished(self) -> bool {
-        matches!(
-            self,
-            FileOutcome::Done
-                | FileOutcome::Skipped
-                | FileOutcome::DoneElsewhere
-                | FileOutcome::BadFile
-        )
-    }
-}
-
-/// Records this run sent that may have reached the endpoint twice: those of segments an
-/// earlier run sent but whose acknowledgement it never recorded (in flight at a crash).
-#[derive(Debug, Clone, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PossibleDuplicates {
-    pub segments: u64,
-    pub records: u64,
-}
-
-/// The run report (`--report FILE`).
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RunReport {
-    pub run_id: String,
-    pub started_at: String,
-    pub finished_at: String,
-    pub duration_secs: f64,
-    pub plugin: PluginReport,
-    pub rows: RowCounts,
-    pub records_encoded: u64,
-    pub records_delivered: u64,
-    pub records_rejected: u64,
-    /// `--only-changed`: records not sent because CluedIn already had them.
-    pub records_unchanged: u64,
-    pub possible_duplicates: PossibleDuplicates,
-    /// Files done by earlier runs (not read).
-    pub files_skipped: u64,
-    /// Files this run resumed after an earlier run delivered part of them.
-    pub files_resumed: u64,
-    /// The latest record timestamp per entity type (RFC 3339) among the records CluedIn
-    /// acknowledged (see [`crate::watermark`]): where the next incremental unload can start
-    /// (`… WHERE UPDATED_AT > '<watermark>'`).
-    pub watermarks: BTreeMap<String, String>,
-    /// The run stopped before the end (a fatal error, or interrupted): its watermarks cover
-    /// only what was acknowledged before the stop; rerun before using them.
-    pub watermarks_from_stopped_run: bool,
-    /// The delivery state location.
-    pub state: String,
-    /// Where the state keeps this stage's dead letters (for `retry`).
-    pub state_dead_letters: String,
-    pub requests: u64,
-    pub retries: u64,
-    pub bytes_uncompressed: u64,
-    pub bytes_sent: u64,
-    pub status: BTreeMap<u16, u64>,
-    /// 2xx answers whose body was not CluedIn's JSON (counted delivered; see `sink`).
-    pub responses_not_cluedin_json: u64,
-    pub rows_per_second: f64,
-    /// CPU seconds of the whole process (user + system), when the OS tells.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cpu_seconds: Option<f64>,
-    /// Peak resident memory of the process, bytes, when the OS tells.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub peak_rss_bytes: Option<u64>,
-    pub receipts: Vec<Receipt>,
-    pub warnings: Vec<Warning>,
-    pub files: Vec<FileReport>,
-    pub dead_letters: PathBuf,
-    /// Set when the run stopped before the end.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fatal_error: Option<String>,
-    /// Set when the run was cancelled ([`super::RunOptions::cancel`]): `SIGINT`, `SIGTERM`
-    /// or `shutdown`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub interrupted: Option<String>,
-}
-
-/// The plugin's part of a report: which plugin, and what its calls cost.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PluginReport {
-    pub name: String,
-    pub version: String,
-    pub sha256: String,
-    pub calls: u64,
-    pub faults: u64,
-    pub rebuilds: u64,
-    pub seconds_in_plugin: f64,
-}
 
 impl PluginReport {
     /// A report of no calls yet.
@@ -277,48 +102,5 @@ impl RunReport {
             fatal_error: totals.fatal_error,
             interrupted: None,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn file_outcomes_are_written_as_before() {
-        let names: Vec<String> = [
-            FileOutcome::Done,
-            FileOutcome::Skipped,
-            FileOutcome::DoneElsewhere,
-            FileOutcome::BadFile,
-            FileOutcome::NotFinished,
-            FileOutcome::LeaseLost,
-        ]
-        .iter()
-        .map(|o| {
-            let json = serde_json::to_string(o).unwrap();
-            assert_eq!(json, format!("\"{}\"", o.as_str()));
-            json
-        })
-        .collect();
-        assert_eq!(
-            names,
-            [
-                "\"done\"",
-                "\"skipped\"",
-                "\"done-elsewhere\"",
-                "\"bad-file\"",
-                "\"not-finished\"",
-                "\"lease-lost\""
-            ]
-        );
-    }
-
-    #[test]
-    fn only_the_ends_of_a_file_count_as_finished() {
-        assert!(FileOutcome::Done.finished());
-        assert!(FileOutcome::BadFile.finished());
-        assert!(!FileOutcome::NotFinished.finished());
-        assert!(!FileOutcome::LeaseLost.finished());
     }
 }

@@ -67,7 +67,9 @@ mod tests {
         let stop = Stop::new(None);
         assert!(!stop.stopped());
         stop.fail(PipelineError::WorkerPanicked);
-        stop.fail(PipelineError::SpawnWorker(std::io::Error::other("no threads")));
+        stop.fail(PipelineError::SpawnWorker(std::io::Error::other(
+            "no threads",
+        )));
         assert!(stop.stopped());
         assert_eq!(stop.cause().as_deref(), Some("a worker thread panicked"));
     }

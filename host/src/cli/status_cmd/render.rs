@@ -150,9 +150,9 @@ fn render_reasons(out: &mut String, title: &str, counts: &ReasonCounts) {
 mod tests {
     use std::collections::BTreeMap;
 
+    use stagepush::run_report::RowCounts;
     use stagepush::state::status::{
-        ClaimedFile, Damaged, FileCounts, PendingErrorView, RunRows, RunSummary, StageStatus,
-        Status,
+        ClaimedFile, Damaged, FileCounts, PendingErrorView, RunSummary, StageStatus, Status,
     };
 
     use super::*;
@@ -271,13 +271,14 @@ mod tests {
             started_at: "2025-06-01T12:00:00.123Z".into(),
             finished_at: "2025-06-01T12:00:01.623Z".into(),
             duration_secs: 1.5,
-            rows: RunRows {
+            rows: RowCounts {
                 read: 1000,
                 delivered: 950,
                 filtered: 38,
                 unchanged: 0,
                 dead_lettered: 12,
                 dead_lettered_by_stage: BTreeMap::from([("plugin".into(), 12)]),
+                dead_lettered_by_reason: BTreeMap::from([("plugin/rejected".into(), 12)]),
             },
             records_delivered: 950,
             files_skipped: 0,

@@ -75,7 +75,7 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-pub use run_summary::{RunReportProblem, RunRows, RunSummary};
+pub use run_summary::{RunReportProblem, RunSummary};
 pub use view::{
     ClaimedFile, Damaged, FileCounts, PendingErrorView, ReasonCounts, StageStatus, Status,
 };

@@ -3,76 +3,72 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
 use serde::Serialize;
 
 use super::Damaged;
+use crate::run_report::{RowCounts, RunReport};
 use crate::state::files::RUNS_PREFIX;
 use crate::state::{StateError, StateStore};
 
-/// One run, from its report.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// One run as `status` shows it: what it prints of the run's report (whose schema is
+/// [`RunReport`], declared once), and where the report is.
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunSummary {
     /// The report's path in the state.
-    #[serde(default)]
     pub path: String,
     pub run_id: String,
     /// The stage the run delivered (from the report's dead-letter location).
-    #[serde(default)]
     pub stage_id: Option<String>,
     pub started_at: String,
-    #[serde(default)]
     pub finished_at: String,
-    #[serde(default)]
     pub duration_secs: f64,
-    pub rows: RunRows,
-    #[serde(default)]
+    pub rows: RowCounts,
     pub records_delivered: u64,
-    #[serde(default)]
     pub files_skipped: u64,
-    #[serde(default)]
     pub files_resumed: u64,
-    #[serde(default)]
     pub fatal_error: Option<String>,
     /// The signal (or `shutdown`) that stopped the run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub interrupted: Option<String>,
-    #[serde(default)]
     pub watermarks: BTreeMap<String, String>,
     /// The run stopped before the end: its watermarks cover only what was acknowledged.
-    #[serde(default)]
     pub watermarks_from_stopped_run: bool,
 }
 
 impl RunSummary {
+    /// The summary of `report`, kept at `path`.
+    pub fn of(path: &str, report: RunReport) -> Self {
+        // `<state>/dead-letters/<stage-id>/`
+        let stage_id = report
+            .state_dead_letters
+            .trim_end_matches('/')
+            .rsplit_once('/')
+            .filter(|(rest, id)| rest.ends_with("dead-letters") && !id.is_empty())
+            .map(|(_, id)| id.to_string());
+        RunSummary {
+            path: path.to_string(),
+            run_id: report.run_id,
+            stage_id,
+            started_at: report.started_at,
+            finished_at: report.finished_at,
+            duration_secs: report.duration_secs,
+            rows: report.rows,
+            records_delivered: report.records_delivered,
+            files_skipped: report.files_skipped,
+            files_resumed: report.files_resumed,
+            fatal_error: report.fatal_error,
+            interrupted: report.interrupted,
+            watermarks: report.watermarks,
+            watermarks_from_stopped_run: report.watermarks_from_stopped_run,
+        }
+    }
+
     /// Whether the run stopped before the end (reports written before
     /// `watermarksFromStoppedRun` existed say so by a fatal error).
     pub fn stopped(&self) -> bool {
         self.watermarks_from_stopped_run || self.fatal_error.is_some()
     }
-}
-
-/// Row counts of a run.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RunRows {
-    pub read: u64,
-    pub delivered: u64,
-    pub filtered: u64,
-    #[serde(default)]
-    pub unchanged: u64,
-    pub dead_lettered: u64,
-    #[serde(default)]
-    pub dead_lettered_by_stage: BTreeMap<String, u64>,
-}
-
-/// The fields of a run report read besides [`RunSummary`]'s.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RunExtra {
-    #[serde(default)]
-    state_dead_letters: String,
 }
 
 /// Why a run report cannot be read (its [`Damaged`] reason).
@@ -121,16 +117,6 @@ fn parse_run(path: &str, bytes: &[u8]) -> Result<RunSummary, RunReportProblem> {
     if bytes.is_empty() {
         return Err(RunReportProblem::Empty);
     }
-    let mut run: RunSummary =
-        serde_json::from_slice(bytes).map_err(RunReportProblem::NotAReport)?;
-    let extra: RunExtra = serde_json::from_slice(bytes).map_err(RunReportProblem::NotAReport)?;
-    run.path = path.to_string();
-    // `<state>/dead-letters/<stage-id>/`
-    run.stage_id = extra
-        .state_dead_letters
-        .trim_end_matches('/')
-        .rsplit_once('/')
-        .filter(|(rest, id)| rest.ends_with("dead-letters") && !id.is_empty())
-        .map(|(_, id)| id.to_string());
-    Ok(run)
+    let report: RunReport = serde_json::from_slice(bytes).map_err(RunReportProblem::NotAReport)?;
+    Ok(RunSummary::of(path, report))
 }
