@@ -44,8 +44,8 @@ enum RowResult {
 
 /// The plugin part of a batch (blocking).
 fn transform(relay: &Relay, batch: &Batch) -> Result<EncodedBatch, String> {
-    let rows = parse_rows(&batch.body)?;
-    let cols = columns(&rows)?;
+    let rows = parse_rows(&batch.body).map_err(|e| e.to_string())?;
+    let cols = columns(&rows).map_err(|e| e.to_string())?;
     let mut runner = match relay.take_runner(&cols.schema) {
         Some(runner) => runner,
         None => Runner::start(
