@@ -215,6 +215,11 @@ impl Plugin {
     }
 }
 
+/// A plugin's refusal to start, in its own words (the contract's `init` error).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InitRefusal(pub String);
+
 /// One live instance of a plugin. After any fault it must be discarded: a trapped
 /// component instance cannot be entered again.
 pub struct Instance {
@@ -240,15 +245,17 @@ impl Instance {
         })
     }
 
+    /// Calls `init`: `Ok(Err(_))` is the plugin's refusal of the schema or configuration.
     pub fn init(
         &mut self,
         schema: &[types::ColumnSchema],
         config: &[(String, String)],
-    ) -> Result<Result<types::InitResult, String>, Fault> {
-        self.call(|b, s| match b {
+    ) -> Result<Result<types::InitResult, InitRefusal>, Fault> {
+        let answer = self.call(|b, s| match b {
             Bindings::V0_1(b) => b.stagepush_transform_plugin().call_init(s, schema, config),
             Bindings::V0_2(b) => b.stagepush_transform_plugin().call_init(s, schema, config),
-        })
+        })?;
+        Ok(answer.map_err(InitRefusal))
     }
 
     /// Transforms a batch; a 0.2.0 plugin's packed output is unpacked (a malformed one
@@ -266,7 +273,7 @@ impl Instance {
                 .map(Err),
         })? {
             Ok(output) => Ok(output),
-            Err(packed) => unpack(packed).map_err(|message| Fault::InvalidOutput { message }),
+            Err(packed) => unpack(packed).map_err(Fault::InvalidOutput),
         }
     }
 }
