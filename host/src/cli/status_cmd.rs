@@ -15,7 +15,7 @@ use stagepush::source::{Stage, StageUrl, StoreKind};
 use stagepush::state::StateStore;
 use stagepush::state::status::{self, ListedStage, StatusOptions};
 
-use super::{EXIT_FATAL, EXIT_USAGE};
+use super::exit::Outcome;
 use stagepush::wire::time::now_ms;
 
 #[derive(Args)]
@@ -45,7 +45,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             Ok(config) => config,
             Err(e) => {
                 eprintln!("error: {e}");
-                return Ok(ExitCode::from(EXIT_USAGE));
+                return Ok(ExitCode::from(Outcome::Usage));
             }
         },
         None => RunConfig::default(),
@@ -65,13 +65,13 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             "error: no delivery state at {} (set --state or STAGEPUSH_STATE to where `run` keeps it)",
             folder.display()
         );
-        return Ok(ExitCode::from(EXIT_USAGE));
+        return Ok(ExitCode::from(Outcome::Usage));
     }
     let store = match StateStore::open(&location, &config.state.store_config(&config.source)) {
         Ok(store) => store,
         Err(e) => {
             eprintln!("error: {e}");
-            return Ok(ExitCode::from(EXIT_USAGE));
+            return Ok(ExitCode::from(Outcome::Usage));
         }
     };
     let stage = match &config.source.url {
@@ -106,7 +106,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         result => result?,
     }
     if report.is_healthy() {
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Outcome::Done.into());
     }
     for damaged in &report.damaged {
         eprintln!(
@@ -114,7 +114,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             damaged.path, damaged.reason
         );
     }
-    Ok(ExitCode::from(EXIT_FATAL))
+    Ok(ExitCode::from(Outcome::Failed))
 }
 
 /// The folder of a local state location (a path or `file://` URL).

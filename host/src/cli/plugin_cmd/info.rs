@@ -7,6 +7,7 @@ use stagepush::plugin::PluginEngine;
 
 use super::{InfoArgs, cache_dir, engine, load_with};
 use crate::cli::PluginOptions;
+use crate::cli::exit::Outcome;
 
 pub(super) fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
     let engine = engine(&args.plugin_options)?;
@@ -57,7 +58,7 @@ pub(super) fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
             println!("  {import}");
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::Done.into())
 }
 
 /// The names of what the component imports (WASI and host interfaces), sorted. Read from

@@ -23,6 +23,7 @@ use stagepush::plugin::{Limits, LoadOptions, Plugin, PluginEngine, default_cache
 use stagepush::wire::Shape;
 
 use super::PluginOptions;
+use super::exit::Outcome;
 use super::inspect_cmd::{SelectArgs, StageArgs};
 
 #[derive(Subcommand)]
@@ -159,7 +160,7 @@ fn new(args: NewArgs) -> anyhow::Result<ExitCode> {
         project.dir.display(),
         project.component.display()
     )?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::Done.into())
 }
 
 /// A plugin engine with the command-line limits.

@@ -12,6 +12,7 @@ use stagepush::transform::{ArrowInput, Encoder};
 use super::expect::{compare_records, read_expected};
 use super::inputs::{TestInput, collect_test_inputs};
 use super::{TestArgs, load_plugin};
+use crate::cli::exit::Outcome;
 
 pub(super) fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.batch_rows > 0, "--batch-rows must be at least 1");
@@ -138,13 +139,15 @@ pub(super) fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
         (Some(path), Some(expected)) => {
             let report = compare_records(&expected, &produced, &path.display().to_string());
             eprint!("{}", report.text);
+            // Records that differ from the expected ones: the test failed.
             Ok(if report.matched {
-                ExitCode::SUCCESS
+                Outcome::Done
             } else {
-                ExitCode::from(1)
-            })
+                Outcome::Failed
+            }
+            .into())
         }
-        _ => Ok(ExitCode::SUCCESS),
+        _ => Ok(Outcome::Done.into()),
     }
 }
 
