@@ -3,11 +3,15 @@
 //! Its bindings are in `crate::bindings::since_v0_2_0` (0.1.0's input types reused); this
 //! file owns what the host does for this version alone: its imports (`host.log` under
 //! 0.2.0's name, the function-less `output` interface) and the output adapter, [`unpack`],
-//! which turns a packed output into the host's output type (0.1.0's).
+//! which turns a packed output into the host's output type (0.1.0's), and its linking.
 
+use wasmtime::component::{Component, HasSelf, Linker};
+
+use super::LinkError;
 use crate::bindings::host;
 use crate::bindings::packed;
 use crate::bindings::since_v0_2_0::stagepush::transform::host as v0_2_host;
+use crate::bindings::since_v0_2_0::{Transformer, TransformerPre};
 use crate::bindings::types::{Cell, Entities, Output, Span, TimeUnit, Timestamp};
 use crate::plugin::output::OutputError;
 use crate::plugin::sandbox::State;
@@ -28,6 +32,19 @@ impl v0_2_host::Host for State {
         };
         host::Host::log(self, level, message)
     }
+}
+
+/// Adds 0.2.0's imports to `linker` and links `component` against them.
+pub(super) fn link(
+    linker: &mut Linker<State>,
+    component: &Component,
+) -> Result<TransformerPre<State>, LinkError> {
+    Transformer::add_to_linker::<State, HasSelf<State>>(linker, |state| state)
+        .map_err(LinkError::Engine)?;
+    let instance_pre = linker
+        .instantiate_pre(component)
+        .map_err(LinkError::Imports)?;
+    TransformerPre::new(instance_pre).map_err(LinkError::Imports)
 }
 
 /// Cell kinds of contract 0.2.0 (`output.cells`).
