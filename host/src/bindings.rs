@@ -8,8 +8,9 @@
 //!
 //! The host works with one set of types, [`types`] (0.1.0's): 0.2.0 changed only the
 //! output, so its bindings reuse 0.1.0's input types as they are, and
-//! `plugin::output::unpack` turns a 0.2.0 packed output into the 0.1.0 [`types::Output`]
-//! the encoder reads.
+//! `plugin::contract::since_v0_2_0::unpack` turns a 0.2.0 packed output into the 0.1.0
+//! [`types::Output`] the encoder reads. What the host does per version (imports, linking,
+//! output adapters) is in `plugin::contract::since_v*`.
 
 /// Bindings for `stagepush:transform@0.1.0`: entities as lists of records and variants.
 pub mod since_v0_1_0 {

@@ -60,11 +60,19 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("config file {path}: {message}")]
-    Parse { path: PathBuf, message: String },
+    #[error("config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: ConfigSyntaxError,
+    },
     #[error("{0}")]
     Invalid(String),
 }
+
+/// Config text that is not a run configuration; shown as one line naming the offending key.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", one_line(.0))]
+pub struct ConfigSyntaxError(toml::de::Error);
 
 /// The whole run configuration.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -284,15 +292,15 @@ impl RunConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::parse(&text).map_err(|message| ConfigError::Parse {
+        Self::parse(&text).map_err(|source| ConfigError::Parse {
             path: path.to_path_buf(),
-            message,
+            source,
         })
     }
 
     /// Parses config text; the error is one line naming the offending key.
-    pub fn parse(text: &str) -> Result<RunConfig, String> {
-        toml::from_str(text).map_err(|e| one_line(&e))
+    pub fn parse(text: &str) -> Result<RunConfig, ConfigSyntaxError> {
+        toml::from_str(text).map_err(ConfigSyntaxError)
     }
 
     /// Checks what a run needs, after flags were applied.
@@ -341,13 +349,13 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_named() {
-        let err = RunConfig::parse("[plugin]\npath = \"p.wasm\"\nmemroy_mib = 3\n").unwrap_err();
+        let parse = |text: &str| RunConfig::parse(text).unwrap_err().to_string();
+        let err = parse("[plugin]\npath = \"p.wasm\"\nmemroy_mib = 3\n");
         assert!(err.contains("unknown field `memroy_mib`"), "{err}");
         assert!(!err.contains('\n'));
-        let err = RunConfig::parse("[sinc]\n").unwrap_err();
+        let err = parse("[sinc]\n");
         assert!(err.contains("unknown field `sinc`"), "{err}");
-        let err = RunConfig::parse("[sink]\nendpoint = \"http://x/\"\nbatch = { max_rowz = 3 }\n")
-            .unwrap_err();
+        let err = parse("[sink]\nendpoint = \"http://x/\"\nbatch = { max_rowz = 3 }\n");
         assert!(err.contains("unknown field `max_rowz`"), "{err}");
     }
 

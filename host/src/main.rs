@@ -17,7 +17,7 @@ fn main() -> ExitCode {
         Err(error) => {
             // Each cause once (`{error:#}` repeats causes that messages already include).
             eprintln!("error: {}", stagepush::errors::one_line(error.as_ref()));
-            ExitCode::from(cli::EXIT_FATAL)
+            cli::exit::Outcome::Failed.into()
         }
     }
 }

@@ -10,6 +10,27 @@ use sha2::{Digest, Sha256};
 /// Environment variable a Kubernetes Indexed Job sets to the pod's index.
 pub const JOB_COMPLETION_INDEX: &str = "JOB_COMPLETION_INDEX";
 
+/// Why a shard was refused (a usage error).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShardError {
+    #[error("expected I/N (e.g. 0/4), got `{0}`")]
+    NotIOverN(String),
+    #[error("shard index `{0}` is not a number")]
+    IndexNotANumber(String),
+    #[error("shard count `{0}` is not a number")]
+    CountNotANumber(String),
+    #[error("the shard count must be at least 1")]
+    NoShards,
+    #[error("shard index {index} is not below the shard count {count} (indices are 0-based)")]
+    IndexTooHigh { index: u64, count: u64 },
+    #[error(
+        "--shard-count needs the pod index in {JOB_COMPLETION_INDEX} (set by a Kubernetes Indexed Job); use --shard I/N elsewhere"
+    )]
+    NoJobIndex,
+    #[error("{JOB_COMPLETION_INDEX}=`{0}` is not a number")]
+    JobIndexNotANumber(String),
+}
+
 /// One shard of N.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
@@ -19,42 +40,38 @@ pub struct Shard {
 
 impl Shard {
     /// Parses `I/N` (0 ≤ I < N).
-    pub fn parse(text: &str) -> Result<Shard, String> {
+    pub fn parse(text: &str) -> Result<Shard, ShardError> {
         let (i, n) = text
             .split_once('/')
-            .ok_or_else(|| format!("expected I/N (e.g. 0/4), got `{text}`"))?;
+            .ok_or_else(|| ShardError::NotIOverN(text.to_owned()))?;
         let index = i
             .trim()
             .parse()
-            .map_err(|_| format!("shard index `{i}` is not a number"))?;
+            .map_err(|_| ShardError::IndexNotANumber(i.to_owned()))?;
         let count = n
             .trim()
             .parse()
-            .map_err(|_| format!("shard count `{n}` is not a number"))?;
+            .map_err(|_| ShardError::CountNotANumber(n.to_owned()))?;
         Shard::new(index, count)
     }
 
-    pub fn new(index: u64, count: u64) -> Result<Shard, String> {
+    pub fn new(index: u64, count: u64) -> Result<Shard, ShardError> {
         if count == 0 {
-            return Err("the shard count must be at least 1".into());
+            return Err(ShardError::NoShards);
         }
         if index >= count {
-            return Err(format!(
-                "shard index {index} is not below the shard count {count} (indices are 0-based)"
-            ));
+            return Err(ShardError::IndexTooHigh { index, count });
         }
         Ok(Shard { index, count })
     }
 
     /// The shard of a Kubernetes Indexed Job pod: its index from `JOB_COMPLETION_INDEX`.
-    pub fn from_job_index(count: u64, env: Option<String>) -> Result<Shard, String> {
-        let value = env.ok_or_else(|| {
-            format!("--shard-count needs the pod index in {JOB_COMPLETION_INDEX} (set by a Kubernetes Indexed Job); use --shard I/N elsewhere")
-        })?;
+    pub fn from_job_index(count: u64, env: Option<String>) -> Result<Shard, ShardError> {
+        let value = env.ok_or(ShardError::NoJobIndex)?;
         let index = value
             .trim()
             .parse()
-            .map_err(|_| format!("{JOB_COMPLETION_INDEX}=`{value}` is not a number"))?;
+            .map_err(|_| ShardError::JobIndexNotANumber(value.clone()))?;
         Shard::new(index, count)
     }
 
@@ -95,13 +112,14 @@ mod tests {
     #[test]
     fn bad_shards_are_refused_with_a_reason() {
         assert_eq!(Shard::parse("1/4"), Ok(Shard { index: 1, count: 4 }));
-        assert!(Shard::parse("4/4").unwrap_err().contains("not below"));
-        assert!(Shard::parse("0/0").unwrap_err().contains("at least 1"));
-        assert!(Shard::parse("x").unwrap_err().contains("I/N"));
-        assert!(
-            Shard::from_job_index(3, None)
-                .unwrap_err()
-                .contains("JOB_COMPLETION_INDEX")
+        let refused = |shard: Result<Shard, ShardError>| shard.unwrap_err().to_string();
+        assert!(refused(Shard::parse("4/4")).contains("not below"));
+        assert!(refused(Shard::parse("0/0")).contains("at least 1"));
+        assert!(refused(Shard::parse("x")).contains("I/N"));
+        assert!(refused(Shard::from_job_index(3, None)).contains("JOB_COMPLETION_INDEX"));
+        assert_eq!(
+            refused(Shard::from_job_index(3, Some("x".into()))),
+            "JOB_COMPLETION_INDEX=`x` is not a number"
         );
         assert_eq!(
             Shard::from_job_index(3, Some("2".into())),

@@ -136,7 +136,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
     }
     if files.is_empty() {
         eprintln!("error: no data files in {}", stage.url());
-        return Ok(ExitCode::from(super::EXIT_FATAL));
+        return Ok(super::exit::Outcome::Failed.into());
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(super::exit::Outcome::Done.into())
 }

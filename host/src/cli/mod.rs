@@ -1,5 +1,6 @@
 //! Command-line arguments and dispatch.
 
+pub mod exit;
 mod inspect_cmd;
 pub mod logging;
 mod plugin_cmd;
@@ -15,16 +16,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// Exit status when the run stopped (fatal error).
-pub const EXIT_FATAL: u8 = 1;
-/// Exit status for usage and configuration errors.
-pub const EXIT_USAGE: u8 = 2;
-/// Exit status when the run finished but some rows were dead-lettered.
-pub const EXIT_DEAD_LETTERS: u8 = 3;
-/// Exit status when SIGINT stopped the run (128 + 2).
-pub const EXIT_SIGINT: u8 = 130;
-/// Exit status when SIGTERM stopped the run (128 + 15).
-pub const EXIT_SIGTERM: u8 = 143;
+use self::exit::Outcome;
 
 #[derive(Parser)]
 #[command(
@@ -107,7 +99,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::MockCluedin(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(stagepush::mock_cluedin::serve(args))?;
-            Ok(ExitCode::SUCCESS)
+            Ok(Outcome::Done.into())
         }
     }
 }

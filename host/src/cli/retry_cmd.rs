@@ -16,7 +16,7 @@ use stagepush::sink::CluedInSink;
 use stagepush::source::Stage;
 use stagepush::state::StateStore;
 
-use super::{EXIT_DEAD_LETTERS, EXIT_FATAL, EXIT_USAGE};
+use super::exit::Outcome;
 
 #[derive(Args)]
 pub struct RetryArgs {
@@ -35,7 +35,7 @@ pub fn run(args: RetryArgs) -> anyhow::Result<ExitCode> {
         Ok(resolved) => resolved,
         Err(e) => {
             eprintln!("error: {e}");
-            return Ok(ExitCode::from(EXIT_USAGE));
+            return Ok(ExitCode::from(Outcome::Usage));
         }
     };
     let sink_config = config.sink.clone().context("no sink")?;
@@ -43,7 +43,7 @@ pub fn run(args: RetryArgs) -> anyhow::Result<ExitCode> {
         Ok(sink) => sink,
         Err(e) => {
             eprintln!("error: {e}");
-            return Ok(ExitCode::from(EXIT_USAGE));
+            return Ok(ExitCode::from(Outcome::Usage));
         }
     };
     let stage = Stage::new(&config.source)?;
@@ -55,14 +55,14 @@ pub fn run(args: RetryArgs) -> anyhow::Result<ExitCode> {
         Ok(state) => state,
         Err(e) => {
             eprintln!("error: {e}");
-            return Ok(ExitCode::from(EXIT_USAGE));
+            return Ok(ExitCode::from(Outcome::Usage));
         }
     };
     let stage = match stagepush::state::stage_key::bind(&state, stage) {
         Ok(stage) => stage,
         Err(e) => {
             eprintln!("error: {e}");
-            return Ok(ExitCode::from(EXIT_FATAL));
+            return Ok(ExitCode::from(Outcome::Failed));
         }
     };
     let options = RedeliverOptions {
@@ -78,7 +78,7 @@ pub fn run(args: RetryArgs) -> anyhow::Result<ExitCode> {
         Ok(report) => report,
         Err(e) => {
             eprintln!("error: {e}");
-            return Ok(ExitCode::from(EXIT_FATAL));
+            return Ok(ExitCode::from(Outcome::Failed));
         }
     };
     if let Some(path) = &config.output.report {
@@ -107,7 +107,7 @@ pub(super) fn before_run(config: &RunConfig, run: &RunOptions) -> Option<ExitCod
         Ok(sink) => sink,
         Err(e) => {
             eprintln!("error: {e}");
-            return Some(ExitCode::from(EXIT_USAGE));
+            return Some(ExitCode::from(Outcome::Usage));
         }
     };
     let options = RedeliverOptions {
@@ -125,11 +125,11 @@ pub(super) fn before_run(config: &RunConfig, run: &RunOptions) -> Option<ExitCod
             report
                 .fatal_error
                 .is_some()
-                .then(|| ExitCode::from(EXIT_FATAL))
+                .then(|| ExitCode::from(Outcome::Failed))
         }
         Err(e) => {
             eprintln!("error: retrying the dead letters: {e}; the run did not start");
-            Some(ExitCode::from(EXIT_FATAL))
+            Some(ExitCode::from(Outcome::Failed))
         }
     }
 }
@@ -151,11 +151,7 @@ fn load_plugin(config: &RunConfig, cache_dir: Option<PathBuf>) -> anyhow::Result
 }
 
 fn exit_code(report: &RedeliveryReport) -> ExitCode {
-    match (&report.fatal_error, report.remaining) {
-        (Some(_), _) => ExitCode::from(EXIT_FATAL),
-        (None, 0) => ExitCode::SUCCESS,
-        (None, _) => ExitCode::from(EXIT_DEAD_LETTERS),
-    }
+    Outcome::of_run(report.fatal_error.is_some(), report.remaining > 0).into()
 }
 
 fn print_summary(r: &RedeliveryReport) {

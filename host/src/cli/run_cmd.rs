@@ -18,7 +18,8 @@ use stagepush::source::StageFile;
 use stagepush::trigger::UnusableKey;
 use stagepush::wire::Shape;
 
-use super::{EXIT_DEAD_LETTERS, EXIT_USAGE, parse_key_value};
+use super::exit::{Outcome, Signal};
+use super::parse_key_value;
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -210,7 +211,7 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
         Ok(resolved) => resolved,
         Err(e) => {
             eprintln!("error: {e}");
-            return Ok(ExitCode::from(EXIT_USAGE));
+            return Ok(ExitCode::from(Outcome::Usage));
         }
     };
     let cache_dir = args
@@ -221,7 +222,7 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
         Ok(job) => job,
         Err(e) if e.is_usage() => {
             eprintln!("error: {e}");
-            return Ok(ExitCode::from(EXIT_USAGE));
+            return Ok(ExitCode::from(Outcome::Usage));
         }
         Err(e) => anyhow::bail!(e.to_string()),
     };
@@ -237,7 +238,7 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
         Ok(shard) => shard,
         Err(e) => {
             eprintln!("error: {e}");
-            return Ok(ExitCode::from(EXIT_USAGE));
+            return Ok(ExitCode::from(Outcome::Usage));
         }
     };
     // Objects the event named whose key cannot be read (recorded as pending errors).
@@ -263,7 +264,7 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
             }
             Err(e) => {
                 eprintln!("error: {e}");
-                return Ok(ExitCode::from(EXIT_USAGE));
+                return Ok(ExitCode::from(Outcome::Usage));
             }
         },
         None => job.stage.select(&args.select.selection()?)?,
@@ -310,13 +311,13 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
         eprintln!(
             "error: the run was interrupted by {signal}: what CluedIn acknowledged is recorded; the next run delivers the rest"
         );
-        return Ok(ExitCode::from(super::signals::exit_code(signal)));
+        return Ok(Outcome::Interrupted(Signal::named(signal)).into());
     }
-    Ok(match (&report.fatal_error, report.rows.dead_lettered) {
-        (Some(_), _) => ExitCode::from(super::EXIT_FATAL),
-        (None, 0) if refused_keys == 0 => ExitCode::SUCCESS,
-        (None, _) => ExitCode::from(EXIT_DEAD_LETTERS),
-    })
+    Ok(Outcome::of_run(
+        report.fatal_error.is_some(),
+        report.rows.dead_lettered > 0 || refused_keys > 0,
+    )
+    .into())
 }
 
 /// The files a notification payload (a file or `-` for stdin) names, and the objects it

@@ -56,5 +56,5 @@ pub fn run(args: SampleArgs) -> anyhow::Result<ExitCode> {
         next_id += rows;
         remaining -= rows;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(super::exit::Outcome::Done.into())
 }

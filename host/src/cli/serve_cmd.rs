@@ -10,7 +10,7 @@ use stagepush::job::Job;
 use stagepush::serve::{ServeError, ServeOptions};
 use stagepush::source::Secret;
 
-use super::{EXIT_FATAL, EXIT_USAGE};
+use super::exit::Outcome;
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -61,7 +61,7 @@ pub struct ServeArgs {
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let usage = |message: String| {
         eprintln!("error: {message}");
-        Ok(ExitCode::from(EXIT_USAGE))
+        Ok(ExitCode::from(Outcome::Usage))
     };
     if args.run.select.keys_from.is_some() {
         return usage("serve delivers the files events name: --keys-from cannot be used".into());
@@ -134,11 +134,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let _ = stdout.flush();
     });
     match served {
-        Ok(()) => Ok(ExitCode::SUCCESS),
+        Ok(()) => Ok(Outcome::Done.into()),
         Err(e @ (ServeError::Bind { .. } | ServeError::Usage(_))) => usage(e.to_string()),
         Err(e) => {
             eprintln!("error: {e}");
-            Ok(ExitCode::from(EXIT_FATAL))
+            Ok(ExitCode::from(Outcome::Failed))
         }
     }
 }

@@ -4,13 +4,7 @@
 
 use stagepush::cancel::Cancel;
 
-/// 128 + the signal's number, as shells report a process a signal ended.
-pub(super) fn exit_code(signal: &str) -> u8 {
-    match signal {
-        "SIGTERM" => super::EXIT_SIGTERM,
-        _ => super::EXIT_SIGINT,
-    }
-}
+use super::exit::{Outcome, Signal};
 
 /// SIGINT and SIGTERM cancel the run (it stops at its next batch, checkpoints what CluedIn
 /// acknowledged, releases its leases and writes its report); a second one ends the process
@@ -51,7 +45,9 @@ pub(super) fn cancel_on_signals(cancel: Cancel) -> anyhow::Result<()> {
                     };
                     if cancel.is_cancelled() {
                         eprintln!("{name} again: exiting now (the leases lapse on their own)");
-                        std::process::exit(i32::from(exit_code(name)));
+                        std::process::exit(i32::from(
+                            Outcome::Interrupted(Signal::named(name)).code(),
+                        ));
                     }
                     cancel.cancel(name);
                     eprintln!(

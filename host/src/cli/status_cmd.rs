@@ -16,7 +16,7 @@ use stagepush::source::{Stage, StageUrl, StoreKind};
 use stagepush::state::StateStore;
 use stagepush::state::status::{self, ListedStage, StatusOptions};
 
-use super::{EXIT_FATAL, EXIT_USAGE};
+use super::exit::Outcome;
 use stagepush::wire::time::now_ms;
 
 mod render;
@@ -48,7 +48,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             Ok(config) => config,
             Err(e) => {
                 eprintln!("error: {e}");
-                return Ok(ExitCode::from(EXIT_USAGE));
+                return Ok(ExitCode::from(Outcome::Usage));
             }
         },
         None => RunConfig::default(),
@@ -68,13 +68,13 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             "error: no delivery state at {} (set --state or STAGEPUSH_STATE to where `run` keeps it)",
             folder.display()
         );
-        return Ok(ExitCode::from(EXIT_USAGE));
+        return Ok(ExitCode::from(Outcome::Usage));
     }
     let store = match StateStore::open(&location, &config.state.store_config(&config.source)) {
         Ok(store) => store,
         Err(e) => {
             eprintln!("error: {e}");
-            return Ok(ExitCode::from(EXIT_USAGE));
+            return Ok(ExitCode::from(Outcome::Usage));
         }
     };
     let stage = match &config.source.url {
@@ -109,7 +109,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         result => result?,
     }
     if report.is_healthy() {
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Outcome::Done.into());
     }
     for damaged in &report.damaged {
         eprintln!(
@@ -117,7 +117,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             damaged.path, damaged.reason
         );
     }
-    Ok(ExitCode::from(EXIT_FATAL))
+    Ok(ExitCode::from(Outcome::Failed))
 }
 
 /// The folder of a local state location (a path or `file://` URL).

@@ -271,18 +271,32 @@ pub(crate) fn type_name(value: &Value) -> &'static str {
     }
 }
 
-/// A required non-empty string at `pointer` (`/s3/object/key`) of `value`; the error is the
-/// end of a reason: `has no s3.object.key`.
-pub(crate) fn required_str<'a>(value: &'a Value, pointer: &str) -> Result<&'a str, String> {
-    let dotted = pointer.trim_start_matches('/').replace('/', ".");
+/// Why a required string field is not there; shown as the end of a reason
+/// (`has no s3.object.key`), the field dotted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum FieldError {
+    #[error("has no {0}")]
+    Missing(String),
+    #[error("has an empty {0}")]
+    Empty(String),
+    #[error("has {field} as a JSON {type_name}, not a string")]
+    NotAString {
+        field: String,
+        type_name: &'static str,
+    },
+}
+
+/// A required non-empty string at `pointer` (`/s3/object/key`) of `value`.
+pub(crate) fn required_str<'a>(value: &'a Value, pointer: &str) -> Result<&'a str, FieldError> {
+    let dotted = || pointer.trim_start_matches('/').replace('/', ".");
     match value.pointer(pointer) {
-        None | Some(Value::Null) => Err(format!("has no {dotted}")),
-        Some(Value::String(s)) if s.is_empty() => Err(format!("has an empty {dotted}")),
+        None | Some(Value::Null) => Err(FieldError::Missing(dotted())),
+        Some(Value::String(s)) if s.is_empty() => Err(FieldError::Empty(dotted())),
         Some(Value::String(s)) => Ok(s),
-        Some(other) => Err(format!(
-            "has {dotted} as a JSON {}, not a string",
-            type_name(other)
-        )),
+        Some(other) => Err(FieldError::NotAString {
+            field: dotted(),
+            type_name: type_name(other),
+        }),
     }
 }
 

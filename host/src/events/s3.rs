@@ -91,8 +91,8 @@ fn s3_record(record: &Value, i: usize, out: &mut Vec<Notification>) -> Result<()
         return Ok(());
     }
     let what = |e: String| malformed(format!("Records[{i}] ({name}) {e}"));
-    let bucket = required_str(record, "/s3/bucket/name").map_err(what)?;
-    let raw_key = required_str(record, "/s3/object/key").map_err(what)?;
+    let bucket = required_str(record, "/s3/bucket/name").map_err(|e| what(e.to_string()))?;
+    let raw_key = required_str(record, "/s3/object/key").map_err(|e| what(e.to_string()))?;
     let key = decode_s3_key(raw_key).map_err(|_| {
         what(format!(
             "has s3.object.key {} that is not UTF-8 once percent-decoded",
@@ -241,8 +241,8 @@ pub(super) fn eventbridge(
         kind,
         reason: format!("Object Created event {e}"),
     };
-    let bucket = required_str(event, "/detail/bucket/name").map_err(what)?;
-    let key = required_str(event, "/detail/object/key").map_err(what)?;
+    let bucket = required_str(event, "/detail/bucket/name").map_err(|e| what(e.to_string()))?;
+    let key = required_str(event, "/detail/object/key").map_err(|e| what(e.to_string()))?;
     out.push(Notification::Created(ObjectRef {
         store: StoreKind::S3,
         bucket: bucket.to_owned(),

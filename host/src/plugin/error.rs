@@ -67,8 +67,8 @@ pub enum Fault {
     #[error("trapped: {message}")]
     Trap { message: String },
     /// The guest returned output that breaks the contract.
-    #[error("returned invalid output: {message}")]
-    InvalidOutput { message: String },
+    #[error("returned invalid output: {0}")]
+    InvalidOutput(#[from] super::output::OutputError),
 }
 
 impl Fault {

@@ -7,12 +7,11 @@ use std::sync::Arc;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Store, Trap};
 
-use super::contract::since_v0_2_0::unpack;
-use super::contract::{self, CONTRACT_PACKAGE, ContractVersion};
+use super::contract::{self, CONTRACT_PACKAGE, ContractVersion, Exports, LinkError, Linked};
 use super::engine::{Limits, PluginEngine};
 use super::sandbox::{State, truncate};
 use super::{Fault, PluginError, cache};
-use crate::bindings::{self, since_v0_1_0 as v0_1, since_v0_2_0 as v0_2, types};
+use crate::bindings::{self, types};
 
 /// How to load a plugin.
 #[derive(Debug, Clone, Default)]
@@ -23,23 +22,11 @@ pub struct LoadOptions {
     pub expected_sha256: Option<String>,
 }
 
-/// A component linked for the contract version it was built for.
-enum Pre {
-    V0_1(v0_1::TransformerPre<State>),
-    V0_2(v0_2::TransformerPre<State>),
-}
-
-/// The exports of an instance, by contract version.
-enum Bindings {
-    V0_1(v0_1::Transformer),
-    V0_2(v0_2::Transformer),
-}
-
 /// A plugin compiled and linked, ready to be instantiated any number of times.
 pub struct Plugin {
     engine: wasmtime::Engine,
     limits: Limits,
-    pre: Pre,
+    pre: Linked,
     path: PathBuf,
     digest: String,
     size: u64,
@@ -104,21 +91,12 @@ impl Plugin {
         };
         let mut linker = Linker::<State>::new(wasm);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_error)?;
-        type Data = wasmtime::component::HasSelf<State>;
-        let pre = match contract {
-            ContractVersion::V0_1_0 => {
-                v0_1::Transformer::add_to_linker::<State, Data>(&mut linker, |state| state)
-                    .map_err(engine_error)?;
-                let instance_pre = linker.instantiate_pre(&component).map_err(link_error)?;
-                Pre::V0_1(v0_1::TransformerPre::new(instance_pre).map_err(link_error)?)
-            }
-            ContractVersion::V0_2_0 => {
-                v0_2::Transformer::add_to_linker::<State, Data>(&mut linker, |state| state)
-                    .map_err(engine_error)?;
-                let instance_pre = linker.instantiate_pre(&component).map_err(link_error)?;
-                Pre::V0_2(v0_2::TransformerPre::new(instance_pre).map_err(link_error)?)
-            }
-        };
+        let pre = contract
+            .link(&mut linker, &component)
+            .map_err(|e| match e {
+                LinkError::Engine(e) => engine_error(e),
+                LinkError::Imports(e) => link_error(e),
+            })?;
 
         let file_name: Arc<str> = path
             .file_stem()
@@ -166,10 +144,7 @@ impl Plugin {
 
     /// The contract version the plugin was built for (printed as e.g. `0.2.0`).
     pub fn contract_version(&self) -> ContractVersion {
-        match self.pre {
-            Pre::V0_1(_) => ContractVersion::V0_1_0,
-            Pre::V0_2(_) => ContractVersion::V0_2_0,
-        }
+        self.pre.version()
     }
 
     /// SHA-256 of the plugin file.
@@ -193,11 +168,8 @@ impl Plugin {
         );
         store.limiter(|state| state.limiter());
         store.epoch_deadline_trap();
-        let bindings = guarded(&mut store, self.limits, |store| match &self.pre {
-            Pre::V0_1(pre) => pre.instantiate(store).map(Bindings::V0_1),
-            Pre::V0_2(pre) => pre.instantiate(store).map(Bindings::V0_2),
-        })
-        .map_err(|fault| self.fault("instantiation", fault))?;
+        let bindings = guarded(&mut store, self.limits, |store| self.pre.instantiate(store))
+            .map_err(|fault| self.fault("instantiation", fault))?;
         Ok(Instance {
             store,
             bindings,
@@ -215,11 +187,16 @@ impl Plugin {
     }
 }
 
+/// A plugin's refusal to start, in its own words (the contract's `init` error).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InitRefusal(pub String);
+
 /// One live instance of a plugin. After any fault it must be discarded: a trapped
 /// component instance cannot be entered again.
 pub struct Instance {
     store: Store<State>,
-    bindings: Bindings,
+    bindings: Exports,
     limits: Limits,
 }
 
@@ -227,47 +204,31 @@ impl Instance {
     /// Runs `f` against the instance with a fresh deadline and classifies any failure.
     fn call<R>(
         &mut self,
-        f: impl FnOnce(&Bindings, &mut Store<State>) -> wasmtime::Result<R>,
+        f: impl FnOnce(&Exports, &mut Store<State>) -> wasmtime::Result<R>,
     ) -> Result<R, Fault> {
         let bindings = &self.bindings;
         guarded(&mut self.store, self.limits, |store| f(bindings, store))
     }
 
     pub fn describe(&mut self) -> Result<types::PluginInfo, Fault> {
-        self.call(|b, s| match b {
-            Bindings::V0_1(b) => b.stagepush_transform_plugin().call_describe(s),
-            Bindings::V0_2(b) => b.stagepush_transform_plugin().call_describe(s),
-        })
+        self.call(|b, s| b.describe(s))
     }
 
+    /// Calls `init`: `Ok(Err(_))` is the plugin's refusal of the schema or configuration.
     pub fn init(
         &mut self,
         schema: &[types::ColumnSchema],
         config: &[(String, String)],
-    ) -> Result<Result<types::InitResult, String>, Fault> {
-        self.call(|b, s| match b {
-            Bindings::V0_1(b) => b.stagepush_transform_plugin().call_init(s, schema, config),
-            Bindings::V0_2(b) => b.stagepush_transform_plugin().call_init(s, schema, config),
-        })
+    ) -> Result<Result<types::InitResult, InitRefusal>, Fault> {
+        let answer = self.call(|b, s| b.init(s, schema, config))?;
+        Ok(answer.map_err(InitRefusal))
     }
 
     /// Transforms a batch; a 0.2.0 plugin's packed output is unpacked (a malformed one
     /// is [`Fault::InvalidOutput`]).
     pub fn transform(&mut self, batch: &types::Batch) -> Result<types::Output, Fault> {
-        // `Ok`: a 0.1.0 output, as it is; `Err`: a 0.2.0 output, still packed.
-        match self.call(|b, s| match b {
-            Bindings::V0_1(b) => b
-                .stagepush_transform_plugin()
-                .call_transform(s, batch)
-                .map(Ok),
-            Bindings::V0_2(b) => b
-                .stagepush_transform_plugin()
-                .call_transform(s, batch)
-                .map(Err),
-        })? {
-            Ok(output) => Ok(output),
-            Err(packed) => unpack(packed).map_err(|message| Fault::InvalidOutput { message }),
-        }
+        self.call(|b, s| b.transform(s, batch))?
+            .map_err(Fault::InvalidOutput)
     }
 }
 

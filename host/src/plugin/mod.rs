@@ -18,5 +18,6 @@ pub use cache::{CACHE_DIR_ENV, cache_path, default_cache_dir, digest, is_cached}
 pub use contract::{CONTRACT_PACKAGE, ContractVersion, ContractVersionError};
 pub use engine::{DEFAULT_BATCH_TIMEOUT, DEFAULT_MEMORY_LIMIT_BYTES, Limits, PluginEngine};
 pub use error::{Fault, PluginError};
-pub use instance::{Instance, LoadOptions, Plugin};
+pub use instance::{InitRefusal, Instance, LoadOptions, Plugin};
+pub use output::OutputError;
 pub use runner::{BatchResult, BatchSource, Failure, Piece, RowFailure, Runner, RunnerStats};

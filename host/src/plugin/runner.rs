@@ -180,7 +180,7 @@ impl Runner {
         let outcome = instance.transform(&batch).and_then(|output| {
             validate(&output, len)
                 .map(|()| output)
-                .map_err(|message| Fault::InvalidOutput { message })
+                .map_err(Fault::InvalidOutput)
         });
         self.stats.calls += 1;
         self.stats.time_in_plugin += started.elapsed();
@@ -239,9 +239,9 @@ fn init_instance(
     let mut instance = plugin.instantiate()?;
     match instance.init(schema, config) {
         Ok(Ok(init)) => Ok((instance, init)),
-        Ok(Err(message)) => Err(PluginError::InitRefused {
+        Ok(Err(refusal)) => Err(PluginError::InitRefused {
             plugin: plugin.name().to_string(),
-            message,
+            message: refusal.0,
         }),
         Err(fault) => Err(plugin.fault("init", fault)),
     }

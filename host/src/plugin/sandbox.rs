@@ -1,6 +1,7 @@
 //! What a plugin instance can reach: a deny-all WASI context (no preopened directories,
 //! no environment, no arguments, no network, closed stdin), guest stdout/stderr turned
-//! into log lines, a memory limiter, and the `host.log` import.
+//! into log lines and a memory limiter. The contract's imports (`host.log`) are each
+//! version's, in `plugin::contract::since_v*`.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -11,8 +12,6 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-
-use crate::bindings::{host, types};
 
 /// Longest guest log line kept; the rest is cut with a marker.
 pub const MAX_LOG_LINE_BYTES: usize = 2048;
@@ -56,6 +55,11 @@ impl State {
         &mut self.limiter
     }
 
+    /// The plugin's name, for its log lines.
+    pub fn plugin_name(&self) -> &str {
+        &self.plugin
+    }
+
     /// Whether the memory limit was hit since the instance was created.
     pub fn memory_limit_hit(&self) -> bool {
         self.limiter.hit
@@ -77,23 +81,6 @@ impl WasiView for State {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
-        }
-    }
-}
-
-/// The shared types interface has no functions (0.2.0 reuses 0.1.0's).
-impl types::Host for State {}
-
-impl host::Host for State {
-    fn log(&mut self, level: host::Level, message: String) {
-        let message = truncate(&message, MAX_LOG_LINE_BYTES);
-        let plugin = &*self.plugin;
-        match level {
-            host::Level::Trace => tracing::trace!(plugin, "{message}"),
-            host::Level::Debug => tracing::debug!(plugin, "{message}"),
-            host::Level::Info => tracing::info!(plugin, "{message}"),
-            host::Level::Warn => tracing::warn!(plugin, "{message}"),
-            host::Level::Error => tracing::error!(plugin, "{message}"),
         }
     }
 }

@@ -100,12 +100,12 @@ pub enum ScaffoldError {
         source: std::io::Error,
     },
     /// The sample Parquet file could not be written.
-    #[error("cannot write the sample {}: {message}", .path.display())]
+    #[error("cannot write the sample {}: {source}", .path.display())]
     Sample {
         /// The file.
         path: PathBuf,
         /// The cause.
-        message: String,
+        source: sample::SampleError,
     },
 }
 
@@ -232,9 +232,9 @@ pub fn new_plugin(name: &str, lang: Language, dir: &Path) -> Result<Project, Sca
         written.push(rel);
     }
     let sample_path = dir.join("sample.parquet");
-    sample::write_sample(&sample_path).map_err(|message| ScaffoldError::Sample {
+    sample::write_sample(&sample_path).map_err(|source| ScaffoldError::Sample {
         path: sample_path.clone(),
-        message,
+        source,
     })?;
     written.push(PathBuf::from("sample.parquet"));
     Ok(Project {

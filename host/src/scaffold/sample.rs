@@ -66,8 +66,19 @@ pub const ROWS: [SampleRow; 5] = [
     ),
 ];
 
+/// Why the sample could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum SampleError {
+    #[error("{0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+}
+
 /// Writes [`ROWS`] to `path` as Parquet.
-pub fn write_sample(path: &Path) -> Result<(), String> {
+pub fn write_sample(path: &Path) -> Result<(), SampleError> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("ID", DataType::Decimal128(38, 0), true),
         Field::new("NAME", DataType::Utf8, true),
@@ -83,10 +94,7 @@ pub fn write_sample(path: &Path) -> Result<(), String> {
     for row in &ROWS {
         ids.append_option(row.0);
     }
-    let ids: Decimal128Array = ids
-        .finish()
-        .with_precision_and_scale(38, 0)
-        .map_err(|e| e.to_string())?;
+    let ids: Decimal128Array = ids.finish().with_precision_and_scale(38, 0)?;
     let columns: Vec<ArrayRef> = vec![
         Arc::new(ids),
         Arc::new(StringArray::from_iter(ROWS.iter().map(|r| r.1))),
@@ -96,10 +104,10 @@ pub fn write_sample(path: &Path) -> Result<(), String> {
         )),
         Arc::new(BooleanArray::from_iter(ROWS.iter().map(|r| r.4))),
     ];
-    let batch = RecordBatch::try_new(Arc::clone(&schema), columns).map_err(|e| e.to_string())?;
-    let file = File::create(path).map_err(|e| e.to_string())?;
-    let mut writer = ArrowWriter::try_new(file, schema, None).map_err(|e| e.to_string())?;
-    writer.write(&batch).map_err(|e| e.to_string())?;
-    writer.close().map_err(|e| e.to_string())?;
+    let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
+    let file = File::create(path)?;
+    let mut writer = ArrowWriter::try_new(file, schema, None)?;
+    writer.write(&batch)?;
+    writer.close()?;
     Ok(())
 }

@@ -8,10 +8,12 @@
 //! - [`stage`] lists, selects ([`select`]) and opens a stage's files in object storage or
 //!   a local folder; [`object_reader`] reads an object with bounded ranged reads;
 //! - [`identity`] gives a stage's canonical identity (the delivery state's key for it);
+//! - [`json`] infers the columns of JSON rows (the relay's and `plugin test --json-input`'s);
 //! - [`inspect`] reports what a stage holds (`stagepush inspect`).
 
 pub mod identity;
 pub mod inspect;
+pub mod json;
 pub mod object_reader;
 pub mod parquet;
 pub mod path;

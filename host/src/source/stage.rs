@@ -38,7 +38,7 @@ use super::object_reader::{
 use super::parquet::{ParquetSource, ReadOptions, SourceBatch, SourceBatches, SourceError};
 use super::path::{UnloadFileName, parse_file_name, source_file};
 use super::select::{CompiledSelection, Selection};
-use crate::bindings::types::{ColumnSchema, ColumnType, ScalarType, SourceFile};
+use crate::bindings::types::{ColumnSchema, SourceFile};
 use crate::storage::store::build_store;
 use crate::storage::{
     Redactor, StageConfig, StageUrl, StorageError, StoreKind, block_on, redact_url,
@@ -1052,37 +1052,12 @@ pub fn describe_difference(expected: &[ColumnSchema], actual: &[ColumnSchema]) -
 
 /// `decimal(38,0)`, `nullable text`, `list<date>`: a column's contract type in words.
 pub fn describe_column(column: &ColumnSchema) -> String {
-    let type_ = match &column.type_ {
-        ColumnType::Scalar(scalar) => describe_scalar(scalar),
-        ColumnType::List(item) => format!("list<{}>", describe_scalar(item)),
-    };
+    // The contract type's one rendering (plugin::contract::names), decimals unspaced.
+    let type_ = &column.type_;
     if column.nullable {
-        format!("nullable {type_}")
+        format!("nullable {type_:#}")
     } else {
-        format!("non-null {type_}")
-    }
-}
-
-fn describe_scalar(scalar: &ScalarType) -> String {
-    match scalar {
-        ScalarType::Boolean => "boolean".into(),
-        ScalarType::Integer => "integer".into(),
-        ScalarType::Float => "float".into(),
-        ScalarType::Decimal((precision, scale)) => format!("decimal({precision},{scale})"),
-        ScalarType::Text => "text".into(),
-        ScalarType::Json => "json".into(),
-        ScalarType::Binary => "binary".into(),
-        ScalarType::Date => "date".into(),
-        ScalarType::Timestamp(timestamp) => format!(
-            "timestamp({:?}{})",
-            timestamp.unit,
-            if timestamp.wall_clock {
-                ", wall-clock"
-            } else {
-                ", instant"
-            }
-        )
-        .to_lowercase(),
+        format!("non-null {type_:#}")
     }
 }
 

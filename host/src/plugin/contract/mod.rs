@@ -1,15 +1,29 @@
 //! The plugin contract versions this host runs: [`ContractVersion`] is the one place a
-//! version is named, parsed (by semver) and mapped to its `wit/since_vX.Y.Z/` folder.
+//! version is named, parsed (by semver), mapped to its `wit/since_vX.Y.Z/` folder and
+//! linked ([`ContractVersion::link`]); [`Linked`] and [`Exports`] are the only places the
+//! rest of the host meets a version, one arm per version.
 //!
 //! One module per version (Zed's `since_vX.Y.Z` pattern) holds what the host does for
-//! that version alone: [`since_v0_2_0`] its `host` import and its output adapter. Every
-//! `bindgen!` stays in `crate::bindings` (wasmtime's one-file-owns-every-bindgen): 0.2.0's
-//! bindings are generated on 0.1.0's types, a coupling that file keeps in one place.
+//! that version alone: [`since_v0_1_0`] its imports and linking, [`since_v0_2_0`] the same
+//! and its output adapter. Every `bindgen!` stays in `crate::bindings` (wasmtime's
+//! one-file-owns-every-bindgen): 0.2.0's bindings are generated on 0.1.0's types, a
+//! coupling that file keeps in one place. The host's model is 0.1.0's `types` (see
+//! `since_v0_2_0::unpack` for why 0.2.0 is adapted to it and not the other way).
+//! [`names`] renders a contract type in words.
 
+mod names;
+pub(super) mod since_v0_1_0;
 pub(super) mod since_v0_2_0;
 
 use std::fmt;
 use std::str::FromStr;
+
+use wasmtime::Store;
+use wasmtime::component::{Component, Linker};
+
+use super::output::OutputError;
+use super::sandbox::State;
+use crate::bindings::{since_v0_1_0 as v0_1, since_v0_2_0 as v0_2, types};
 
 /// The contract package every version belongs to.
 pub const CONTRACT_PACKAGE: &str = "stagepush:transform";
@@ -77,6 +91,18 @@ impl ContractVersion {
             .ok_or(ContractVersionError::Unsupported { found })
     }
 
+    /// Adds the version's imports to `linker` and links `component` against them.
+    pub(super) fn link(
+        self,
+        linker: &mut Linker<State>,
+        component: &Component,
+    ) -> Result<Linked, LinkError> {
+        Ok(match self {
+            ContractVersion::V0_1_0 => Linked::V0_1(since_v0_1_0::link(linker, component)?),
+            ContractVersion::V0_2_0 => Linked::V0_2(since_v0_2_0::link(linker, component)?),
+        })
+    }
+
     /// The folder under `wit/` the version's WIT lives in (`since_vX.Y.Z`).
     pub fn wit_dir(self) -> String {
         format!("since_v{self}")
@@ -102,6 +128,90 @@ impl FromStr for ContractVersion {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         ContractVersion::parse(s)
+    }
+}
+
+/// Why a component could not be linked.
+#[derive(Debug)]
+pub(super) enum LinkError {
+    /// The host's own imports could not be added (a bug of the host, not of the plugin).
+    Engine(wasmtime::Error),
+    /// The component needs imports the host does not provide.
+    Imports(wasmtime::Error),
+}
+
+/// A component linked for the contract version it was built for.
+pub(super) enum Linked {
+    V0_1(v0_1::TransformerPre<State>),
+    V0_2(v0_2::TransformerPre<State>),
+}
+
+impl Linked {
+    pub(super) fn version(&self) -> ContractVersion {
+        match self {
+            Linked::V0_1(_) => ContractVersion::V0_1_0,
+            Linked::V0_2(_) => ContractVersion::V0_2_0,
+        }
+    }
+
+    pub(super) fn instantiate(&self, store: &mut Store<State>) -> wasmtime::Result<Exports> {
+        match self {
+            Linked::V0_1(pre) => pre.instantiate(store).map(Exports::V0_1),
+            Linked::V0_2(pre) => pre.instantiate(store).map(Exports::V0_2),
+        }
+    }
+}
+
+/// The exports of an instance, by contract version.
+pub(super) enum Exports {
+    V0_1(v0_1::Transformer),
+    V0_2(v0_2::Transformer),
+}
+
+/// What a `transform` call gave: the output in the host's model, or output that breaks the
+/// contract (0.2.0's unpacking found it malformed).
+pub(super) type Transformed = Result<types::Output, OutputError>;
+
+impl Exports {
+    pub(super) fn describe(&self, store: &mut Store<State>) -> wasmtime::Result<types::PluginInfo> {
+        match self {
+            Exports::V0_1(e) => e.stagepush_transform_plugin().call_describe(store),
+            Exports::V0_2(e) => e.stagepush_transform_plugin().call_describe(store),
+        }
+    }
+
+    pub(super) fn init(
+        &self,
+        store: &mut Store<State>,
+        schema: &[types::ColumnSchema],
+        config: &[(String, String)],
+    ) -> wasmtime::Result<Result<types::InitResult, String>> {
+        match self {
+            Exports::V0_1(e) => e
+                .stagepush_transform_plugin()
+                .call_init(store, schema, config),
+            Exports::V0_2(e) => e
+                .stagepush_transform_plugin()
+                .call_init(store, schema, config),
+        }
+    }
+
+    /// Transforms a batch; a 0.2.0 output is unpacked into the host's model.
+    pub(super) fn transform(
+        &self,
+        store: &mut Store<State>,
+        batch: &types::Batch,
+    ) -> wasmtime::Result<Transformed> {
+        match self {
+            Exports::V0_1(e) => e
+                .stagepush_transform_plugin()
+                .call_transform(store, batch)
+                .map(Ok),
+            Exports::V0_2(e) => e
+                .stagepush_transform_plugin()
+                .call_transform(store, batch)
+                .map(since_v0_2_0::unpack),
+        }
     }
 }
 

@@ -3,12 +3,17 @@
 //! Its bindings are in `crate::bindings::since_v0_2_0` (0.1.0's input types reused); this
 //! file owns what the host does for this version alone: its imports (`host.log` under
 //! 0.2.0's name, the function-less `output` interface) and the output adapter, [`unpack`],
-//! which turns a packed output into the host's output type (0.1.0's).
+//! which turns a packed output into the host's output type (0.1.0's), and its linking.
 
+use wasmtime::component::{Component, HasSelf, Linker};
+
+use super::LinkError;
 use crate::bindings::host;
 use crate::bindings::packed;
 use crate::bindings::since_v0_2_0::stagepush::transform::host as v0_2_host;
+use crate::bindings::since_v0_2_0::{Transformer, TransformerPre};
 use crate::bindings::types::{Cell, Entities, Output, Span, TimeUnit, Timestamp};
+use crate::plugin::output::OutputError;
 use crate::plugin::sandbox::State;
 
 /// The output interface has no functions.
@@ -27,6 +32,19 @@ impl v0_2_host::Host for State {
         };
         host::Host::log(self, level, message)
     }
+}
+
+/// Adds 0.2.0's imports to `linker` and links `component` against them.
+pub(super) fn link(
+    linker: &mut Linker<State>,
+    component: &Component,
+) -> Result<TransformerPre<State>, LinkError> {
+    Transformer::add_to_linker::<State, HasSelf<State>>(linker, |state| state)
+        .map_err(LinkError::Engine)?;
+    let instance_pre = linker
+        .instantiate_pre(component)
+        .map_err(LinkError::Imports)?;
+    TransformerPre::new(instance_pre).map_err(LinkError::Imports)
 }
 
 /// Cell kinds of contract 0.2.0 (`output.cells`).
@@ -48,7 +66,7 @@ mod kind {
 
 /// Turns a 0.2.0 packed output into the host's output type, checking every column's
 /// length and every cell's kind; [`validate`] checks the rest (indices, spans, order).
-pub fn unpack(output: packed::BatchOutput) -> Result<Output, String> {
+pub fn unpack(output: packed::BatchOutput) -> Result<Output, OutputError> {
     let packed::BatchOutput {
         entities: e,
         errors,
@@ -57,10 +75,10 @@ pub fn unpack(output: packed::BatchOutput) -> Result<Output, String> {
     let rows = u32s("rows", &e.rows, n)?;
     let entity_types = u32s("entity-types", &e.entity_types, n)?;
     if e.deleted.len() != n {
-        return Err(format!(
-            "deleted has {} bytes for {n} entities (expected 1 per entity)",
-            e.deleted.len()
-        ));
+        return Err(OutputError::DeletedLength {
+            len: e.deleted.len(),
+            entities: n,
+        });
     }
     let ids = u32s("external-ids", &e.external_ids, 2 * n)?;
     let external_ids = ids
@@ -72,10 +90,10 @@ pub fn unpack(output: packed::BatchOutput) -> Result<Output, String> {
         .collect();
     let timestamps = cells("timestamps", &e.timestamps)?;
     if timestamps.len() != n {
-        return Err(format!(
-            "timestamps has {} cells for {n} entities",
-            timestamps.len()
-        ));
+        return Err(OutputError::TimestampCount {
+            cells: timestamps.len(),
+            entities: n,
+        });
     }
     let prop_offsets = u32s("prop-offsets", &e.prop_offsets, n + 1)?;
     let prop_values = cells("prop-values", &e.prop_values)?;
@@ -98,13 +116,13 @@ pub fn unpack(output: packed::BatchOutput) -> Result<Output, String> {
 }
 
 /// `count` little-endian u32 values from `bytes`.
-fn u32s(column: &str, bytes: &[u8], count: usize) -> Result<Vec<u32>, String> {
+fn u32s(column: &'static str, bytes: &[u8], count: usize) -> Result<Vec<u32>, OutputError> {
     if bytes.len() != count * 4 {
-        return Err(format!(
-            "{column} has {} bytes, expected {} ({count} u32 values)",
-            bytes.len(),
-            count * 4
-        ));
+        return Err(OutputError::PackedLength {
+            column,
+            len: bytes.len(),
+            count,
+        });
     }
     Ok(bytes
         .chunks_exact(4)
@@ -112,13 +130,14 @@ fn u32s(column: &str, bytes: &[u8], count: usize) -> Result<Vec<u32>, String> {
         .collect())
 }
 
-fn cells(column: &str, cells: &packed::Cells) -> Result<Vec<Cell>, String> {
+fn cells(column: &'static str, cells: &packed::Cells) -> Result<Vec<Cell>, OutputError> {
     let count = cells.kinds.len();
     if cells.words.len() != count * 8 {
-        return Err(format!(
-            "{column}: {} bytes of words for {count} kinds (expected 8 per cell)",
-            cells.words.len()
-        ));
+        return Err(OutputError::CellWords {
+            column,
+            len: cells.words.len(),
+            kinds: count,
+        });
     }
     cells
         .kinds
@@ -141,25 +160,35 @@ fn cells(column: &str, cells: &packed::Cells) -> Result<Vec<Cell>, String> {
                     let d = usize::try_from(word)
                         .ok()
                         .and_then(|d| cells.decimals.get(d))
-                        .ok_or_else(|| {
-                            format!(
-                                "{column}: cell {i} names decimal {word}, there are {}",
-                                cells.decimals.len()
-                            )
+                        .ok_or(OutputError::DecimalIndex {
+                            column,
+                            cell: i,
+                            word,
+                            decimals: cells.decimals.len(),
                         })?;
                     Cell::Decimal(*d)
                 }
                 kind::TEXT => Cell::Text(span()),
                 kind::JSON => Cell::Json(span()),
-                kind::DATE => Cell::Date(i32::try_from(word).map_err(|_| {
-                    format!("{column}: cell {i} is a date of {word} days, out of range")
-                })?),
+                kind::DATE => {
+                    Cell::Date(i32::try_from(word).map_err(|_| OutputError::DateRange {
+                        column,
+                        cell: i,
+                        word,
+                    })?)
+                }
                 kind::SECONDS => timestamp(TimeUnit::Seconds),
                 kind::MILLIS => timestamp(TimeUnit::Millis),
                 kind::MICROS => timestamp(TimeUnit::Micros),
                 kind::NANOS => timestamp(TimeUnit::Nanos),
                 kind::BINARY => Cell::Binary(span()),
-                other => return Err(format!("{column}: cell {i} has unknown kind {other}")),
+                other => {
+                    return Err(OutputError::UnknownKind {
+                        column,
+                        cell: i,
+                        kind: other,
+                    });
+                }
             })
         })
         .collect()
@@ -330,7 +359,7 @@ mod tests {
         for (break_it, expected) in cases {
             let mut output = packed_output();
             break_it(&mut output.entities);
-            assert_eq!(unpack(output).unwrap_err(), expected);
+            assert_eq!(unpack(output).unwrap_err().to_string(), expected);
         }
     }
 
@@ -340,14 +369,14 @@ mod tests {
         output.entities.external_ids = le32(&[12, 1, 13, 9]);
         let unpacked = unpack(output).expect("the lengths are right");
         assert_eq!(
-            validate(&unpacked, 3).unwrap_err(),
+            validate(&unpacked, 3).unwrap_err().to_string(),
             "span 13+9 is outside the 14-byte buffer"
         );
         let mut output = packed_output();
         output.entities.entity_types = le32(&[0, 5]);
         let unpacked = unpack(output).expect("the lengths are right");
         assert_eq!(
-            validate(&unpacked, 3).unwrap_err(),
+            validate(&unpacked, 3).unwrap_err().to_string(),
             "name index 5 is outside the 2 interned names"
         );
     }

@@ -19,8 +19,9 @@ use crate::state::PutMode;
 use crate::transform::{ArrowInput, EncodedBatch, RowStage};
 
 use super::coalesce::Fate;
-use super::columns::{Layout, columns, parse_rows};
+use super::columns::{BodyError, Layout, columns, parse_rows};
 use super::{Answer, Relay, state_path};
+use crate::source::json::JsonError;
 
 /// A request being delivered.
 pub(super) struct Batch {
@@ -46,17 +47,20 @@ enum RowResult {
 /// Why a request's rows were not transformed: every row is rejected with it.
 #[derive(Debug, thiserror::Error)]
 enum TransformError {
+    /// The body's rows cannot be read.
+    #[error(transparent)]
+    Body(#[from] BodyError),
     /// The rows cannot be turned into columns.
-    #[error("{0}")]
-    Rows(String),
+    #[error(transparent)]
+    Rows(#[from] JsonError),
     #[error(transparent)]
     Plugin(#[from] PluginError),
 }
 
 /// The plugin part of a batch (blocking).
 fn transform(relay: &Relay, batch: &Batch) -> Result<EncodedBatch, TransformError> {
-    let rows = parse_rows(&batch.body).map_err(TransformError::Rows)?;
-    let cols = columns(&rows).map_err(TransformError::Rows)?;
+    let rows = parse_rows(&batch.body)?;
+    let cols = columns(&rows)?;
     let mut transformer = match relay.take_transformer(&cols.schema) {
         Some(transformer) => transformer,
         None => Transformer::start(

@@ -1,16 +1,9 @@
 //! Snowflake's rows (`{"data": [[row_number, args…], …]}`) as the columns of one Arrow
-//! batch, with types inferred per column over the request.
+//! batch, with types inferred per column over the request by [`crate::source::json`].
 
-use std::sync::Arc;
-
-use arrow_array::{
-    ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
-    TimestampMicrosecondArray,
-};
-use arrow_schema::{DataType, Field, Schema, TimeUnit as ArrowTimeUnit};
 use serde_json::{Map, Value};
 
-use crate::bindings::types::{ColumnSchema, ColumnType, ScalarType, TimeUnit, TimestampType};
+use crate::source::json::{JsonColumns, JsonError, JsonRows};
 
 /// One input row's arguments (its number is in [`row_numbers`]).
 #[derive(Debug)]
@@ -18,13 +11,25 @@ pub(super) struct InputRow {
     pub(super) args: Vec<Value>,
 }
 
+/// Why a request body is not Snowflake's rows.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum BodyError {
+    #[error("the body is not JSON: {0}")]
+    NotJson(serde_json::Error),
+    #[error("the body must be {envelope}", envelope = ENVELOPE)]
+    NoData,
+    #[error("the body must be {envelope}: {0}", envelope = ENVELOPE)]
+    NotEnvelope(serde_json::Error),
+    #[error("data[{0}] is not [row_number, args…] with a numeric row number")]
+    BadRow(usize),
+}
+
 /// Parses `{"data": [[row_number, args…], …]}` (the rows keep the parsed values: nothing
 /// is copied).
-pub(super) fn parse_rows(body: &[u8]) -> Result<Vec<InputRow>, String> {
-    let mut value: Value =
-        serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
+pub(super) fn parse_rows(body: &[u8]) -> Result<Vec<InputRow>, BodyError> {
+    let mut value: Value = serde_json::from_slice(body).map_err(BodyError::NotJson)?;
     let Some(Value::Array(data)) = value.get_mut("data").map(Value::take) else {
-        return Err(r#"the body must be {"data": [[row_number, args…], …]}"#.into());
+        return Err(BodyError::NoData);
     };
     data.into_iter()
         .enumerate()
@@ -33,9 +38,7 @@ pub(super) fn parse_rows(body: &[u8]) -> Result<Vec<InputRow>, String> {
                 cells.remove(0);
                 Ok(InputRow { args: cells })
             }
-            _ => Err(format!(
-                "data[{i}] is not [row_number, args…] with a numeric row number"
-            )),
+            _ => Err(BodyError::BadRow(i)),
         })
         .collect()
 }
@@ -43,7 +46,7 @@ pub(super) fn parse_rows(body: &[u8]) -> Result<Vec<InputRow>, String> {
 /// Checks that `body` is `{"data": [[row_number, args…], …]}` and returns the row numbers,
 /// without keeping the arguments (a request waiting for a plugin holds its body and these
 /// numbers only; [`parse_rows`] parses the rows when the plugin runs).
-pub(super) fn row_numbers(body: &[u8]) -> Result<Vec<Value>, String> {
+pub(super) fn row_numbers(body: &[u8]) -> Result<Vec<Value>, BodyError> {
     use serde_json::error::Category;
     match serde_json::from_slice::<Envelope>(body) {
         Ok(Envelope(numbers)) => Ok(numbers),
@@ -53,9 +56,9 @@ pub(super) fn row_numbers(body: &[u8]) -> Result<Vec<Value>, String> {
                 Category::Syntax | Category::Eof | Category::Io
             ) =>
         {
-            Err(format!("the body is not JSON: {e}"))
+            Err(BodyError::NotJson(e))
         }
-        Err(e) => Err(format!("the body must be {ENVELOPE}: {e}")),
+        Err(e) => Err(BodyError::NotEnvelope(e)),
     }
 }
 
@@ -151,12 +154,6 @@ impl<'de> serde::Deserialize<'de> for Envelope {
     }
 }
 
-/// The columns of the request's rows, with inferred types.
-pub(super) struct Columns {
-    pub(super) schema: Vec<ColumnSchema>,
-    pub(super) batch: RecordBatch,
-}
-
 /// Which arguments are OBJECTs (their keys are columns) and which are positional.
 pub(super) struct Layout {
     object_arg: Vec<bool>,
@@ -208,175 +205,20 @@ impl Layout {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Null,
-    Bool,
-    Int,
-    Float,
-    Timestamp,
-    Date,
-    Text,
-    Json,
-}
-
-fn parse_timestamp(s: &str) -> Option<chrono::NaiveDateTime> {
-    ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
-        .iter()
-        .find_map(|f| chrono::NaiveDateTime::parse_from_str(s, f).ok())
-}
-
-fn parse_date(s: &str) -> Option<chrono::NaiveDate> {
-    if s.len() != 10 {
-        return None;
-    }
-    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
-}
-
-fn kind_of(value: &Value) -> Kind {
-    match value {
-        Value::Null => Kind::Null,
-        Value::Bool(_) => Kind::Bool,
-        Value::Number(n) if n.is_i64() => Kind::Int,
-        Value::Number(_) => Kind::Float,
-        Value::String(s) if parse_timestamp(s).is_some() => Kind::Timestamp,
-        Value::String(s) if parse_date(s).is_some() => Kind::Date,
-        Value::String(_) => Kind::Text,
-        Value::Array(_) | Value::Object(_) => Kind::Json,
-    }
-}
-
-fn merge(a: Kind, b: Kind) -> Kind {
-    match (a, b) {
-        (Kind::Null, k) | (k, Kind::Null) => k,
-        (a, b) if a == b => a,
-        (Kind::Int, Kind::Float) | (Kind::Float, Kind::Int) => Kind::Float,
-        _ => Kind::Text,
-    }
-}
-
-/// Builds the batch: OBJECT arguments' keys and positional `ARG<i>` columns, types inferred.
-/// The cells are borrowed from the rows (no copy of the parsed values).
-pub(super) fn columns(rows: &[InputRow]) -> Result<Columns, String> {
+/// Builds the batch: OBJECT arguments' keys and positional `ARG<i>` columns, types inferred
+/// by [`crate::source::json`] (the rules `plugin test --json-input` uses too). The cells are
+/// borrowed from the rows (no copy of the parsed values).
+pub(super) fn columns(rows: &[InputRow]) -> Result<JsonColumns, JsonError> {
     let layout = Layout::of(rows);
-    // Column names in order of first appearance.
-    let mut names: Vec<String> = Vec::new();
-    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    let mut column_of = |name: &str, position: Option<usize>| -> usize {
-        let name = match position {
-            Some(i) => std::borrow::Cow::Owned(format!("ARG{i}")),
-            None => std::borrow::Cow::Borrowed(name),
-        };
-        if let Some(&i) = index.get(name.as_ref()) {
-            return i;
-        }
-        index.insert(name.to_string(), names.len());
-        names.push(name.into_owned());
-        names.len() - 1
-    };
-    let mut placed: Vec<Vec<(usize, &Value)>> = Vec::with_capacity(rows.len());
+    let mut builder = JsonRows::with_capacity(rows.len());
     for row in rows {
-        let mut cells = Vec::new();
-        layout.cells(row, |name, position, value| {
-            cells.push((column_of(name, position), value));
-        });
-        placed.push(cells);
-    }
-    let mut grid: Vec<Vec<&Value>> = vec![vec![&Value::Null; rows.len()]; names.len()];
-    for (r, cells) in placed.into_iter().enumerate() {
-        for (c, value) in cells {
-            grid[c][r] = value;
-        }
-    }
-    let mut fields = Vec::with_capacity(names.len());
-    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(names.len());
-    let mut schema = Vec::with_capacity(names.len());
-    for (name, cells) in names.iter().zip(&grid) {
-        let kind = cells.iter().fold(Kind::Null, |k, v| merge(k, kind_of(v)));
-        let (array, data_type, scalar): (ArrayRef, DataType, ScalarType) = match kind {
-            Kind::Bool => (
-                Arc::new(BooleanArray::from(
-                    cells.iter().map(|v| v.as_bool()).collect::<Vec<_>>(),
-                )),
-                DataType::Boolean,
-                ScalarType::Boolean,
-            ),
-            Kind::Int => (
-                Arc::new(Int64Array::from(
-                    cells.iter().map(|v| v.as_i64()).collect::<Vec<_>>(),
-                )),
-                DataType::Int64,
-                ScalarType::Integer,
-            ),
-            Kind::Float => (
-                Arc::new(Float64Array::from(
-                    cells.iter().map(|v| v.as_f64()).collect::<Vec<_>>(),
-                )),
-                DataType::Float64,
-                ScalarType::Float,
-            ),
-            Kind::Timestamp => (
-                Arc::new(TimestampMicrosecondArray::from(
-                    cells
-                        .iter()
-                        .map(|v| {
-                            v.as_str()
-                                .and_then(parse_timestamp)
-                                .map(|t| t.and_utc().timestamp_micros())
-                        })
-                        .collect::<Vec<_>>(),
-                )),
-                DataType::Timestamp(ArrowTimeUnit::Microsecond, None),
-                ScalarType::Timestamp(TimestampType {
-                    unit: TimeUnit::Micros,
-                    wall_clock: true,
-                }),
-            ),
-            Kind::Date => (
-                Arc::new(Date32Array::from(
-                    cells
-                        .iter()
-                        .map(|v| {
-                            v.as_str().and_then(parse_date).map(|d| {
-                                (d - chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
-                                    .unwrap_or_default())
-                                .num_days() as i32
-                            })
-                        })
-                        .collect::<Vec<_>>(),
-                )),
-                DataType::Date32,
-                ScalarType::Date,
-            ),
-            Kind::Null | Kind::Text | Kind::Json => (
-                Arc::new(StringArray::from_iter(cells.iter().map(|v| match v {
-                    Value::Null => None,
-                    Value::String(s) => Some(std::borrow::Cow::Borrowed(s.as_str())),
-                    other => Some(std::borrow::Cow::Owned(other.to_string())),
-                }))),
-                DataType::Utf8,
-                if kind == Kind::Json {
-                    ScalarType::Json
-                } else {
-                    ScalarType::Text
-                },
-            ),
-        };
-        fields.push(Field::new(name, data_type, true));
-        arrays.push(array);
-        schema.push(ColumnSchema {
-            name: name.clone(),
-            type_: ColumnType::Scalar(scalar),
-            nullable: true,
+        builder.start_row();
+        layout.cells(row, |name, position, value| match position {
+            Some(i) => builder.cell(&format!("ARG{i}"), value),
+            None => builder.cell(name, value),
         });
     }
-    let batch = RecordBatch::try_new_with_options(
-        Arc::new(Schema::new(fields)),
-        arrays,
-        &arrow_array::RecordBatchOptions::new().with_row_count(Some(rows.len())),
-    )
-    .map_err(|e| format!("cannot build the batch: {e}"))?;
-    Ok(Columns { schema, batch })
+    builder.finish()
 }
 
 #[cfg(test)]
@@ -416,22 +258,12 @@ mod tests {
     }
 
     #[test]
-    fn kinds_merge_to_the_widest() {
-        assert_eq!(merge(Kind::Int, Kind::Float), Kind::Float);
-        assert_eq!(merge(Kind::Null, Kind::Bool), Kind::Bool);
-        assert_eq!(merge(Kind::Int, Kind::Text), Kind::Text);
-        assert_eq!(merge(Kind::Date, Kind::Timestamp), Kind::Text);
-        assert_eq!(kind_of(&json!("2025-08-20")), Kind::Date);
-        assert_eq!(kind_of(&json!("2025-08-20T03:14:07")), Kind::Timestamp);
-    }
-
-    #[test]
     fn bad_bodies_are_refused() {
         assert!(parse_rows(b"not json").is_err());
         assert!(parse_rows(br#"{"rows": []}"#).is_err());
         assert!(parse_rows(br#"{"data": [["x", 1]]}"#).is_err());
         assert!(parse_rows(br#"{"data": []}"#).unwrap().is_empty());
-        let refused = |body: &[u8]| row_numbers(body).unwrap_err();
+        let refused = |body: &[u8]| row_numbers(body).unwrap_err().to_string();
         assert!(refused(b"not json").starts_with("the body is not JSON"));
         assert!(refused(br#"{"rows": []}"#).contains("no \"data\""));
         assert!(refused(br#"[1]"#).contains(ENVELOPE));

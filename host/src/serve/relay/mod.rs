@@ -3,7 +3,8 @@
 //! Snowflake sends `{"data": [[row_number, arg1, …], …]}` (gzip allowed) with the
 //! `sf-external-function-*` headers (`docs/reference/external-function.md`). The arguments become the
 //! columns of one Arrow batch: an OBJECT argument's keys are columns, any other argument is
-//! column `ARG<i>` (its position). Types are inferred per column over the request: JSON
+//! column `ARG<i>` (its position). Types are inferred per column over the request
+//! ([`crate::source::json`], shared with `plugin test --json-input`): JSON
 //! booleans → boolean, integers → integer, other numbers → float, strings that all read as
 //! `YYYY-MM-DD[ T]HH:MM:SS[.fff…]` → timestamp (wall clock, µs) or as `YYYY-MM-DD` → date,
 //! other strings → text, objects and arrays → JSON text; a mix → text. The configured plugin

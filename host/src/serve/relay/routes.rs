@@ -301,7 +301,7 @@ async fn post(
         Ok(numbers) => numbers,
         Err(message) => {
             tracing::warn!("relay {name}: refused a request: {message}");
-            return error(StatusCode::BAD_REQUEST, message);
+            return error(StatusCode::BAD_REQUEST, message.to_string());
         }
     };
     let (batch_id, idempotent) = match batch_id {
