@@ -220,8 +220,7 @@ impl Instance {
         schema: &[types::ColumnSchema],
         config: &[(String, String)],
     ) -> Result<Result<types::InitResult, InitRefusal>, Fault> {
-        let answer = self.call(|b, s| b.init(s, schema, config))?;
-        Ok(answer.map_err(InitRefusal))
+        self.call(|b, s| b.init(s, schema, config))
     }
 
     /// Transforms a batch; a 0.2.0 plugin's packed output is unpacked (a malformed one

@@ -21,6 +21,7 @@ use std::str::FromStr;
 use wasmtime::Store;
 use wasmtime::component::{Component, Linker};
 
+use super::instance::InitRefusal;
 use super::output::OutputError;
 use super::sandbox::State;
 use crate::bindings::{since_v0_1_0 as v0_1, since_v0_2_0 as v0_2, types};
@@ -185,15 +186,17 @@ impl Exports {
         store: &mut Store<State>,
         schema: &[types::ColumnSchema],
         config: &[(String, String)],
-    ) -> wasmtime::Result<Result<types::InitResult, String>> {
-        match self {
+    ) -> wasmtime::Result<Result<types::InitResult, InitRefusal>> {
+        let answer = match self {
             Exports::V0_1(e) => e
                 .stagepush_transform_plugin()
                 .call_init(store, schema, config),
             Exports::V0_2(e) => e
                 .stagepush_transform_plugin()
                 .call_init(store, schema, config),
-        }
+        };
+        // The contract's error is the plugin's refusal in its own words.
+        answer.map(|result| result.map_err(InitRefusal))
     }
 
     /// Transforms a batch; a 0.2.0 output is unpacked into the host's model.
