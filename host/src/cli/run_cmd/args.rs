@@ -1,25 +1,14 @@
-//! `stagepush run`: the whole pipeline, configured by a TOML file and/or flags.
+//! `run`'s flags (shared by `serve`, `retry` and `status`), and the configuration they
+//! resolve to: the config file with the flags applied, validated, and the token read.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use clap::Args;
-use stagepush::cancel::Cancel;
 use stagepush::config::{ConfigError, RunConfig};
-use stagepush::job::Job;
-use stagepush::pipeline::{Progress, RunReport};
-use stagepush::shard::Shard;
 use stagepush::sink::{BodyFormat, SinkConfig};
-use stagepush::source::StageFile;
-use stagepush::trigger::UnusableKey;
 use stagepush::wire::Shape;
 
-use super::exit::{Outcome, Signal};
-use super::parse_key_value;
+use crate::cli::parse_key_value;
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -35,7 +24,7 @@ pub struct RunArgs {
     pub stage: RunStageArgs,
     /// Which files of the stage to deliver.
     #[command(flatten)]
-    pub select: super::inspect_cmd::SelectArgs,
+    pub select: crate::cli::inspect_cmd::SelectArgs,
     /// A file that cannot be used (vanished, truncated, corrupt, another schema): skip
     /// it (its rows become dead letters) or stop the run.
     #[arg(long, value_enum)]
@@ -146,7 +135,7 @@ impl StateArgs {
 }
 
 /// The stage settings of `run`, `retry`, `serve` and `status`: those of `inspect` and
-/// `plugin test` ([`StageArgs`](super::inspect_cmd::StageArgs)), with the object store's
+/// `plugin test` ([`StageArgs`](crate::cli::inspect_cmd::StageArgs)), with the object store's
 /// endpoint as `--stage-endpoint`, because `--endpoint` is the CluedIn endpoint here. (Two
 /// structs, since clap cannot rename a flag of a flattened one.)
 #[derive(Args, Clone, Default, Debug)]
@@ -175,8 +164,8 @@ pub struct RunStageArgs {
 }
 
 impl RunStageArgs {
-    fn as_stage_args(&self) -> super::inspect_cmd::StageArgs {
-        super::inspect_cmd::StageArgs {
+    fn as_stage_args(&self) -> crate::cli::inspect_cmd::StageArgs {
+        crate::cli::inspect_cmd::StageArgs {
             region: self.region.clone(),
             endpoint: self.stage_endpoint.clone(),
             allow_http: self.allow_http,
@@ -206,157 +195,8 @@ impl From<BodyArg> for BodyFormat {
     }
 }
 
-pub fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let (config, token) = match resolve(&args) {
-        Ok(resolved) => resolved,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(ExitCode::from(Outcome::Usage));
-        }
-    };
-    let cache_dir = args
-        .cache_dir
-        .clone()
-        .unwrap_or_else(stagepush::plugin::default_cache_dir);
-    let job = match Job::prepare(config.clone(), token, cache_dir) {
-        Ok(job) => job,
-        Err(e) if e.is_usage() => {
-            eprintln!("error: {e}");
-            return Ok(ExitCode::from(Outcome::Usage));
-        }
-        Err(e) => anyhow::bail!(e.to_string()),
-    };
-    let shard = match (&args.shard, args.shard_count) {
-        (Some(text), _) => Some(Shard::parse(text)),
-        (None, Some(count)) => Some(Shard::from_job_index(
-            count,
-            std::env::var(stagepush::shard::JOB_COMPLETION_INDEX).ok(),
-        )),
-        (None, None) => None,
-    };
-    let shard = match shard.transpose() {
-        Ok(shard) => shard,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(ExitCode::from(Outcome::Usage));
-        }
-    };
-    // Objects the event named whose key cannot be read (recorded as pending errors).
-    let mut refused_keys = 0;
-    let files = match &args.event {
-        Some(path) => match event_files(&job, path) {
-            Ok((files, refused)) => {
-                for unusable in &refused {
-                    stagepush::serve::pending::record_error(
-                        &job.state,
-                        job.stage.state_key(),
-                        unusable,
-                    )?;
-                    eprintln!(
-                        "event: refused {}: {}; recorded as a pending error (see `stagepush \
-                         status`)",
-                        stagepush::events::show_key(&unusable.key),
-                        unusable.reason
-                    );
-                }
-                refused_keys = refused.len();
-                files
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Ok(ExitCode::from(Outcome::Usage));
-            }
-        },
-        None => job.stage.select(&args.select.selection()?)?,
-    };
-    let files: Vec<_> = match shard {
-        Some(shard) => {
-            let all = files.len();
-            let mine: Vec<_> = files.into_iter().filter(|f| shard.owns(&f.key)).collect();
-            eprintln!(
-                "shard {}/{}: {} of {all} files",
-                shard.index,
-                shard.count,
-                mine.len()
-            );
-            mine
-        }
-        None => files,
-    };
-    if files.is_empty() && args.event.is_none() {
-        eprintln!("warning: no data files in {}", job.stage.url());
-    }
-    stagepush::failpoint::hit("listing");
-    if config.state.retry_rejected
-        && let Some(code) = super::retry_cmd::before_run(&config, &job.options(Vec::new(), None))
-    {
-        return Ok(code);
-    }
-    let cancel = Cancel::new();
-    super::signals::cancel_on_signals(cancel.clone())?;
-    let progress = Arc::new(Progress::default());
-    let bar = (!args.no_progress && std::io::stderr().is_terminal())
-        .then(|| start_progress(progress.clone()));
-    let report = job.run(files, progress, Some(cancel));
-    if let Some((bar, stop)) = bar {
-        stop.store(true, Ordering::Relaxed);
-        let _ = bar.join();
-    }
-    let report = report?;
-    print_summary(&report);
-    if let Some(error) = &report.fatal_error {
-        eprintln!("error: the run stopped: {error}");
-    }
-    if let Some(signal) = &report.interrupted {
-        eprintln!(
-            "error: the run was interrupted by {signal}: what CluedIn acknowledged is recorded; the next run delivers the rest"
-        );
-        return Ok(Outcome::Interrupted(Signal::named(signal)).into());
-    }
-    Ok(Outcome::of_run(
-        report.fatal_error.is_some(),
-        report.rows.dead_lettered > 0 || refused_keys > 0,
-    )
-    .into())
-}
-
-/// The files a notification payload (a file or `-` for stdin) names, and the objects it
-/// names whose key cannot be read (to record as pending errors, shown by `status`).
-fn event_files(
-    job: &Job,
-    path: &std::path::Path,
-) -> Result<(Vec<StageFile>, Vec<UnusableKey>), String> {
-    let payload = if path.as_os_str() == "-" {
-        let mut buf = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
-            .map_err(|e| format!("cannot read the event from stdin: {e}"))?;
-        buf
-    } else {
-        std::fs::read(path)
-            .map_err(|e| format!("cannot read the event file {}: {e}", path.display()))?
-    };
-    let where_ = if path.as_os_str() == "-" {
-        "stdin".to_string()
-    } else {
-        path.display().to_string()
-    };
-    let notifications =
-        stagepush::events::parse(&payload).map_err(|e| format!("event {where_}: {e}"))?;
-    let resolved = stagepush::trigger::resolve(&job.stage, &notifications)
-        .map_err(|e| format!("event {where_}: {e}"))?;
-    for reason in &resolved.ignored {
-        eprintln!("event: ignored: {reason}");
-    }
-    eprintln!(
-        "event: {} object(s) to deliver from {} event(s)",
-        resolved.files.len(),
-        notifications.len()
-    );
-    Ok((resolved.files, resolved.unusable))
-}
-
 /// The config file with the flags applied, validated, and the token read.
-pub(super) fn resolve(
+pub(crate) fn resolve(
     args: &RunArgs,
 ) -> Result<(RunConfig, stagepush::sink::ApiToken), ConfigError> {
     let mut config = match &args.config {
@@ -441,109 +281,10 @@ pub(super) fn resolve(
     Ok((config, token))
 }
 
-fn start_progress(
-    progress: Arc<Progress>,
-) -> (
-    std::thread::JoinHandle<()>,
-    Arc<std::sync::atomic::AtomicBool>,
-) {
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = stop.clone();
-    let handle = std::thread::spawn(move || {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} rows  {per_sec}  {msg}  ETA {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        while !flag.load(Ordering::Relaxed) {
-            bar.set_length(progress.rows_total.load(Ordering::Relaxed));
-            bar.set_position(progress.rows_read.load(Ordering::Relaxed));
-            bar.set_message(format!(
-                "{} records delivered, {} sent",
-                progress.records_delivered.load(Ordering::Relaxed),
-                indicatif::HumanBytes(progress.bytes_sent.load(Ordering::Relaxed))
-            ));
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        bar.finish_and_clear();
-    });
-    (handle, stop)
-}
-
-fn print_summary(r: &RunReport) {
-    // By reason (`stage/kind`, as `stagepush status` counts them).
-    let by_reason: Vec<String> = r
-        .rows
-        .dead_lettered_by_reason
-        .iter()
-        .map(|(reason, n)| format!("{reason} {n}"))
-        .collect();
-    eprintln!(
-        "summary: {} files: {} skipped (already delivered), {} resumed",
-        r.files.len(),
-        r.files_skipped,
-        r.files_resumed
-    );
-    eprintln!(
-        "summary: {} rows read: {} delivered, {} filtered, {} unchanged, {} dead-lettered{}",
-        r.rows.read,
-        r.rows.delivered,
-        r.rows.filtered,
-        r.rows.unchanged,
-        r.rows.dead_lettered,
-        if by_reason.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", by_reason.join(", "))
-        }
-    );
-    eprintln!(
-        "summary: {} records delivered, {} rejected; {} requests, {} retries; {} bytes before gzip, {} sent; {:.1} s, {:.0} rows/s",
-        r.records_delivered,
-        r.records_rejected,
-        r.requests,
-        r.retries,
-        r.bytes_uncompressed,
-        r.bytes_sent,
-        r.duration_secs,
-        r.rows_per_second
-    );
-    if r.records_unchanged > 0 {
-        eprintln!(
-            "summary: {} records unchanged since their last delivery (not sent)",
-            r.records_unchanged
-        );
-    }
-    if r.possible_duplicates.records > 0 {
-        eprintln!(
-            "summary: {} records in {} segments were sent again after an interrupted run (they may have arrived twice; CluedIn merges them by id)",
-            r.possible_duplicates.records, r.possible_duplicates.segments
-        );
-    }
-    for (entity_type, mark) in &r.watermarks {
-        if r.watermarks_from_stopped_run {
-            eprintln!(
-                "summary: watermark {entity_type}: {mark} (from a run that stopped before the end: it covers only what CluedIn acknowledged; finish the stage before using it)"
-            );
-        } else {
-            eprintln!("summary: watermark {entity_type}: {mark}");
-        }
-    }
-    if r.rows.dead_lettered > 0 {
-        eprintln!(
-            "summary: dead letters in {} (kept for `stagepush retry` in {})",
-            r.dead_letters.display(),
-            r.state_dead_letters
-        );
-    }
-}
-
 /// Stage flags override the config file's `[source]` settings.
 fn merge_stage_flags(
     config: &mut stagepush::source::StageConfig,
-    flags: &super::inspect_cmd::StageArgs,
+    flags: &crate::cli::inspect_cmd::StageArgs,
 ) {
     let url = config.url.clone().unwrap_or_default();
     let from_flags = flags.config(&url);

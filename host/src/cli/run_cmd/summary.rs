@@ -1,0 +1,107 @@
+//! What `run` shows while it works (a progress bar on a terminal) and when it ends (the
+//! summary lines on stderr).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use stagepush::pipeline::{Progress, RunReport};
+
+pub(super) fn start_progress(
+    progress: Arc<Progress>,
+) -> (
+    std::thread::JoinHandle<()>,
+    Arc<std::sync::atomic::AtomicBool>,
+) {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let handle = std::thread::spawn(move || {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} rows  {per_sec}  {msg}  ETA {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        while !flag.load(Ordering::Relaxed) {
+            bar.set_length(progress.rows_total.load(Ordering::Relaxed));
+            bar.set_position(progress.rows_read.load(Ordering::Relaxed));
+            bar.set_message(format!(
+                "{} records delivered, {} sent",
+                progress.records_delivered.load(Ordering::Relaxed),
+                indicatif::HumanBytes(progress.bytes_sent.load(Ordering::Relaxed))
+            ));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bar.finish_and_clear();
+    });
+    (handle, stop)
+}
+
+pub(super) fn print_summary(r: &RunReport) {
+    // By reason (`stage/kind`, as `stagepush status` counts them).
+    let by_reason: Vec<String> = r
+        .rows
+        .dead_lettered_by_reason
+        .iter()
+        .map(|(reason, n)| format!("{reason} {n}"))
+        .collect();
+    eprintln!(
+        "summary: {} files: {} skipped (already delivered), {} resumed",
+        r.files.len(),
+        r.files_skipped,
+        r.files_resumed
+    );
+    eprintln!(
+        "summary: {} rows read: {} delivered, {} filtered, {} unchanged, {} dead-lettered{}",
+        r.rows.read,
+        r.rows.delivered,
+        r.rows.filtered,
+        r.rows.unchanged,
+        r.rows.dead_lettered,
+        if by_reason.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", by_reason.join(", "))
+        }
+    );
+    eprintln!(
+        "summary: {} records delivered, {} rejected; {} requests, {} retries; {} bytes before gzip, {} sent; {:.1} s, {:.0} rows/s",
+        r.records_delivered,
+        r.records_rejected,
+        r.requests,
+        r.retries,
+        r.bytes_uncompressed,
+        r.bytes_sent,
+        r.duration_secs,
+        r.rows_per_second
+    );
+    if r.records_unchanged > 0 {
+        eprintln!(
+            "summary: {} records unchanged since their last delivery (not sent)",
+            r.records_unchanged
+        );
+    }
+    if r.possible_duplicates.records > 0 {
+        eprintln!(
+            "summary: {} records in {} segments were sent again after an interrupted run (they may have arrived twice; CluedIn merges them by id)",
+            r.possible_duplicates.records, r.possible_duplicates.segments
+        );
+    }
+    for (entity_type, mark) in &r.watermarks {
+        if r.watermarks_from_stopped_run {
+            eprintln!(
+                "summary: watermark {entity_type}: {mark} (from a run that stopped before the end: it covers only what CluedIn acknowledged; finish the stage before using it)"
+            );
+        } else {
+            eprintln!("summary: watermark {entity_type}: {mark}");
+        }
+    }
+    if r.rows.dead_lettered > 0 {
+        eprintln!(
+            "summary: dead letters in {} (kept for `stagepush retry` in {})",
+            r.dead_letters.display(),
+            r.state_dead_letters
+        );
+    }
+}
