@@ -40,6 +40,7 @@ use super::path::{UnloadFileName, parse_file_name, source_file};
 use super::select::{CompiledSelection, Selection};
 use crate::bindings::types::{ColumnSchema, ColumnType, ScalarType, SourceFile};
 use crate::storage::store::build_store;
+use crate::storage::walk::{DEFAULT_MAX_DEPTH, walk_files};
 use crate::storage::{
     Redactor, StageConfig, StageUrl, StorageError, StoreKind, block_on, redact_url,
 };
@@ -49,7 +50,7 @@ const MAGIC_CHECKS_IN_FLIGHT: usize = 16;
 /// Explicitly named keys looked up at once.
 const HEADS_IN_FLIGHT: usize = 16;
 /// Folder depth a local listing descends to (guards against symlink loops).
-const MAX_LOCAL_DEPTH: usize = 64;
+const MAX_LOCAL_DEPTH: usize = DEFAULT_MAX_DEPTH;
 
 /// What can go wrong with a stage. Every variant names the stage or the object (as a URL
 /// without credentials).
@@ -641,7 +642,37 @@ impl Stage {
 
     fn list_local(&self, root: &str) -> Result<Vec<StageFile>, StageError> {
         let mut files = Vec::new();
-        walk_local(FsPath::new(root), root, 0, &mut files)?;
+        walk_files(FsPath::new(root), MAX_LOCAL_DEPTH, |walked| {
+            let Some(key) = path_text(&walked.path) else {
+                tracing::warn!(path = %walked.path.display(), "skipped: the file name is not UTF-8");
+                return;
+            };
+            let file = StageFile::new(
+                key.clone(),
+                walked.relative,
+                key,
+                walked.metadata.len(),
+                modified(&walked.metadata),
+            );
+            match classify(&file) {
+                Kind::Data => files.push(file),
+                Kind::MaybeData => {
+                    if starts_with_magic(&walked.path) {
+                        files.push(file);
+                    } else {
+                        tracing::debug!(
+                            object = %file.url,
+                            "skipped: no extension and does not start with `PAR1`"
+                        );
+                    }
+                }
+                Kind::Skip(reason) => tracing::debug!(object = %file.url, "skipped: {reason}"),
+            }
+        })
+        .map_err(|error| StageError::List {
+            stage: error.path().display().to_string(),
+            reason: error.reason(),
+        })?;
         files.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(files)
     }
@@ -802,63 +833,6 @@ fn classify(file: &StageFile) -> Kind {
         return Kind::MaybeData;
     }
     Kind::Skip("not a data file (neither `.parquet` nor an extension-less Parquet file)")
-}
-
-fn walk_local(
-    dir: &FsPath,
-    root: &str,
-    depth: usize,
-    files: &mut Vec<StageFile>,
-) -> Result<(), StageError> {
-    let list_error = |error: std::io::Error| StageError::List {
-        stage: dir.display().to_string(),
-        reason: error.to_string(),
-    };
-    if depth > MAX_LOCAL_DEPTH {
-        return Err(StageError::List {
-            stage: dir.display().to_string(),
-            reason: format!("more than {MAX_LOCAL_DEPTH} folder levels (a symlink loop?)"),
-        });
-    }
-    for entry in std::fs::read_dir(dir).map_err(list_error)? {
-        let path = entry.map_err(list_error)?.path();
-        let Some(key) = path_text(&path) else {
-            tracing::warn!(path = %path.display(), "skipped: the file name is not UTF-8");
-            continue;
-        };
-        // Follows symlinks, like a listing of what the folder holds.
-        let meta = match std::fs::metadata(&path) {
-            Ok(meta) => meta,
-            Err(error) => {
-                tracing::debug!(path = %path.display(), "skipped: {error}");
-                continue;
-            }
-        };
-        if meta.is_dir() {
-            walk_local(&path, root, depth + 1, files)?;
-            continue;
-        }
-        if !meta.is_file() {
-            continue;
-        }
-        let relative = relative_key(&key, root).to_owned();
-        let file = StageFile::new(key.clone(), relative, key, meta.len(), modified(&meta));
-        match classify(&file) {
-            Kind::Data => files.push(file),
-            Kind::MaybeData => {
-                if starts_with_magic(&path) {
-                    files.push(file);
-                } else {
-                    tracing::debug!(
-                        object = %file.url,
-                        "skipped: no extension and does not start with `PAR1`"
-                    );
-                }
-            }
-            Kind::Skip(reason) => tracing::debug!(object = %file.url, "skipped: {reason}"),
-        }
-    }
-    Ok(())
 }
 
 fn starts_with_magic(path: &FsPath) -> bool {
