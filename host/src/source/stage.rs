@@ -300,11 +300,12 @@ impl Stage {
             reason: "no stage URL (`url`)".into(),
         })?;
         let url = StageUrl::parse(text)?;
-        let config_error = |reason: String| StageError::Config {
-            stage: url.to_string(),
-            reason,
-        };
-        config.check(url.kind()).map_err(config_error)?;
+        config
+            .check(url.kind())
+            .map_err(|reason| StageError::Config {
+                stage: url.to_string(),
+                reason: reason.to_string(),
+            })?;
         let redactor = Arc::new(Redactor::for_store(config, &url));
         let (backend, local_path) = match url.kind() {
             StoreKind::Local => {

@@ -15,8 +15,8 @@ pub mod walk;
 pub use self::redact::{Redactor, redact_url};
 pub use self::runtime::block_on;
 pub use self::secret::{ApiToken, Secret};
-pub use self::store::{AZURITE_ACCOUNT, AZURITE_KEY, StageConfig};
-pub use self::url::{StageUrl, StoreKind};
+pub use self::store::{AZURITE_ACCOUNT, AZURITE_KEY, ConfigError, StageConfig};
+pub use self::url::{ObjectKeyError, StageUrl, StoreKind, UrlError};
 pub use self::walk::{Walk, WalkError, WalkedFile, walk_files};
 
 /// What can go wrong before a store is asked anything. Every variant names the stage or

@@ -25,6 +25,38 @@ pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
 pub const AZURITE_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
+/// Why store settings cannot be used: a setting of another store, an incomplete pair, a
+/// bad endpoint or timeout. Never holds a secret (an endpoint is shown redacted).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A setting of another kind of store.
+    #[error("`{setting}` does not apply to a stage in {kind}")]
+    DoesNotApply {
+        /// The setting's name.
+        setting: &'static str,
+        /// The store the URL names.
+        kind: StoreKind,
+    },
+    /// One of `access_key_id` and `secret_access_key` without the other.
+    #[error("`access_key_id` and `secret_access_key` go together")]
+    KeyPair,
+    /// `session_token` without the key pair.
+    #[error("`session_token` needs `access_key_id` and `secret_access_key`")]
+    SessionTokenAlone,
+    /// An endpoint that is no http(s) URL.
+    #[error("`endpoint` must be an http:// or https:// URL, not `{endpoint}`")]
+    EndpointScheme {
+        /// The endpoint, without credentials or query.
+        endpoint: String,
+    },
+    /// `http://` without `allow_http`.
+    #[error("an http:// `endpoint` needs `allow_http = true`")]
+    HttpEndpoint,
+    /// A zero timeout.
+    #[error("timeouts must be at least 1 second")]
+    ZeroTimeout,
+}
+
 /// Where a stage is and how to reach it: the `[source]` section of a run configuration.
 ///
 /// Only `url` is needed; everything else overrides what object_store's `from_env`
@@ -99,7 +131,7 @@ impl StageConfig {
     }
 
     /// Refuses settings that do not apply to `kind` and incomplete pairs.
-    pub(crate) fn check(&self, kind: StoreKind) -> Result<(), String> {
+    pub(crate) fn check(&self, kind: StoreKind) -> Result<(), ConfigError> {
         use StoreKind::{Azure, Gcs, S3};
         const REMOTE: &[StoreKind] = &[S3, Azure, Gcs];
         let settings: [(&str, bool, &[StoreKind]); 16] = [
@@ -134,32 +166,34 @@ impl StageConfig {
         ];
         for (name, set, kinds) in settings {
             if set && !kinds.contains(&kind) {
-                return Err(format!("`{name}` does not apply to a stage in {kind}"));
+                return Err(ConfigError::DoesNotApply {
+                    setting: name,
+                    kind,
+                });
             }
         }
         if self.access_key_id.is_some() != self.secret_access_key.is_some() {
-            return Err("`access_key_id` and `secret_access_key` go together".into());
+            return Err(ConfigError::KeyPair);
         }
         if self.session_token.is_some() && self.access_key_id.is_none() {
-            return Err("`session_token` needs `access_key_id` and `secret_access_key`".into());
+            return Err(ConfigError::SessionTokenAlone);
         }
         if let Some(endpoint) = &self.endpoint {
             let lower = endpoint.to_ascii_lowercase();
             if !(lower.starts_with("http://") || lower.starts_with("https://")) {
-                return Err(format!(
-                    "`endpoint` must be an http:// or https:// URL, not `{}`",
-                    redact_url(endpoint)
-                ));
+                return Err(ConfigError::EndpointScheme {
+                    endpoint: redact_url(endpoint),
+                });
             }
             if lower.starts_with("http://")
                 && self.allow_http != Some(true)
                 && self.use_emulator != Some(true)
             {
-                return Err("an http:// `endpoint` needs `allow_http = true`".into());
+                return Err(ConfigError::HttpEndpoint);
             }
         }
         if self.request_timeout_secs == Some(0) || self.connect_timeout_secs == Some(0) {
-            return Err("timeouts must be at least 1 second".into());
+            return Err(ConfigError::ZeroTimeout);
         }
         Ok(())
     }
