@@ -252,15 +252,56 @@ pub(crate) fn build_store(
         StoreKind::S3 => build_s3(url, config),
         StoreKind::Azure => build_azure(url, config),
         StoreKind::Gcs => build_gcs(url, config),
-        StoreKind::Local => Err("not an object store".into()),
+        StoreKind::Local => Err(BuildError::NotObjectStore),
     }
     .map_err(|reason| StorageError::Config {
         stage: url.to_string(),
-        reason: redactor.scrub(&reason),
+        reason: redactor.scrub(&reason.to_string()),
     })
 }
 
-fn build_s3(url: &StageUrl, config: &StageConfig) -> Result<Arc<dyn ObjectStore>, String> {
+/// Why an object_store client cannot be built (scrubbed by the stage's redactor before
+/// it is shown: the store's message may quote a setting).
+#[derive(Debug, thiserror::Error)]
+enum BuildError {
+    /// A local URL.
+    #[error("not an object store")]
+    NotObjectStore,
+    /// The Azure account in the URL and the configured one differ.
+    #[error("the URL names account `{in_url}` but `account` is `{configured}`")]
+    AccountMismatch {
+        /// The URL's account.
+        in_url: String,
+        /// The `account` setting.
+        configured: String,
+    },
+    /// object_store refused the settings.
+    #[error("cannot configure the {store} client: {source}{hint}")]
+    Client {
+        /// `S3`, `Azure`, `GCS`.
+        store: &'static str,
+        /// object_store's error.
+        source: object_store::Error,
+        /// What to do about it, if anything helps (starts with a space).
+        hint: &'static str,
+    },
+}
+
+impl BuildError {
+    fn client(store: &'static str) -> impl FnOnce(object_store::Error) -> Self {
+        move |source| BuildError::Client {
+            store,
+            source,
+            hint: "",
+        }
+    }
+}
+
+/// What a missing Azure account needs.
+const AZURE_ACCOUNT_HINT: &str = " (set AZURE_STORAGE_ACCOUNT_NAME, the stage's `account`, \
+                                  or use an azure://ACCOUNT.blob.core.windows.net/CONTAINER/… URL)";
+
+fn build_s3(url: &StageUrl, config: &StageConfig) -> Result<Arc<dyn ObjectStore>, BuildError> {
     let mut builder = AmazonS3Builder::from_env().with_bucket_name(url.bucket());
     if let Some(region) = config.region.as_deref().or(url.region()) {
         builder = builder.with_region(region);
@@ -294,16 +335,17 @@ fn build_s3(url: &StageUrl, config: &StageConfig) -> Result<Arc<dyn ObjectStore>
     let store = builder
         .with_retry(config.retry())
         .build()
-        .map_err(|error| format!("cannot configure the S3 client: {error}"))?;
+        .map_err(BuildError::client("S3"))?;
     Ok(Arc::new(store))
 }
 
-fn build_azure(url: &StageUrl, config: &StageConfig) -> Result<Arc<dyn ObjectStore>, String> {
+fn build_azure(url: &StageUrl, config: &StageConfig) -> Result<Arc<dyn ObjectStore>, BuildError> {
     let account = match (config.account.as_deref(), url.account()) {
         (Some(configured), Some(in_url)) if configured != in_url => {
-            return Err(format!(
-                "the URL names account `{in_url}` but `account` is `{configured}`"
-            ));
+            return Err(BuildError::AccountMismatch {
+                in_url: in_url.to_owned(),
+                configured: configured.to_owned(),
+            });
         }
         (configured, in_url) => configured.or(in_url),
     };
@@ -353,20 +395,22 @@ fn build_azure(url: &StageUrl, config: &StageConfig) -> Result<Arc<dyn ObjectSto
     let store = builder
         .with_retry(config.retry())
         .build()
-        .map_err(|error| {
-            let mut message = format!("cannot configure the Azure client: {error}");
-            if account.is_none() && message.to_ascii_lowercase().contains("account") {
-                message.push_str(
-                    " (set AZURE_STORAGE_ACCOUNT_NAME, the stage's `account`, or use an \
-                     azure://ACCOUNT.blob.core.windows.net/CONTAINER/… URL)",
-                );
+        .map_err(|source| {
+            let about_account = source.to_string().to_ascii_lowercase().contains("account");
+            BuildError::Client {
+                store: "Azure",
+                source,
+                hint: if account.is_none() && about_account {
+                    AZURE_ACCOUNT_HINT
+                } else {
+                    ""
+                },
             }
-            message
         })?;
     Ok(Arc::new(store))
 }
 
-fn build_gcs(url: &StageUrl, config: &StageConfig) -> Result<Arc<dyn ObjectStore>, String> {
+fn build_gcs(url: &StageUrl, config: &StageConfig) -> Result<Arc<dyn ObjectStore>, BuildError> {
     let mut builder = GoogleCloudStorageBuilder::from_env().with_bucket_name(url.bucket());
     if let Some(path) = &config.service_account_path {
         builder = builder.with_service_account_path(path.to_string_lossy());
@@ -383,7 +427,7 @@ fn build_gcs(url: &StageUrl, config: &StageConfig) -> Result<Arc<dyn ObjectStore
     let store = builder
         .with_retry(config.retry())
         .build()
-        .map_err(|error| format!("cannot configure the GCS client: {error}"))?;
+        .map_err(BuildError::client("GCS"))?;
     Ok(Arc::new(store))
 }
 
@@ -413,5 +457,28 @@ mod tests {
 
         let unknown = toml::from_str::<StageConfig>("url = \"s3://b/\"\nregoin = \"x\"\n");
         assert!(unknown.unwrap_err().to_string().contains("regoin"));
+    }
+
+    #[test]
+    fn clients_that_cannot_be_built_say_why() {
+        let build = |url: &str, config: StageConfig| {
+            let url = StageUrl::parse(url).unwrap();
+            let redactor = Redactor::for_store(&config, &url);
+            match build_store(&url, &config, &redactor) {
+                Ok(_) => panic!("{url} built"),
+                Err(error) => error.to_string(),
+            }
+        };
+        let config = StageConfig {
+            account: Some("other".into()),
+            ..StageConfig::default()
+        };
+        assert_eq!(
+            build("azure://acct1.blob.core.windows.net/stage/", config),
+            "azure://acct1.blob.core.windows.net/stage/: the URL names account `acct1` but \
+             `account` is `other`"
+        );
+        let error = build("/tmp/stage", StageConfig::default());
+        assert!(error.ends_with(": not an object store"), "{error}");
     }
 }
