@@ -120,7 +120,7 @@ pub fn resolve(stage: &Stage, notifications: &[Notification]) -> Result<Resolved
                 out.unusable.push(UnusableKey {
                     key: object.key.clone(),
                     event_id: object.event_id.clone(),
-                    reason,
+                    reason: reason.to_string(),
                 });
             }
             continue;

@@ -5,8 +5,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use stagepush::source::inspect::{inspect, render_text};
+
+use self::render::render_text;
+use stagepush::source::inspect::inspect;
 use stagepush::source::{Selection, Stage, StageConfig};
+
+mod render;
 
 /// Settings of a stage in object storage. Credentials come from the environment
 /// (`AWS_*`, `AZURE_STORAGE_*`, `GOOGLE_APPLICATION_CREDENTIALS`, …), never from flags.

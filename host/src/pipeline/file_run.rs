@@ -117,13 +117,12 @@ impl<'a> FileRun<'a> {
         let ckpt = &self.run.checkpointer;
         let source = self.options.stage.open(self.file).map_err(classify)?;
         let schema = source.contract_schema().map_err(classify)?;
-        if schema != self.schema {
+        if let Some(difference) = crate::source::describe_difference(self.schema, &schema) {
             return Err(FileError::Bad(BadFile {
                 kind: crate::bad_file::KIND_SCHEMA_MISMATCH,
                 reason: format!(
-                    "{}: its schema differs from the stage's first readable file ({})",
+                    "{}: its schema differs from the stage's first readable file ({difference})",
                     self.name,
-                    describe_difference(self.schema, &schema)
                 ),
             }));
         }
@@ -451,31 +450,4 @@ impl<'a> FileRun<'a> {
             error,
         });
     }
-}
-
-fn describe_difference(expected: &[ColumnSchema], found: &[ColumnSchema]) -> String {
-    let names = |s: &[ColumnSchema]| {
-        s.iter()
-            .map(|c| c.name.clone())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    if expected.len() != found.len() {
-        return format!(
-            "{} columns [{}] instead of {} [{}]",
-            found.len(),
-            names(found),
-            expected.len(),
-            names(expected)
-        );
-    }
-    for (e, f) in expected.iter().zip(found) {
-        if e != f {
-            return format!(
-                "column `{}` is {:?}, expected `{}` {:?}",
-                f.name, f.type_, e.name, e.type_
-            );
-        }
-    }
-    "same columns".into()
 }

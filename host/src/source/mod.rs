@@ -7,6 +7,7 @@
 //!   the parts of a Snowflake unload file name;
 //! - [`stage`] lists, selects ([`select`]) and opens a stage's files in object storage or
 //!   a local folder; [`object_reader`] reads an object with bounded ranged reads;
+//! - [`schema`] says how two files' columns differ (the one schema diff);
 //! - [`identity`] gives a stage's canonical identity (the delivery state's key for it);
 //! - [`json`] infers the columns of JSON rows (the relay's and `plugin test --json-input`'s);
 //! - [`inspect`] reports what a stage holds (`stagepush inspect`).
@@ -17,6 +18,7 @@ pub mod json;
 pub mod object_reader;
 pub mod parquet;
 pub mod path;
+pub mod schema;
 pub mod select;
 pub mod stage;
 
@@ -26,6 +28,7 @@ pub use self::parquet::{
     SourceError, contract_schema,
 };
 pub use self::path::{UnloadFileName, parse_file_name, source_file};
+pub use self::schema::{SchemaColumn, describe_column, describe_difference};
 pub use self::select::Selection;
 pub use self::stage::{Stage, StageBatches, StageError, StageFile, StageSource, check_schema};
 pub use crate::storage::{Secret, StageConfig, StageUrl, StoreKind};

@@ -2,19 +2,22 @@
 //! ([`crate::state`]): where a URL points ([`url`]), how to reach it ([`store`]: the store
 //! settings and the object_store client builders), the [`Secret`] type and the scrubbing of
 //! credentials from messages ([`redact`]), and the process-wide I/O runtime the blocking
-//! callers run object_store futures on ([`runtime`]).
+//! callers run object_store futures on ([`runtime`]), and the one walker of a local
+//! folder ([`walk`]).
 
 pub mod redact;
 pub mod runtime;
 pub mod secret;
 pub mod store;
 pub mod url;
+pub mod walk;
 
 pub use self::redact::{Redactor, redact_url};
 pub use self::runtime::block_on;
 pub use self::secret::{ApiToken, Secret};
-pub use self::store::{AZURITE_ACCOUNT, AZURITE_KEY, StageConfig};
-pub use self::url::{StageUrl, StoreKind};
+pub use self::store::{AZURITE_ACCOUNT, AZURITE_KEY, ConfigError, StageConfig};
+pub use self::url::{ObjectKeyError, StageUrl, StoreKind, UrlError};
+pub use self::walk::{Walk, WalkError, WalkedFile, walk_files};
 
 /// What can go wrong before a store is asked anything. Every variant names the stage or
 /// location as a URL without credentials.

@@ -17,7 +17,7 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    static RUNTIME: OnceLock<std::io::Result<tokio::runtime::Runtime>> = OnceLock::new();
     let runtime = RUNTIME
         .get_or_init(|| {
             tokio::runtime::Builder::new_multi_thread()
@@ -25,11 +25,10 @@ where
                 .thread_name("stagepush-io")
                 .enable_all()
                 .build()
-                .map_err(|error| error.to_string())
         })
         .as_ref()
-        .map_err(|reason| StorageError::Runtime {
-            reason: reason.clone(),
+        .map_err(|error| StorageError::Runtime {
+            reason: error.to_string(),
         })?;
     let (sender, receiver) = std::sync::mpsc::sync_channel(1);
     runtime.spawn(async move {

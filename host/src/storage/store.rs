@@ -25,6 +25,38 @@ pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
 pub const AZURITE_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
+/// Why store settings cannot be used: a setting of another store, an incomplete pair, a
+/// bad endpoint or timeout. Never holds a secret (an endpoint is shown redacted).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A setting of another kind of store.
+    #[error("`{setting}` does not apply to a stage in {kind}")]
+    DoesNotApply {
+        /// The setting's name.
+        setting: &'static str,
+        /// The store the URL names.
+        kind: StoreKind,
+    },
+    /// One of `access_key_id` and `secret_access_key` without the other.
+    #[error("`access_key_id` and `secret_access_key` go together")]
+    KeyPair,
+    /// `session_token` without the key pair.
+    #[error("`session_token` needs `access_key_id` and `secret_access_key`")]
+    SessionTokenAlone,
+    /// An endpoint that is no http(s) URL.
+    #[error("`endpoint` must be an http:// or https:// URL, not `{endpoint}`")]
+    EndpointScheme {
+        /// The endpoint, without credentials or query.
+        endpoint: String,
+    },
+    /// `http://` without `allow_http`.
+    #[error("an http:// `endpoint` needs `allow_http = true`")]
+    HttpEndpoint,
+    /// A zero timeout.
+    #[error("timeouts must be at least 1 second")]
+    ZeroTimeout,
+}
+
 /// Where a stage is and how to reach it: the `[source]` section of a run configuration.
 ///
 /// Only `url` is needed; everything else overrides what object_store's `from_env`
@@ -99,7 +131,7 @@ impl StageConfig {
     }
 
     /// Refuses settings that do not apply to `kind` and incomplete pairs.
-    pub(crate) fn check(&self, kind: StoreKind) -> Result<(), String> {
+    pub(crate) fn check(&self, kind: StoreKind) -> Result<(), ConfigError> {
         use StoreKind::{Azure, Gcs, S3};
         const REMOTE: &[StoreKind] = &[S3, Azure, Gcs];
         let settings: [(&str, bool, &[StoreKind]); 16] = [
@@ -134,32 +166,34 @@ impl StageConfig {
         ];
         for (name, set, kinds) in settings {
             if set && !kinds.contains(&kind) {
-                return Err(format!("`{name}` does not apply to a stage in {kind}"));
+                return Err(ConfigError::DoesNotApply {
+                    setting: name,
+                    kind,
+                });
             }
         }
         if self.access_key_id.is_some() != self.secret_access_key.is_some() {
-            return Err("`access_key_id` and `secret_access_key` go together".into());
+            return Err(ConfigError::KeyPair);
         }
         if self.session_token.is_some() && self.access_key_id.is_none() {
-            return Err("`session_token` needs `access_key_id` and `secret_access_key`".into());
+            return Err(ConfigError::SessionTokenAlone);
         }
         if let Some(endpoint) = &self.endpoint {
             let lower = endpoint.to_ascii_lowercase();
             if !(lower.starts_with("http://") || lower.starts_with("https://")) {
-                return Err(format!(
-                    "`endpoint` must be an http:// or https:// URL, not `{}`",
-                    redact_url(endpoint)
-                ));
+                return Err(ConfigError::EndpointScheme {
+                    endpoint: redact_url(endpoint),
+                });
             }
             if lower.starts_with("http://")
                 && self.allow_http != Some(true)
                 && self.use_emulator != Some(true)
             {
-                return Err("an http:// `endpoint` needs `allow_http = true`".into());
+                return Err(ConfigError::HttpEndpoint);
             }
         }
         if self.request_timeout_secs == Some(0) || self.connect_timeout_secs == Some(0) {
-            return Err("timeouts must be at least 1 second".into());
+            return Err(ConfigError::ZeroTimeout);
         }
         Ok(())
     }
@@ -218,15 +252,56 @@ pub(crate) fn build_store(
         StoreKind::S3 => build_s3(url, config),
         StoreKind::Azure => build_azure(url, config),
         StoreKind::Gcs => build_gcs(url, config),
-        StoreKind::Local => Err("not an object store".into()),
+        StoreKind::Local => Err(BuildError::NotObjectStore),
     }
     .map_err(|reason| StorageError::Config {
         stage: url.to_string(),
-        reason: redactor.scrub(&reason),
+        reason: redactor.scrub(&reason.to_string()),
     })
 }
 
-fn build_s3(url: &StageUrl, config: &StageConfig) -> Result<Arc<dyn ObjectStore>, String> {
+/// Why an object_store client cannot be built (scrubbed by the stage's redactor before
+/// it is shown: the store's message may quote a setting).
+#[derive(Debug, thiserror::Error)]
+enum BuildError {
+    /// A local URL.
+    #[error("not an object store")]
+    NotObjectStore,
+    /// The Azure account in the URL and the configured one differ.
+    #[error("the URL names account `{in_url}` but `account` is `{configured}`")]
+    AccountMismatch {
+        /// The URL's account.
+        in_url: String,
+        /// The `account` setting.
+        configured: String,
+    },
+    /// object_store refused the settings.
+    #[error("cannot configure the {store} client: {source}{hint}")]
+    Client {
+        /// `S3`, `Azure`, `GCS`.
+        store: &'static str,
+        /// object_store's error.
+        source: object_store::Error,
+        /// What to do about it, if anything helps (starts with a space).
+        hint: &'static str,
+    },
+}
+
+impl BuildError {
+    fn client(store: &'static str) -> impl FnOnce(object_store::Error) -> Self {
+        move |source| BuildError::Client {
+            store,
+            source,
+            hint: "",
+        }
+    }
+}
+
+/// What a missing Azure account needs.
+const AZURE_ACCOUNT_HINT: &str = " (set AZURE_STORAGE_ACCOUNT_NAME, the stage's `account`, \
+                                  or use an azure://ACCOUNT.blob.core.windows.net/CONTAINER/… URL)";
+
+fn build_s3(url: &StageUrl, config: &StageConfig) -> Result<Arc<dyn ObjectStore>, BuildError> {
     let mut builder = AmazonS3Builder::from_env().with_bucket_name(url.bucket());
     if let Some(region) = config.region.as_deref().or(url.region()) {
         builder = builder.with_region(region);
@@ -260,16 +335,17 @@ fn build_s3(url: &StageUrl, config: &StageConfig) -> Result<Arc<dyn ObjectStore>
     let store = builder
         .with_retry(config.retry())
         .build()
-        .map_err(|error| format!("cannot configure the S3 client: {error}"))?;
+        .map_err(BuildError::client("S3"))?;
     Ok(Arc::new(store))
 }
 
-fn build_azure(url: &StageUrl, config: &StageConfig) -> Result<Arc<dyn ObjectStore>, String> {
+fn build_azure(url: &StageUrl, config: &StageConfig) -> Result<Arc<dyn ObjectStore>, BuildError> {
     let account = match (config.account.as_deref(), url.account()) {
         (Some(configured), Some(in_url)) if configured != in_url => {
-            return Err(format!(
-                "the URL names account `{in_url}` but `account` is `{configured}`"
-            ));
+            return Err(BuildError::AccountMismatch {
+                in_url: in_url.to_owned(),
+                configured: configured.to_owned(),
+            });
         }
         (configured, in_url) => configured.or(in_url),
     };
@@ -319,20 +395,22 @@ fn build_azure(url: &StageUrl, config: &StageConfig) -> Result<Arc<dyn ObjectSto
     let store = builder
         .with_retry(config.retry())
         .build()
-        .map_err(|error| {
-            let mut message = format!("cannot configure the Azure client: {error}");
-            if account.is_none() && message.to_ascii_lowercase().contains("account") {
-                message.push_str(
-                    " (set AZURE_STORAGE_ACCOUNT_NAME, the stage's `account`, or use an \
-                     azure://ACCOUNT.blob.core.windows.net/CONTAINER/… URL)",
-                );
+        .map_err(|source| {
+            let about_account = source.to_string().to_ascii_lowercase().contains("account");
+            BuildError::Client {
+                store: "Azure",
+                source,
+                hint: if account.is_none() && about_account {
+                    AZURE_ACCOUNT_HINT
+                } else {
+                    ""
+                },
             }
-            message
         })?;
     Ok(Arc::new(store))
 }
 
-fn build_gcs(url: &StageUrl, config: &StageConfig) -> Result<Arc<dyn ObjectStore>, String> {
+fn build_gcs(url: &StageUrl, config: &StageConfig) -> Result<Arc<dyn ObjectStore>, BuildError> {
     let mut builder = GoogleCloudStorageBuilder::from_env().with_bucket_name(url.bucket());
     if let Some(path) = &config.service_account_path {
         builder = builder.with_service_account_path(path.to_string_lossy());
@@ -349,7 +427,7 @@ fn build_gcs(url: &StageUrl, config: &StageConfig) -> Result<Arc<dyn ObjectStore
     let store = builder
         .with_retry(config.retry())
         .build()
-        .map_err(|error| format!("cannot configure the GCS client: {error}"))?;
+        .map_err(BuildError::client("GCS"))?;
     Ok(Arc::new(store))
 }
 
@@ -379,5 +457,28 @@ mod tests {
 
         let unknown = toml::from_str::<StageConfig>("url = \"s3://b/\"\nregoin = \"x\"\n");
         assert!(unknown.unwrap_err().to_string().contains("regoin"));
+    }
+
+    #[test]
+    fn clients_that_cannot_be_built_say_why() {
+        let build = |url: &str, config: StageConfig| {
+            let url = StageUrl::parse(url).unwrap();
+            let redactor = Redactor::for_store(&config, &url);
+            match build_store(&url, &config, &redactor) {
+                Ok(_) => panic!("{url} built"),
+                Err(error) => error.to_string(),
+            }
+        };
+        let config = StageConfig {
+            account: Some("other".into()),
+            ..StageConfig::default()
+        };
+        assert_eq!(
+            build("azure://acct1.blob.core.windows.net/stage/", config),
+            "azure://acct1.blob.core.windows.net/stage/: the URL names account `acct1` but \
+             `account` is `other`"
+        );
+        let error = build("/tmp/stage", StageConfig::default());
+        assert!(error.ends_with(": not an object store"), "{error}");
     }
 }

@@ -10,6 +10,7 @@ use stagepush::source::json::JsonRows;
 use stagepush::source::parquet::{ParquetSource, ReadOptions, SourceError};
 use stagepush::source::path::source_file;
 use stagepush::source::{Stage, StageFile, StageReader};
+use stagepush::storage::walk::DEFAULT_MAX_DEPTH;
 
 use super::TestArgs;
 use crate::cli::inspect_cmd::is_stage_url;
@@ -219,7 +220,12 @@ fn collect_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
             std::fs::metadata(input).with_context(|| format!("cannot read {}", input.display()))?;
         if meta.is_dir() {
             let mut found = Vec::new();
-            walk(input, &mut found)?;
+            stagepush::storage::walk::walk_files(input, DEFAULT_MAX_DEPTH, |f| {
+                if is_parquet(&f.path) {
+                    found.push(f.path)
+                }
+            })
+            .with_context(|| format!("cannot list {}", input.display()))?;
             found.sort();
             files.extend(found);
         } else {
@@ -227,18 +233,6 @@ fn collect_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
         }
     }
     Ok(files)
-}
-
-fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> anyhow::Result<()> {
-    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
-        let path = entry?.path();
-        if path.is_dir() {
-            walk(&path, found)?;
-        } else if is_parquet(&path) {
-            found.push(path);
-        }
-    }
-    Ok(())
 }
 
 fn is_parquet(path: &Path) -> bool {

@@ -1,7 +1,7 @@
 //! The local-folder backend: atomic writes (temporary file, `fsync`, rename, `fsync` of
 //! the folder), compare-and-swap under an exclusive lock of `<root>/.lock`, versions as
-//! the SHA-256 of the content, and the listing of a folder (`walk_local`, kept as it is:
-//! the lead replaces it with the shared walker).
+//! the SHA-256 of the content, and the listing of a folder (through the one local walker,
+//! `storage::walk`).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::path::{LOCK_FILE, TMP_MARKER};
 use super::{PutMode, StateError, Stored, Version};
+use crate::storage::walk::{Walk, WalkError};
 
 /// Folder depth a local listing descends to (guards against symlink loops).
 const MAX_LOCAL_DEPTH: usize = 64;
@@ -103,7 +104,29 @@ pub(super) fn local_list(root: &Path, folder: &str) -> Result<Vec<String>, State
     } else {
         root.join(folder)
     };
-    walk_local(&start, folder, 0, &mut paths)?;
+    Walk::new(MAX_LOCAL_DEPTH)
+        .missing_is_empty()
+        .files(&start, |file| {
+            let name = file.relative.rsplit('/').next().unwrap_or_default();
+            if name == LOCK_FILE || name.contains(TMP_MARKER) {
+                return;
+            }
+            paths.push(if folder.is_empty() {
+                file.relative
+            } else {
+                format!("{folder}/{}", file.relative)
+            });
+        })
+        .map_err(|e| match e {
+            WalkError::Read { path, source } => StateError::Io {
+                path,
+                error: source,
+            },
+            too_deep => StateError::Io {
+                path: too_deep.path().to_owned(),
+                error: std::io::Error::other(too_deep.reason()),
+            },
+        })?;
     Ok(paths)
 }
 
@@ -162,54 +185,4 @@ fn sync_dir(folder: &Path) -> Result<(), StateError> {
     File::open(folder)
         .and_then(|dir| dir.sync_all())
         .map_err(io_error(folder))
-}
-
-/// Adds the documents under `folder` (relative path `relative`) to `paths`, skipping the
-/// lock and temporary files. A missing folder has none.
-fn walk_local(
-    folder: &Path,
-    relative: &str,
-    depth: usize,
-    paths: &mut Vec<String>,
-) -> Result<(), StateError> {
-    if depth > MAX_LOCAL_DEPTH {
-        return Err(StateError::Io {
-            path: folder.to_owned(),
-            error: std::io::Error::other("folders nested too deep (a symlink loop?)"),
-        });
-    }
-    let entries = match fs::read_dir(folder) {
-        Ok(entries) => entries,
-        Err(error) if matches!(error.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
-            return Ok(());
-        }
-        Err(source) => {
-            return Err(StateError::Io {
-                path: folder.to_owned(),
-                error: source,
-            });
-        }
-    };
-    for entry in entries {
-        let entry = entry.map_err(io_error(folder))?;
-        let Ok(name) = entry.file_name().into_string() else {
-            tracing::debug!(path = %entry.path().display(), "state: skipping a non-UTF-8 name");
-            continue;
-        };
-        if name == LOCK_FILE || name.contains(TMP_MARKER) {
-            continue;
-        }
-        let path = if relative.is_empty() {
-            name
-        } else {
-            format!("{relative}/{name}")
-        };
-        let is_dir = entry.file_type().map_err(io_error(&entry.path()))?.is_dir();
-        if is_dir {
-            walk_local(&entry.path(), &path, depth + 1, paths)?;
-        } else {
-            paths.push(path);
-        }
-    }
-    Ok(())
 }

@@ -1,0 +1,113 @@
+//! Reading the footers of a stage's files, several at once, into what `inspect` reports
+//! of each: rows, row groups, `created_by` and the columns.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use parquet::schema::types::Type as ParquetType;
+
+use super::ColumnReport;
+use super::parquet_types::{describe_parquet, snowflake_type};
+use crate::source::parquet::{SourceError, contract_schema};
+use crate::source::schema::describe_column;
+use crate::source::stage::{Stage, StageError, StageFile};
+
+/// Footers read at once.
+const FOOTERS_IN_FLIGHT: usize = 8;
+
+/// What one footer says.
+pub(super) struct Footer {
+    pub(super) rows: u64,
+    pub(super) row_groups: usize,
+    pub(super) created_by: Option<String>,
+    pub(super) columns: Vec<ColumnReport>,
+}
+
+/// Reads the footers, several at once, in the files' order.
+pub(super) fn read_footers(stage: &Stage, files: &[StageFile]) -> Vec<Result<Footer, StageError>> {
+    let results: Vec<Mutex<Option<Result<Footer, StageError>>>> =
+        files.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let threads = FOOTERS_IN_FLIGHT.min(files.len());
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(file) = files.get(index) else {
+                        break;
+                    };
+                    let footer = read_footer(stage, file);
+                    *results[index]
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(footer);
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .zip(files)
+        .map(|(slot, file)| {
+            slot.into_inner()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .unwrap_or_else(|| {
+                    Err(StageError::Read {
+                        object: file.url.clone(),
+                        reason: "not read".into(),
+                    })
+                })
+        })
+        .collect()
+}
+
+fn read_footer(stage: &Stage, file: &StageFile) -> Result<Footer, StageError> {
+    let source = stage.open_footer(file)?;
+    let parquet = source.parquet();
+    let contract = contract_schema(
+        parquet.name(),
+        parquet.parquet_schema(),
+        parquet.arrow_schema(),
+    );
+    let roots = parquet.parquet_schema().root_schema().get_fields();
+    let columns = roots
+        .iter()
+        .enumerate()
+        .map(|(index, column)| {
+            let plugin = match &contract {
+                Ok(columns) => columns
+                    .get(index)
+                    .map(describe_column)
+                    .unwrap_or_else(|| "?".into()),
+                Err(error) => match error {
+                    SourceError::UnsupportedColumn {
+                        column: name,
+                        reason,
+                        ..
+                    } if name == column.name() => {
+                        format!("not supported: {reason}")
+                    }
+                    _ => "?".into(),
+                },
+            };
+            column_report(column, plugin)
+        })
+        .collect();
+    Ok(Footer {
+        rows: parquet.num_rows(),
+        row_groups: parquet.row_groups().len(),
+        created_by: parquet.created_by().map(str::to_owned),
+        columns,
+    })
+}
+
+fn column_report(column: &ParquetType, plugin: String) -> ColumnReport {
+    let (snowflake, note) = snowflake_type(column);
+    ColumnReport {
+        name: column.name().to_owned(),
+        parquet: describe_parquet(column),
+        snowflake,
+        plugin,
+        note,
+    }
+}

@@ -1,0 +1,141 @@
+//! What can go wrong with a stage: [`StageError`], and which errors are about one bad
+//! file a run can skip.
+
+use crate::source::parquet::SourceError;
+use crate::storage::StorageError;
+
+/// What can go wrong with a stage. Every variant names the stage or the object (as a URL
+/// without credentials).
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    /// The stage URL cannot be parsed.
+    #[error("{url}: not a usable stage URL: {reason}")]
+    Url {
+        /// The URL, with any query string or credentials replaced.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The stage settings are incomplete or contradictory, or the client cannot be built.
+    #[error("{stage}: {reason}")]
+    Config {
+        /// The stage URL.
+        stage: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Listing the stage failed (after retries).
+    #[error("{stage}: cannot list the stage: {reason}")]
+    List {
+        /// The stage URL.
+        stage: String,
+        /// The store's message.
+        reason: String,
+    },
+    /// An object (or local file) that was asked for by name does not exist.
+    #[error("{object}: no such object")]
+    NotFound {
+        /// The object.
+        object: String,
+    },
+    /// An object that was listed no longer exists (deleted or renamed since).
+    #[error("{object}: the object was listed but no longer exists (deleted or renamed since)")]
+    Vanished {
+        /// The object.
+        object: String,
+    },
+    /// An object changed since it was listed (another ETag, another size).
+    #[error("{object}: the object changed since it was listed: {reason}")]
+    Changed {
+        /// The object.
+        object: String,
+        /// What changed.
+        reason: String,
+    },
+    /// Reading an object failed (after retries).
+    #[error("{object}: cannot read: {reason}")]
+    Read {
+        /// The object.
+        object: String,
+        /// The store's message.
+        reason: String,
+    },
+    /// The object is not a readable Parquet file (truncated, corrupt, not Parquet, a column
+    /// a plugin cannot receive); the error names it.
+    #[error(transparent)]
+    Parquet(#[from] SourceError),
+    /// The object's columns differ from the stage's (its first file's).
+    #[error("{object}: its schema differs from {expected_from}'s: {difference}")]
+    SchemaMismatch {
+        /// The object.
+        object: String,
+        /// The file whose schema is the stage's.
+        expected_from: String,
+        /// The first differences.
+        difference: String,
+    },
+    /// The selection (globs, time, key list) is invalid.
+    #[error("{reason}")]
+    Selection {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The I/O runtime the storage clients run on failed.
+    #[error("storage I/O runtime: {reason}")]
+    Runtime {
+        /// What failed.
+        reason: String,
+    },
+}
+
+impl From<StorageError> for StageError {
+    fn from(error: StorageError) -> Self {
+        match error {
+            StorageError::Url { url, reason } => StageError::Url { url, reason },
+            StorageError::Config { stage, reason } => StageError::Config { stage, reason },
+            StorageError::Runtime { reason } => StageError::Runtime { reason },
+        }
+    }
+}
+
+impl StageError {
+    /// The object the error is about, if it is about one file.
+    pub fn object(&self) -> Option<&str> {
+        match self {
+            StageError::NotFound { object }
+            | StageError::Vanished { object }
+            | StageError::Changed { object, .. }
+            | StageError::Read { object, .. }
+            | StageError::SchemaMismatch { object, .. } => Some(object),
+            StageError::Parquet(error) => Some(source_error_file(error)),
+            _ => None,
+        }
+    }
+
+    /// True when the error is about one bad file that a run can skip (dead-letter) and go
+    /// on: the object vanished or changed, is not readable Parquet, or has another schema.
+    /// Listing, configuration and storage errors (after retries) are not.
+    pub fn is_bad_file(&self) -> bool {
+        matches!(
+            self,
+            StageError::NotFound { .. }
+                | StageError::Vanished { .. }
+                | StageError::Changed { .. }
+                | StageError::Parquet(_)
+                | StageError::SchemaMismatch { .. }
+        )
+    }
+}
+
+/// The file a [`SourceError`] names.
+fn source_error_file(error: &SourceError) -> &str {
+    match error {
+        SourceError::Open { file, .. }
+        | SourceError::NotParquet { file, .. }
+        | SourceError::Corrupt { file, .. }
+        | SourceError::Unsupported { file, .. }
+        | SourceError::UnsupportedColumn { file, .. }
+        | SourceError::Decode { file, .. }
+        | SourceError::Options { file, .. } => file,
+    }
+}
