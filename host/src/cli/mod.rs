@@ -1,5 +1,6 @@
 //! Command-line arguments and dispatch.
 
+mod choices;
 pub mod exit;
 mod inspect_cmd;
 pub mod logging;

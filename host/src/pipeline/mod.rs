@@ -70,7 +70,7 @@ pub use run::run;
 
 /// What to do with a file that cannot be used (vanished, truncated, corrupt, another
 /// schema).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnBadFile {
     /// Dead-letter its rows as unread and go on with the other files.

@@ -5,7 +5,7 @@
 //! - `POST /events` (and `POST /`): an S3 notification (direct, SNS envelope, SQS batch),
 //!   EventBridge, Event Grid or CloudEvents payload ([`crate::events::parse`]); the objects
 //!   it names are resolved against the configured stage ([`crate::trigger::resolve`]) and
-//!   recorded as **pending** in the delivery state ([`pending`]) before the answer, 200 with
+//!   recorded as **pending** in the delivery state ([`crate::state::pending`]) before the answer, 200 with
 //!   `{"accepted": [urls], "new": n, "ignored": [reasons]}`. A payload that cannot be used
 //!   is 400 with the one-line error, as is an event for another bucket or container (the
 //!   sender should not retry it); a store that cannot be reached is 503 (it should).
@@ -31,7 +31,6 @@
 //! batch; what CluedIn acknowledged is checkpointed), wait for the processor, return `Ok`.
 
 pub mod metrics;
-pub mod pending;
 pub mod processor;
 pub mod relay;
 

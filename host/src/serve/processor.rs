@@ -22,7 +22,7 @@ use crate::state::files::{self, FileState, FileStatus};
 use crate::state::{StateError, Version};
 
 use super::metrics::Metrics;
-use super::pending::{PendingEntry, pending_prefix, remove_if_unchanged};
+use crate::state::pending::{PendingEntry, pending_prefix, remove_if_unchanged};
 
 /// First back-off after a failed round.
 pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);

@@ -35,6 +35,7 @@
 pub mod checkpoint;
 pub mod files;
 pub mod fingerprints;
+pub mod pending;
 pub mod stage_key;
 pub mod status;
 pub mod store;

@@ -10,8 +10,8 @@
 //! and newer versions can share the state. A state under the canonical identity always
 //! wins.
 
-use crate::serve::pending::pending_prefix;
 use crate::source::Stage;
+use crate::state::pending::pending_prefix;
 
 use super::files::{files_prefix, stage_id};
 use super::{StateError, StateStore};

@@ -26,7 +26,7 @@ use crate::bindings::types::{Cell, Entities, Span};
 use json::{write_decimal, write_f64, write_i64, write_str};
 
 /// How entity fields are laid out in a record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Shape {
     /// `{"externalId","type","timestamp","properties":{…},"deleted"}`.

@@ -18,9 +18,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use crate::cli::choices::ShapeArg;
 use clap::{Args, Subcommand};
 use stagepush::plugin::{Limits, LoadOptions, Plugin, PluginEngine, default_cache_dir};
-use stagepush::wire::Shape;
 
 use super::PluginOptions;
 use super::exit::Outcome;
@@ -69,8 +69,8 @@ pub struct TestArgs {
     #[arg(long)]
     pub limit: Option<u64>,
     /// Record shape of the printed wire JSON.
-    #[arg(long, value_enum, default_value_t = Shape::Nested)]
-    pub shape: Shape,
+    #[arg(long, value_enum, default_value_t = ShapeArg::Nested)]
+    pub shape: ShapeArg,
     /// Rows per plugin call.
     #[arg(long, default_value_t = stagepush::source::parquet::DEFAULT_BATCH_ROWS)]
     pub batch_rows: usize,

@@ -37,7 +37,7 @@ pub(super) fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
     let (_engine, plugin) = load_plugin(&args.plugin, &args.plugin_options)?;
 
     let started = Instant::now();
-    let mut encoder = Encoder::new(args.shape);
+    let mut encoder = Encoder::new(args.shape.into());
     let mut runner: Option<(Runner, Vec<ColumnSchema>)> = None;
     let (mut rows, mut records, mut filtered, mut errors) = (0u64, 0u64, 0u64, 0u64);
     // The records as printed, kept only to compare with `--expect`.

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 use stagepush::config::{ConfigError, RunConfig};
-use stagepush::sink::{BodyFormat, SinkConfig};
-use stagepush::wire::Shape;
+use stagepush::sink::SinkConfig;
 
+use crate::cli::choices::{BodyArg, OnBadFileArg, ShapeArg};
 use crate::cli::parse_key_value;
 
 #[derive(Args)]
@@ -28,7 +28,7 @@ pub struct RunArgs {
     /// A file that cannot be used (vanished, truncated, corrupt, another schema): skip
     /// it (its rows become dead letters) or stop the run.
     #[arg(long, value_enum)]
-    pub on_bad_file: Option<stagepush::pipeline::OnBadFile>,
+    pub on_bad_file: Option<OnBadFileArg>,
     /// The transform plugin (.wasm component).
     #[arg(long, value_name = "FILE")]
     pub plugin: Option<PathBuf>,
@@ -52,7 +52,7 @@ pub struct RunArgs {
     pub body: Option<BodyArg>,
     /// Record shape.
     #[arg(long, value_enum)]
-    pub shape: Option<Shape>,
+    pub shape: Option<ShapeArg>,
     /// gzip level 0-9 (0 sends uncompressed bodies).
     #[arg(long, value_name = "0-9")]
     pub gzip_level: Option<u32>,
@@ -177,24 +177,6 @@ impl RunStageArgs {
     }
 }
 
-/// `--body`: request body framing.
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub enum BodyArg {
-    /// `[record,record,…]` (`application/json`).
-    JsonArray,
-    /// One record per line (`application/x-ndjson`).
-    Ndjson,
-}
-
-impl From<BodyArg> for BodyFormat {
-    fn from(b: BodyArg) -> Self {
-        match b {
-            BodyArg::JsonArray => BodyFormat::JsonArray,
-            BodyArg::Ndjson => BodyFormat::Ndjson,
-        }
-    }
-}
-
 /// The config file with the flags applied, validated, and the token read.
 pub(crate) fn resolve(
     args: &RunArgs,
@@ -208,7 +190,7 @@ pub(crate) fn resolve(
     }
     merge_stage_flags(&mut config.source, &args.stage.as_stage_args());
     if let Some(choice) = args.on_bad_file {
-        config.run.on_bad_file = choice;
+        config.run.on_bad_file = choice.into();
     }
     if let Some(plugin) = &args.plugin {
         config.plugin.path = Some(plugin.clone());
@@ -224,7 +206,7 @@ pub(crate) fn resolve(
         config.auth.token_file = args.token_file.clone();
     }
     if let Some(shape) = args.shape {
-        config.records.shape = shape;
+        config.records.shape = shape.into();
     }
     if args.endpoint.is_some() && config.sink.is_none() {
         config.sink = Some(SinkConfig::new(args.endpoint.clone().unwrap_or_default()));

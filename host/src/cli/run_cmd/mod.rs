@@ -64,7 +64,7 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
         Some(path) => match event_files(&job, path) {
             Ok((files, refused)) => {
                 for unusable in &refused {
-                    stagepush::serve::pending::record_error(
+                    stagepush::state::pending::record_error(
                         &job.state,
                         job.stage.state_key(),
                         unusable,

@@ -12,8 +12,8 @@ use crate::events::{self, Notification};
 use crate::state::StateError;
 use crate::trigger::{self, TriggerError, UnusableKey};
 
-use super::super::pending::{self, PendingEntry};
 use super::{App, Body, json_response, text};
+use crate::state::pending::{self, PendingEntry};
 
 /// Why a payload's files were not all recorded; [`RecordError::status`] is the answer
 /// (503: the sender retries).

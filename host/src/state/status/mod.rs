@@ -47,7 +47,7 @@
 //! of it); `damaged` (its document cannot be read: also in `damaged`).
 //!
 //! Pending errors are the objects storage events named whose key cannot be read
-//! (`pending-errors/<stage-id>/`, see `crate::serve::pending`); they stay until removed.
+//! (`pending-errors/<stage-id>/`, see `crate::state::pending`); they stay until removed.
 //!
 //! Dead letters are counted once per row: a row dead-lettered by several runs (key,
 //! file version, row) counts with the reason of its newest chunk, as `retry` sees it.
@@ -82,8 +82,8 @@ pub use view::{
 
 use super::files;
 use super::{StateError, StateStore};
-use crate::serve::pending::{PENDING_ERRORS_ROOT, PendingError, pending_errors_prefix};
 use crate::source::StageFile;
+use crate::state::pending::{PENDING_ERRORS_ROOT, PendingError, pending_errors_prefix};
 
 /// The `format` of the `--json` output.
 pub const STATUS_FORMAT: &str = "stagepush-status/1";

@@ -219,9 +219,9 @@ fn pending_errors_are_shown_with_their_stage() {
         event_id: Some("ev-1".into()),
         reason: "the key has an empty path segment (`//`)".into(),
     };
-    crate::serve::pending::record_error(&store, stage, &unusable).unwrap();
+    crate::state::pending::record_error(&store, stage, &unusable).unwrap();
     // Another stage with nothing but a pending error is shown too.
-    crate::serve::pending::record_error(&store, "s3://bucket/other/", &unusable).unwrap();
+    crate::state::pending::record_error(&store, "s3://bucket/other/", &unusable).unwrap();
     let status = collect(
         &store,
         &StatusOptions {
