@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use crate::util::{MOCK_TOKEN, mock_records, mock_requests, start_mock};
 use stagepush::mock_cluedin::MockAnswer;
 use stagepush::sink::{
-    ApiToken, BatchOutcome, BodyFormat, CluedInSink, Compression, RowRef, SinkConfig, SinkError,
+    ApiToken, BodyFormat, CluedInSink, Compression, PayloadOutcome, RowRef, SinkConfig, SinkError,
     SinkStats, WireRecord,
 };
 
@@ -47,7 +47,7 @@ fn config(url: String) -> SinkConfig {
 async fn deliver_all(
     sink: &CluedInSink,
     records: &[WireRecord],
-) -> (Result<SinkStats, SinkError>, Vec<BatchOutcome>) {
+) -> (Result<SinkStats, SinkError>, Vec<PayloadOutcome>) {
     let mut batcher = sink.batcher();
     let mut batches = Vec::new();
     for r in records {
@@ -96,7 +96,7 @@ fn sent(records: &[&WireRecord]) -> Vec<Value> {
 }
 
 /// Every record is in exactly one of delivered / rejected; returns (delivered, rejected) rows.
-fn partition(all: &[WireRecord], outcomes: &[BatchOutcome]) -> (Vec<u64>, Vec<u64>) {
+fn partition(all: &[WireRecord], outcomes: &[PayloadOutcome]) -> (Vec<u64>, Vec<u64>) {
     let mut delivered: Vec<u64> = outcomes
         .iter()
         .flat_map(|o| {

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 
 use crate::deadletter::DeadLetter;
 use crate::deadletter::input_json::read_rows;
-use crate::sink::{BatchOutcome, RowRef};
+use crate::sink::{PayloadOutcome, RowRef};
 use crate::source::{Stage, StageFile};
 use crate::sync::lock;
 
@@ -42,7 +42,7 @@ impl<'a> Collector<'a> {
     pub(super) fn outcome(
         &mut self,
         run: &RunState,
-        outcome: BatchOutcome,
+        outcome: PayloadOutcome,
     ) -> Result<(), PipelineError> {
         crate::failpoint::hit("after-post");
         let body = lock(&run.in_flight).remove(&outcome.batch_id);
@@ -110,7 +110,7 @@ impl<'a> Collector<'a> {
     }
 
     /// Receipts, warnings and progress of the requests that stored records.
-    fn delivered(&mut self, run: &RunState, outcome: &BatchOutcome) {
+    fn delivered(&mut self, run: &RunState, outcome: &PayloadOutcome) {
         let endpoint = outcome.endpoint.url.to_string();
         for request in &outcome.delivered {
             tracing::debug!(
@@ -151,7 +151,7 @@ impl<'a> Collector<'a> {
     /// The input rows of rejected records, read back from their files in one pass each.
     fn inputs(
         &self,
-        outcome: &BatchOutcome,
+        outcome: &PayloadOutcome,
     ) -> HashMap<Arc<str>, BTreeMap<u64, serde_json::Value>> {
         let mut wanted: HashMap<Arc<str>, BTreeSet<u64>> = HashMap::new();
         for r in &outcome.rejected {

@@ -15,7 +15,7 @@ use crate::bad_file::BadFile;
 use crate::bindings::types::ColumnSchema;
 use crate::deadletter::DeadLetter;
 use crate::deadletter::input_json::row_json;
-use crate::sink::{Batch, Batcher, RowRef};
+use crate::sink::{Batcher, Payload, RowRef};
 use crate::source::parquet::ReadOptions;
 use crate::source::{StageError, StageFile};
 use crate::state::checkpoint::{ResumePlan, SegmentCounts, WaitError};
@@ -112,7 +112,7 @@ impl<'a> FileRun<'a> {
         &self,
         transformer: &mut Transformer,
         batcher: &mut Batcher,
-        bodies: &mpsc::Sender<Batch>,
+        bodies: &mpsc::Sender<Payload>,
     ) -> Result<u64, FileError> {
         let ckpt = &self.run.checkpointer;
         let source = self.options.stage.open(self.file).map_err(classify)?;
@@ -258,7 +258,7 @@ impl<'a> FileRun<'a> {
         encoded: &EncodedBatch,
         seg: &mut OpenSegment,
         batcher: &mut Batcher,
-        bodies: &mpsc::Sender<Batch>,
+        bodies: &mpsc::Sender<Payload>,
     ) -> Result<(), FileError> {
         let check = match &self.run.only_changed {
             Some(only_changed) => Some(
@@ -331,7 +331,7 @@ impl<'a> FileRun<'a> {
         &self,
         seg: OpenSegment,
         batcher: &mut Batcher,
-        bodies: &mpsc::Sender<Batch>,
+        bodies: &mpsc::Sender<Payload>,
     ) -> Result<(), FileError> {
         for body in batcher.flush().map_err(|e| FileError::Fatal(e.into()))? {
             self.send(bodies, body, seg.index)?;
@@ -352,8 +352,8 @@ impl<'a> FileRun<'a> {
 
     fn send(
         &self,
-        bodies: &mpsc::Sender<Batch>,
-        body: Batch,
+        bodies: &mpsc::Sender<Payload>,
+        body: Payload,
         segment: u64,
     ) -> Result<(), FileError> {
         lock(&self.run.in_flight).insert(body.id(), (self.plan.file, segment));

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use crate::sink::{Batch, BatchOutcome, CluedInSink, SinkError, SinkStats};
+use crate::sink::{CluedInSink, Payload, PayloadOutcome, SinkError, SinkStats};
 use crate::state::checkpoint::{CheckpointConfig, Checkpointer};
 use crate::state::files::{self as state_files, FileStatus};
 use crate::sync::lock;
@@ -104,8 +104,8 @@ pub fn run(
     // An empty stage (Snowflake writes no file for an empty result) starts no worker.
     let workers = options.workers.max(1).min(options.files.len());
     let (batch_tx, batch_rx) =
-        mpsc::channel::<Batch>((workers * BODIES_IN_QUEUE_PER_WORKER).max(1));
-    let (outcome_tx, mut outcome_rx) = mpsc::channel::<BatchOutcome>(64);
+        mpsc::channel::<Payload>((workers * BODIES_IN_QUEUE_PER_WORKER).max(1));
+    let (outcome_tx, mut outcome_rx) = mpsc::channel::<PayloadOutcome>(64);
     let sink_task = {
         let sink = sink.clone();
         runtime.spawn(async move { sink.run(batch_rx, outcome_tx).await })

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::bindings::types::ColumnSchema;
-use crate::sink::{Batch, CluedInSink};
+use crate::sink::{CluedInSink, Payload};
 use crate::state::files as state_files;
 use crate::sync::lock;
 
@@ -24,7 +24,7 @@ pub(super) fn worker(
     schema: &[ColumnSchema],
     queue: &FileQueue<'_>,
     sink: &CluedInSink,
-    bodies: &mpsc::Sender<Batch>,
+    bodies: &mpsc::Sender<Payload>,
 ) -> Result<(), PipelineError> {
     let mut transformer = Transformer::start(
         options.plugin.clone(),

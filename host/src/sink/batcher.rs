@@ -111,7 +111,7 @@ pub struct RecordMeta {
 
 /// A cut request body with its records, ready for [`super::CluedInSink::deliver`].
 #[derive(Debug)]
-pub struct Batch {
+pub struct Payload {
     pub(crate) id: u64,
     pub(crate) endpoint: Arc<Endpoint>,
     pub(crate) records: RecordSpans,
@@ -121,7 +121,7 @@ pub struct Batch {
     pub(crate) body: Body,
 }
 
-impl Batch {
+impl Payload {
     /// Sink-wide unique batch id (logs, outcomes).
     pub fn id(&self) -> u64 {
         self.id
@@ -182,7 +182,7 @@ impl Batcher {
     }
 
     /// Adds a record; returns the body it closed, if any.
-    pub fn push(&mut self, record: WireRecord) -> Result<Option<Batch>, SinkError> {
+    pub fn push(&mut self, record: WireRecord) -> Result<Option<Payload>, SinkError> {
         self.push_json(record.origin, &record.entity_type, &record.json)
     }
 
@@ -193,7 +193,7 @@ impl Batcher {
         origin: RowRef,
         entity_type: &Arc<str>,
         json: &[u8],
-    ) -> Result<Option<Batch>, SinkError> {
+    ) -> Result<Option<Payload>, SinkError> {
         let ep = self.router.route(entity_type)?;
         let format = self.router.encoding.format;
         let (max_rows, max_bytes) = (self.router.max_rows, self.router.max_bytes);
@@ -228,7 +228,7 @@ impl Batcher {
     }
 
     /// Closes every open body (end of a file or of the run).
-    pub fn flush(&mut self) -> Result<Vec<Batch>, SinkError> {
+    pub fn flush(&mut self) -> Result<Vec<Payload>, SinkError> {
         let mut out = Vec::new();
         for ep in 0..self.open.len() {
             if !self.open[ep].meta.is_empty() {
@@ -244,14 +244,14 @@ impl Batcher {
     }
 
     /// Closes the open body of endpoint `ep`: framing, compression.
-    fn cut(&mut self, ep: usize) -> Result<Batch, SinkError> {
+    fn cut(&mut self, ep: usize) -> Result<Payload, SinkError> {
         let mut open = std::mem::take(&mut self.open[ep]);
         let encoding = self.router.encoding;
         open.records
             .framed
             .extend_from_slice(encoding.format.close());
         let body = encoding.finish(&open.records.framed, open.meta.len())?;
-        Ok(Batch {
+        Ok(Payload {
             id: self.router.next_batch_id.fetch_add(1, Ordering::Relaxed),
             endpoint: Arc::clone(&self.router.endpoints[ep]),
             records: open.records,
@@ -302,11 +302,11 @@ mod tests {
         }
         assert_eq!(b.pending_rows(), 1);
         batches.extend(b.flush().unwrap());
-        let sizes: Vec<usize> = batches.iter().map(Batch::len).collect();
+        let sizes: Vec<usize> = batches.iter().map(Payload::len).collect();
         assert_eq!(sizes, [3, 3, 1]);
         assert_eq!(&batches[0].body.bytes[..], br#"[{"i":0},{"i":1},{"i":2}]"#);
         assert_eq!(batches[2].records()[0].origin.row, 6);
-        let ids: Vec<u64> = batches.iter().map(Batch::id).collect();
+        let ids: Vec<u64> = batches.iter().map(Payload::id).collect();
         assert_eq!(ids, [1, 2, 3]);
         assert_eq!(b.pending_rows(), 0);
         assert!(b.flush().unwrap().is_empty());
@@ -322,7 +322,7 @@ mod tests {
             batches.extend(b.push(rec(i, "/T", r())).unwrap());
         }
         batches.extend(b.flush().unwrap());
-        let sizes: Vec<usize> = batches.iter().map(Batch::len).collect();
+        let sizes: Vec<usize> = batches.iter().map(Payload::len).collect();
         assert_eq!(sizes, [3, 3, 1]);
         assert!(batches.iter().all(|b| b.raw_len() <= 34));
         assert_eq!(batches[0].raw_len(), 34);
@@ -335,7 +335,7 @@ mod tests {
             batches.extend(b.push(rec(i, "/T", r())).unwrap());
         }
         batches.extend(b.flush().unwrap());
-        assert_eq!(batches.iter().map(Batch::len).collect::<Vec<_>>(), [3, 1]);
+        assert_eq!(batches.iter().map(Payload::len).collect::<Vec<_>>(), [3, 1]);
         assert_eq!(&batches[1].body.bytes[..], b"{\"i\":\"ab\"}\n");
     }
 
@@ -351,7 +351,7 @@ mod tests {
         batches.extend(b.push(rec(2, "/T", r#"{"a":2}"#.into())).unwrap());
         batches.extend(b.flush().unwrap());
         assert_eq!(
-            batches.iter().map(Batch::len).collect::<Vec<_>>(),
+            batches.iter().map(Payload::len).collect::<Vec<_>>(),
             [1, 1, 1]
         );
     }

@@ -102,7 +102,7 @@ pub struct SinkConfig {
     /// Connect timeout, seconds.
     #[serde(default = "default_connect_timeout_secs")]
     pub connect_timeout_secs: u64,
-    /// Batch limits.
+    /// Limits of one request payload (`[sink.batch]`).
     #[serde(default)]
     pub batch: BatchConfig,
     /// Retry policy.

@@ -12,19 +12,19 @@
 //! | [`response`] | lenient parse of the endpoint's answer ([`IngestResponse`]) |
 //! | [`redirect`] | what a 3xx is reported as (the `Location`, redacted); no redirect is followed |
 //! | [`retries`] | [`RetryPolicy`] (capped exponential back-off, full jitter, `Retry-After`) and [`RetryAction`] |
-//! | [`service`] | [`CluedInSink`]: delivery of a [`Batch`] (retries, 413 split, 400 row removal / bisection) and the concurrent driver |
-//! | [`outcome`] | what comes back: [`BatchOutcome`] (delivered, rejected, warnings, stats) |
+//! | [`service`] | [`CluedInSink`]: delivery of a [`Payload`] (retries, 413 split, 400 row removal / bisection) and the concurrent driver |
+//! | [`outcome`] | what comes back: [`PayloadOutcome`] (delivered, rejected, warnings, stats) |
 //!
 //! ## How the pipeline uses it
 //!
 //! ```text
-//! CPU worker:   batcher.push(record)? -> Option<Batch>      (framing + gzip run here, on the caller's thread)
-//!               batcher.flush()?      -> Vec<Batch>         (at the end of a file / of the run)
+//! CPU worker:   batcher.push(record)? -> Option<Payload>      (framing + gzip run here, on the caller's thread)
+//!               batcher.flush()?      -> Vec<Payload>         (at the end of a file / of the run)
 //! tokio:        sink.run(batch_rx, outcome_tx).await       (N batches in flight)
-//!          or   sink.deliver(batch).await -> Result<BatchOutcome, SinkError>
+//!          or   sink.deliver(batch).await -> Result<PayloadOutcome, SinkError>
 //! ```
 //!
-//! A [`BatchOutcome`] names every record of its batch exactly once: delivered (with the
+//! A [`PayloadOutcome`] names every record of its batch exactly once: delivered (with the
 //! `receiptId` of the request that stored it) or rejected (with status, message, receipt).
 //! An `Err(SinkError)` is fatal for the run (401, 403, 404, a 3xx, retries exhausted): stop,
 //! and do not mark the batch's files done, so a rerun resends them (at-least-once). Its
@@ -48,10 +48,10 @@ pub mod service;
 
 use std::sync::Arc;
 
-pub use batcher::{Batch, Batcher, Endpoint, RecordMeta};
+pub use batcher::{Batcher, Endpoint, Payload, RecordMeta};
 pub use body::{BodyFormat, Compression};
 pub use config::{BatchConfig, RetryConfig, SinkConfig};
-pub use outcome::{BatchOutcome, DeliveredRequest, RejectedRecord, RowWarning, SinkStats};
+pub use outcome::{DeliveredRequest, PayloadOutcome, RejectedRecord, RowWarning, SinkStats};
 pub use response::{IngestResponse, RowMessage, parse_response};
 pub use retries::{RetryAction, RetryPolicy, parse_retry_after};
 pub use service::CluedInSink;

@@ -99,7 +99,7 @@ impl SinkStats {
 /// The result of delivering one batch: each of its records is in exactly one of `delivered`
 /// (inside one request) and `rejected`.
 #[derive(Debug, Clone)]
-pub struct BatchOutcome {
+pub struct PayloadOutcome {
     /// The batch id.
     pub batch_id: u64,
     /// The endpoint.
@@ -112,7 +112,7 @@ pub struct BatchOutcome {
     pub stats: SinkStats,
 }
 
-impl BatchOutcome {
+impl PayloadOutcome {
     /// Number of records delivered.
     pub fn delivered_count(&self) -> usize {
         self.delivered.iter().map(|d| d.records.len()).sum()

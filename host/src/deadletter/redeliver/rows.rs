@@ -13,7 +13,7 @@ use crate::deadletter::input_json::row_json;
 use crate::pipeline::outcome::{RowFate, RowFates};
 use crate::pipeline::transformer::Transformer;
 use crate::pipeline::{Receipt, display_name};
-use crate::sink::{Batch, Batcher, RowRef};
+use crate::sink::{Batcher, Payload, RowRef};
 use crate::source::parquet::ReadOptions;
 use crate::source::{StageError, StageFile, StageSource};
 use crate::state::files;
@@ -151,7 +151,7 @@ impl Redelivery<'_> {
         file: &StageFile,
         name: &Arc<str>,
         rows: &mut Rows,
-        batches: &mut Vec<Batch>,
+        batches: &mut Vec<Payload>,
     ) -> Result<(), ReadFailure> {
         let source = self
             .options
@@ -216,7 +216,7 @@ impl Redelivery<'_> {
         &mut self,
         file: &StageFile,
         name: &Arc<str>,
-        batch: Batch,
+        batch: Payload,
         rows: &mut Rows,
         result: &mut FileResult,
     ) -> Result<(), Stopped> {
@@ -283,7 +283,7 @@ impl Reading<'_> {
         &mut self,
         runs: Vec<Vec<u64>>,
         rows: &mut Rows,
-        batches: &mut Vec<Batch>,
+        batches: &mut Vec<Payload>,
     ) -> Result<(), ReadFailure> {
         for run in runs {
             let (Some(&first), Some(&last)) = (run.first(), run.last()) else {
@@ -321,7 +321,7 @@ impl Reading<'_> {
         piece: &RecordBatch,
         first_row: u64,
         rows: &mut Rows,
-        batches: &mut Vec<Batch>,
+        batches: &mut Vec<Payload>,
     ) -> Result<(), ReadFailure> {
         let input = ArrowInput {
             file: &self.source_file,

@@ -24,7 +24,7 @@ use super::{Answer, Relay, state_path};
 use crate::source::json::JsonError;
 
 /// A request being delivered.
-pub(super) struct Batch {
+pub(super) struct SnowflakeBatch {
     pub(super) name: String,
     pub(super) batch_id: String,
     /// `external-function/<name>/<query-id>`: the source file the plugin sees and the
@@ -58,7 +58,7 @@ enum TransformError {
 }
 
 /// The plugin part of a batch (blocking).
-fn transform(relay: &Relay, batch: &Batch) -> Result<EncodedBatch, TransformError> {
+fn transform(relay: &Relay, batch: &SnowflakeBatch) -> Result<EncodedBatch, TransformError> {
     let rows = parse_rows(&batch.body)?;
     let cols = columns(&rows)?;
     let mut transformer = match relay.take_transformer(&cols.schema) {
@@ -85,7 +85,7 @@ fn transform(relay: &Relay, batch: &Batch) -> Result<EncodedBatch, TransformErro
 }
 
 /// Transforms, delivers and records one batch; the answer every poll and replay gets.
-pub(super) async fn run_batch(relay: &Arc<Relay>, batch: Batch) -> Answer {
+pub(super) async fn run_batch(relay: &Arc<Relay>, batch: SnowflakeBatch) -> Answer {
     let n = batch.numbers.len();
     let batch = Arc::new(batch);
     // Announced before the plugin runs: bodies other requests fill wait for these records
@@ -187,7 +187,7 @@ pub(super) async fn run_batch(relay: &Arc<Relay>, batch: Batch) -> Answer {
     }
 }
 
-fn fatal(relay: &Relay, batch: &Batch, message: String) -> Answer {
+fn fatal(relay: &Relay, batch: &SnowflakeBatch, message: String) -> Answer {
     relay
         .metrics
         .relay_rows(0, 0, 0, batch.numbers.len() as u64);
@@ -282,7 +282,7 @@ fn apply_fates(encoded: &EncodedBatch, fates: &[Fate], results: &mut [RowResult]
 }
 
 /// Dead letters for the rejected rows, then the result in the state (blocking).
-fn keep(relay: &Relay, batch: &Batch, results: &[RowResult], body: &[u8]) {
+fn keep(relay: &Relay, batch: &SnowflakeBatch, results: &[RowResult], body: &[u8]) {
     let plugin = relay.job.plugin.name().to_string();
     // The rejected rows' inputs, from the body (checked when it arrived).
     let rows = if results

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use super::super::metrics::ReplayFrom;
 use super::admission::{self, Peeked, Refusal};
-use super::batch::{Batch, run_batch};
+use super::batch::{SnowflakeBatch, run_batch};
 use super::columns::row_numbers;
 use super::{
     BATCH_ID_HEADER, Body, Entry, QUERY_ID_HEADER, ROUTE_PREFIX, Relay, SECRET_HEADER, Slot,
@@ -361,7 +361,7 @@ async fn post(
                         "external-function/{name}/{}",
                         query_id.as_deref().unwrap_or(&batch_id)
                     );
-                    let job = Batch {
+                    let job = SnowflakeBatch {
                         name: name.clone(),
                         batch_id: batch_id.clone(),
                         route_key,

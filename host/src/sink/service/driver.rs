@@ -6,12 +6,12 @@ use tokio::task::JoinSet;
 
 use super::{CluedInSink, STOP_GRACE};
 use crate::sink::SinkError;
-use crate::sink::batcher::Batch;
-use crate::sink::outcome::{BatchOutcome, SinkStats};
+use crate::sink::batcher::Payload;
+use crate::sink::outcome::{PayloadOutcome, SinkStats};
 
 impl CluedInSink {
     /// Delivers batches from `batches` with up to `concurrency` in flight, sending each
-    /// outcome to `outcomes` (in completion order; see [`BatchOutcome::batch_id`]). Returns
+    /// outcome to `outcomes` (in completion order; see [`PayloadOutcome::batch_id`]). Returns
     /// the sink's totals when `batches` is closed and drained.
     ///
     /// Once the sink stops (a batch failed fatally, or [`CluedInSink::stop`] was called), no
@@ -24,10 +24,10 @@ impl CluedInSink {
     /// [`SinkError::Stopped`] when the sink was stopped from outside.
     pub async fn run(
         &self,
-        mut batches: mpsc::Receiver<Batch>,
-        outcomes: mpsc::Sender<BatchOutcome>,
+        mut batches: mpsc::Receiver<Payload>,
+        outcomes: mpsc::Sender<PayloadOutcome>,
     ) -> Result<SinkStats, SinkError> {
-        let mut in_flight: JoinSet<Result<BatchOutcome, SinkError>> = JoinSet::new();
+        let mut in_flight: JoinSet<Result<PayloadOutcome, SinkError>> = JoinSet::new();
         let mut input_open = true;
         let mut stop = self.inner.stop.subscribe();
         let mut fatal: Option<SinkError> = None;

@@ -53,9 +53,9 @@ use std::time::Duration;
 use reqwest::header::HeaderValue;
 use tokio::sync::watch;
 
-use super::batcher::{Batch, Batcher, Endpoint, Router};
+use super::batcher::{Batcher, Endpoint, Payload, Router};
 use super::config::SinkConfig;
-use super::outcome::{BatchOutcome, SinkStats};
+use super::outcome::{PayloadOutcome, SinkStats};
 use super::request;
 use super::response::IngestResponse;
 use super::retries::RetryPolicy;
@@ -187,7 +187,7 @@ impl CluedInSink {
 
     /// Delivers one batch. `Ok` names every record of the batch exactly once (delivered or
     /// rejected); `Err` is fatal for the run (see [`SinkError`]).
-    pub async fn deliver(&self, batch: Batch) -> Result<BatchOutcome, SinkError> {
+    pub async fn deliver(&self, batch: Payload) -> Result<PayloadOutcome, SinkError> {
         let mut stats = SinkStats::default();
         let result = self.deliver_parts(batch, &mut stats).await;
         if result.is_ok() {

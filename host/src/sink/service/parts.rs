@@ -8,19 +8,21 @@ use std::sync::Arc;
 use super::CluedInSink;
 use super::attempt::Answer;
 use crate::sink::SinkError;
-use crate::sink::batcher::{Batch, RecordMeta};
+use crate::sink::batcher::{Payload, RecordMeta};
 use crate::sink::body::{Body, BodyEncoding, RecordSpans};
-use crate::sink::outcome::{BatchOutcome, DeliveredRequest, RejectedRecord, RowWarning, SinkStats};
+use crate::sink::outcome::{
+    DeliveredRequest, PayloadOutcome, RejectedRecord, RowWarning, SinkStats,
+};
 use crate::sink::response::IngestResponse;
 use crate::sink::retries::RetryAction;
 
 impl CluedInSink {
     pub(super) async fn deliver_parts(
         &self,
-        batch: Batch,
+        batch: Payload,
         stats: &mut SinkStats,
-    ) -> Result<BatchOutcome, SinkError> {
-        let Batch {
+    ) -> Result<PayloadOutcome, SinkError> {
+        let Payload {
             id,
             endpoint,
             records,
@@ -29,7 +31,7 @@ impl CluedInSink {
             body,
         } = batch;
         let records = Arc::new(records);
-        let mut out = BatchOutcome {
+        let mut out = PayloadOutcome {
             batch_id: id,
             endpoint: Arc::clone(&endpoint),
             delivered: Vec::new(),
@@ -61,7 +63,7 @@ impl CluedInSink {
             } = answer;
             let receipt = response.receipt_id.clone();
             let reject =
-                |rows: &[usize], message: &str, out: &mut BatchOutcome, stats: &mut SinkStats| {
+                |rows: &[usize], message: &str, out: &mut PayloadOutcome, stats: &mut SinkStats| {
                     for &i in rows {
                         self.count(stats, |s| s.records_rejected += 1);
                         out.rejected.push(RejectedRecord {

@@ -27,7 +27,7 @@
 //!
 //! Every record is pushed with an origin [`RowRef`] unique to the request (`file` = the
 //! request's key, `row` = the record's position among the request's records), so the
-//! sink's [`BatchOutcome`] — which names every record of a body exactly once — maps back to
+//! sink's [`PayloadOutcome`] — which names every record of a body exactly once — maps back to
 //! one request and one position. A request's [`Ticket`] resolves once every one of its
 //! records has a [`Fate`] (delivered with the `receiptId` of the request that stored it,
 //! or rejected), or at its first failure.
@@ -69,7 +69,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use crate::serve::metrics::Metrics;
-use crate::sink::{Batch, BatchOutcome, Batcher, RowRef, SinkError};
+use crate::sink::{Batcher, Payload, PayloadOutcome, RowRef, SinkError};
 use crate::transform::RowStage;
 
 pub(crate) use sink_slot::SinkSlot;
@@ -80,8 +80,10 @@ pub const DEFAULT_LINGER: Duration = Duration::from_millis(20);
 /// What sends a cut body: the relay's sink, a stand-in in the unit tests.
 pub(crate) trait Deliver: Send + Sync + 'static {
     /// Delivers one body; see [`CluedInSink::deliver`].
-    fn deliver(&self, batch: Batch)
-    -> impl Future<Output = Result<BatchOutcome, SinkError>> + Send;
+    fn deliver(
+        &self,
+        batch: Payload,
+    ) -> impl Future<Output = Result<PayloadOutcome, SinkError>> + Send;
 }
 
 /// What became of one record.
@@ -349,7 +351,7 @@ impl<D: Deliver> Coalescer<D> {
     }
 
     /// Delivers one body in its own task; its outcome settles the fates of its records.
-    fn start(&self, batch: Batch) {
+    fn start(&self, batch: Payload) {
         let origins: Vec<RowRef> = batch.records().iter().map(|m| m.origin.clone()).collect();
         self.metrics.relay_body_sent(origins.len());
         let (deliver, me) = (Arc::clone(&self.deliver), self.me.clone());

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::sync::Mutex;
 
 use super::Deliver;
-use crate::sink::{Batch, BatchOutcome, CluedInSink, SinkError};
+use crate::sink::{CluedInSink, Payload, PayloadOutcome, SinkError};
 
 /// The relay's sink: the current [`CluedInSink`], or a fresh one once a fatal error stopped
 /// it (bodies queued behind a failed one get their own chance).
@@ -41,8 +41,8 @@ impl SinkSlot {
 impl Deliver for SinkSlot {
     fn deliver(
         &self,
-        batch: Batch,
-    ) -> impl Future<Output = Result<BatchOutcome, SinkError>> + Send {
+        batch: Payload,
+    ) -> impl Future<Output = Result<PayloadOutcome, SinkError>> + Send {
         let sink = self.get();
         async move { sink?.deliver(batch).await }
     }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use tokio::sync::oneshot;
 
 use super::{CoalesceError, Fate, Fates};
-use crate::sink::{Batch, BatchOutcome, Batcher, RowRef, SinkError};
+use crate::sink::{Batcher, Payload, PayloadOutcome, RowRef, SinkError};
 use crate::transform::RowStage;
 
 /// A request with records in flight.
@@ -32,7 +32,7 @@ pub(super) struct State {
     /// The `oldest` a linger timer is armed for.
     pub(super) timer_for: Option<Instant>,
     /// Cut bodies waiting for a delivery slot.
-    pub(super) ready: VecDeque<Batch>,
+    pub(super) ready: VecDeque<Payload>,
     /// Bodies being delivered.
     pub(super) in_flight: usize,
     /// Records in the open bodies and in `ready`.
@@ -45,7 +45,7 @@ pub(super) struct State {
 
 impl State {
     /// Moves cut bodies into free delivery slots.
-    pub(super) fn start_ready(&mut self, slots: usize, starts: &mut Vec<Batch>) {
+    pub(super) fn start_ready(&mut self, slots: usize, starts: &mut Vec<Payload>) {
         while self.in_flight < slots
             && let Some(batch) = self.ready.pop_front()
         {
@@ -56,7 +56,7 @@ impl State {
     }
 
     /// A body was cut: its records leave the open bodies and wait for a slot.
-    pub(super) fn cut(&mut self, batch: Batch) {
+    pub(super) fn cut(&mut self, batch: Payload) {
         for meta in batch.records() {
             if let Some(owner) = self.owners.get_mut(&meta.origin.file) {
                 owner.unsent = owner.unsent.saturating_sub(1);
@@ -76,7 +76,7 @@ impl State {
         for key in keys {
             self.fail(&key, CoalesceError::Sink(Arc::clone(&error)));
         }
-        self.waiting = self.ready.iter().map(Batch::len).sum();
+        self.waiting = self.ready.iter().map(Payload::len).sum();
         self.oldest = None;
     }
 
@@ -121,7 +121,7 @@ impl State {
     }
 
     /// A delivered body's outcome: every record's fate, then the requests it completes.
-    pub(super) fn apply(&mut self, origins: &[RowRef], outcome: BatchOutcome) {
+    pub(super) fn apply(&mut self, origins: &[RowRef], outcome: PayloadOutcome) {
         for request in outcome.delivered {
             for origin in &request.records {
                 let fate = Fate::Delivered {

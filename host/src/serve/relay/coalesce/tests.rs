@@ -38,8 +38,8 @@ impl Fake {
 impl Deliver for Arc<Fake> {
     fn deliver(
         &self,
-        batch: Batch,
-    ) -> impl Future<Output = Result<BatchOutcome, SinkError>> + Send {
+        batch: Payload,
+    ) -> impl Future<Output = Result<PayloadOutcome, SinkError>> + Send {
         let fake = Arc::clone(self);
         async move {
             if let Some(gate) = &fake.gate {
@@ -77,7 +77,7 @@ impl Deliver for Arc<Fake> {
                     delivered.push(meta.origin.clone());
                 }
             }
-            Ok(BatchOutcome {
+            Ok(PayloadOutcome {
                 batch_id: batch.id(),
                 endpoint: Arc::clone(batch.endpoint()),
                 delivered: vec![DeliveredRequest {
