@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use crate::bindings::types::ColumnSchema;
-use crate::plugin::{Plugin, PluginError, Runner};
+use crate::plugin::{Plugin, PluginError, Runner, RunnerStats};
 use crate::transform::{ArrowInput, EncodedBatch, Encoder};
 use crate::wire::Shape;
 
@@ -57,6 +57,11 @@ impl Transformer {
     /// Transforms a batch of rows and encodes the records.
     pub fn transform(&mut self, input: &ArrowInput<'_>) -> Result<EncodedBatch, PluginError> {
         self.encoder.transform(&mut self.runner, input)
+    }
+
+    /// The plugin calls so far: count, faults, rebuilds, time inside the plugin.
+    pub fn stats(&self) -> RunnerStats {
+        self.runner.stats()
     }
 
     /// Adds this runner's statistics to `report`.

@@ -5,9 +5,8 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use stagepush::bindings::types::ColumnSchema;
-use stagepush::plugin::Runner;
-use stagepush::transform::{ArrowInput, Encoder};
+use stagepush::pipeline::transformer::Transformer;
+use stagepush::transform::ArrowInput;
 
 use super::expect::{compare_records, read_expected};
 use super::inputs::{TestInput, collect_test_inputs};
@@ -37,8 +36,8 @@ pub(super) fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
     let (_engine, plugin) = load_plugin(&args.plugin, &args.plugin_options)?;
 
     let started = Instant::now();
-    let mut encoder = Encoder::new(args.shape.into());
-    let mut runner: Option<(Runner, Vec<ColumnSchema>)> = None;
+    // One plugin instance for every input (the same transform step `run` uses).
+    let mut transformer: Option<Transformer> = None;
     let (mut rows, mut records, mut filtered, mut errors) = (0u64, 0u64, 0u64, 0u64);
     // The records as printed, kept only to compare with `--expect`.
     let mut produced: Vec<String> = Vec::new();
@@ -48,25 +47,23 @@ pub(super) fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
     'files: for input in &files {
         let (name, source, file) = input.open()?;
         let schema = source.contract_schema()?;
-        let runner = match &mut runner {
-            Some((runner, first_schema)) => {
+        let transformer = match &mut transformer {
+            Some(transformer) => {
                 anyhow::ensure!(
-                    *first_schema == schema,
+                    transformer.schema() == schema.as_slice(),
                     "{name}: its schema differs from the first file's ({})",
                     files[0].name()
                 );
-                runner
+                transformer
             }
-            None => {
-                let started = Runner::start(
-                    plugin.clone(),
-                    schema.clone(),
-                    args.plugin_options.config.clone(),
-                )?;
-                &mut runner.insert((started, schema.clone())).0
-            }
+            None => transformer.insert(Transformer::start(
+                plugin.clone(),
+                schema,
+                args.plugin_options.config.clone(),
+                args.shape.into(),
+            )?),
         };
-        let (projection, batch_schema) = runner.read_plan();
+        let (projection, batch_schema) = transformer.read_plan();
         for batch in source.batches(args.batch_rows, projection)? {
             let batch = batch?;
             let mut record_batch = batch.batch;
@@ -86,7 +83,7 @@ pub(super) fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
                 schema: &batch_schema,
                 projection: None,
             };
-            let encoded = encoder.transform(runner, &input)?;
+            let encoded = transformer.transform(&input)?;
             rows += encoded.rows;
             filtered += encoded.filtered;
             records += encoded.records.len() as u64;
@@ -116,9 +113,9 @@ pub(super) fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     let elapsed = started.elapsed();
-    let plugin_time = runner
+    let plugin_time = transformer
         .as_ref()
-        .map(|(r, _)| r.stats().time_in_plugin)
+        .map(|t| t.stats().time_in_plugin)
         .unwrap_or_default();
     let per_row = |d: std::time::Duration| {
         if rows > 0 {
