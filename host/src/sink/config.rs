@@ -25,7 +25,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::SinkError;
-use super::body::{BodyFormat, Compression};
+use super::body::{BodyFormat, Compression, MAX_GZIP_LEVEL};
 use super::retries::RetryPolicy;
 
 /// CluedIn's documented limit of rows per request (`docs/reference/cluedin-endpoint.md`).
@@ -90,7 +90,8 @@ pub struct SinkConfig {
     /// Body compression.
     #[serde(default)]
     pub compression: Compression,
-    /// gzip level 0–9 (0 = stored, still gzip-framed), used when `compression = "gzip"`.
+    /// gzip level 0–12, libdeflate's scale (0 = stored, still gzip-framed), used when
+    /// `compression = "gzip"`.
     #[serde(default = "default_gzip_level")]
     pub gzip_level: u32,
     /// Requests in flight.
@@ -238,8 +239,11 @@ impl SinkConfig {
         for url in self.endpoint.iter().chain(self.routes.values()) {
             check_url(url)?;
         }
-        if self.gzip_level > 9 {
-            return bad(format!("gzip_level must be 0..=9, got {}", self.gzip_level));
+        if self.gzip_level > MAX_GZIP_LEVEL {
+            return bad(format!(
+                "gzip_level must be 0..={MAX_GZIP_LEVEL} (libdeflate's scale), got {}",
+                self.gzip_level
+            ));
         }
         if !(1..=MAX_ROWS_PER_REQUEST).contains(&self.batch.max_rows) {
             return bad(format!(
@@ -340,8 +344,14 @@ mod tests {
                 .contains("batch.max_rows")
         );
         let mut c = SinkConfig::new(URL);
-        c.gzip_level = 10;
-        assert!(c.validate().is_err());
+        c.gzip_level = MAX_GZIP_LEVEL;
+        c.validate().unwrap();
+        c.gzip_level = MAX_GZIP_LEVEL + 1;
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            SinkError::Config("gzip_level must be 0..=12 (libdeflate's scale), got 13".into())
+                .to_string()
+        );
         let mut c = SinkConfig::new(URL);
         c.concurrency = 0;
         assert!(c.validate().is_err());
