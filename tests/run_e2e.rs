@@ -316,6 +316,18 @@ fn configuration_errors_are_one_line_and_name_the_problem() {
             ),
             "batch.max_rows must be 1..=100000",
         ),
+        (
+            base(
+                &[
+                    "--endpoint",
+                    "http://127.0.0.1:9/upload/api/endpoint/x",
+                    "--gzip-level",
+                    "13",
+                ],
+                None,
+            ),
+            "gzip_level must be 0..=12 (libdeflate's scale), got 13",
+        ),
     ];
     for (out, expected) in cases {
         assert_eq!(out.status.code(), Some(2), "{}", out.stderr);

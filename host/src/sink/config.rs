@@ -25,7 +25,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::SinkError;
-use super::body::{BodyFormat, Compression};
+use super::body::{BodyFormat, Compression, MAX_GZIP_LEVEL};
 use super::retries::RetryPolicy;
 
 /// CluedIn's documented limit of rows per request (`docs/reference/cluedin-endpoint.md`).
@@ -36,24 +36,32 @@ pub const DEFAULT_BATCH_MAX_ROWS: usize = 1_000;
 pub const DEFAULT_BATCH_MAX_BYTES: usize = 4 * 1024 * 1024;
 /// Largest accepted `batch.max_bytes` (1 GiB): bodies are built in memory.
 pub const MAX_BATCH_MAX_BYTES: usize = 1024 * 1024 * 1024;
-/// Default gzip level: 1.
+/// Default gzip level: 1 (libdeflate's scale, 0–12).
 ///
-/// Measured with flate2/zlib-rs on one core of the 2-core machine, customer-like rows of
-/// ~306 B of JSON in 1,000-row bodies, best of 3 (`body::tests::gzip_level_cost`, run with
-/// `cargo test --release --lib gzip_level_cost -- --ignored --nocapture`):
+/// Measured on one core of the 2-core machine (the same figures with the other core busy and
+/// idle), customer-like rows of ~409 B of JSON in 1,000-row bodies, best of 3
+/// (`body::tests::gzip_level_cost`, run with
+/// `cargo test --release -p stagepush --lib gzip_level_cost -- --ignored --nocapture`):
 ///
-/// | level | ratio | MB/s in | ns/row | cores for 250k rows/s |
+/// | gzip | level | ratio | µs CPU/row | MB/s in |
 /// |---|---|---|---|---|
-/// | 1 | 4.6x | 314 |   973 | 0.24 |
-/// | 2 | 6.2x | 188 | 1,631 | 0.41 |
-/// | 3 | 6.6x | 169 | 1,813 | 0.45 |
-/// | 6 | 7.8x |  89 | 3,442 | 0.86 |
-/// | 9 | 8.1x |  56 | 5,430 | 1.36 |
+/// | zlib-rs (before) | 1 | 5.34x | 0.80 | 511 |
+/// | zlib-rs (before) | 6 | 8.91x | 2.70 | 152 |
+/// | libdeflate | 1 | 7.16x | 0.85 | 481 |
+/// | libdeflate | 2 | 7.22x | 1.27 | 323 |
+/// | libdeflate | 4 | 8.05x | 1.40 | 292 |
+/// | libdeflate | 6 | 9.02x | 2.00 | 205 |
+/// | libdeflate | 9 | 9.71x | 7.50 | 55 |
+/// | libdeflate | 12 | 10.25x | 130.20 | 3 |
 ///
-/// Level 6 sends ~41 % fewer bytes than level 1 for 3.5x the CPU: at 250,000 rows/s it takes
-/// most of a core that decoding and the plugin need on a 2-core machine. Raise the level when
-/// the network, not the CPU, is the bottleneck (at level 1, 250k rows/s is ~17 MB/s on the
-/// wire).
+/// On the customer plugin's real wire JSON (the demo stage's first file, 25,000 rows of
+/// ~222 B, `cargo bench --bench plugin -- gzip LEVEL FILE`, wall time of one run): level 1
+/// 6.91x at 0.42 µs/row, 4 7.41x at 0.91, 6 7.85x at 1.50.
+///
+/// Level 1 is the knee: it sends 25–32 % fewer bytes than the old default (zlib-rs level 1)
+/// for about the same CPU, and every higher level costs 1.5–3.6x its CPU for 1–21 % fewer
+/// bytes; at a million rows per second on 2 cores that CPU is what decoding and the plugin
+/// need. Raise the level when the network, not the CPU, is the bottleneck.
 pub const DEFAULT_GZIP_LEVEL: u32 = 1;
 /// Default number of requests in flight.
 pub const DEFAULT_CONCURRENCY: usize = 4;
@@ -90,7 +98,8 @@ pub struct SinkConfig {
     /// Body compression.
     #[serde(default)]
     pub compression: Compression,
-    /// gzip level 0–9 (0 = stored, still gzip-framed), used when `compression = "gzip"`.
+    /// gzip level 0–12, libdeflate's scale (0 = stored, still gzip-framed), used when
+    /// `compression = "gzip"`.
     #[serde(default = "default_gzip_level")]
     pub gzip_level: u32,
     /// Requests in flight.
@@ -238,8 +247,11 @@ impl SinkConfig {
         for url in self.endpoint.iter().chain(self.routes.values()) {
             check_url(url)?;
         }
-        if self.gzip_level > 9 {
-            return bad(format!("gzip_level must be 0..=9, got {}", self.gzip_level));
+        if self.gzip_level > MAX_GZIP_LEVEL {
+            return bad(format!(
+                "gzip_level must be 0..={MAX_GZIP_LEVEL} (libdeflate's scale), got {}",
+                self.gzip_level
+            ));
         }
         if !(1..=MAX_ROWS_PER_REQUEST).contains(&self.batch.max_rows) {
             return bad(format!(
@@ -340,8 +352,14 @@ mod tests {
                 .contains("batch.max_rows")
         );
         let mut c = SinkConfig::new(URL);
-        c.gzip_level = 10;
-        assert!(c.validate().is_err());
+        c.gzip_level = MAX_GZIP_LEVEL;
+        c.validate().unwrap();
+        c.gzip_level = MAX_GZIP_LEVEL + 1;
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            SinkError::Config("gzip_level must be 0..=12 (libdeflate's scale), got 13".into())
+                .to_string()
+        );
         let mut c = SinkConfig::new(URL);
         c.concurrency = 0;
         assert!(c.validate().is_err());

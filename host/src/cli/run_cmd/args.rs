@@ -53,8 +53,8 @@ pub struct RunArgs {
     /// Record shape.
     #[arg(long, value_enum)]
     pub shape: Option<ShapeArg>,
-    /// gzip level 0-9 (0 sends uncompressed bodies).
-    #[arg(long, value_name = "0-9")]
+    /// gzip level 0-12, libdeflate's scale (1 fastest, 12 smallest; 0 stores uncompressed).
+    #[arg(long, value_name = "0-12")]
     pub gzip_level: Option<u32>,
     /// Records per request (at most 100,000).
     #[arg(long, value_name = "N")]
