@@ -105,22 +105,7 @@ pub fn bench_run() -> Result {
     drop(mock);
 
     // 3. gzip alone on the same JSON (one file's records), one core.
-    let out = crate::plugin_bench()
-        .args(["--", "gzip"])
-        .arg(GZIP_LEVEL.to_string())
-        .arg(stage.join("data_0_0_0.snappy.parquet"))
-        .output()
-        .map_err(|e| format!("cannot run the gzip measurement: {e}"))?;
-    let gz: Value = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .ok_or_else(|| {
-            format!(
-                "gzip measurement printed no result: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        })?;
+    let gz = gzip_alone(GZIP_LEVEL, &stage.join("data_0_0_0.snappy.parquet"))?;
     let gz_cpu_per_row = num(&gz["cpu_seconds"]) / num(&gz["rows"]);
 
     let sp_cpu_per_row = sp_cpu / sp_rows;
@@ -227,4 +212,56 @@ fn python_env(bench: &Path) -> Result<std::path::PathBuf> {
     )?;
     std::fs::write(&marker, PY_PACKAGES.join("\n")).map_err(|e| e.to_string())?;
     Ok(python)
+}
+
+/// The CPU cost of the sink's gzip alone at `level` on the wire JSON of `file`'s records
+/// (the plugin bench's `gzip LEVEL FILE`): `{rows, json_bytes, gzip_bytes, cpu_seconds}`.
+fn gzip_alone(level: u32, file: &Path) -> Result<Value> {
+    let out = crate::plugin_bench()
+        .args(["--", "gzip"])
+        .arg(level.to_string())
+        .arg(file)
+        .output()
+        .map_err(|e| format!("cannot run the gzip measurement: {e}"))?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .ok_or_else(|| {
+            format!(
+                "gzip measurement printed no result: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+}
+
+/// Gzip levels `bench gzip` measures (libdeflate's scale).
+const GZIP_LEVELS: &[u32] = &[1, 2, 4, 6, 9, 12];
+
+/// `cargo xtask bench gzip`: each request-body gzip level's ratio and CPU per row on the
+/// wire JSON of one 250,000-row file of the bench stage (the table behind
+/// `DEFAULT_GZIP_LEVEL`).
+pub fn bench_gzip() -> Result {
+    build_plugins()?;
+    let bin = stagepush_bin()?;
+    let stage = target_dir().join("bench").join("stage-gzip");
+    let file = stage.join("data_0_0_0.snappy.parquet");
+    if !file.is_file() {
+        crate::run(
+            Command::new(&bin)
+                .args(["sample-stage", "--files", "1", "--rows", "250000"])
+                .args(["--tombstones", "0.02", "--bad-rows", "0", "--out"])
+                .arg(&stage),
+        )?;
+    }
+    println!("| level | ratio | µs CPU/row |\n|---|---|---|");
+    for &level in GZIP_LEVELS {
+        let gz = gzip_alone(level, &file)?;
+        println!(
+            "| {level} | {:.2}x | {:.2} |",
+            num(&gz["json_bytes"]) / num(&gz["gzip_bytes"]),
+            num(&gz["cpu_seconds"]) * 1e6 / num(&gz["rows"])
+        );
+    }
+    Ok(())
 }

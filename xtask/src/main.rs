@@ -352,12 +352,13 @@ fn bench(args: &[String]) -> Result {
             run(plugin_bench().env("STAGEPUSH_BENCH_DIR", target_dir().join("bench")))
         }
         "run" => bench_run::bench_run(),
+        "gzip" => bench_run::bench_gzip(),
         "memory" => {
             build_plugins()?;
             run(&mut bench_command("memory"))
         }
         other => Err(format!(
-            "unknown benchmark `{other}` (known: plugin, run, memory)"
+            "unknown benchmark `{other}` (known: plugin, run, gzip, memory)"
         )),
     }
 }

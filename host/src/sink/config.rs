@@ -39,9 +39,9 @@ pub const MAX_BATCH_MAX_BYTES: usize = 1024 * 1024 * 1024;
 /// Default gzip level: 1 (libdeflate's scale, 0–12).
 ///
 /// Measured on one core of the 2-core machine (the same figures with the other core busy and
-/// idle), customer-like rows of ~409 B of JSON in 1,000-row bodies, best of 3
-/// (`body::tests::gzip_level_cost`, run with
-/// `cargo test --release -p stagepush --lib gzip_level_cost -- --ignored --nocapture`):
+/// idle), customer-like rows of ~409 B of JSON in 1,000-row bodies, best of 3, with a
+/// measurement since replaced by `cargo xtask bench gzip` (each level on the customer
+/// plugin's wire JSON of a 250,000-row bench file, the sink's own `gzip`):
 ///
 /// | gzip | level | ratio | µs CPU/row | MB/s in |
 /// |---|---|---|---|---|
@@ -55,7 +55,7 @@ pub const MAX_BATCH_MAX_BYTES: usize = 1024 * 1024 * 1024;
 /// | libdeflate | 12 | 10.25x | 130.20 | 3 |
 ///
 /// On the customer plugin's real wire JSON (the demo stage's first file, 25,000 rows of
-/// ~222 B, `cargo bench --bench plugin -- gzip LEVEL FILE`, wall time of one run): level 1
+/// ~222 B, the plugin bench's `gzip LEVEL FILE`, wall time of one run): level 1
 /// 6.91x at 0.42 µs/row, 4 7.41x at 0.91, 6 7.85x at 1.50.
 ///
 /// Level 1 is the knee: it sends 25–32 % fewer bytes than the old default (zlib-rs level 1)
