@@ -26,8 +26,8 @@ const ENDPOINT_ID: &str = "5E6F7A8B-9C0D-4E1F-8A2B-3C4D5E6F7A8B";
 const STOP_DEADLINE: Duration = Duration::from_secs(45);
 /// How long a test waits for a run to get its first bodies out.
 const START_DEADLINE: Duration = Duration::from_secs(120);
-/// The sink's default concurrency: bodies in flight at once.
-const CONCURRENCY: usize = stagepush::sink::config::DEFAULT_CONCURRENCY;
+/// Bodies in flight at once before any answer (the adaptive limit starts there).
+const CONCURRENCY: usize = stagepush::sink::concurrency::INITIAL_CONCURRENCY;
 
 /// A stage of `rows` rows in all written by `stagepush sample-stage` (no null ids, so that
 /// a finished run has no dead letters).

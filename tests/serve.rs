@@ -190,6 +190,9 @@ fn serve_answers_handshakes_health_and_metrics() {
         "stagepush_retries_total",
         "stagepush_bytes_sent_total",
         "stagepush_plugin_seconds_total",
+        "stagepush_request_concurrency",
+        "stagepush_request_concurrency_changes_total",
+        "stagepush_request_rtt_seconds",
         "stagepush_runs_total",
         "stagepush_events_total",
         "stagepush_queue_depth",
@@ -444,6 +447,12 @@ fn notifications_are_delivered_once(kind: StorageServer) {
     assert!(serve.metric("stagepush_requests_total{status=\"200\"}") >= 1.0);
     assert!(serve.metric("stagepush_bytes_sent_total") > 0.0);
     assert!(serve.metric("stagepush_runs_total") >= 1.0);
+    // Every 2xx is a round-trip sample of the adaptive concurrency, whose limit is >= 1.
+    assert_eq!(
+        serve.metric("stagepush_request_rtt_seconds_count"),
+        serve.metric("stagepush_requests_total{status=\"200\"}")
+    );
+    assert!(serve.metric("stagepush_request_concurrency") >= 1.0);
     serve.stop();
     assert_eq!(mock.received().len() as u64, 2 * ROWS);
 }
@@ -583,7 +592,7 @@ fn a_401_mid_run_ends_the_processor_s_run_and_the_next_round_delivers_the_file()
     let reply = serve.request("POST", "/events", &[], &s3_notification_via_sns(&[key]));
     assert_eq!(reply.status, 200, "{}", reply.body);
     // Every delivery slot holds a body, more wait behind them.
-    let concurrency = stagepush::sink::config::DEFAULT_CONCURRENCY;
+    let concurrency = stagepush::sink::concurrency::INITIAL_CONCURRENCY;
     let arrivals = || read_ndjson(&mock.store.join(stagepush::mock_cluedin::ARRIVALS_FILE)).len();
     serve.wait_until("bodies held at the endpoint", || arrivals() >= concurrency);
     std::fs::remove_file(&gate).unwrap();

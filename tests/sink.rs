@@ -221,7 +221,7 @@ async fn sink_loses_nothing_under_429_5xx_and_dropped_connections() {
     .await;
     let mut c = config(server.endpoint_url(EP));
     c.batch.max_rows = 50;
-    c.concurrency = 4;
+    c.concurrency = Some(4);
     c.retry.max_attempts = 40;
     let sink = CluedInSink::new(&c, ApiToken::new(MOCK_TOKEN)).unwrap();
     let all = records("f.parquet", 2000, |_| None);
@@ -297,7 +297,7 @@ async fn sink_splits_on_413_until_bodies_fit_and_dead_letters_a_record_too_large
     let mut c = config(server.endpoint_url(EP));
     c.compression = Compression::None;
     c.batch.max_rows = 100;
-    c.concurrency = 2;
+    c.concurrency = Some(2);
     let sink = CluedInSink::new(&c, ApiToken::new(MOCK_TOKEN)).unwrap();
     // ~125-byte records: 100 per batch is ~12.5 kB, over the limit; row 57 alone is 3 kB.
     let all = records("f.parquet", 300, |i| {
@@ -330,7 +330,7 @@ async fn sink_stops_after_exactly_one_request_on_401() {
     const SECRET: &str = "wrong-token-d41d8cd98f00";
     let (server, store) = start_mock(|_| {}).await;
     let mut c = config(server.endpoint_url(EP));
-    c.concurrency = 1;
+    c.concurrency = Some(1);
     c.batch.max_rows = 10;
     let sink = CluedInSink::new(&c, ApiToken::new(SECRET)).unwrap();
     let all = records("f.parquet", 100, |_| None);
@@ -365,7 +365,7 @@ async fn sink_stops_after_exactly_one_request_on_401() {
 async fn sink_stops_on_403() {
     let (server, store) = start_mock(|a| a.sequence = vec![MockAnswer::Status(403)]).await;
     let mut c = config(server.endpoint_url(EP));
-    c.concurrency = 1;
+    c.concurrency = Some(1);
     c.batch.max_rows = 10;
     let sink = CluedInSink::new(&c, ApiToken::new(MOCK_TOKEN)).unwrap();
     let (result, _) = deliver_all(&sink, &records("f.parquet", 50, |_| None)).await;
@@ -380,7 +380,7 @@ async fn sink_stops_on_403() {
 async fn sink_gives_up_when_retries_are_exhausted() {
     let (server, store) = start_mock(|a| a.rate_503 = 1.0).await;
     let mut c = config(server.endpoint_url(EP));
-    c.concurrency = 1;
+    c.concurrency = Some(1);
     c.retry.max_attempts = 3;
     let sink = CluedInSink::new(&c, ApiToken::new(MOCK_TOKEN)).unwrap();
     let (result, _) = deliver_all(&sink, &records("f.parquet", 250, |_| None)).await;
@@ -522,7 +522,7 @@ async fn sink_retries_timeouts_then_gives_up() {
     let (server, _store) = start_mock(|a| a.slow_ms = 1_500).await;
     let mut c = config(server.endpoint_url(EP));
     c.timeout_secs = 1;
-    c.concurrency = 1;
+    c.concurrency = Some(1);
     c.retry.max_attempts = 2;
     let sink = CluedInSink::new(&c, ApiToken::new(MOCK_TOKEN)).unwrap();
     let (result, outcomes) = deliver_all(&sink, &records("f.parquet", 10, |_| None)).await;
@@ -545,7 +545,7 @@ async fn sink_retries_timeouts_then_gives_up() {
 async fn sink_stops_on_404_for_a_wrong_endpoint() {
     let (server, store) = start_mock(|_| {}).await;
     let mut c = config(format!("{}/upload/api/no-such-path/X", server.base_url()));
-    c.concurrency = 1;
+    c.concurrency = Some(1);
     c.batch.max_rows = 10;
     let sink = CluedInSink::new(&c, ApiToken::new(MOCK_TOKEN)).unwrap();
     let (result, _) = deliver_all(&sink, &records("f.parquet", 50, |_| None)).await;

@@ -1,4 +1,5 @@
 mod columns;
+mod concurrency;
 mod customer_plugin;
 mod deploy;
 mod events;

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::sink::concurrency::ConcurrencyStats;
+
 /// Counts of rows by outcome: `read = delivered + filtered + unchanged + dead_lettered`.
 /// `read` counts every row the run accounted for, including the unread rows of a bad file
 /// (from its footer); a file whose footer cannot be read has an unknown number of rows and
@@ -175,6 +177,9 @@ pub struct RunReport {
     /// 2xx answers whose body was not CluedIn's JSON (counted delivered; see `sink`).
     #[serde(default)]
     pub responses_not_cluedin_json: u64,
+    /// What the request concurrency did (adaptive or pinned; limit, changes, round trips).
+    #[serde(default)]
+    pub concurrency: ConcurrencyStats,
     #[serde(default)]
     pub rows_per_second: f64,
     /// CPU seconds of the whole process (user + system), when the OS tells.

@@ -13,6 +13,7 @@ pub use crate::run_report::{
 
 use crate::plugin::Runner;
 use crate::sink::SinkStats;
+use crate::sink::concurrency::ConcurrencyStats;
 use crate::wire::time::now_rfc3339;
 
 impl PluginReport {
@@ -95,6 +96,7 @@ impl RunReport {
             bytes_sent: sink.bytes_sent,
             status: sink.status,
             responses_not_cluedin_json: sink.responses_not_cluedin_json,
+            concurrency: ConcurrencyStats::default(),
             receipts: totals.receipts,
             warnings: totals.warnings,
             files: totals.files,

@@ -173,9 +173,11 @@ pub fn run(
     if let Err(e) = run.checkpointer.finish() {
         run.fail(PipelineError::StateFinish(e));
     }
-    Ok(finish(
+    let mut report = finish(
         run_id, started_at, started, &run, &options, &stage_url, collector, sink_stats,
-    ))
+    );
+    report.concurrency = sink.concurrency_stats();
+    Ok(report)
 }
 
 /// The sink's statistics, its fatal cause recorded.

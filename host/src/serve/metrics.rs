@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use crate::events::Notification;
 use crate::pipeline::RunReport;
 use crate::sink::SinkStats;
+use crate::sink::concurrency::ConcurrencyStats;
 
 /// The `Content-Type` of the exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -60,6 +61,8 @@ struct Counters {
     bytes_sent: u64,
     responses_not_cluedin_json: u64,
     plugin_seconds: f64,
+    /// The request concurrency of the runs (merged; the limit is the latest run's).
+    concurrency: ConcurrencyStats,
     runs: u64,
     runs_failed: u64,
     events_created: u64,
@@ -111,6 +114,7 @@ impl Metrics {
         c.retries += report.retries;
         c.bytes_sent += report.bytes_sent;
         c.responses_not_cluedin_json += report.responses_not_cluedin_json;
+        c.concurrency.merge(&report.concurrency);
         if report.plugin.seconds_in_plugin.is_finite() && report.plugin.seconds_in_plugin > 0.0 {
             c.plugin_seconds += report.plugin.seconds_in_plugin;
         }
@@ -308,6 +312,39 @@ impl Metrics {
             "counter",
             "2xx answers of the ingestion endpoint whose body was not CluedIn's JSON (an HTML page, an empty body); their records were counted delivered.",
             &plain(c.responses_not_cluedin_json),
+        );
+        family(
+            "stagepush_request_concurrency",
+            "gauge",
+            "Requests the latest run allowed in flight at its end (adaptive unless pinned).",
+            &plain(c.concurrency.limit as u64),
+        );
+        family(
+            "stagepush_request_concurrency_changes_total",
+            "counter",
+            "Changes of the adaptive request concurrency, by direction.",
+            &labelled(
+                "direction",
+                &[
+                    ("up", c.concurrency.increases),
+                    ("down", c.concurrency.decreases),
+                ],
+            ),
+        );
+        family(
+            "stagepush_request_rtt_seconds",
+            "summary",
+            "Round trips of requests answered 2xx.",
+            &[
+                (
+                    "_sum".to_string(),
+                    format!(
+                        "{}",
+                        c.concurrency.rtt_mean_ms * c.concurrency.rtt_samples as f64 / 1000.0
+                    ),
+                ),
+                ("_count".to_string(), c.concurrency.rtt_samples.to_string()),
+            ],
         );
         family(
             "stagepush_plugin_seconds_total",

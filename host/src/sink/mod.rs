@@ -38,6 +38,7 @@
 
 pub mod batcher;
 pub mod body;
+pub mod concurrency;
 pub mod config;
 pub mod outcome;
 pub mod redirect;

@@ -62,9 +62,12 @@ pub struct RunArgs {
     /// Uncompressed bytes per request.
     #[arg(long, value_name = "N")]
     pub batch_bytes: Option<usize>,
-    /// Requests in flight.
+    /// Requests in flight, pinned (default: adaptive, found from the endpoint's answers).
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
+    /// Ceiling of the adaptive concurrency (default 64).
+    #[arg(long, value_name = "N", conflicts_with = "concurrency")]
+    pub max_concurrency: Option<usize>,
     /// Per-request timeout, seconds.
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
@@ -233,7 +236,10 @@ pub(crate) fn resolve(
             sink.batch.max_bytes = bytes;
         }
         if let Some(n) = args.concurrency {
-            sink.concurrency = n;
+            sink.concurrency = Some(n);
+        }
+        if let Some(n) = args.max_concurrency {
+            sink.max_concurrency = n;
         }
         if let Some(t) = args.timeout {
             sink.timeout_secs = t;

@@ -232,7 +232,7 @@ impl Relay {
         let made = Coalescer::new(
             slot,
             sink.batcher(),
-            sink.concurrency(),
+            sink.max_in_flight(),
             self.options.linger,
             Arc::clone(&self.metrics),
         );

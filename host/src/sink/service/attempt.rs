@@ -1,17 +1,20 @@
 //! One body sent until it gets a final answer: transient failures retried on the same body
 //! per the [`RetryPolicy`](crate::sink::RetryPolicy) (back-off with full jitter,
 //! `Retry-After` honoured), fatal statuses (401, 403, 404, a 3xx) and an exhausted retry
-//! budget stop the sink.
+//! budget stop the sink. Each request holds a permit of the sink's concurrency
+//! [`Limiter`](crate::sink::concurrency::Limiter) while in flight and reports its round trip
+//! and any back pressure (429, 503, a timeout) when it is answered.
 
 use std::time::Instant;
 
 use tokio::sync::watch;
 
 use super::CluedInSink;
-use super::transport::exchange;
+use super::transport::{Reply, TransportError, exchange};
 use crate::sink::SinkError;
 use crate::sink::batcher::Endpoint;
 use crate::sink::body::{Body, BodyEncoding};
+use crate::sink::concurrency::Feedback;
 use crate::sink::outcome::SinkStats;
 use crate::sink::redirect::describe_location;
 use crate::sink::request::{self, new_request_id};
@@ -46,6 +49,10 @@ impl CluedInSink {
             if *stop.borrow() {
                 return Err(SinkError::Stopped);
             }
+            let permit = tokio::select! {
+                permit = self.inner.limiter.acquire() => permit,
+                _ = stop.wait_for(|stopped| *stopped) => return Err(SinkError::Stopped),
+            };
             attempt += 1;
             let request_id = new_request_id();
             self.count(stats, |s| {
@@ -61,7 +68,10 @@ impl CluedInSink {
                 body.bytes.clone(),
                 &request_id,
             );
-            let (action, status, response, location) = match exchange(req).await {
+            let result = exchange(req).await;
+            let fb = feedback(&result, permit.started());
+            permit.answered(fb);
+            let (action, status, response, location) = match result {
                 Ok(reply) => {
                     self.count(stats, |s| *s.status.entry(reply.status).or_default() += 1);
                     (
@@ -144,5 +154,24 @@ impl CluedInSink {
                 }
             }
         }
+    }
+}
+
+/// What an answer tells the concurrency limiter: a 2xx's round trip is a fair sample; 429,
+/// 503 and a timeout are the endpoint pushing back; anything else says nothing about load.
+fn feedback(result: &Result<Reply, TransportError>, started: Instant) -> Feedback {
+    match result {
+        Ok(reply) if (200..300).contains(&reply.status) => Feedback {
+            rtt: Some(started.elapsed()),
+            back_pressure: false,
+        },
+        Ok(reply) => Feedback {
+            rtt: None,
+            back_pressure: matches!(reply.status, 429 | 503),
+        },
+        Err(e) => Feedback {
+            rtt: None,
+            back_pressure: e.is_timeout(),
+        },
     }
 }

@@ -1,4 +1,5 @@
-//! [`CluedInSink::run`]: the concurrent driver (up to `concurrency` batches in flight) and
+//! [`CluedInSink::run`]: the concurrent driver (up to `max_in_flight` batches taken at once;
+//! their requests wait for the [`Limiter`](crate::sink::concurrency::Limiter)) and
 //! what happens once the sink stops ([`STOP_GRACE`]).
 
 use tokio::sync::mpsc;
@@ -10,7 +11,8 @@ use crate::sink::batcher::Payload;
 use crate::sink::outcome::{PayloadOutcome, SinkStats};
 
 impl CluedInSink {
-    /// Delivers batches from `batches` with up to `concurrency` in flight, sending each
+    /// Delivers batches from `batches` with up to [`CluedInSink::max_in_flight`] taken at
+    /// once (their requests in flight as the concurrency limit allows), sending each
     /// outcome to `outcomes` (in completion order; see [`PayloadOutcome::batch_id`]). Returns
     /// the sink's totals when `batches` is closed and drained.
     ///
@@ -42,7 +44,7 @@ impl CluedInSink {
             }
             let deadline = grace_until.unwrap_or_else(tokio::time::Instant::now);
             tokio::select! {
-                next = batches.recv(), if !stopping && input_open && in_flight.len() < self.inner.concurrency => {
+                next = batches.recv(), if !stopping && input_open && in_flight.len() < self.inner.limiter.max() => {
                     match next {
                         Some(batch) => {
                             let sink = self.clone();

@@ -54,6 +54,7 @@ use reqwest::header::HeaderValue;
 use tokio::sync::watch;
 
 use super::batcher::{Batcher, Endpoint, Payload, Router};
+use super::concurrency::{ConcurrencyStats, Limiter};
 use super::config::SinkConfig;
 use super::outcome::{PayloadOutcome, SinkStats};
 use super::request;
@@ -82,7 +83,7 @@ struct Inner {
     auth: HeaderValue,
     router: Arc<Router>,
     policy: RetryPolicy,
-    concurrency: usize,
+    limiter: Limiter,
     stop: watch::Sender<bool>,
     totals: Mutex<SinkStats>,
     /// Endpoints (ids) already warned about an answer that was not CluedIn's JSON.
@@ -94,7 +95,7 @@ impl std::fmt::Debug for Inner {
         f.debug_struct("CluedInSink")
             .field("endpoints", &self.router.endpoints)
             .field("policy", &self.policy)
-            .field("concurrency", &self.concurrency)
+            .field("concurrency", &self.limiter)
             .field("token", &"[redacted]")
             .finish_non_exhaustive()
     }
@@ -111,7 +112,7 @@ impl CluedInSink {
                 auth: request::authorization(&token)?,
                 router: Arc::new(Router::new(config)?),
                 policy: config.retry.policy(),
-                concurrency: config.concurrency,
+                limiter: Limiter::new(config.concurrency_mode()),
                 stop,
                 totals: Mutex::new(SinkStats::default()),
                 warned_not_cluedin: Mutex::new(HashSet::new()),
@@ -129,9 +130,15 @@ impl CluedInSink {
         &self.inner.router.endpoints
     }
 
-    /// The most batches [`CluedInSink::run`] keeps in flight (`concurrency`).
-    pub fn concurrency(&self) -> usize {
-        self.inner.concurrency
+    /// The most requests ever in flight (`concurrency`, or the adaptive ceiling
+    /// `max_concurrency`); also the most batches [`CluedInSink::run`] takes at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.inner.limiter.max()
+    }
+
+    /// What the request concurrency did so far.
+    pub fn concurrency_stats(&self) -> ConcurrencyStats {
+        self.inner.limiter.stats()
     }
 
     /// Counters summed over every `deliver` so far.

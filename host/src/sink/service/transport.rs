@@ -17,7 +17,7 @@ use crate::tls::install_crypto_provider;
 pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
 /// The HTTP client of every CluedIn sink: follows no redirect (see the module doc), sends
-/// [`USER_AGENT`], with the configured timeouts and an idle pool of `concurrency` connections.
+/// [`USER_AGENT`], with the configured timeouts and an idle pool of as many connections as requests may be in flight.
 pub fn http_client(config: &SinkConfig) -> Result<reqwest::Client, SinkError> {
     install_crypto_provider();
     reqwest::Client::builder()
@@ -25,7 +25,7 @@ pub fn http_client(config: &SinkConfig) -> Result<reqwest::Client, SinkError> {
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(config.timeout_secs))
         .connect_timeout(Duration::from_secs(config.connect_timeout_secs))
-        .pool_max_idle_per_host(config.concurrency)
+        .pool_max_idle_per_host(config.concurrency_mode().max())
         .build()
         .map_err(|e| SinkError::Client(error_chain(&e)))
 }
@@ -45,6 +45,13 @@ pub(super) struct Reply {
 #[derive(Debug, thiserror::Error)]
 #[error("{}", error_chain(.0))]
 pub(crate) struct TransportError(reqwest::Error);
+
+impl TransportError {
+    /// The request timed out (the endpoint took too long: back pressure).
+    pub(super) fn is_timeout(&self) -> bool {
+        self.0.is_timeout()
+    }
+}
 
 /// One request/answer. `Err` is a transport failure (no status).
 pub(super) async fn exchange(req: reqwest::RequestBuilder) -> Result<Reply, TransportError> {
