@@ -11,6 +11,7 @@
 //! | [`request`] | the HTTP request: method, headers, request id |
 //! | [`response`] | lenient parse of the endpoint's answer ([`IngestResponse`]) |
 //! | [`redirect`] | what a 3xx is reported as (the `Location`, redacted); no redirect is followed |
+//! | [`concurrency`] | [`concurrency::Limiter`]: requests in flight, adaptive (AIMD on round trips and 429/503/timeouts) unless pinned |
 //! | [`retries`] | [`RetryPolicy`] (capped exponential back-off, full jitter, `Retry-After`) and [`RetryAction`] |
 //! | [`service`] | [`CluedInSink`]: delivery of a [`Payload`] (retries, 413 split, 400 row removal / bisection) and the concurrent driver |
 //! | [`outcome`] | what comes back: [`PayloadOutcome`] (delivered, rejected, warnings, stats) |
@@ -20,7 +21,7 @@
 //! ```text
 //! CPU worker:   batcher.push(record)? -> Option<Payload>      (framing + gzip run here, on the caller's thread)
 //!               batcher.flush()?      -> Vec<Payload>         (at the end of a file / of the run)
-//! tokio:        sink.run(batch_rx, outcome_tx).await       (N batches in flight)
+//! tokio:        sink.run(batch_rx, outcome_tx).await       (requests in flight: the adaptive limit)
 //!          or   sink.deliver(batch).await -> Result<PayloadOutcome, SinkError>
 //! ```
 //!
