@@ -111,8 +111,14 @@ fn display(cmd: &Command) -> String {
     s
 }
 
+/// A `cargo` command. `cargo run` (which `cargo xtask` is) gives xtask a
+/// `CARGO_MANIFEST_DIR`; passed on, it would make ring's build script (which reruns when
+/// that variable changes) and everything above it, stagepush included, rebuild on every
+/// switch between `cargo xtask …` and a plain `cargo build/test` in the same target dir.
 pub(crate) fn cargo() -> Command {
-    Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    let mut cmd = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.env_remove("CARGO_MANIFEST_DIR");
+    cmd
 }
 
 /// Installs the wasm32-wasip2 target when rustup does not have it yet.
