@@ -368,3 +368,66 @@ async fn mock_logs_every_request() {
     assert!(log[1]["t_ms"].as_f64().unwrap() >= first["t_ms"].as_f64().unwrap());
     assert_eq!(log[1]["seq"], 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_answers_429_beyond_its_capacity_and_frees_places_as_answers_go() {
+    let gate_dir = crate::util::temp_dir();
+    let gate = gate_dir.path().join("hold");
+    std::fs::write(&gate, b"").unwrap();
+    let held_gate = gate.clone();
+    let (server, store) = start_mock(move |a| {
+        a.capacity = Some(2);
+        a.retry_after = 3;
+        a.hold_while_exists = Some(held_gate);
+    })
+    .await;
+    let server = std::sync::Arc::new(server);
+    let held: Vec<_> = (0..2)
+        .map(|i| {
+            let server = server.clone();
+            tokio::spawn(async move { post(&server, format!(r#"[{{"n":{i}}}]"#), &[]).await })
+        })
+        .collect();
+    // Both held requests have their places once both arrivals are logged.
+    let arrivals = store.path().join(stagepush::mock_cluedin::ARRIVALS_FILE);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::read_to_string(&arrivals)
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+        < 2
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the two held requests never arrived"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let third = post(&server, r#"[{"n":9}]"#, &[]);
+    let (status, headers, _) = tokio::time::timeout(std::time::Duration::from_secs(20), third)
+        .await
+        .expect("a request beyond the capacity is answered at once, not held")
+        .unwrap();
+    assert_eq!(status, 429, "a third request while two are answered");
+    assert_eq!(headers["retry-after"], "3");
+    std::fs::remove_file(&gate).unwrap();
+    for h in held {
+        assert_eq!(h.await.unwrap().unwrap().0, 200);
+    }
+    assert_eq!(
+        post(&server, r#"[{"n":3}]"#, &[]).await.unwrap().0,
+        200,
+        "places are given back when answered"
+    );
+    let log = mock_requests(store.path());
+    let over: Vec<&Value> = log
+        .iter()
+        .filter(|r| r["answer"] == "over-capacity")
+        .collect();
+    assert_eq!(over.len(), 1, "{log:?}");
+    assert_eq!(over[0]["status"], 429);
+    assert_eq!(
+        mock_records(store.path()).len(),
+        3,
+        "the refused body is not stored"
+    );
+}

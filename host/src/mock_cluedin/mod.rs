@@ -22,7 +22,9 @@
 //! any other status = that status; see [`MockAnswer`] for answers that misbehave like a proxy
 //! or a misconfigured URL: `redirect302:LOCATION`, `html200`, `empty200`, `false200`); afterwards `--rate-drop`, `--rate-429` (with
 //! `Retry-After: --retry-after`), `--rate-500`, `--rate-503` draw per request from a PRNG
-//! seeded by `--seed`. `--slow-ms` delays every answer. `--hold-while-exists FILE` holds
+//! seeded by `--seed`. `--slow-ms` delays every answer. `--capacity K` answers 429 at once to
+//! an ingestion request arriving while K others are being answered (an endpoint at its
+//! capacity; logged `"answer":"over-capacity"`). `--hold-while-exists FILE` holds
 //! every answer while `FILE` exists (a gate: a test creates it, lets requests pile up, and
 //! removes it; the body is read first and the request logged only when answered). Faults are decided after the token
 //! check, so a wrong token is always 401. `--reject-external-id ID` (repeatable) makes every
@@ -123,6 +125,10 @@ pub struct MockArgs {
     /// Delay before every answer, milliseconds.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub slow_ms: u64,
+    /// Answer at most K ingestion requests at once: one arriving while K are being answered
+    /// gets 429 (with `Retry-After: --retry-after`) at once, like an endpoint at its capacity.
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
+    pub capacity: Option<u32>,
     /// Hold every answer while this file exists (checked every 10 ms): a gate for tests.
     #[arg(long, value_name = "FILE")]
     pub hold_while_exists: Option<PathBuf>,
@@ -163,6 +169,7 @@ impl MockArgs {
             rate_503: 0.0,
             rate_drop: 0.0,
             slow_ms: 0,
+            capacity: None,
             hold_while_exists: None,
             sequence: Vec::new(),
             seed: 0,

@@ -5,7 +5,7 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -54,6 +54,7 @@ impl MockServer {
             script: Mutex::new(args.sequence.iter().cloned().collect()),
             rng: Mutex::new(fastrand::Rng::with_seed(args.seed)),
             expected_auth: args.token.bearer(),
+            in_flight: AtomicU32::new(0),
             store,
             args,
         });
@@ -111,7 +112,31 @@ struct State {
     script: Mutex<VecDeque<MockAnswer>>,
     rng: Mutex<fastrand::Rng>,
     expected_auth: String,
+    /// Ingestion requests being answered (admitted under `--capacity`).
+    in_flight: AtomicU32,
     store: Option<Store>,
+}
+
+/// A place among the `--capacity` requests being answered; given back when dropped.
+struct Slot<'a>(&'a AtomicU32);
+
+impl<'a> Slot<'a> {
+    /// Takes a place if fewer than `capacity` are taken (always, without a capacity).
+    fn take(in_flight: &'a AtomicU32, capacity: Option<u32>) -> Option<Self> {
+        in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| match capacity {
+                Some(k) if n >= k => None,
+                _ => Some(n + 1),
+            })
+            .ok()
+            .map(|_| Slot(in_flight))
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 async fn accept_loop(
@@ -186,6 +211,13 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Answer, Dro
         Ok(collected) => collected.to_bytes(),
         Err(_) => return Err(DropConnection),
     };
+    let endpoint_id = path
+        .strip_prefix(ENDPOINT_PREFIX)
+        .filter(|id| !id.is_empty() && !id.contains('/'));
+    // Only ingestion requests count against `--capacity`; one beyond it is answered at once.
+    // The place is taken before the arrival is logged: a test that sees K arrivals knows K
+    // places are taken.
+    let slot = endpoint_id.map(|_| Slot::take(&state.in_flight, state.args.capacity));
     if let Some(store) = &state.store {
         let arrival = ArrivalLine {
             seq,
@@ -198,17 +230,17 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Answer, Dro
             tracing::error!("mock arrivals log: {e}");
         }
     }
-    if state.args.slow_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(state.args.slow_ms)).await;
-    }
-    if let Some(gate) = &state.args.hold_while_exists {
-        while tokio::fs::try_exists(gate).await.unwrap_or(false) {
-            tokio::time::sleep(super::HOLD_POLL_INTERVAL).await;
+    let over_capacity = matches!(slot, Some(None));
+    if !over_capacity {
+        if state.args.slow_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(state.args.slow_ms)).await;
+        }
+        if let Some(gate) = &state.args.hold_while_exists {
+            while tokio::fs::try_exists(gate).await.unwrap_or(false) {
+                tokio::time::sleep(super::HOLD_POLL_INTERVAL).await;
+            }
         }
     }
-    let endpoint_id = path
-        .strip_prefix(ENDPOINT_PREFIX)
-        .filter(|id| !id.is_empty() && !id.contains('/'));
     let mut log = RequestLine {
         seq,
         t_ms,
@@ -234,6 +266,10 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Answer, Dro
         (None, _, _) => text(StatusCode::NOT_FOUND, "Not Found"),
         (Some(_), false, _) => text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"),
         (Some(_), true, false) => text(StatusCode::UNAUTHORIZED, ""),
+        (Some(_), true, true) if over_capacity => {
+            log.answer = "over-capacity";
+            fault(&state, 429, &receipt)
+        }
         (Some(endpoint_id), true, true) => match next_fault(&state) {
             MockAnswer::Drop => {
                 log.answer = "drop";
@@ -297,6 +333,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Answer, Dro
         log.receipt_id = Some(&receipt);
     }
     write_log(&state, &log);
+    drop(slot);
     Ok(answer)
 }
 
