@@ -111,14 +111,30 @@ fn display(cmd: &Command) -> String {
     s
 }
 
-/// A `cargo` command. `cargo run` (which `cargo xtask` is) gives xtask a
-/// `CARGO_MANIFEST_DIR`; passed on, it would make ring's build script (which reruns when
-/// that variable changes) and everything above it, stagepush included, rebuild on every
-/// switch between `cargo xtask …` and a plain `cargo build/test` in the same target dir.
+/// A `cargo` command, without the variables `cargo run` (which `cargo xtask` is) set for
+/// xtask ([`is_cargo_run_var`]): passed on, they would make ring's build script (which
+/// reruns when `CARGO_MANIFEST_DIR` or `CARGO_PKG_*` change) and everything above it,
+/// stagepush included, rebuild on every switch between `cargo xtask …` and a plain
+/// `cargo build/test` in the same target dir.
 pub(crate) fn cargo() -> Command {
     let mut cmd = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.env_remove("CARGO_MANIFEST_DIR");
+    for (name, _) in env::vars_os() {
+        if name.to_str().is_some_and(is_cargo_run_var) {
+            cmd.env_remove(name);
+        }
+    }
     cmd
+}
+
+/// Whether `name` is one of the variables cargo sets for the crate it runs (not one a
+/// user sets to configure cargo, such as `CARGO_TARGET_DIR` or `CARGO_HOME`).
+fn is_cargo_run_var(name: &str) -> bool {
+    name.starts_with("CARGO_PKG_")
+        || name.starts_with("CARGO_MANIFEST_")
+        || matches!(
+            name,
+            "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE"
+        )
 }
 
 /// Installs the wasm32-wasip2 target when rustup does not have it yet.
@@ -371,5 +387,34 @@ fn bench(args: &[String]) -> Result {
         other => Err(format!(
             "unknown benchmark `{other}` (known: plugin, run, remote, gzip, memory)"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_variables_cargo_run_sets_are_dropped() {
+        for name in [
+            "CARGO_MANIFEST_DIR",
+            "CARGO_MANIFEST_PATH",
+            "CARGO_PKG_NAME",
+            "CARGO_PKG_VERSION_MAJOR",
+            "CARGO_CRATE_NAME",
+            "CARGO_BIN_NAME",
+            "CARGO_PRIMARY_PACKAGE",
+        ] {
+            assert!(is_cargo_run_var(name), "{name}");
+        }
+        for name in [
+            "CARGO",
+            "CARGO_TARGET_DIR",
+            "CARGO_HOME",
+            "CARGO_BUILD_JOBS",
+            "PATH",
+        ] {
+            assert!(!is_cargo_run_var(name), "{name}");
+        }
     }
 }
