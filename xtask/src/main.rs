@@ -27,7 +27,8 @@ commands:
   bench [plugin]   benchmarks (release build); `plugin`: decode -> plugin -> JSON
   bench run        stagepush vs the DuckDB peer, the seed pattern and gzip alone
                    (same stage, local sink): rows/s, CPU, RSS, bytes; issue 16 targets
-  bench remote     stagepush to a slow endpoint (50 ms answers, capacity 24)
+  bench remote [RUN ARGS]  stagepush to a slow endpoint (50 ms answers, capacity 24),
+                   default settings or `stagepush run` ARGS (e.g. --concurrency 20)
   bench gzip       each request-body gzip level's ratio and CPU per row
   bench memory     peak and after-burst RSS of `serve` (16 concurrent relay requests)
                    and of `run` (a file of huge strings); see host/benches/memory.rs
@@ -378,7 +379,7 @@ fn bench(args: &[String]) -> Result {
             run(plugin_bench().env("STAGEPUSH_BENCH_DIR", target_dir().join("bench")))
         }
         "run" => bench::bench_run(),
-        "remote" => bench::bench_remote(),
+        "remote" => bench::bench_remote(&args[1..]),
         "gzip" => bench::bench_gzip(),
         "memory" => {
             build_plugins()?;

@@ -2,7 +2,9 @@
 //! network answers: `mock-cluedin --accept-all --slow-ms 50 --capacity 24` (every answer
 //! takes 50 ms; 429 beyond 24 requests in flight), `stagepush run` at its default settings.
 //! Prints rows/s, the share of requests answered 429 and the request concurrency the run
-//! report records, against issue 16's remote targets.
+//! report records, against issue 16's remote targets. Arguments after `remote` go to
+//! `stagepush run` (e.g. `--concurrency 20`, to compare with a pinned concurrency); the
+//! targets are about the default settings.
 
 use std::process::Command;
 
@@ -17,7 +19,7 @@ const SLOW_MS: u32 = 50;
 /// Requests the remote endpoint serves at once; more are answered 429.
 const CAPACITY: u32 = 24;
 
-pub fn bench_remote() -> Result {
+pub fn bench_remote(run_args: &[String]) -> Result {
     build_plugins()?;
     let bin = stagepush_bin()?;
     let stage = stage(&bin)?;
@@ -29,14 +31,15 @@ pub fn bench_remote() -> Result {
         flags.extend(["--capacity", &capacity]);
     }
     let mock = Mock::start(&bin, TOKEN, None, &flags)?;
-    let (m, report) = stagepush_run(&bin, &stage, &mock.endpoint(ENDPOINT_ID), "remote", &[])?;
+    let run_args: Vec<&str> = run_args.iter().map(String::as_str).collect();
+    let endpoint = mock.endpoint(ENDPOINT_ID);
+    let (m, report) = stagepush_run(&bin, &stage, &endpoint, "remote", &run_args)?;
     drop(mock);
 
     let rows = num(&report["rows"]["read"]);
     let delivered = num(&report["rows"]["delivered"]);
     let rows_per_sec = rows / m.wall_secs;
-    let requests = num(&report["requests"]);
-    let answered_429 = report["status"]["429"].as_f64().unwrap_or(0.0);
+    let (answered_429, requests) = answers_429(&report);
     let share_429 = answered_429 / requests;
     println!(
         "\nstage: {STAGE_ROWS} Snowflake-like customer rows in {STAGE_FILES} Snappy files; endpoint: mock-cluedin {}",
@@ -45,7 +48,12 @@ pub fn bench_remote() -> Result {
     if !has_capacity {
         println!("(this mock-cluedin has no --capacity yet: no request is refused with 429)");
     }
-    println!("stagepush run, default settings:");
+    let settings = if run_args.is_empty() {
+        "default settings".to_string()
+    } else {
+        run_args.join(" ")
+    };
+    println!("stagepush run, {settings}:");
     println!(
         "  rows {rows:.0} ({delivered:.0} delivered), wall {:.2} s, CPU {:.2} s, peak RSS {:.0} MB",
         m.wall_secs,
@@ -63,7 +71,7 @@ pub fn bench_remote() -> Result {
     }
     println!("\ntargets (issue 16):");
     check(
-        "remote, default settings >= 200,000 rows/s",
+        &format!("remote, {settings} >= 200,000 rows/s"),
         rows_per_sec >= 200_000.0 && delivered == rows,
         format!("{rows_per_sec:.0} rows/s"),
     );
@@ -76,6 +84,13 @@ pub fn bench_remote() -> Result {
         ),
     );
     Ok(())
+}
+
+/// Requests answered 429 and all requests (every attempt counts) of a run report, whose
+/// `status` maps each status code (as text, JSON keys being strings) to its count.
+fn answers_429(report: &Value) -> (f64, f64) {
+    let answered = report["status"]["429"].as_f64().unwrap_or(0.0);
+    (answered, num(&report["requests"]))
 }
 
 /// Whether this build's `mock-cluedin` takes `--capacity`.
@@ -103,6 +118,14 @@ fn concurrency_figures(report: &Value) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn answers_429_are_read_from_the_status_counts() {
+        let report = serde_json::json!({"requests": 40, "status": {"200": 38, "429": 2}});
+        assert_eq!(answers_429(&report), (2.0, 40.0));
+        let none = serde_json::json!({"requests": 10, "status": {"200": 10}});
+        assert_eq!(answers_429(&none), (0.0, 10.0));
+    }
 
     #[test]
     fn concurrency_figures_are_found_by_name() {
