@@ -1,8 +1,9 @@
 """The seed guide's stored-procedure pattern, as the baseline of `cargo xtask bench run`.
 
 pyarrow rows -> the same Customer mapping as plugins/customer-rust -> json.dumps(default=str)
--> gzip -> requests.post per 1,000 rows. Prints one JSON line: rows, wall and CPU seconds,
-peak RSS.
+-> gzip -> requests.post per 1,000 rows. Prints one JSON line: rows, records sent (each
+request answered 2xx, any other answer stops the run), bytes sent (gzipped bodies), wall and
+CPU seconds, peak RSS.
 """
 
 import glob
@@ -47,10 +48,13 @@ def main(stage, endpoint, token, level):
         "Content-Encoding": "gzip",
     }
     batch, rows = [], 0
+    sent = {"records": 0, "bytes": 0}
 
     def flush():
         body = gzip.compress(json.dumps(batch, default=str).encode("utf-8"), compresslevel=level)
         session.post(endpoint, data=body, headers=headers).raise_for_status()
+        sent["records"] += len(batch)
+        sent["bytes"] += len(body)
         batch.clear()
 
     for path in sorted(glob.glob(os.path.join(stage, "*.parquet"))):
@@ -65,6 +69,8 @@ def main(stage, endpoint, token, level):
         flush()
     print(json.dumps({
         "rows": rows,
+        "records": sent["records"],
+        "bytes_sent": sent["bytes"],
         "wall_seconds": time.time() - wall0,
         "cpu_seconds": time.process_time() - cpu0,
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,

