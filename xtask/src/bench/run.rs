@@ -1,6 +1,7 @@
 //! `cargo xtask bench run`: in one invocation, on the same stage, to the same local sink
 //! (`mock-cluedin --accept-all` on loopback): stagepush at its default settings and at
-//! gzip 6, the DuckDB peer at gzip 1 and 6, the seed guide's Python pattern at gzip 6, and
+//! gzip 6 and with `--concurrency 4` pinned (the adaptive limit must not slow a fast
+//! endpoint down), the DuckDB peer at gzip 1 and 6, the seed guide's Python pattern at gzip 6, and
 //! gzip alone (libdeflate) on the same JSON; one table and issue 16's local targets.
 
 use std::path::Path;
@@ -93,6 +94,12 @@ pub fn bench_run() -> Result {
         "stagepush run, gzip 6",
         &["--gzip-level", &GZIP_6.to_string()],
     )?;
+    // The adaptive concurrency must not slow a fast endpoint down: the old fixed default.
+    let sp_pinned = sp(
+        "pinned4",
+        "stagepush run, --concurrency 4 (pinned)",
+        &["--concurrency", "4"],
+    )?;
     let py = |script: &str, label: &str, level: u32| -> Result<Line> {
         let (m, out) = run_script(&python, script, &stage, &endpoint, level)?;
         let rows = num(&out["rows"]);
@@ -135,6 +142,7 @@ pub fn bench_run() -> Result {
     for line in [
         &sp_default,
         &sp_6,
+        &sp_pinned,
         &peer_1,
         &peer_6,
         &seed_6,
@@ -174,6 +182,12 @@ pub fn bench_run() -> Result {
         "wall: seed pattern gzip 6 / stagepush gzip 6 >= 8",
         wall_ratio >= 8.0,
         format!("{wall_ratio:.1}x"),
+    );
+    let pinned_ratio = sp_default.wall.unwrap_or(f64::NAN) / sp_pinned.wall.unwrap_or(f64::NAN);
+    check(
+        "wall: default (adaptive) / pinned 4 <= 1.1 (not slower)",
+        pinned_ratio <= 1.1,
+        format!("{pinned_ratio:.2}"),
     );
     check(
         "stagepush peak RSS <= 300 MB",
