@@ -8,7 +8,9 @@
 //! external id; `NAME`, `COUNTRY` become `name`, `country`; `EMAIL` becomes `email`,
 //! trimmed and lower-cased; `IS_ACTIVE` becomes `isActive`; `UPDATED_AT` is the entity
 //! timestamp and `updatedAt`; `IS_DELETED` true makes a tombstone. Nulls are left out; a
-//! null `CUSTOMER_ID` is a row error.
+//! null `CUSTOMER_ID` is a row error. Unlike the SDK it reads only the types the customer
+//! tables have (text names, boolean flags, a timestamp or date `UPDATED_AT`); a column of
+//! another type is left out.
 
 mod bindings {
     wit_bindgen::generate!({ path: "../../wit/since_v0.1.0", world: "transformer" });
