@@ -155,7 +155,7 @@ fn a_new_rust_plugin_builds_and_passes_its_own_tests() {
     assert!(out.stdout.contains("make test"), "{}", out.stdout);
     assert_layout(
         &project,
-        "0.1.0",
+        "0.2.0",
         &[
             "Cargo.toml",
             "src/lib.rs",
@@ -182,7 +182,7 @@ fn a_new_rust_plugin_builds_and_passes_its_own_tests() {
         dir.path(),
         &project,
         "orders",
-        "0.1.0",
+        "0.2.0",
         &vars,
     );
     // `make test` ran the native unit tests first.

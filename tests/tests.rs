@@ -9,6 +9,7 @@ mod failure_input;
 mod failure_memory;
 mod failure_run;
 mod mock_cluedin;
+mod plugin_contracts;
 mod plugin_js;
 mod plugin_new;
 mod plugin_python;

@@ -4,6 +4,8 @@
 //! - decode → JSON: the Parquet rows written as JSON objects without a plugin (baseline);
 //! - decode → plugin → JSON: the same rows through the Rust customer plugin and the wire
 //!   encoder (≥ 500,000 rows/s);
+//! - inside the plugin, thread CPU: `Runner::transform` alone (input lowering, guest, output
+//!   lift or unpack, checks), the Arrow → contract conversion subtracted (`in_plugin.rs`);
 //! - the same for the Rust, Python and JavaScript customer plugins side by side (issue 7:
 //!   Rust ≥ 400,000, Python ≥ 30,000, JS ≥ 10,000 rows/s on one core), each against the
 //!   baseline, and each plugin's cold start with its compiled form cached (≤ 300 ms).
@@ -21,6 +23,14 @@ use stagepush::source::parquet::{ParquetSource, ReadOptions};
 use stagepush::source::path::source_file;
 use stagepush::transform::{ArrowInput, Encoder};
 use stagepush::wire::Shape;
+
+#[path = "plugin/baseline.rs"]
+mod baseline;
+#[path = "plugin/in_plugin.rs"]
+mod in_plugin;
+
+use baseline::rows_to_json;
+use in_plugin::plugin_cpu;
 
 const ROWS: u64 = 1_000_000;
 const TARGET_ROWS_PER_SEC: f64 = 500_000.0;
@@ -149,6 +159,15 @@ fn main() {
     println!(
         "  of which inside the plugin (boundary + mapping, wall clock): {:.2} µs/row",
         plugin_time.as_secs_f64() * 1e6 / ROWS as f64
+    );
+    let in_plugin_cpu = (0..REPEATS)
+        .map(|_| plugin_cpu(&input, &plugin))
+        .min()
+        .unwrap();
+    println!(
+        "  inside the plugin, thread CPU (input lowering, guest, output lift or unpack, checks; \
+         Arrow -> contract columns excluded), best of {REPEATS}: {:.3} µs/row",
+        in_plugin_cpu.as_secs_f64() * 1e6 / ROWS as f64
     );
     println!(
         "target >= {:.0} rows/s: {} ({:.2}x); plugin path costs {:.2}x the no-plugin baseline",
@@ -400,59 +419,6 @@ fn transform_file(
         each(&encoder.transform(&mut runner, &input).unwrap());
     }
     runner.stats().time_in_plugin
-}
-
-/// The baseline's JSON: each row as one flat object of its columns, written with the
-/// same primitives as the wire encoder (strings escaped, decimals exact, RFC 3339).
-fn rows_to_json(batch: &arrow_array::RecordBatch, names: &[&str], out: &mut Vec<u8>) -> usize {
-    use arrow_array::cast::AsArray;
-    use arrow_array::types::{Decimal128Type, Int64Type, TimestampMillisecondType};
-    use arrow_schema::DataType;
-    use stagepush::wire::{json, time};
-    for row in 0..batch.num_rows() {
-        out.push(b'{');
-        for (c, array) in batch.columns().iter().enumerate() {
-            if c > 0 {
-                out.push(b',');
-            }
-            json::write_str(out, names[c]).unwrap();
-            out.push(b':');
-            if array.is_null(row) {
-                out.extend_from_slice(b"null");
-                continue;
-            }
-            match array.data_type() {
-                DataType::Decimal128(_, scale) => json::write_decimal(
-                    out,
-                    array.as_primitive::<Decimal128Type>().value(row),
-                    *scale,
-                ),
-                DataType::Utf8 => {
-                    let _ = json::write_str(out, array.as_string::<i32>().value(row));
-                }
-                DataType::Boolean => out.extend_from_slice(if array.as_boolean().value(row) {
-                    b"true"
-                } else {
-                    b"false"
-                }),
-                DataType::Int64 => {
-                    json::write_i64(out, array.as_primitive::<Int64Type>().value(row))
-                }
-                DataType::Timestamp(arrow_schema::TimeUnit::Millisecond, _) => {
-                    out.push(b'"');
-                    time::write_timestamp(
-                        out,
-                        array.as_primitive::<TimestampMillisecondType>().value(row),
-                        stagepush::bindings::types::TimeUnit::Millis,
-                    );
-                    out.push(b'"');
-                }
-                other => panic!("baseline does not write {other}"),
-            }
-        }
-        out.push(b'}');
-    }
-    batch.num_rows()
 }
 
 /// Encodes `file` through the customer plugin (not timed), then gzips the records in

@@ -46,13 +46,11 @@ pub enum Language {
 
 impl Language {
     /// The contract a project in this language implements: the one its SDK builds
-    /// for. The Python and JS SDKs build for 0.2.0, whose packed output their bindings
-    /// convert in one copy; the Rust SDK still builds for 0.1.0 (which this host runs as
-    /// well), where its output costs no conversion either.
+    /// for. Every SDK builds for 0.2.0, whose packed output crosses the boundary in one
+    /// copy per column (this host still runs plugins built for 0.1.0).
     pub fn contract(self) -> ContractVersion {
         match self {
-            Language::Rust => ContractVersion::V0_1_0,
-            Language::Python | Language::Js => ContractVersion::V0_2_0,
+            Language::Rust | Language::Python | Language::Js => ContractVersion::V0_2_0,
         }
     }
 
@@ -272,6 +270,10 @@ mod sdk {
             include_str!("../../../plugins/sdk-rust/src/batch.rs"),
         ),
         (
+            "intern.rs",
+            include_str!("../../../plugins/sdk-rust/src/intern.rs"),
+        ),
+        (
             "json.rs",
             include_str!("../../../plugins/sdk-rust/src/json.rs"),
         ),
@@ -282,6 +284,10 @@ mod sdk {
         (
             "out.rs",
             include_str!("../../../plugins/sdk-rust/src/out.rs"),
+        ),
+        (
+            "packed.rs",
+            include_str!("../../../plugins/sdk-rust/src/packed.rs"),
         ),
         (
             "runtime.rs",
@@ -310,8 +316,8 @@ mod sdk {
 
     /// In the repository the SDK reads the contract from `../../wit/`; in a project, from the
     /// project's `wit/` beside the SDK folder.
-    pub const REPO_WIT_PATH: &str = "path: \"../../wit/since_v0.1.0\"";
-    pub const PROJECT_WIT_PATH: &str = "path: \"../wit/since_v0.1.0\"";
+    pub const REPO_WIT_PATH: &str = "path: \"../../wit/since_v0.2.0\"";
+    pub const PROJECT_WIT_PATH: &str = "path: \"../wit/since_v0.2.0\"";
 
     pub fn rust_lib_with_local_wit(source: &str) -> String {
         source.replace(REPO_WIT_PATH, PROJECT_WIT_PATH)

@@ -1,9 +1,9 @@
 //! # stagepush-plugin: write stagepush transform plugins in Rust
 //!
 //! A stagepush plugin is a WebAssembly component implementing the contract
-//! `stagepush:transform@0.1.0` (`wit/since_v0.1.0/transform.wit`): it receives batches of
+//! `stagepush:transform@0.2.0` (`wit/since_v0.2.0/transform.wit`): it receives batches of
 //! rows from Snowflake Parquet unloads **in columns** and returns the CluedIn entities they
-//! map to, also in columns. This crate hides the columns: a plugin implements [`Transform`]
+//! map to, packed into byte columns the host copies in one piece. This crate hides the columns: a plugin implements [`Transform`]
 //! over one [`Row`] at a time and writes entities with builders on [`Out`].
 //!
 //! ```
@@ -72,7 +72,7 @@ extern crate self as stagepush_plugin;
 #[allow(missing_docs)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit/since_v0.1.0",
+        path: "../../wit/since_v0.2.0",
         world: "transformer",
         pub_export_macro: true,
         export_macro_name: "export_plugin",
@@ -82,8 +82,10 @@ pub mod bindings {
 }
 
 mod batch;
+mod intern;
 pub mod json;
 mod out;
+mod packed;
 mod schema;
 pub mod testing;
 mod value;
@@ -175,7 +177,7 @@ macro_rules! export {
 
                 fn transform(
                     batch: $crate::bindings::stagepush::transform::types::Batch,
-                ) -> $crate::bindings::stagepush::transform::types::Output {
+                ) -> $crate::bindings::stagepush::transform::output::BatchOutput {
                     __STAGEPUSH_STATE.with(|s| $crate::__rt::transform::<$plugin>(s, batch))
                 }
             }

@@ -5,9 +5,8 @@ use core::cell::RefCell;
 
 use crate::Transform;
 use crate::batch::BatchView;
-use crate::bindings::stagepush::transform::types::{
-    Batch, ColumnSchema, InitResult, Output, PluginInfo,
-};
+use crate::bindings::stagepush::transform::output::BatchOutput;
+use crate::bindings::stagepush::transform::types::{Batch, ColumnSchema, InitResult, PluginInfo};
 use crate::out::Out;
 use crate::schema::{Config, Schema};
 
@@ -53,7 +52,7 @@ impl<T: Transform> Runner<T> {
     }
 
     /// Runs every row of `batch` through the plugin.
-    pub fn run(&mut self, batch: &Batch) -> Output {
+    pub fn run(&mut self, batch: &Batch) -> BatchOutput {
         let out = &mut self.out;
         match BatchView::new(&self.schema, &self.sent, batch) {
             Ok(view) => {
@@ -114,7 +113,7 @@ pub fn init<T: Transform>(
 }
 
 /// `transform` export.
-pub fn transform<T: Transform>(slot: &Slot<T>, batch: Batch) -> Output {
+pub fn transform<T: Transform>(slot: &Slot<T>, batch: Batch) -> BatchOutput {
     match slot.borrow_mut().as_mut() {
         Some(runner) => runner.run(&batch),
         None => {

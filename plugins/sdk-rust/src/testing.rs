@@ -25,10 +25,12 @@
 //! ```
 
 use crate::Transform;
+use crate::bindings::stagepush::transform::output::{BatchOutput, Cells};
 use crate::bindings::stagepush::transform::types::{
-    Batch, ByteColumn, Cell, Column, ColumnData, ColumnSchema, ColumnType, Decimal as WitDecimal,
-    ListValues, Output, ScalarType, SourceFile, Span, Values,
+    Batch, ByteColumn, Column, ColumnData, ColumnSchema, ColumnType, Decimal as WitDecimal,
+    ListValues, ScalarType, SourceFile, Values,
 };
+use crate::packed::{kind, kind_unit, u32_at, word_at};
 use crate::runtime::Runner;
 use crate::value::{Date, Decimal, TimeUnit, Timestamp};
 
@@ -381,76 +383,91 @@ pub struct Results {
     pub errors: Vec<(u32, String)>,
 }
 
-/// Decodes a batch's output, checking every invariant the contract states (panics on a
-/// violation: that is an SDK bug).
-pub fn decode(o: &Output, row_count: u32) -> Results {
+/// Decodes a batch's packed output, checking every invariant the contract states (panics
+/// on a violation: that is an SDK bug).
+pub fn decode(o: &BatchOutput, row_count: u32) -> Results {
     let e = &o.entities;
-    let n = e.rows.len();
-    for (what, len) in [
-        ("external-ids", e.external_ids.len()),
-        ("entity-types", e.entity_types.len()),
-        ("timestamps", e.timestamps.len()),
-        ("deleted", e.deleted.len()),
+    let n = e.count as usize;
+    for (what, len, width) in [
+        ("rows", e.rows.len(), 4),
+        ("entity-types", e.entity_types.len(), 4),
+        ("deleted", e.deleted.len(), 1),
+        ("external-ids", e.external_ids.len(), 8),
+        ("timestamps", e.timestamps.kinds.len(), 1),
+        ("prop-offsets", e.prop_offsets.len(), 4),
     ] {
-        assert_eq!(len, n, "{what}: {len} entries for {n} entities");
+        let expected = if what == "prop-offsets" { n + 1 } else { n };
+        assert_eq!(
+            len,
+            expected * width,
+            "{what}: {len} bytes for {n} entities"
+        );
     }
-    assert_eq!(e.prop_offsets.len(), n + 1, "prop-offsets length");
-    assert_eq!(e.prop_offsets[0], 0, "prop-offsets start");
+    let u32s = |column: &[u8]| -> Vec<u32> {
+        (0..column.len() / 4)
+            .filter_map(|i| u32_at(column, i))
+            .collect()
+    };
+    let (rows, offsets, names) = (u32s(&e.rows), u32s(&e.prop_offsets), u32s(&e.prop_names));
+    let props = e.prop_values.kinds.len();
+    assert_eq!(offsets[0], 0, "prop-offsets start");
     assert!(
-        e.prop_offsets.windows(2).all(|w| w[0] <= w[1]),
+        offsets.windows(2).all(|w| w[0] <= w[1]),
         "prop-offsets decrease"
     );
-    assert_eq!(
-        e.prop_offsets[n] as usize,
-        e.prop_names.len(),
-        "prop-offsets end"
-    );
-    assert_eq!(e.prop_names.len(), e.prop_values.len(), "prop names/values");
-    assert!(e.rows.windows(2).all(|w| w[0] <= w[1]), "rows decrease");
-    assert!(e.rows.iter().all(|&r| r < row_count), "row out of range");
-    let text = |s: Span| -> String {
-        let b = e
-            .bytes
-            .get(s.offset as usize..(s.offset as usize + s.len as usize))
-            .expect("span out of range");
-        String::from_utf8(b.to_vec()).expect("text span is not UTF-8")
+    assert_eq!(offsets[n] as usize, props, "prop-offsets end");
+    assert_eq!(names.len(), props, "prop names/values");
+    assert!(rows.windows(2).all(|w| w[0] <= w[1]), "rows decrease");
+    assert!(rows.iter().all(|&r| r < row_count), "row out of range");
+    let bytes = |offset: u64, len: u64| -> Vec<u8> {
+        e.bytes
+            .get(offset as usize..(offset + len) as usize)
+            .expect("span out of range")
+            .to_vec()
     };
+    let text = |b: Vec<u8>| String::from_utf8(b).expect("text span is not UTF-8");
     let name = |i: u32| {
         e.names
             .get(i as usize)
             .expect("name index out of range")
             .clone()
     };
-    let val = |c: &Cell| match *c {
-        Cell::Null => Val::Null,
-        Cell::Boolean(b) => Val::Bool(b),
-        Cell::Integer(i) => Val::Int(i),
-        Cell::Float(f) => Val::Float(f),
-        Cell::Decimal(d) => Val::dec((i128::from(d.hi) << 64) | i128::from(d.lo), d.scale),
-        Cell::Text(s) => Val::Text(text(s)),
-        Cell::Json(s) => Val::Json(text(s)),
-        Cell::Date(d) => Val::Date(d),
-        Cell::Timestamp(t) => Val::Timestamp(t.value, t.unit),
-        Cell::Binary(s) => {
-            Val::Binary(e.bytes[s.offset as usize..(s.offset + s.len) as usize].to_vec())
+    let val = |cells: &Cells, i: usize| -> Val {
+        let (k, word) = word_at(cells, i).expect("cell out of range");
+        let span = || bytes(word & 0xffff_ffff, word >> 32);
+        match k {
+            kind::NULL => Val::Null,
+            kind::BOOLEAN => Val::Bool(word != 0),
+            kind::INTEGER => Val::Int(word as i64),
+            kind::FLOAT => Val::Float(f64::from_bits(word)),
+            kind::DECIMAL => {
+                let d = cells.decimals[word as usize];
+                Val::dec((i128::from(d.hi) << 64) | i128::from(d.lo), d.scale)
+            }
+            kind::TEXT => Val::Text(text(span())),
+            kind::JSON => Val::Json(text(span())),
+            kind::DATE => Val::Date(i32::try_from(word as i64).expect("date out of range")),
+            kind::BINARY => Val::Binary(span()),
+            k => Val::Timestamp(word as i64, kind_unit(k).expect("unknown cell kind")),
         }
     };
     let entities: Vec<Entity> = (0..n)
         .map(|i| {
-            let (a, b) = (e.prop_offsets[i] as usize, e.prop_offsets[i + 1] as usize);
-            let timestamp = val(&e.timestamps[i]);
+            let (a, b) = (offsets[i] as usize, offsets[i + 1] as usize);
+            let timestamp = val(&e.timestamps, i);
             assert!(
                 matches!(timestamp, Val::Null | Val::Date(_) | Val::Timestamp(..)),
                 "timestamp {timestamp:?}"
             );
+            let id = |j| u64::from(u32_at(&e.external_ids, 2 * i + j).unwrap_or_default());
             Entity {
-                row: e.rows[i],
-                entity_type: name(e.entity_types[i]),
-                external_id: text(e.external_ids[i]),
+                row: rows[i],
+                entity_type: name(u32_at(&e.entity_types, i).unwrap_or_default()),
+                external_id: text(bytes(id(0), id(1))),
                 timestamp,
                 deleted: e.deleted[i] != 0,
                 props: (a..b)
-                    .map(|p| (name(e.prop_names[p]), val(&e.prop_values[p])))
+                    .map(|p| (name(names[p]), val(&e.prop_values, p)))
                     .collect(),
             }
         })
@@ -462,10 +479,7 @@ pub fn decode(o: &Output, row_count: u32) -> Results {
         .collect();
     for (r, _) in &errors {
         assert!(*r < row_count, "error row out of range");
-        assert!(
-            !e.rows.contains(r),
-            "row {r} has both an error and entities"
-        );
+        assert!(!rows.contains(r), "row {r} has both an error and entities");
     }
     Results { entities, errors }
 }
@@ -552,7 +566,7 @@ impl<T: Transform> Harness<T> {
     }
 
     /// Runs a batch and returns the raw columnar output, undecoded (for benchmarks).
-    pub fn run_raw(&mut self, batch: &Batch) -> Output {
+    pub fn run_raw(&mut self, batch: &Batch) -> BatchOutput {
         self.runner.run(batch)
     }
 

@@ -139,59 +139,60 @@ fn cells(column: &'static str, cells: &packed::Cells) -> Result<Vec<Cell>, Outpu
             kinds: count,
         });
     }
-    cells
+    // A plain loop into a presized vector: this runs for every property of every entity,
+    // and an iterator collecting `Result`s compiles to a slower loop here.
+    let mut out = Vec::with_capacity(count);
+    for (i, (&k, w)) in cells
         .kinds
         .iter()
         .zip(cells.words.chunks_exact(8))
         .enumerate()
-        .map(|(i, (&k, w))| {
-            let word = i64::from_le_bytes(w.try_into().expect("8-byte chunk"));
-            let span = || Span {
-                offset: word as u32,
-                len: (word as u64 >> 32) as u32,
-            };
-            let timestamp = |unit| Cell::Timestamp(Timestamp { value: word, unit });
-            Ok(match k {
-                kind::NULL => Cell::Null,
-                kind::BOOLEAN => Cell::Boolean(word != 0),
-                kind::INTEGER => Cell::Integer(word),
-                kind::FLOAT => Cell::Float(f64::from_bits(word as u64)),
-                kind::DECIMAL => {
-                    let d = usize::try_from(word)
-                        .ok()
-                        .and_then(|d| cells.decimals.get(d))
-                        .ok_or(OutputError::DecimalIndex {
-                            column,
-                            cell: i,
-                            word,
-                            decimals: cells.decimals.len(),
-                        })?;
-                    Cell::Decimal(*d)
-                }
-                kind::TEXT => Cell::Text(span()),
-                kind::JSON => Cell::Json(span()),
-                kind::DATE => {
-                    Cell::Date(i32::try_from(word).map_err(|_| OutputError::DateRange {
+    {
+        let word = i64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        let span = Span {
+            offset: word as u32,
+            len: (word as u64 >> 32) as u32,
+        };
+        let timestamp = |unit| Cell::Timestamp(Timestamp { value: word, unit });
+        out.push(match k {
+            kind::TEXT => Cell::Text(span),
+            kind::NULL => Cell::Null,
+            kind::BOOLEAN => Cell::Boolean(word != 0),
+            kind::INTEGER => Cell::Integer(word),
+            kind::FLOAT => Cell::Float(f64::from_bits(word as u64)),
+            kind::DECIMAL => {
+                let d = usize::try_from(word)
+                    .ok()
+                    .and_then(|d| cells.decimals.get(d))
+                    .ok_or(OutputError::DecimalIndex {
                         column,
                         cell: i,
                         word,
-                    })?)
-                }
-                kind::SECONDS => timestamp(TimeUnit::Seconds),
-                kind::MILLIS => timestamp(TimeUnit::Millis),
-                kind::MICROS => timestamp(TimeUnit::Micros),
-                kind::NANOS => timestamp(TimeUnit::Nanos),
-                kind::BINARY => Cell::Binary(span()),
-                other => {
-                    return Err(OutputError::UnknownKind {
-                        column,
-                        cell: i,
-                        kind: other,
-                    });
-                }
-            })
-        })
-        .collect()
+                        decimals: cells.decimals.len(),
+                    })?;
+                Cell::Decimal(*d)
+            }
+            kind::JSON => Cell::Json(span),
+            kind::DATE => Cell::Date(i32::try_from(word).map_err(|_| OutputError::DateRange {
+                column,
+                cell: i,
+                word,
+            })?),
+            kind::SECONDS => timestamp(TimeUnit::Seconds),
+            kind::MILLIS => timestamp(TimeUnit::Millis),
+            kind::MICROS => timestamp(TimeUnit::Micros),
+            kind::NANOS => timestamp(TimeUnit::Nanos),
+            kind::BINARY => Cell::Binary(span),
+            other => {
+                return Err(OutputError::UnknownKind {
+                    column,
+                    cell: i,
+                    kind: other,
+                });
+            }
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
