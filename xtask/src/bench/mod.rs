@@ -133,7 +133,7 @@ fn gzip_alone(level: u32, file: &Path) -> Result<Value> {
 }
 
 /// Gzip levels `bench gzip` measures (libdeflate's scale).
-const GZIP_LEVELS: &[u32] = &[1, 2, 4, 6, 9, 12];
+const GZIP_LEVELS: &[u32] = &[1, 2, 3, 4, 6, 9, 12];
 
 /// `cargo xtask bench gzip`: each request-body gzip level's ratio and CPU per row on the
 /// wire JSON of one 250,000-row file of the bench stage (the table behind
