@@ -20,11 +20,16 @@ use std::time::{Duration, Instant};
 
 use super::DISPATCH_WINDOW;
 
-/// Acknowledged segments of a file written together by default: half the dispatch
-/// window, so the window is widened before a worker reaches its end.
-pub const ACK_GROUP_SEGMENTS: u64 = DISPATCH_WINDOW / 2;
-/// How long an acknowledgement waits at most for its neighbours by default.
-pub const ACK_GROUP_LINGER: Duration = Duration::from_millis(20);
+/// Acknowledged segments of a file written together by default: all of the dispatch
+/// window but 2, so the window is mostly widened before a worker reaches its end (a worker
+/// that does reach it has the group written at once). Chosen by measurement (1,000,000
+/// rows, 8 files, local sink): 6 and 100 ms wrote about 220 documents, 4 and 20 ms about
+/// 270 (most of them for the linger), each acknowledgement alone 580 to 760; with 6 a
+/// worker waited for a group about 10 times.
+pub const ACK_GROUP_SEGMENTS: u64 = DISPATCH_WINDOW - 2;
+/// How long an acknowledgement waits at most for its neighbours by default (also how far
+/// `status` may lag behind a running run).
+pub const ACK_GROUP_LINGER: Duration = Duration::from_millis(100);
 
 /// How acknowledgements are grouped (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -63,22 +63,23 @@ fn until_stored(store: &StateStore, file: &StageFile, done: impl Fn(&FileState) 
 fn a_full_group_of_acknowledgements_is_written_in_one_document() {
     let (_dir, store) = store();
     let (ckpt, file, f) = claimed(&store, group(3, FOREVER));
-    // Another file whose footer is read: the writer writes it at once, and with it every
-    // other document that is due.
+    // Every write so far is counted: the one making the window durable came last.
+    let start = ckpt.writes();
+    // Another file whose footer is read: the writer writes it at once, and with it (before
+    // it) every other document that is due.
     let other = stage_file("data_0_1_0.snappy.parquet");
     let g = mine(ckpt.claim(&other).unwrap()).file;
     ack(&ckpt, f, 0..1);
     ckpt.set_segments(g, 4);
-    until_stored(&store, &other, |doc| doc.segments == Some(4));
+    until_writes(&ckpt, start + 1);
+    assert_eq!(stored(&store, &other).segments, Some(4));
     assert!(
         stored(&store, &file).acked.is_empty(),
         "one acknowledgement of a group of 3 was written alone"
     );
-    let before = ckpt.writes();
     ack(&ckpt, f, 1..3);
-    until_stored(&store, &file, |doc| !doc.acked.is_empty());
     // The group is written in one document.
-    assert_eq!(ckpt.writes(), before + 1);
+    until_writes(&ckpt, start + 2);
     let doc = stored(&store, &file);
     assert_eq!(doc.acked, [[0, 3]]);
     assert_eq!(doc.counts.rows, 30);
@@ -88,6 +89,20 @@ fn a_full_group_of_acknowledgements_is_written_in_one_document() {
         "the window moved on"
     );
     ckpt.finish().unwrap();
+}
+
+/// Polls until the writer counted `n` writes; fails the test after [`DEADLINE`].
+fn until_writes(ckpt: &Checkpointer, n: u64) {
+    let deadline = Instant::now() + DEADLINE;
+    while ckpt.writes() < n {
+        assert!(
+            Instant::now() < deadline,
+            "{} writes, expected {n}",
+            ckpt.writes()
+        );
+        std::thread::sleep(POLL);
+    }
+    assert_eq!(ckpt.writes(), n, "more writes than expected");
 }
 
 #[test]
