@@ -79,6 +79,7 @@ pub fn run(
             ),
             segment_rows: options.segment_rows.max(1),
             lease: options.lease,
+            group: Default::default(),
         },
     );
     checkpointer.sync_letters_with(crate::deadletter::letter_sync(letters.writer()));

@@ -84,6 +84,8 @@ impl Checkpointer {
                         open: HashMap::new(),
                         dispatch_finished: false,
                         dirty: false,
+                        pending: Default::default(),
+                        waiters: 0,
                         lost: false,
                         released: false,
                         last_write: Instant::now(),

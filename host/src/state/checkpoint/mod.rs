@@ -1,7 +1,8 @@
 //! The run's view of the delivery state: claims files (leases), records acknowledged
 //! segments and writes them behind the workers (group commit: one writer thread writes the
-//! latest document of every changed file as fast as the store takes it), renews leases,
-//! and notices a lease taken over by another worker.
+//! latest document of every changed file; acknowledgements are grouped with their
+//! neighbours, see `group`), renews leases, and notices a lease taken over by another
+//! worker.
 //!
 //! Order of writes for a file: its new dead letters (an immutable chunk), then the document
 //! counting them; so an acknowledged segment's dead letters are always in the state. Before
@@ -15,10 +16,12 @@
 //! - `lease`: lease owners, and whether another worker's lease still holds;
 //! - `segments`: a claimed file's segments, dispatch window, acknowledgements and end;
 //! - `writer`: the writer thread;
+//! - `group`: when a changed document is written (grouping acknowledgements);
 //! - `plan`: the values handed to workers; `error`: the errors.
 
 mod claim;
 mod error;
+mod group;
 mod lease;
 mod plan;
 mod segments;
@@ -26,6 +29,8 @@ mod writer;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_group;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
@@ -33,11 +38,13 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 pub use error::{CheckpointError, LetterSync, LetterSyncError, WaitError};
+pub use group::{ACK_GROUP_LINGER, ACK_GROUP_SEGMENTS, AckGroup};
 pub use lease::hostname;
 pub use plan::{CheckpointConfig, Claim, FileRef, ResumePlan, SegmentCounts};
 
 use super::files::{FileState, FileStatus};
 use super::{StateStore, Version};
+use group::Pending;
 
 /// Default lease length: a worker that stops renewing (killed, partitioned) loses its
 /// files this long after its last write.
@@ -70,6 +77,11 @@ struct Tracked {
     wanted_limit: u64,
     dispatch_finished: bool,
     dirty: bool,
+    /// What of `dirty` (and `letters`) waits for its group, and since when.
+    pending: Pending,
+    /// Workers blocked in [`Checkpointer::wait_to_send`] on this file that only a write
+    /// (of a wider dispatch window) lets go.
+    waiters: usize,
     lost: bool,
     released: bool,
     last_write: Instant,
@@ -78,6 +90,18 @@ struct Tracked {
 impl Tracked {
     fn live(&self) -> bool {
         !self.lost && !self.released && self.doc.status == FileStatus::Partial
+    }
+
+    /// The document changed in a way that is written at once.
+    fn changed_now(&mut self) {
+        self.dirty = true;
+        self.pending.urgent(Instant::now());
+    }
+
+    /// A segment was acknowledged: written with its group.
+    fn changed_ack(&mut self) {
+        self.dirty = true;
+        self.pending.ack(Instant::now());
     }
 }
 
@@ -177,7 +201,7 @@ impl Checkpointer {
                 if t.live() {
                     t.doc.lease = None;
                     t.released = true;
-                    t.dirty = true;
+                    t.changed_now();
                 }
             }
             state.stopping = true;

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use super::AckGroup;
 use crate::state::files::FileState;
 
 /// A file this run claimed (index into the checkpointer's files).
@@ -82,4 +83,6 @@ pub struct CheckpointConfig {
     pub owner: String,
     pub segment_rows: u64,
     pub lease: Duration,
+    /// How acknowledgements are grouped into writes ([`AckGroup::default`] in runs).
+    pub group: AckGroup,
 }

@@ -12,7 +12,7 @@ impl Checkpointer {
         let mut state = self.inner.lock();
         let t = &mut state.files[file.0];
         t.doc.segments = Some(segments);
-        t.dirty = true;
+        t.changed_now();
         self.inner.changed.notify_all();
     }
 
@@ -22,25 +22,36 @@ impl Checkpointer {
     /// be written.
     pub fn wait_to_send(&self, file: FileRef, segment: u64) -> Result<(), WaitError> {
         let mut state = self.inner.lock();
-        loop {
+        // Whether this worker counts among the file's `waiters` (only a write lets it go).
+        let mut registered = false;
+        let result = loop {
             if state.interrupted {
-                return Err(WaitError::Stopping);
+                break Err(WaitError::Stopping);
             }
             if let Some(e) = &state.error {
-                return Err(WaitError::State(e.clone()));
+                break Err(WaitError::State(e.clone()));
             }
             let t = &mut state.files[file.0];
             if t.lost {
-                return Err(WaitError::Lost);
+                break Err(WaitError::Lost);
             }
             let allowed = t.doc.first_unacked() + DISPATCH_WINDOW;
             if t.wanted_limit < allowed {
                 t.wanted_limit = allowed;
-                t.dirty = true;
+                t.changed_now();
                 self.inner.changed.notify_all();
             }
             if segment < t.durable_limit && segment < allowed {
-                return Ok(());
+                break Ok(());
+            }
+            // A worker only a write lets go makes the file's grouped changes due now: tell
+            // the writer, once. (One waiting for acknowledgements is woken by each.)
+            if !registered && segment < allowed {
+                registered = true;
+                t.waiters += 1;
+                if t.dirty || !t.letters.is_empty() {
+                    self.inner.changed.notify_all();
+                }
             }
             state.waiting += 1;
             state = self
@@ -49,7 +60,11 @@ impl Checkpointer {
                 .wait(state)
                 .unwrap_or_else(|p| p.into_inner());
             state.waiting -= 1;
+        };
+        if registered {
+            state.files[file.0].waiters -= 1;
         }
+        result
     }
 
     /// A body of `segment` is about to be sent.
@@ -108,7 +123,7 @@ impl Checkpointer {
             t.doc.receipts.extend(s.receipts);
             // The write of this acknowledgement also lets the worker go further.
             t.wanted_limit = t.wanted_limit.max(t.doc.first_unacked() + DISPATCH_WINDOW);
-            t.dirty = true;
+            t.changed_ack();
         }
         maybe_done(t);
         self.inner.changed.notify_all();
@@ -127,6 +142,7 @@ impl Checkpointer {
         let t = &mut state.files[file.0];
         t.letters.extend_from_slice(line);
         t.letters.push(b'\n');
+        t.pending.grouped(std::time::Instant::now());
     }
 
     /// Every segment of the file was handed over.
@@ -135,7 +151,7 @@ impl Checkpointer {
         let t = &mut state.files[file.0];
         t.dispatch_finished = true;
         maybe_done(t);
-        t.dirty = true;
+        t.changed_now();
         self.inner.changed.notify_all();
     }
 
@@ -156,7 +172,7 @@ impl Checkpointer {
         t.doc.counts.rows_dead_lettered += rows;
         t.dispatch_finished = true;
         maybe_done(t);
-        t.dirty = true;
+        t.changed_now();
         self.inner.changed.notify_all();
     }
 
@@ -173,12 +189,16 @@ impl Checkpointer {
 
 /// Marks the file done once every segment was handed over and acknowledged.
 fn maybe_done(t: &mut Tracked) {
-    if t.dispatch_finished && t.open.is_empty() && t.doc.all_acked() {
+    if t.dispatch_finished
+        && t.open.is_empty()
+        && t.doc.all_acked()
+        && t.doc.status != FileStatus::Done
+    {
         t.doc.status = FileStatus::Done;
         if t.doc.outcome.is_none() {
             t.doc.outcome = Some("delivered".into());
         }
         t.doc.lease = None;
-        t.dirty = true;
+        t.changed_now();
     }
 }

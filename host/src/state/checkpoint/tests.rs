@@ -12,16 +12,16 @@ use crate::state::files::{self, FileState, FileStatus, Lease};
 use crate::storage::StageConfig;
 use crate::wire::time::{now_ms, rfc3339_ms};
 
-const STAGE: &str = "s3://bucket/unload/";
+pub(super) const STAGE: &str = "s3://bucket/unload/";
 const RUN: &str = "run-1";
 /// Far enough from this machine's name that its pids are never looked up.
 const OTHER_OWNER: &str = "another-machine.example:4242:run-0";
 /// Bound on every wait of these tests: a wait that does not end fails the test.
-const DEADLINE: Duration = Duration::from_secs(20);
+pub(super) const DEADLINE: Duration = Duration::from_secs(20);
 /// How often a condition is polled.
-const POLL: Duration = Duration::from_millis(2);
+pub(super) const POLL: Duration = Duration::from_millis(2);
 
-fn store() -> (tempfile::TempDir, StateStore) {
+pub(super) fn store() -> (tempfile::TempDir, StateStore) {
     let dir = tempfile::tempdir().unwrap();
     let store = StateStore::open(
         dir.path().join("state").to_str().unwrap(),
@@ -40,6 +40,14 @@ fn start(store: &StateStore) -> Arc<Checkpointer> {
 }
 
 fn start_with_lease(store: &StateStore, lease: Duration) -> Arc<Checkpointer> {
+    start_with(store, lease, AckGroup::default())
+}
+
+pub(super) fn start_with(
+    store: &StateStore,
+    lease: Duration,
+    group: AckGroup,
+) -> Arc<Checkpointer> {
     Arc::new(Checkpointer::start(
         store.clone(),
         CheckpointConfig {
@@ -48,11 +56,12 @@ fn start_with_lease(store: &StateStore, lease: Duration) -> Arc<Checkpointer> {
             owner: owner(),
             segment_rows: 10,
             lease,
+            group,
         },
     ))
 }
 
-fn stage_file(name: &str) -> StageFile {
+pub(super) fn stage_file(name: &str) -> StageFile {
     StageFile {
         key: format!("unload/{name}"),
         relative: name.into(),
@@ -87,12 +96,12 @@ fn put_earlier(store: &StateStore, file: &StageFile, edit: impl FnOnce(&mut File
         .unwrap();
 }
 
-fn stored(store: &StateStore, file: &StageFile) -> FileState {
+pub(super) fn stored(store: &StateStore, file: &StageFile) -> FileState {
     let path = files::file_path(STAGE, &file.key);
     FileState::parse(&path, &store.get(&path).unwrap().unwrap()).unwrap()
 }
 
-fn mine(claim: Claim) -> ResumePlan {
+pub(super) fn mine(claim: Claim) -> ResumePlan {
     match claim {
         Claim::Mine(plan) => plan,
         other => panic!("expected the file to be ours, got {other:?}"),
@@ -100,7 +109,7 @@ fn mine(claim: Claim) -> ResumePlan {
 }
 
 /// Runs `f` on a thread; fails the test if it has not returned within [`DEADLINE`].
-fn within<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+pub(super) fn within<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(f());

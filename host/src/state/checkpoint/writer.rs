@@ -1,12 +1,13 @@
-//! The writer thread (group commit): writes the latest document of every changed file as
-//! fast as the store takes it, its new dead letters first, renews leases, notices a file
-//! taken over by another worker, and records the first failure ([`CheckpointError`]), which
-//! stops the run.
+//! The writer thread (group commit): writes the latest document of every file whose changes
+//! are due (`group`: acknowledgements grouped with their neighbours, everything else at
+//! once), its new dead letters first, renews leases, notices a file taken over by another
+//! worker, and records the first failure ([`CheckpointError`]), which stops the run.
 
 use std::time::{Duration, Instant};
 
+use super::group::{Due, due};
 use super::lease::new_lease;
-use super::{CheckpointError, Inner, Tracked};
+use super::{CheckpointError, Inner, Shared, Tracked};
 use crate::state::files::{self, FileState};
 use crate::state::{PutMode, StateError, Version};
 use crate::wire::time::now_ms;
@@ -27,13 +28,18 @@ pub(super) fn write_loop(inner: &Inner) {
     loop {
         let jobs = {
             let mut state = inner.lock();
+            let mut sleep = renew_every.max(Duration::from_millis(50));
             loop {
-                let due = |t: &Tracked| {
-                    t.dirty
-                        || !t.letters.is_empty()
-                        || (t.live() && t.last_write.elapsed() >= renew_every)
-                };
-                if state.error.is_none() && state.files.iter().any(due) {
+                let now = Instant::now();
+                let mut any_due = false;
+                for t in &state.files {
+                    match when_due(inner, &state, t, now) {
+                        Due::Now => any_due = true,
+                        Due::At(at) => sleep = sleep.min(at - now),
+                        Due::Idle => {}
+                    }
+                }
+                if state.error.is_none() && any_due {
                     break;
                 }
                 if state.stopping || state.error.is_some() {
@@ -41,17 +47,24 @@ pub(super) fn write_loop(inner: &Inner) {
                 }
                 let (next, _) = inner
                     .changed
-                    .wait_timeout(state, renew_every.max(Duration::from_millis(50)))
+                    .wait_timeout(state, sleep.max(MIN_SLEEP))
                     .unwrap_or_else(|p| p.into_inner());
                 state = next;
+                sleep = renew_every.max(Duration::from_millis(50));
             }
+            let now = Instant::now();
+            let due_now: Vec<bool> = state
+                .files
+                .iter()
+                .map(|t| when_due(inner, &state, t, now) == Due::Now)
+                .collect();
             let mut jobs = Vec::new();
-            for (index, t) in state.files.iter_mut().enumerate() {
-                let renew = t.live() && t.last_write.elapsed() >= renew_every;
-                if !(t.dirty || !t.letters.is_empty() || renew) || t.lost {
+            for ((index, t), due_now) in state.files.iter_mut().enumerate().zip(due_now) {
+                if !due_now {
                     continue;
                 }
                 t.dirty = false;
+                t.pending = Default::default();
                 if t.live() {
                     t.doc.lease = Some(new_lease(&inner.config));
                 }
@@ -118,6 +131,35 @@ pub(super) fn write_loop(inner: &Inner) {
             }
             inner.changed.notify_all();
         }
+    }
+}
+
+/// When the writer next checks whether something is due, at the soonest.
+const MIN_SLEEP: Duration = Duration::from_millis(1);
+
+/// When `t` is to be written: its grouped changes (`group`), or its lease renewal.
+fn when_due(inner: &Inner, state: &Shared, t: &Tracked, now: Instant) -> Due {
+    if t.lost {
+        return Due::Idle;
+    }
+    let renew_every = inner.config.lease / 3;
+    let renew_at = t.live().then(|| t.last_write + renew_every);
+    if renew_at.is_some_and(|at| at <= now) {
+        return Due::Now;
+    }
+    let flush = state.stopping || state.interrupted;
+    let changed = t.dirty || !t.letters.is_empty();
+    match due(
+        &t.pending,
+        changed,
+        t.waiters,
+        flush,
+        &inner.config.group,
+        now,
+    ) {
+        Due::At(at) => Due::At(renew_at.map_or(at, |r| r.min(at))),
+        Due::Idle => renew_at.map_or(Due::Idle, Due::At),
+        Due::Now => Due::Now,
     }
 }
 
