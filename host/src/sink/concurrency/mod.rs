@@ -149,6 +149,11 @@ impl Limiter {
         }
     }
 
+    /// The limit now.
+    pub fn limit(&self) -> usize {
+        self.inner.lock().stats.limit
+    }
+
     /// The figures so far.
     pub fn stats(&self) -> ConcurrencyStats {
         self.inner.lock().stats.clone()

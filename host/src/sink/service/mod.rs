@@ -136,6 +136,11 @@ impl CluedInSink {
         self.inner.limiter.max()
     }
 
+    /// Requests allowed in flight now (the adaptive limit, or the pinned `concurrency`).
+    pub fn concurrency_limit(&self) -> usize {
+        self.inner.limiter.limit()
+    }
+
     /// What the request concurrency did so far.
     pub fn concurrency_stats(&self) -> ConcurrencyStats {
         self.inner.limiter.stats()

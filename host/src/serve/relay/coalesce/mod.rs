@@ -4,7 +4,8 @@
 //! the query). Without coalescing, each request's records would travel in their own request
 //! body. The [`Coalescer`] puts the records of every request into one [`Batcher`] (one open
 //! body per endpoint, cut by the sink's `max_rows` **and** `max_bytes`), sends the bodies
-//! through the sink with at most the sink's `concurrency` in flight, and hands each record's
+//! through the sink with at most the sink's current request limit in flight (adaptive unless
+//! `concurrency` pins it), and hands each record's
 //! fate back to the request that pushed it.
 //!
 //! ## When a body leaves
@@ -84,6 +85,12 @@ pub(crate) trait Deliver: Send + Sync + 'static {
         &self,
         batch: Payload,
     ) -> impl Future<Output = Result<PayloadOutcome, SinkError>> + Send;
+
+    /// Bodies it takes at once now (the sink's adaptive request limit), if it says; else
+    /// the coalescer's fixed `slots`.
+    fn slots_now(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// What became of one record.
@@ -172,7 +179,7 @@ pub(crate) struct Coalescer<D: Deliver> {
 
 impl<D: Deliver> Coalescer<D> {
     /// `batcher`: from a sink of the configuration `deliver` sends with; `slots`: most
-    /// bodies in flight (the sink's `concurrency`).
+    /// bodies in flight when `deliver` does not say ([`Deliver::slots_now`]).
     pub(crate) fn new(
         deliver: D,
         batcher: Batcher,
@@ -306,8 +313,9 @@ impl<D: Deliver> Coalescer<D> {
     fn pump(&self, mut state: MutexGuard<'_, State>) {
         let st = &mut *state;
         let mut starts = Vec::new();
-        st.start_ready(self.slots, &mut starts);
-        if st.batcher.pending_rows() > 0 && st.ready.is_empty() && st.in_flight < self.slots {
+        let slots = self.deliver.slots_now().unwrap_or(self.slots).max(1);
+        st.start_ready(slots, &mut starts);
+        if st.batcher.pending_rows() > 0 && st.ready.is_empty() && st.in_flight < slots {
             let quiet = st.announced == 0;
             let lingered = st.oldest.is_some_and(|t| t.elapsed() >= self.linger);
             if quiet || lingered {
@@ -316,13 +324,13 @@ impl<D: Deliver> Coalescer<D> {
                     Err(e) => st.lose_open_bodies(Arc::new(e)),
                 }
                 st.oldest = None;
-                st.start_ready(self.slots, &mut starts);
+                st.start_ready(slots, &mut starts);
             }
         }
         // The linger only matters while requests are announced and a slot is free (else a
         // push or a finished delivery pumps again).
         let timer = match st.oldest {
-            Some(oldest) if st.timer_for != Some(oldest) && st.in_flight < self.slots => {
+            Some(oldest) if st.timer_for != Some(oldest) && st.in_flight < slots => {
                 st.timer_for = Some(oldest);
                 Some(oldest + self.linger)
             }

@@ -46,6 +46,10 @@ impl Deliver for SinkSlot {
         let sink = self.get();
         async move { sink?.deliver(batch).await }
     }
+
+    fn slots_now(&self) -> Option<usize> {
+        self.get().ok().map(|sink| sink.concurrency_limit())
+    }
 }
 
 #[cfg(test)]
