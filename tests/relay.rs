@@ -528,6 +528,11 @@ fn relay_concurrent_requests_share_request_bodies() {
         (REQUESTS * ROWS) as f64
     );
     assert_eq!(sample("stagepush_relay_records_waiting"), 0.0);
+    // The relay's sink has an adaptive request limit (it starts at 4; never below 1).
+    assert!(
+        sample("stagepush_relay_request_concurrency") >= 1.0,
+        "{text}"
+    );
     assert_eq!(
         sample(r#"stagepush_relay_requests_total{method="POST",status="200"}"#),
         REQUESTS as f64

@@ -41,6 +41,8 @@ pub struct Metrics {
     queue_depth: AtomicI64,
     /// Relay records waiting for a request body (see [`Metrics::set_relay_waiting`]).
     relay_waiting: AtomicI64,
+    /// The relay sink's request limit after its latest body.
+    relay_concurrency: AtomicI64,
     /// Decompressed relay request bytes admitted and not yet done.
     relay_inflight_bytes: AtomicI64,
     /// Relay requests waiting to be admitted.
@@ -187,6 +189,12 @@ impl Metrics {
     /// Sets the relay records waiting for a request body (open or queued bodies).
     pub fn set_relay_waiting(&self, n: usize) {
         self.relay_waiting
+            .store(i64::try_from(n).unwrap_or(i64::MAX), Ordering::Relaxed);
+    }
+
+    /// Sets the relay sink's request limit (adaptive unless pinned), after a body.
+    pub fn set_relay_concurrency(&self, n: usize) {
+        self.relay_concurrency
             .store(i64::try_from(n).unwrap_or(i64::MAX), Ordering::Relaxed);
     }
 
@@ -461,6 +469,18 @@ impl Metrics {
             )],
         );
         family(
+            "stagepush_relay_request_concurrency",
+            "gauge",
+            "Requests the relay's sink allowed in flight after its latest body (adaptive unless pinned).",
+            &[(
+                String::new(),
+                self.relay_concurrency
+                    .load(Ordering::Relaxed)
+                    .max(0)
+                    .to_string(),
+            )],
+        );
+        family(
             "stagepush_relay_inflight_bytes",
             "gauge",
             "Decompressed bytes of the relay requests admitted and not yet done (bounded by --relay-max-inflight-bytes).",
@@ -560,6 +580,7 @@ mod tests {
             m.relay_body_sent(records);
         }
         m.set_relay_waiting(4);
+        m.set_relay_concurrency(7);
         m.add_sink_stats(&SinkStats {
             records_delivered: 9,
             status: BTreeMap::from([(200, 2)]),
@@ -580,6 +601,7 @@ mod tests {
             "stagepush_responses_not_cluedin_json_total 1",
             "stagepush_relay_records_total 7",
             "stagepush_relay_records_waiting 4",
+            "stagepush_relay_request_concurrency 7",
             "stagepush_relay_body_records_bucket{le=\"1\"} 1",
             "stagepush_relay_body_records_bucket{le=\"10\"} 2",
             "stagepush_relay_body_records_bucket{le=\"50\"} 3",

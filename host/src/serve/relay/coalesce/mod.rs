@@ -374,6 +374,9 @@ impl<D: Deliver> Coalescer<D> {
             match result {
                 Ok(Ok(outcome)) => {
                     coalescer.metrics.add_sink_stats(&outcome.stats);
+                    if let Some(limit) = coalescer.deliver.slots_now() {
+                        coalescer.metrics.set_relay_concurrency(limit);
+                    }
                     state.apply(&origins, outcome);
                 }
                 Ok(Err(SinkError::Stopped)) => {
