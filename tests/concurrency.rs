@@ -12,17 +12,22 @@ use crate::util::{MockProcess, plugin, read_ndjson, temp_dir};
 
 const TOKEN: &str = "concurrency-token-7c21";
 const ENDPOINT_ID: &str = "0C0C0C0C-1111-4222-8333-444455556666";
-/// Requests the mock answers at once; beyond it, 429.
-const CAPACITY: usize = 8;
+/// Requests the mock answers at once; beyond it, 429. The figure: at a small
+/// capacity the +1 / x0.9 probing itself refuses a larger share (at 8: 9 -> 8 and back
+/// in two round trips, one 429 in ~17 requests), at 24 one in ~70.
+const CAPACITY: usize = 24;
 /// Every answer takes this long: a remote endpoint.
 const LATENCY_MS: u64 = 40;
-/// 400 bodies of 100 rows: enough windows for the limit to find the capacity.
-const ROWS: u64 = 40_000;
-const BATCH_ROWS: &str = "100";
-/// A run of ~2 s; the deadline only catches a hang.
+/// 1,000 bodies of 100 rows: enough round trips for the limit to find the capacity.
+const ROWS: u64 = 100_000;
+const BATCH_ROWS: u64 = 100;
+/// A run of a few seconds; the deadline only catches a hang.
 const RUN_DEADLINE: Duration = Duration::from_secs(300);
 
-fn stage(dir: &Path) -> PathBuf {
+/// Rows of the runs that only check a pinned or capped limit.
+const SHORT_ROWS: u64 = 20_000;
+
+fn stage(dir: &Path, rows: u64) -> PathBuf {
     let stage = dir.join("stage");
     let out = TestCommand::new(dir)
         .args(["sample-stage", "--out"])
@@ -31,7 +36,7 @@ fn stage(dir: &Path) -> PathBuf {
             "--files",
             "4",
             "--rows",
-            &ROWS.to_string(),
+            &rows.to_string(),
             "--bad-rows",
             "0",
         ])
@@ -66,7 +71,7 @@ fn run(dir: &Path, stage: &Path, mock: &MockProcess, extra: &[&str]) -> Value {
         .args(["--endpoint", &mock.endpoint(ENDPOINT_ID)])
         .args(["--token-env", "STAGEPUSH_CONCURRENCY_TOKEN"])
         .env("STAGEPUSH_CONCURRENCY_TOKEN", TOKEN)
-        .args(["--batch-rows", BATCH_ROWS, "--no-progress"])
+        .args(["--batch-rows", &BATCH_ROWS.to_string(), "--no-progress"])
         .args(extra)
         .arg("--state")
         .arg(dir.join("state"))
@@ -89,7 +94,7 @@ fn over_capacity_answers(mock: &MockProcess) -> usize {
 #[test]
 fn adaptive_concurrency_climbs_towards_the_capacity_without_a_storm_of_429s() {
     let dir = temp_dir();
-    let stage = stage(dir.path());
+    let stage = stage(dir.path(), ROWS);
     let mock = capacity_mock(dir.path());
     let report = run(dir.path(), &stage, &mock, &[]);
 
@@ -122,11 +127,11 @@ fn adaptive_concurrency_climbs_towards_the_capacity_without_a_storm_of_429s() {
 #[test]
 fn a_pinned_concurrency_stays_where_it_is_put() {
     let dir = temp_dir();
-    let stage = stage(dir.path());
+    let stage = stage(dir.path(), SHORT_ROWS);
     let mock = capacity_mock(dir.path());
     let report = run(dir.path(), &stage, &mock, &["--concurrency", "3"]);
 
-    assert_eq!(report["rows"]["delivered"], ROWS, "{report}");
+    assert_eq!(report["rows"]["delivered"], SHORT_ROWS, "{report}");
     let c = &report["concurrency"];
     assert_eq!(
         (&c["adaptive"], &c["limit"], &c["highest"], &c["increases"]),
@@ -144,7 +149,7 @@ fn a_pinned_concurrency_stays_where_it_is_put() {
 #[test]
 fn max_concurrency_caps_the_adaptive_limit_and_conflicts_with_a_pinned_one() {
     let dir = temp_dir();
-    let stage = stage(dir.path());
+    let stage = stage(dir.path(), SHORT_ROWS);
     let mock = capacity_mock(dir.path());
     let report = run(dir.path(), &stage, &mock, &["--max-concurrency", "5"]);
     let c = &report["concurrency"];
