@@ -98,6 +98,7 @@ struct State {
     in_flight: usize,
     /// Permits to retire as they come back (the limit went down while they were out).
     debt: usize,
+    /// Counters; its `limit` is filled from `aimd` when read.
     stats: ConcurrencyStats,
 }
 
@@ -151,12 +152,16 @@ impl Limiter {
 
     /// The limit now.
     pub fn limit(&self) -> usize {
-        self.inner.lock().stats.limit
+        self.inner.lock().aimd.limit()
     }
 
     /// The figures so far.
     pub fn stats(&self) -> ConcurrencyStats {
-        self.inner.lock().stats.clone()
+        let state = self.inner.lock();
+        ConcurrencyStats {
+            limit: state.aimd.limit(),
+            ..state.stats.clone()
+        }
     }
 }
 
@@ -214,7 +219,6 @@ impl Permit {
                 state.stats.decreases += 1;
                 state.debt += change.from - change.to;
             }
-            state.stats.limit = change.to;
             state.stats.highest = state.stats.highest.max(change.to);
         }
         Self::give_back(&mut state, self.permit.take());
