@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::deadletter::reasons::TopMessages;
 use crate::sink::concurrency::ConcurrencyStats;
 
 /// Counts of rows by outcome: `read = delivered + filtered + unchanged + dead_lettered`.
@@ -30,6 +31,10 @@ pub struct RowCounts {
     /// `endpoint/http-400`, …), as `stagepush status` counts them.
     #[serde(default)]
     pub dead_lettered_by_reason: BTreeMap<String, u64>,
+    /// The most frequent messages of each reason, with counts and an example row (see
+    /// `crate::deadletter::reasons`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dead_lettered_by_message: BTreeMap<String, TopMessages>,
 }
 
 /// A request the endpoint stored.

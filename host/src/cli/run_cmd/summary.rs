@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use stagepush::deadletter::reasons;
 use stagepush::pipeline::{Progress, RunReport};
 
 pub(super) fn start_progress(
@@ -38,6 +39,21 @@ pub(super) fn start_progress(
     (handle, stop)
 }
 
+/// The top messages of each dead-letter reason, one line each:
+/// `summary:   plugin/rejected: 12 rows: CUSTOMER_ID is null (e.g. a.parquet row 3)`.
+fn dead_letter_message_lines(r: &RunReport) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (reason, top) in &r.rows.dead_lettered_by_message {
+        for m in &top.messages {
+            lines.push(format!("summary:   {reason}: {}", reasons::describe(m)));
+        }
+        if let Some(others) = reasons::describe_others(top) {
+            lines.push(format!("summary:   {reason}: {others}"));
+        }
+    }
+    lines
+}
+
 pub(super) fn print_summary(r: &RunReport) {
     // By reason (`stage/kind`, as `stagepush status` counts them).
     let by_reason: Vec<String> = r
@@ -65,6 +81,9 @@ pub(super) fn print_summary(r: &RunReport) {
             format!(" ({})", by_reason.join(", "))
         }
     );
+    for line in dead_letter_message_lines(r) {
+        eprintln!("{line}");
+    }
     eprintln!(
         "summary: {} records delivered, {} rejected; {} requests, {} retries; {} bytes before gzip, {} sent; {:.1} s, {:.0} rows/s",
         r.records_delivered,
