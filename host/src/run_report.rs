@@ -219,8 +219,22 @@ pub struct PluginReport {
     pub sha256: String,
     pub calls: u64,
     pub faults: u64,
+    /// The faults by kind (`timeout`, `memory-limit`, `trap`, `invalid-output`), each with
+    /// an example (file, rows of the call, message). A fault rebuilds the instance and
+    /// reruns the call's rows; only a row that faults alone is dead-lettered.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub faults_by_kind: BTreeMap<String, FaultCount>,
     pub rebuilds: u64,
     pub seconds_in_plugin: f64,
+}
+
+/// The faults of one kind (the report's `plugin.faultsByKind`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FaultCount {
+    pub count: u64,
+    /// The first one: `FILE rows A to B: MESSAGE` (cut at `deadletter::reasons::MAX_MESSAGE_CHARS`).
+    pub example: String,
 }
 
 #[cfg(test)]

@@ -200,7 +200,7 @@ pub fn pattern(message: &str) -> String {
 }
 
 /// The message cut at [`MAX_MESSAGE_CHARS`] (on a character boundary, ending with `…`).
-fn cut(message: &str) -> String {
+pub fn cut(message: &str) -> String {
     match message.char_indices().nth(MAX_MESSAGE_CHARS) {
         Some((at, _)) => format!("{}…", &message[..at]),
         None => message.to_string(),
