@@ -7,6 +7,7 @@ mod failure_endpoint;
 mod failure_identity;
 mod failure_input;
 mod failure_memory;
+mod failure_messages;
 mod failure_run;
 mod mock_cluedin;
 mod plugin_contracts;

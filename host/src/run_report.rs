@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::deadletter::reasons::TopMessages;
 use crate::sink::concurrency::ConcurrencyStats;
 
 /// Counts of rows by outcome: `read = delivered + filtered + unchanged + dead_lettered`.
@@ -30,6 +31,10 @@ pub struct RowCounts {
     /// `endpoint/http-400`, …), as `stagepush status` counts them.
     #[serde(default)]
     pub dead_lettered_by_reason: BTreeMap<String, u64>,
+    /// The most frequent messages of each reason, with counts and an example row (see
+    /// `crate::deadletter::reasons`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dead_lettered_by_message: BTreeMap<String, TopMessages>,
 }
 
 /// A request the endpoint stored.
@@ -214,12 +219,26 @@ pub struct PluginReport {
     pub sha256: String,
     pub calls: u64,
     pub faults: u64,
+    /// The faults by kind (`timeout`, `memory-limit`, `trap`, `invalid-output`), each with
+    /// an example (file, rows of the call, message). A fault rebuilds the instance and
+    /// reruns the call's rows; only a row that faults alone is dead-lettered.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub faults_by_kind: BTreeMap<String, FaultCount>,
     pub rebuilds: u64,
     pub seconds_in_plugin: f64,
     /// A mapping's declared properties (`Type.property`) that no record had; `None` for
     /// plugins. Reported as `warnings`, not kept here.
     #[serde(skip)]
     pub never_set: Option<Vec<String>>,
+}
+
+/// The faults of one kind (the report's `plugin.faultsByKind`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FaultCount {
+    pub count: u64,
+    /// The first one: `FILE rows A to B: MESSAGE` (cut at `deadletter::reasons::MAX_MESSAGE_CHARS`).
+    pub example: String,
 }
 
 #[cfg(test)]

@@ -78,7 +78,7 @@ impl Letters {
             letter.key = Some(c.key.clone());
             letter.identity = Some(c.identity.clone());
         }
-        tally.dead_lettered(letter.stage, &letter.kind);
+        tally.dead_lettered(&letter);
         let mut line = serde_json::to_vec(&letter).map_err(PipelineError::EncodeLetter)?;
         line.push(b'\n');
         lock(&self.writer)

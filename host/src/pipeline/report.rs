@@ -7,10 +7,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use crate::run_report::{
-    FileOutcome, FileReport, PluginReport, PossibleDuplicates, Receipt, RowCounts, RunReport,
-    Warning,
+    FaultCount, FileOutcome, FileReport, PluginReport, PossibleDuplicates, Receipt, RowCounts,
+    RunReport, Warning,
 };
 
+use crate::deadletter::reasons::cut;
 use crate::plugin::{Runner, RunnerStats};
 use crate::sink::SinkStats;
 use crate::sink::concurrency::ConcurrencyStats;
@@ -25,6 +26,7 @@ impl PluginReport {
             sha256: plugin.digest().to_string(),
             calls: 0,
             faults: 0,
+            faults_by_kind: BTreeMap::new(),
             rebuilds: 0,
             seconds_in_plugin: 0.0,
             never_set: None,
@@ -51,6 +53,13 @@ impl PluginReport {
     pub fn add_stats(&mut self, stats: RunnerStats) {
         self.calls += stats.calls;
         self.faults += stats.faults;
+        for (kind, faults) in stats.faults_by_kind {
+            let count = self.faults_by_kind.entry(kind.to_string()).or_default();
+            if count.example.is_empty() {
+                count.example = cut(&faults.example);
+            }
+            count.count += faults.count;
+        }
         self.rebuilds += stats.rebuilds;
         self.seconds_in_plugin += stats.time_in_plugin.as_secs_f64();
     }

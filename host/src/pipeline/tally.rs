@@ -6,8 +6,9 @@
 
 use std::sync::Mutex;
 
+use crate::deadletter::DeadLetter;
+use crate::deadletter::reasons::{MessageTally, TOP_MESSAGES};
 use crate::sync::lock;
-use crate::transform::RowStage;
 
 use super::RowCounts;
 
@@ -25,6 +26,8 @@ struct Counts {
     records_encoded: u64,
     /// `--only-changed`: records not sent.
     records_unchanged: u64,
+    /// Dead letters by reason and message.
+    messages: MessageTally,
 }
 
 impl Tally {
@@ -44,18 +47,18 @@ impl Tally {
         lock(&self.counts).rows.read += rows;
     }
 
-    /// One dead letter written, by its stage and kind.
-    pub(super) fn dead_lettered(&self, stage: RowStage, kind: &str) {
+    /// One dead letter written, by its stage, kind and message (row `row` of `file`).
+    pub(super) fn dead_lettered(&self, letter: &DeadLetter) {
+        let reason = format!("{}/{}", letter.stage.as_str(), letter.kind);
         let mut c = lock(&self.counts);
         c.rows.dead_lettered += 1;
         *c.rows
             .dead_lettered_by_stage
-            .entry(stage.as_str().to_string())
+            .entry(letter.stage.as_str().to_string())
             .or_default() += 1;
-        *c.rows
-            .dead_lettered_by_reason
-            .entry(format!("{}/{kind}", stage.as_str()))
-            .or_default() += 1;
+        c.messages
+            .add(&reason, &letter.message, &letter.file, letter.row);
+        *c.rows.dead_lettered_by_reason.entry(reason).or_default() += 1;
     }
 
     /// `--only-changed`: `rows` rows whose every record CluedIn had, `records` records not
@@ -81,6 +84,7 @@ impl Tally {
     pub(super) fn counts(&self, rejected_rows: u64, stopped: bool, acknowledged: u64) -> RowCounts {
         let c = lock(&self.counts);
         let mut rows = c.rows.clone();
+        rows.dead_lettered_by_message = c.messages.top(TOP_MESSAGES);
         rows.delivered = c.rows_with_records.saturating_sub(rejected_rows);
         if stopped {
             rows.delivered = rows.delivered.min(acknowledged);
@@ -93,6 +97,11 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transform::RowStage;
+
+    fn letter(stage: RowStage, kind: &str, message: &str) -> DeadLetter {
+        DeadLetter::new("a.parquet", 1, stage, kind, message)
+    }
 
     fn sum(c: &RowCounts) -> u64 {
         c.delivered + c.filtered + c.unchanged + c.dead_lettered
@@ -103,15 +112,15 @@ mod tests {
         let tally = Tally::default();
         // 10 rows: 2 filtered, 1 failed in the plugin, 7 with records (9 records).
         tally.transformed(10, 2, 1, 9);
-        tally.dead_lettered(RowStage::Plugin, "rejected");
+        tally.dead_lettered(&letter(RowStage::Plugin, "rejected", "CUSTOMER_ID is null"));
         // 3 rows of a bad file, never read.
         tally.unread(3);
         for _ in 0..3 {
-            tally.dead_lettered(RowStage::Read, "corrupt-file");
+            tally.dead_lettered(&letter(RowStage::Read, "corrupt-file", "no footer"));
         }
         // 2 rows unchanged (3 records), 1 row rejected by the endpoint.
         tally.unchanged(2, 3);
-        tally.dead_lettered(RowStage::Endpoint, "http-400");
+        tally.dead_lettered(&letter(RowStage::Endpoint, "http-400", "bad property"));
         let c = tally.counts(1, false, 0);
         assert_eq!(c.read, 13);
         assert_eq!(c.delivered, 4);
@@ -121,6 +130,8 @@ mod tests {
         assert_eq!(sum(&c), c.read);
         assert_eq!(c.dead_lettered_by_stage["read"], 3);
         assert_eq!(c.dead_lettered_by_reason["endpoint/http-400"], 1);
+        let read = &c.dead_lettered_by_message["read/corrupt-file"].messages[0];
+        assert_eq!((read.message.as_str(), read.rows), ("no footer", 3));
         assert_eq!(tally.records_encoded(), 9);
         assert_eq!(tally.records_unchanged(), 3);
     }

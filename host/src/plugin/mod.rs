@@ -20,4 +20,6 @@ pub use engine::{DEFAULT_BATCH_TIMEOUT, DEFAULT_MEMORY_LIMIT_BYTES, Limits, Plug
 pub use error::{Fault, PluginError};
 pub use instance::{InitRefusal, Instance, LoadOptions, Plugin};
 pub use output::OutputError;
-pub use runner::{BatchResult, BatchSource, Failure, Piece, RowFailure, Runner, RunnerStats};
+pub use runner::{
+    BatchResult, BatchSource, Failure, FaultsOfKind, Piece, RowFailure, Runner, RunnerStats,
+};

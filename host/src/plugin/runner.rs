@@ -2,6 +2,7 @@
 //! bisecting the batch (or, after a time-out, replaying it row by row) so that only the
 //! rows that cause faults are rejected.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -69,12 +70,22 @@ pub struct BatchResult {
 }
 
 /// Counters of one runner.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct RunnerStats {
     pub calls: u64,
     pub faults: u64,
+    /// The faults by kind ([`Fault::kind`]), each with the first one's message.
+    pub faults_by_kind: BTreeMap<&'static str, FaultsOfKind>,
     pub rebuilds: u64,
     pub time_in_plugin: Duration,
+}
+
+/// The faults of one kind a runner saw.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultsOfKind {
+    pub count: u64,
+    /// The first one's message, with the file and the rows of the call.
+    pub example: String,
 }
 
 /// A plugin instance bound to a schema and configuration: one per worker thread.
@@ -145,7 +156,7 @@ impl Runner {
     }
 
     pub fn stats(&self) -> RunnerStats {
-        self.stats
+        self.stats.clone()
     }
 
     /// Transforms every row of `source`. Faults are contained: the instance is
@@ -200,6 +211,22 @@ impl Runner {
             }
             Err(fault) => {
                 self.stats.faults += 1;
+                self.stats
+                    .faults_by_kind
+                    .entry(fault.kind())
+                    .or_insert_with(|| FaultsOfKind {
+                        count: 0,
+                        example: match len {
+                            1 => format!("{} row {}: {fault}", batch.file.key, batch.first_row),
+                            _ => format!(
+                                "{} rows {} to {}: {fault}",
+                                batch.file.key,
+                                batch.first_row,
+                                batch.first_row + len as u64 - 1
+                            ),
+                        },
+                    })
+                    .count += 1;
                 if !matches!(fault, Fault::InvalidOutput { .. }) {
                     // A trapped component instance cannot be entered again.
                     self.instance = None;

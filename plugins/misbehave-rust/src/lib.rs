@@ -15,6 +15,7 @@
 //! | `socket` | opens a TCP connection to `target` (default `127.0.0.1:9`) |
 //! | `print` | writes a line to stdout and one to stderr, then emits its entity as usual |
 //! | `refuse` | (no row) `init` fails with `refusing schema: …` |
+//! | `reject` | (no row) rejects every row whose number is a multiple of 3 with `row N is a multiple of three`, and every other multiple of 5 with `no value for this row` |
 //!
 //! For `read-file`, `env` and `socket`, a denied (or empty) access is a row error starting
 //! `denied:` with the error; a **successful** one emits the row's entity with a property
@@ -33,9 +34,10 @@ enum Mode {
     Env,
     Socket,
     Print,
+    Reject,
 }
 
-const MODES: &str = "trap, loop, alloc, read-file, env, socket, print, refuse";
+const MODES: &str = "trap, loop, alloc, read-file, env, socket, print, refuse, reject";
 
 struct Misbehave {
     mode: Mode,
@@ -71,6 +73,7 @@ impl Transform for Misbehave {
             "env" => Mode::Env,
             "socket" => Mode::Socket,
             "print" => Mode::Print,
+            "reject" => Mode::Reject,
             "refuse" => {
                 let names: Vec<&str> = schema.iter().map(|c| c.name()).collect();
                 return Err(format!(
@@ -90,6 +93,13 @@ impl Transform for Misbehave {
 
     fn transform(&mut self, row: &Row<'_>, out: &mut Out) -> Result<(), String> {
         let n = row.row_number();
+        if self.mode == Mode::Reject {
+            return match (n % 3, n % 5) {
+                (0, _) => Err(format!("row {n} is a multiple of three")),
+                (_, 0) => Err("no value for this row".to_string()),
+                _ => out.entity("Row", n).finish(),
+            };
+        }
         if n != self.row {
             return out.entity("Row", n).finish();
         }
@@ -106,6 +116,7 @@ impl Transform for Misbehave {
             Mode::ReadFile => read_file(target.unwrap_or("/etc/passwd")),
             Mode::Env => read_env(target.unwrap_or("STAGEPUSH_SECRET")),
             Mode::Socket => connect(target.unwrap_or("127.0.0.1:9")),
+            Mode::Reject => return out.entity("Row", n).finish(), // handled above
         }?;
         out.entity("Row", n).prop("leaked", leaked).finish()
     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use stagepush::deadletter::reasons;
 use stagepush::pipeline::{Progress, RunReport};
 
 pub(super) fn start_progress(
@@ -38,6 +39,41 @@ pub(super) fn start_progress(
     (handle, stop)
 }
 
+/// The plugin's faults by kind, when it had any: `summary: plugin faults: 6 (…)` and
+/// `summary:   memory-limit: 6, e.g. a.parquet rows 0 to 999: tried to use more than …`.
+fn plugin_fault_lines(r: &RunReport) -> Vec<String> {
+    let p = &r.plugin;
+    if p.faults == 0 {
+        return Vec::new();
+    }
+    let mut lines = vec![format!(
+        "summary: plugin faults: {} in {} calls (the rows of each faulting call were rerun in smaller calls; a row that faults alone is dead-lettered)",
+        p.faults, p.calls
+    )];
+    for (kind, faults) in &p.faults_by_kind {
+        lines.push(format!(
+            "summary:   {kind}: {}, e.g. {}",
+            faults.count, faults.example
+        ));
+    }
+    lines
+}
+
+/// The top messages of each dead-letter reason, one line each:
+/// `summary:   plugin/rejected: 12 rows: CUSTOMER_ID is null (e.g. a.parquet row 3)`.
+fn dead_letter_message_lines(r: &RunReport) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (reason, top) in &r.rows.dead_lettered_by_message {
+        for m in &top.messages {
+            lines.push(format!("summary:   {reason}: {}", reasons::describe(m)));
+        }
+        if let Some(others) = reasons::describe_others(top) {
+            lines.push(format!("summary:   {reason}: {others}"));
+        }
+    }
+    lines
+}
+
 pub(super) fn print_summary(r: &RunReport) {
     // By reason (`stage/kind`, as `stagepush status` counts them).
     let by_reason: Vec<String> = r
@@ -65,6 +101,12 @@ pub(super) fn print_summary(r: &RunReport) {
             format!(" ({})", by_reason.join(", "))
         }
     );
+    for line in dead_letter_message_lines(r)
+        .into_iter()
+        .chain(plugin_fault_lines(r))
+    {
+        eprintln!("{line}");
+    }
     eprintln!(
         "summary: {} records delivered, {} rejected; {} requests, {} retries; {} bytes before gzip, {} sent; {:.1} s, {:.0} rows/s",
         r.records_delivered,

@@ -1,6 +1,7 @@
 //! The human form of `stagepush status`: renders the typed status the core collects
 //! (`stagepush::state::status::Status`) as text. `--json` serializes the same value.
 
+use stagepush::deadletter::reasons;
 use stagepush::events::show_key;
 use stagepush::state::status::{ReasonCounts, Status};
 
@@ -143,6 +144,15 @@ fn render_reasons(out: &mut String, title: &str, counts: &ReasonCounts) {
     let indent = " ".repeat(title.len() - title.trim_start().len() + 2);
     for (reason, n) in &counts.by_reason {
         let _ = writeln!(out, "{indent}{reason}: {n}");
+        // The reason's most frequent messages, with an example row each.
+        if let Some(top) = counts.by_message.get(reason) {
+            for m in &top.messages {
+                let _ = writeln!(out, "{indent}  {}", reasons::describe(m));
+            }
+            if let Some(others) = reasons::describe_others(top) {
+                let _ = writeln!(out, "{indent}  {others}");
+            }
+        }
     }
 }
 
@@ -161,6 +171,7 @@ mod tests {
         ReasonCounts {
             total: counts.iter().map(|(_, n)| n).sum(),
             by_reason: counts.iter().map(|(r, n)| (r.to_string(), *n)).collect(),
+            ..ReasonCounts::default()
         }
     }
 
@@ -279,6 +290,7 @@ mod tests {
                 dead_lettered: 12,
                 dead_lettered_by_stage: BTreeMap::from([("plugin".into(), 12)]),
                 dead_lettered_by_reason: BTreeMap::from([("plugin/rejected".into(), 12)]),
+                ..RowCounts::default()
             },
             records_delivered: 950,
             files_skipped: 0,
@@ -333,6 +345,31 @@ dead letters in total: 15
   plugin/rejected: 12
 ";
         assert_eq!(render_text(&all), expected);
+    }
+
+    #[test]
+    fn each_reason_shows_its_top_messages_with_an_example_row() {
+        let mut tally = stagepush::deadletter::reasons::MessageTally::default();
+        for row in [3, 5, 8] {
+            tally.add("plugin/rejected", "CUSTOMER_ID is null", "a.parquet", row);
+        }
+        tally.add("plugin/rejected", "value 12 out of range", "a.parquet", 4);
+        tally.add("plugin/rejected", "value 99 out of range", "b.parquet", 1);
+        tally.add("plugin/rejected", "odd", "b.parquet", 2);
+        let mut counts = reasons(&[("plugin/rejected", 6)]);
+        counts.by_message = tally.top(2);
+        let text = render_text(&status(
+            vec![stage(FileCounts::default(), counts)],
+            Vec::new(),
+        ));
+        let expected = "\
+  dead letters: 6
+    plugin/rejected: 6
+      3 rows: CUSTOMER_ID is null (e.g. a.parquet row 3)
+      2 rows: value <n> out of range (e.g. a.parquet row 4: value 12 out of range)
+      1 more row with 1 other message
+";
+        assert!(text.contains(expected), "{text}");
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! Dead letters as `status` counts them: the chunks of one file, each row (key, file
 //! version, row) once with the reason of its newest letter, and why a chunk is damaged
-//! (the rules of `retry`; the readable lines of a damaged chunk still count).
+//! (the rules of `retry`; the readable lines of a damaged chunk still count), and their
+//! messages (`crate::deadletter::reasons`).
 
 use std::collections::HashMap;
 
 use serde::Deserialize;
 
 use super::{Damaged, ReasonCounts};
+use crate::deadletter::reasons::MessageTally;
 use crate::state::{StateError, StateStore};
 
 /// The parts of a dead letter that `status` needs (the rest is skipped, not kept).
@@ -20,6 +22,8 @@ struct Letter {
     row: u64,
     stage: String,
     kind: String,
+    #[serde(default)]
+    message: String,
 }
 
 /// Why a dead-letter chunk is damaged (the first problem found is its [`Damaged`] reason).
@@ -46,9 +50,12 @@ pub(super) fn count_letters(
     store: &StateStore,
     chunks: &[String],
     counts: &mut ReasonCounts,
+    messages: &mut MessageTally,
     damaged: &mut Vec<Damaged>,
 ) -> Result<(), StateError> {
-    let mut rows: HashMap<(String, Option<String>, u64), String> = HashMap::new();
+    // (key, version, row) → (reason, message, file).
+    type Newest = (String, String, String);
+    let mut rows: HashMap<(String, Option<String>, u64), Newest> = HashMap::new();
     for path in chunks {
         let Some(stored) = store.get(path)? else {
             continue; // removed by `retry` since the listing
@@ -67,8 +74,11 @@ pub(super) fn count_letters(
                         problem.get_or_insert(ChunkProblem::NoKeyOrVersion { line: n + 1 });
                     }
                     let reason = format!("{}/{}", letter.stage, letter.kind);
-                    let key = letter.key.unwrap_or(letter.file);
-                    rows.insert((key, letter.identity, letter.row), reason);
+                    let key = letter.key.unwrap_or_else(|| letter.file.clone());
+                    rows.insert(
+                        (key, letter.identity, letter.row),
+                        (reason, letter.message, letter.file),
+                    );
                 }
                 Err(error) => {
                     problem.get_or_insert(ChunkProblem::NotALetter { line: n + 1, error });
@@ -87,8 +97,12 @@ pub(super) fn count_letters(
             });
         }
     }
-    for reason in rows.into_values() {
+    let mut rows: Vec<_> = rows.into_iter().collect();
+    // Row order, so that each message's example is its first row.
+    rows.sort_by(|a, b| (&a.1.2, a.0.2).cmp(&(&b.1.2, b.0.2)));
+    for ((_, _, row), (reason, message, file)) in rows {
         counts.add(&reason, 1);
+        messages.add(&reason, &message, &file, row);
     }
     Ok(())
 }

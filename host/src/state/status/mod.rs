@@ -29,7 +29,12 @@
 //!      "listed": 4,                             // files in the stage's listing (--source)
 //!      "notListed": 0,                          // state documents of files not listed
 //!      "deadLetters": {"total": 15,
-//!                      "byReason": {"endpoint/http-400": 3, "plugin/rejected": 12}},
+//!                      "byReason": {"endpoint/http-400": 3, "plugin/rejected": 12},
+//!                      "byMessage": {"plugin/rejected": {   // the top 5 messages of each
+//!                        "messages": [{"message": "CUSTOMER_ID is null", "rows": 12,
+//!                                      "example": {"file": "unload/a.parquet", "row": 3,
+//!                                                  "message": "CUSTOMER_ID is null"}}],
+//!                        "otherRows": 0, "otherMessages": 0}, …}},
 //!      "pendingErrors": [{"key": "unload/sub//x.parquet",  // event keys `serve` or
 //!                         "reason": "the key has an empty path segment (`//`): …",
 //!                         "receivedAt": "…", "eventId": "…"}]}   // `run --event` refused
@@ -82,6 +87,7 @@ pub use view::{
 
 use super::files;
 use super::{StateError, StateStore};
+use crate::deadletter::reasons::{MessageTally, TOP_MESSAGES};
 use crate::source::StageFile;
 use crate::state::pending::{PENDING_ERRORS_ROOT, PendingError, pending_errors_prefix};
 
@@ -175,6 +181,7 @@ pub fn collect(store: &StateStore, options: &StatusOptions) -> Result<Status, St
 
     let mut stages = Vec::new();
     let mut dead_letters = ReasonCounts::default();
+    let mut all_messages = MessageTally::default();
     for stage_id in stage_ids {
         let mut status = stage::stage_status(
             store,
@@ -183,9 +190,18 @@ pub fn collect(store: &StateStore, options: &StatusOptions) -> Result<Status, St
             options,
             &mut damaged,
         )?;
+        let mut messages = MessageTally::default();
         for chunks in stage_letters.remove(&stage_id).unwrap_or_default().values() {
-            letters::count_letters(store, chunks, &mut status.dead_letters, &mut damaged)?;
+            letters::count_letters(
+                store,
+                chunks,
+                &mut status.dead_letters,
+                &mut messages,
+                &mut damaged,
+            )?;
         }
+        status.dead_letters.by_message = messages.top(TOP_MESSAGES);
+        all_messages.merge(&messages);
         for path in stage_errors.remove(&stage_id).unwrap_or_default() {
             let Some(stored) = store.get(&path)? else {
                 continue; // removed since the listing
@@ -211,6 +227,7 @@ pub fn collect(store: &StateStore, options: &StatusOptions) -> Result<Status, St
         }
         stages.push(status);
     }
+    dead_letters.by_message = all_messages.top(TOP_MESSAGES);
 
     Ok(Status {
         format: STATUS_FORMAT,

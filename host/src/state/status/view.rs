@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::RunSummary;
+use crate::deadletter::reasons::TopMessages;
 
 /// The whole status (see the module docs for its JSON).
 #[derive(Debug, Clone, Serialize)]
@@ -85,12 +86,15 @@ pub struct ClaimedFile {
     pub expires_at_ms: u64,
 }
 
-/// Dead-lettered rows by reason (`<stage>/<kind>`, e.g. `plugin/rejected`).
+/// Dead-lettered rows by reason (`<stage>/<kind>`, e.g. `plugin/rejected`), and each
+/// reason's most frequent messages (`crate::deadletter::reasons`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReasonCounts {
     pub total: u64,
     pub by_reason: BTreeMap<String, u64>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_message: BTreeMap<String, TopMessages>,
 }
 
 impl ReasonCounts {

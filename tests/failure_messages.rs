@@ -1,0 +1,250 @@
+//! Failures that explain themselves (issue 17, item 4): dead letters grouped by message in
+//! the run's summary, its report and `stagepush status`; plugin faults in the summary.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::util::command::TestCommand;
+use crate::util::{
+    MockProcess, Output, customer_file, plugin, read_report, shared_plugin_cache, temp_dir,
+};
+
+const TOKEN: &str = "failure-messages-token-3c9e";
+const ROWS: u64 = 30;
+/// Generous: these runs take well under a second.
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// `run` of the misbehave plugin (Rust) with plugin settings `config` over `stage`, with a
+/// report and dead letters under `dir`.
+fn misbehave_run(dir: &Path, stage: &Path, mock: &MockProcess, config: &[&str]) -> TestCommand {
+    misbehave_run_of("misbehave-rust", dir, stage, mock, config)
+}
+
+/// As [`misbehave_run`], with the plugin `name`.
+fn misbehave_run_of(
+    name: &str,
+    dir: &Path,
+    stage: &Path,
+    mock: &MockProcess,
+    config: &[&str],
+) -> TestCommand {
+    let mut cmd = TestCommand::new(dir);
+    cmd.arg("run")
+        .arg("--source")
+        .arg(stage)
+        .arg("--plugin")
+        .arg(plugin(name))
+        .args(["--endpoint", &mock.endpoint("messages")])
+        .args(["--token-env", "FAILURE_MESSAGES_TOKEN"])
+        .env("FAILURE_MESSAGES_TOKEN", TOKEN)
+        .args(["--no-progress"])
+        .arg("--dead-letter")
+        .arg(dir.join("dead"))
+        .arg("--report")
+        .arg(dir.join("report.json"));
+    for c in config {
+        cmd.args(["--plugin-config", c]);
+    }
+    cmd
+}
+
+/// The `(message, rows, example file, example row)` of each top message of `reason` in a
+/// `byMessage` object.
+fn top_messages(by_message: &Value, reason: &str) -> Vec<(String, u64, String, u64)> {
+    by_message[reason]["messages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no messages for {reason}: {by_message}"))
+        .iter()
+        .map(|m| {
+            (
+                m["message"].as_str().unwrap().to_string(),
+                m["rows"].as_u64().unwrap(),
+                m["example"]["file"].as_str().unwrap().to_string(),
+                m["example"]["row"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn dead_letters_are_grouped_by_message_in_the_summary_report_and_status() {
+    let dir = temp_dir();
+    let stage = dir.path().join("stage");
+    std::fs::create_dir_all(&stage).unwrap();
+    customer_file(&stage, "data_0_0_0.snappy.parquet", ROWS);
+    let mock = MockProcess::start(dir.path(), TOKEN, &[]);
+    // Rows 0, 3, …, 27: `row N is a multiple of three`; rows 5, 10, 20, 25: `no value for
+    // this row`.
+    let out = misbehave_run(dir.path(), &stage, &mock, &["mode=reject"]).run_within(RUN_TIMEOUT);
+    assert_eq!(out.status.code(), Some(3), "{}", out.stderr);
+
+    let report = read_report(dir.path());
+    assert_eq!(
+        report["rows"]["deadLetteredByReason"]["plugin/rejected"],
+        14
+    );
+    let by_message = &report["rows"]["deadLetteredByMessage"];
+    let file = top_messages(by_message, "plugin/rejected")[0].2.clone();
+    assert!(file.ends_with("data_0_0_0.snappy.parquet"), "{file}");
+    let expected = vec![
+        (
+            "row <n> is a multiple of three".to_string(),
+            10,
+            file.clone(),
+            0,
+        ),
+        ("no value for this row".to_string(), 4, file.clone(), 5),
+    ];
+    assert_eq!(top_messages(by_message, "plugin/rejected"), expected);
+    assert_eq!(
+        by_message["plugin/rejected"]["messages"][0]["example"]["message"],
+        "row 0 is a multiple of three"
+    );
+    assert_eq!(by_message["plugin/rejected"]["otherRows"], 0);
+
+    // The summary shows the same groups, one line each.
+    let lines = out.stderr_lines("summary:   plugin/rejected: ");
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "summary:   plugin/rejected: 10 rows: row <n> is a multiple of three (e.g. {file} row 0: row 0 is a multiple of three)"
+            ),
+            format!(
+                "summary:   plugin/rejected: 4 rows: no value for this row (e.g. {file} row 5)"
+            ),
+        ],
+        "{}",
+        out.stderr
+    );
+
+    // And `status`, from the dead letters in the state.
+    let status = status_json(dir.path());
+    let letters = &status["deadLetters"];
+    assert_eq!(
+        top_messages(&letters["byMessage"], "plugin/rejected"),
+        expected
+    );
+    assert_eq!(status["stages"][0]["deadLetters"], *letters);
+    let text = run_status(dir.path(), &[]).stdout;
+    assert!(
+        text.contains(&format!(
+            "    plugin/rejected: 14\n      10 rows: row <n> is a multiple of three (e.g. {file} row 0: row 0 is a multiple of three)\n      4 rows: no value for this row (e.g. {file} row 5)\n"
+        )),
+        "{text}"
+    );
+}
+
+fn run_status(dir: &Path, args: &[&str]) -> Output {
+    let mut cmd = TestCommand::new(dir);
+    cmd.arg("status").args(args);
+    cmd.assert_exit(0)
+}
+
+fn status_json(dir: &Path) -> Value {
+    let out = run_status(dir, &["--json"]);
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout))
+}
+
+/// A plugin that runs out of memory on one row: the faults (one per call that hit the row
+/// while the batch was bisected) are in the summary by kind with an example, as in the
+/// report, and only the row itself is dead-lettered.
+#[test]
+fn plugin_faults_are_in_the_summary_by_kind_with_an_example() {
+    let dir = temp_dir();
+    let stage = dir.path().join("stage");
+    std::fs::create_dir_all(&stage).unwrap();
+    customer_file(&stage, "data_0_0_0.snappy.parquet", ROWS);
+    let config = dir.path().join("stagepush.toml");
+    std::fs::write(
+        &config,
+        "[plugin]\nmemory_mib = 64\ntimeout_ms = 60000\nbatch_rows = 8\n",
+    )
+    .unwrap();
+    let mock = MockProcess::start(dir.path(), TOKEN, &[]);
+    let out = misbehave_run(dir.path(), &stage, &mock, &["mode=alloc", "row=5"])
+        .arg("--config")
+        .arg(&config)
+        .run_within(RUN_TIMEOUT);
+    assert_eq!(out.status.code(), Some(3), "{}", out.stderr);
+
+    let report = read_report(dir.path());
+    assert_eq!(
+        report["rows"]["deadLetteredByReason"]["plugin/memory-limit"],
+        1
+    );
+    // Rows 0 to 7, then 4 to 7, 4 and 5, and 5 alone.
+    let plugin = &report["plugin"];
+    assert_eq!(plugin["faults"], 4, "{plugin}");
+    let faults = &plugin["faultsByKind"];
+    assert_eq!(faults.as_object().unwrap().len(), 1, "{faults}");
+    assert_eq!(faults["memory-limit"]["count"], 4, "{faults}");
+    let example = faults["memory-limit"]["example"].as_str().unwrap();
+    assert!(
+        example.contains("data_0_0_0.snappy.parquet rows 0 to 7: ")
+            && example.contains("memory limit of 64 MiB"),
+        "{example}"
+    );
+
+    let lines = out.stderr_lines("summary:");
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("summary: plugin faults: 4 in "))
+        .unwrap_or_else(|| panic!("no plugin faults in the summary:\n{}", out.stderr));
+    assert_eq!(
+        lines[at + 1],
+        format!("summary:   memory-limit: 4, e.g. {example}"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// The case of the issue: an interpreted plugin whose heap fills runs out of memory on good
+/// rows; the host reruns them on a fresh instance and every row is delivered, so no dead
+/// letter tells of it. The summary does.
+#[test]
+fn recovered_faults_of_an_interpreted_plugin_are_in_the_summary() {
+    let dir = temp_dir();
+    let stage = dir.path().join("stage");
+    std::fs::create_dir_all(&stage).unwrap();
+    customer_file(&stage, "data_0_0_0.snappy.parquet", ROWS);
+    let config = dir.path().join("stagepush.toml");
+    std::fs::write(
+        &config,
+        "[plugin]\nmemory_mib = 128\ntimeout_ms = 60000\nbatch_rows = 8\n",
+    )
+    .unwrap();
+    let mock = MockProcess::start(dir.path(), TOKEN, &[]);
+    let mut cmd = misbehave_run_of(
+        "misbehave-python",
+        dir.path(),
+        &stage,
+        &mock,
+        &["mode=heap-full", "row=11"],
+    );
+    cmd.arg("--config")
+        .arg(&config)
+        .env("STAGEPUSH_CACHE_DIR", shared_plugin_cache());
+    let out = cmd.run_within(RUN_TIMEOUT);
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+
+    let report = read_report(dir.path());
+    assert_eq!(report["rows"]["delivered"], ROWS, "{}", report["rows"]);
+    let faults = report["plugin"]["faults"].as_u64().unwrap();
+    assert!(faults > 0, "{}", report["plugin"]);
+    let trap = &report["plugin"]["faultsByKind"]["trap"];
+    assert_eq!(trap["count"], faults, "{}", report["plugin"]);
+    let example = trap["example"].as_str().unwrap();
+    assert!(example.contains("MemoryError"), "{example}");
+    let lines = out.stderr_lines("summary:");
+    assert!(
+        lines.contains(&format!("summary:   trap: {faults}, e.g. {example}").as_str())
+            && lines
+                .iter()
+                .any(|l| l.starts_with(&format!("summary: plugin faults: {faults} in "))),
+        "{}",
+        out.stderr
+    );
+}
