@@ -190,6 +190,28 @@ impl Default for PluginSection {
     }
 }
 
+impl PluginSection {
+    /// Each limit is at least 1; the message names the key and its flag.
+    pub fn check_limits(&self) -> Result<(), ConfigError> {
+        let limits = [
+            (self.memory_mib, "memory_mib", "--plugin-memory-mib"),
+            (self.timeout_ms, "timeout_ms", "--plugin-timeout-ms"),
+            (self.batch_rows as u64, "batch_rows", "--plugin-batch-rows"),
+            (
+                self.batch_bytes as u64,
+                "batch_bytes",
+                "--plugin-batch-bytes",
+            ),
+        ];
+        match limits.iter().find(|(value, _, _)| *value == 0) {
+            Some((_, key, flag)) => Err(ConfigError::Invalid(format!(
+                "[plugin] {key} ({flag}) must be at least 1"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
 fn default_memory_mib() -> u64 {
     DEFAULT_MEMORY_LIMIT_BYTES / (1024 * 1024)
 }
@@ -312,17 +334,12 @@ impl RunConfig {
         if self.plugin.path.is_none() {
             return invalid("no plugin: set --plugin or [plugin] path");
         }
-        if self.plugin.batch_rows == 0 || self.plugin.batch_bytes == 0 {
-            return invalid("plugin batch_rows and batch_bytes must be at least 1");
-        }
+        self.plugin.check_limits()?;
         if self.state.lease_secs < 3 {
             return invalid("state lease_secs must be at least 3");
         }
         if self.state.segment_rows == 0 {
             return invalid("state segment_rows must be at least 1");
-        }
-        if self.plugin.memory_mib == 0 || self.plugin.timeout_ms == 0 {
-            return invalid("plugin memory_mib and timeout_ms must be at least 1");
         }
         match &self.sink {
             None => invalid("no endpoint: set --endpoint or [sink] endpoint"),

@@ -47,7 +47,7 @@ pub fn run(args: RetryArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let stage = Stage::new(&config.source)?;
-    let plugin = load_plugin(&config, args.cache_dir.clone())?;
+    let plugin = load_plugin(&config, args.plugin_flags.cache_dir())?;
     let state = match StateStore::open(
         &config.state.location(),
         &config.state.store_config(&config.source),
@@ -134,7 +134,7 @@ pub(super) fn before_run(config: &RunConfig, run: &RunOptions) -> Option<ExitCod
     }
 }
 
-fn load_plugin(config: &RunConfig, cache_dir: Option<PathBuf>) -> anyhow::Result<Plugin> {
+fn load_plugin(config: &RunConfig, cache_dir: PathBuf) -> anyhow::Result<Plugin> {
     let plugin_path = config.plugin.path.clone().context("no plugin")?;
     let engine = PluginEngine::new(Limits {
         memory_bytes: config.plugin.memory_mib.saturating_mul(1024 * 1024),
@@ -144,7 +144,7 @@ fn load_plugin(config: &RunConfig, cache_dir: Option<PathBuf>) -> anyhow::Result
         &engine,
         &plugin_path,
         &LoadOptions {
-            cache_dir: Some(cache_dir.unwrap_or_else(stagepush::plugin::default_cache_dir)),
+            cache_dir: Some(cache_dir),
             expected_sha256: config.plugin.sha256.clone(),
         },
     )?)
