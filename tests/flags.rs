@@ -176,3 +176,30 @@ fn renamed_flags_name_their_new_spelling() {
         assert_eq!(out.stdout, "", "{}", cmd.dump(&out));
     }
 }
+
+/// A plugin batch above the segment is capped by it, and `run` says so naming both keys
+/// and the rows a plugin call takes (from the config file or the flags).
+#[test]
+fn a_plugin_batch_above_the_segment_size_is_a_warning_naming_both() {
+    let dir = temp_dir();
+    let config = dir.path().join("stagepush.toml");
+    std::fs::write(&config, "[plugin]\nbatch_rows = 200000\n").expect("write the config");
+    let from_file: &[&str] = &["--config", config.to_str().expect("a UTF-8 path")];
+    for extra in [from_file, &["--plugin-batch-rows", "200000"]] {
+        let (_, mut cmd) = plugin_commands(dir.path()).remove(0);
+        // The plugin refused for its digest: the run stops after the configuration.
+        cmd.args(extra)
+            .args(["--segment-rows", "10000", "--plugin-sha256"])
+            .arg("0".repeat(64));
+        let out = cmd.run();
+        assert!(
+            out.stderr.contains(
+                "[plugin] batch_rows = 200000 (--plugin-batch-rows) is more than [state] \
+                 segment_rows = 10000 (--segment-rows): a plugin call never spans two \
+                 segments, so plugin calls take at most 10000 rows"
+            ),
+            "{}",
+            cmd.dump(&out)
+        );
+    }
+}

@@ -354,6 +354,24 @@ impl RunConfig {
     }
 }
 
+impl RunConfig {
+    /// Settings that work but not as they read, one line each (logged as warnings): a
+    /// `[plugin] batch_rows` set above `[state] segment_rows` is capped by it, because a
+    /// plugin call never spans two segments (the default batch_rows is capped silently).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let (rows, segment) = (self.plugin.batch_rows as u64, self.state.segment_rows);
+        if rows > segment && self.plugin.batch_rows != DEFAULT_BATCH_ROWS {
+            warnings.push(format!(
+                "[plugin] batch_rows = {rows} (--plugin-batch-rows) is more than [state] \
+                 segment_rows = {segment} (--segment-rows): a plugin call never spans two \
+                 segments, so plugin calls take at most {segment} rows"
+            ));
+        }
+        warnings
+    }
+}
+
 /// toml's errors span several lines with a source excerpt; keep the message, which names
 /// the key.
 fn one_line(e: &toml::de::Error) -> String {
@@ -408,6 +426,27 @@ mod tests {
         )
         .unwrap();
         assert!(msg(big).contains("batch.max_rows must be 1..=100000"));
+    }
+
+    #[test]
+    fn a_plugin_batch_above_the_segment_is_a_warning_naming_both() {
+        let config =
+            RunConfig::parse("[plugin]\nbatch_rows = 200000\n[state]\nsegment_rows = 10000\n")
+                .unwrap();
+        assert_eq!(
+            config.warnings(),
+            vec![
+                "[plugin] batch_rows = 200000 (--plugin-batch-rows) is more than [state] \
+                 segment_rows = 10000 (--segment-rows): a plugin call never spans two \
+                 segments, so plugin calls take at most 10000 rows"
+                    .to_string()
+            ]
+        );
+        let within = RunConfig::parse("[plugin]\nbatch_rows = 500\n").unwrap();
+        assert!(within.warnings().is_empty());
+        // The default batch is capped without a word: nobody asked for it.
+        let default = RunConfig::parse("[state]\nsegment_rows = 100\n").unwrap();
+        assert!(default.warnings().is_empty());
     }
 
     #[test]

@@ -253,6 +253,9 @@ pub(crate) fn resolve(
         config.state.segment_rows = n;
     }
     config.validate()?;
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     let token = config.auth.token()?;
     Ok((config, token))
 }
