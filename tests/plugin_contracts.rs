@@ -82,7 +82,7 @@ fn contracts_0_1_0_and_0_2_0_agree_over_many_batches() {
         ..Default::default()
     };
     stagepush::sample::write_customer_file(&input, 7, 5_000, &options).unwrap();
-    let out = same(dir.path(), &[input], &["--batch-rows", "777"]);
+    let out = same(dir.path(), &[input], &["--plugin-batch-rows", "777"]);
     let errors = out.stderr_lines("error:").len();
     assert!(errors > 0, "the sample has null ids: {}", out.stderr);
     assert_eq!(out.stdout_lines().len() + errors, 5_000);

@@ -101,7 +101,7 @@ fn passes_its_own_test_and_fails_on_other_records(
         .args(["plugin", "test"])
         .arg(&component)
         .arg(project.join("sample.parquet"))
-        .args(["--config", "entity-type=Person"]));
+        .args(["--plugin-config", "entity-type=Person"]));
     assert!(person.status.success(), "{}", person.stderr);
     let types: Vec<String> = person
         .stdout

@@ -86,14 +86,14 @@ fn python_matches_rust_on_sample_stages_with_tombstones_and_bad_rows() {
             .expect("write customer file");
         inputs.push(path);
     }
-    let out = same(&inputs, &["--batch-rows", "1000"]);
+    let out = same(&inputs, &["--plugin-batch-rows", "1000"]);
     assert_eq!(
         out.stdout_lines().len() + out.stderr_lines("error:").len(),
         8000
     );
     assert!(!out.stderr_lines("error:").is_empty(), "{}", out.stderr);
     assert!(out.stdout.contains("\"deleted\":true"), "no tombstones");
-    same(&inputs, &["--shape", "flat", "--batch-rows", "333"]);
+    same(&inputs, &["--shape", "flat", "--plugin-batch-rows", "333"]);
 }
 
 fn texts(values: &[&str]) -> Values {
@@ -259,7 +259,7 @@ fn python_matches_rust_on_snowflake_quirks() {
     for input in &inputs {
         let one = std::slice::from_ref(input);
         stderr += &same(one, &[]).stderr;
-        same(one, &["--shape", "flat", "--batch-rows", "2"]);
+        same(one, &["--shape", "flat", "--plugin-batch-rows", "2"]);
     }
     same(&[text_ids], &["--limit", "3"]);
     for expected in [
@@ -297,7 +297,7 @@ fn python_refuses_what_rust_refuses() {
     }
     let sample = dir.path().join("sample.parquet");
     stagepush::sample::write_customer_file(&sample, 1, 10, &Default::default()).unwrap();
-    let out = same(&[sample], &["--config", "mode=fast"]);
+    let out = same(&[sample], &["--plugin-config", "mode=fast"]);
     assert!(
         out.stderr
             .contains("unknown config key 'mode': plugin customer takes no configuration"),

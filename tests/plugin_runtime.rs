@@ -51,13 +51,13 @@ fn misbehave_timed(
         .arg(plugin(name))
         .arg(&input)
         .args([
-            "--config",
+            "--plugin-config",
             &format!("mode={mode}"),
-            "--config",
+            "--plugin-config",
             &format!("row={row}"),
         ])
         .args([
-            "--batch-rows",
+            "--plugin-batch-rows",
             "8",
             "--plugin-timeout-ms",
             timeout_ms,
@@ -266,8 +266,8 @@ fn opening_a_socket_is_denied() {
         .args(["plugin", "test"])
         .arg(plugin("misbehave-rust"))
         .arg(&input)
-        .args(["--config", "mode=socket", "--config", "row=7"])
-        .args(["--config", &format!("target=127.0.0.1:{port}")]));
+        .args(["--plugin-config", "mode=socket", "--plugin-config", "row=7"])
+        .args(["--plugin-config", &format!("target=127.0.0.1:{port}")]));
     assert!(out.status.success(), "{}", out.stderr);
     let line = error_line(&out, &input.display().to_string(), 7);
     assert!(line.contains("denied:"), "{line}");

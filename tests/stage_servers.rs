@@ -342,7 +342,7 @@ impl S3Server {
             .env_remove("AWS_SESSION_TOKEN")
             .env_remove("AWS_PROFILE");
         vec![
-            "--endpoint".into(),
+            "--stage-endpoint".into(),
             self.endpoint.clone(),
             "--allow-http".into(),
             "--path-style".into(),
@@ -464,7 +464,7 @@ impl AzureServer {
             .env_remove("AZURE_STORAGE_SAS_TOKEN");
         vec![
             "--use-emulator".into(),
-            "--endpoint".into(),
+            "--stage-endpoint".into(),
             self.endpoint.clone(),
         ]
     }
@@ -693,7 +693,7 @@ impl RunningServer {
                     .env_remove("AZURE_STORAGE_ACCOUNT_KEY")
                     .env_remove("AZURE_STORAGE_USE_EMULATOR");
                 vec![
-                    "--endpoint".into(),
+                    "--stage-endpoint".into(),
                     format!("{}/{AZURITE_ACCOUNT}", server.endpoint),
                     "--allow-http".into(),
                 ]

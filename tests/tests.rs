@@ -9,6 +9,7 @@ mod failure_input;
 mod failure_memory;
 mod failure_messages;
 mod failure_run;
+mod flags;
 mod mock_cluedin;
 mod plugin_contracts;
 mod plugin_js;

@@ -193,6 +193,28 @@ impl Default for PluginSection {
     }
 }
 
+impl PluginSection {
+    /// Each limit is at least 1; the message names the key and its flag.
+    pub fn check_limits(&self) -> Result<(), ConfigError> {
+        let limits = [
+            (self.memory_mib, "memory_mib", "--plugin-memory-mib"),
+            (self.timeout_ms, "timeout_ms", "--plugin-timeout-ms"),
+            (self.batch_rows as u64, "batch_rows", "--plugin-batch-rows"),
+            (
+                self.batch_bytes as u64,
+                "batch_bytes",
+                "--plugin-batch-bytes",
+            ),
+        ];
+        match limits.iter().find(|(value, _, _)| *value == 0) {
+            Some((_, key, flag)) => Err(ConfigError::Invalid(format!(
+                "[plugin] {key} ({flag}) must be at least 1"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
 fn default_memory_mib() -> u64 {
     DEFAULT_MEMORY_LIMIT_BYTES / (1024 * 1024)
 }
@@ -318,17 +340,12 @@ impl RunConfig {
                 "both a plugin and a [mapping]: set one (--plugin / [plugin] path, or [mapping])",
             );
         }
-        if self.plugin.batch_rows == 0 || self.plugin.batch_bytes == 0 {
-            return invalid("plugin batch_rows and batch_bytes must be at least 1");
-        }
+        self.plugin.check_limits()?;
         if self.state.lease_secs < 3 {
             return invalid("state lease_secs must be at least 3");
         }
         if self.state.segment_rows == 0 {
             return invalid("state segment_rows must be at least 1");
-        }
-        if self.plugin.memory_mib == 0 || self.plugin.timeout_ms == 0 {
-            return invalid("plugin memory_mib and timeout_ms must be at least 1");
         }
         match &self.sink {
             None => invalid("no endpoint: set --endpoint or [sink] endpoint"),
@@ -340,6 +357,24 @@ impl RunConfig {
             return invalid("run workers must be at least 1");
         }
         Ok(())
+    }
+}
+
+impl RunConfig {
+    /// Settings that work but not as they read, one line each (logged as warnings): a
+    /// `[plugin] batch_rows` set above `[state] segment_rows` is capped by it, because a
+    /// plugin call never spans two segments (the default batch_rows is capped silently).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let (rows, segment) = (self.plugin.batch_rows as u64, self.state.segment_rows);
+        if rows > segment && self.plugin.batch_rows != DEFAULT_BATCH_ROWS {
+            warnings.push(format!(
+                "[plugin] batch_rows = {rows} (--plugin-batch-rows) is more than [state] \
+                 segment_rows = {segment} (--segment-rows): a plugin call never spans two \
+                 segments, so plugin calls take at most {segment} rows"
+            ));
+        }
+        warnings
     }
 }
 
@@ -409,6 +444,27 @@ mod tests {
         )
         .unwrap();
         assert!(msg(big).contains("batch.max_rows must be 1..=100000"));
+    }
+
+    #[test]
+    fn a_plugin_batch_above_the_segment_is_a_warning_naming_both() {
+        let config =
+            RunConfig::parse("[plugin]\nbatch_rows = 200000\n[state]\nsegment_rows = 10000\n")
+                .unwrap();
+        assert_eq!(
+            config.warnings(),
+            vec![
+                "[plugin] batch_rows = 200000 (--plugin-batch-rows) is more than [state] \
+                 segment_rows = 10000 (--segment-rows): a plugin call never spans two \
+                 segments, so plugin calls take at most 10000 rows"
+                    .to_string()
+            ]
+        );
+        let within = RunConfig::parse("[plugin]\nbatch_rows = 500\n").unwrap();
+        assert!(within.warnings().is_empty());
+        // The default batch is capped without a word: nobody asked for it.
+        let default = RunConfig::parse("[state]\nsegment_rows = 100\n").unwrap();
+        assert!(default.warnings().is_empty());
     }
 
     #[test]

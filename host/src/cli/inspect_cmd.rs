@@ -1,5 +1,5 @@
 //! `stagepush inspect SOURCE`: what a stage holds, from its files' footers; plus the stage
-//! options (`--endpoint`, `--include`, …) that every command reading a stage shares.
+//! options (`--stage-endpoint`, `--include`, …) that every command reading a stage shares.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,8 +20,11 @@ pub struct StageArgs {
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
     /// The endpoint of an S3-compatible server, of Azurite, or a private endpoint.
-    #[arg(long, value_name = "URL")]
+    #[arg(long = "stage-endpoint", value_name = "URL")]
     pub endpoint: Option<String>,
+    /// Renamed to --stage-endpoint (`--endpoint` is CluedIn's in `run`).
+    #[arg(long = "endpoint", hide = true, value_parser = crate::cli::plugin_flags::renamed(crate::cli::plugin_flags::RENAMED_ENDPOINT))]
+    pub old_endpoint: Vec<String>,
     /// Allow a plain-http endpoint.
     #[arg(long)]
     pub allow_http: bool,
@@ -31,7 +34,7 @@ pub struct StageArgs {
     /// Azure: the storage account (else the URL's, else AZURE_STORAGE_ACCOUNT_NAME).
     #[arg(long, value_name = "NAME")]
     pub account: Option<String>,
-    /// Azure: talk to Azurite (at --endpoint, else AZURITE_BLOB_STORAGE_URL or 127.0.0.1:10000).
+    /// Azure: talk to Azurite (at --stage-endpoint, else AZURITE_BLOB_STORAGE_URL or 127.0.0.1:10000).
     #[arg(long)]
     pub use_emulator: bool,
     /// Send unsigned requests (public buckets).

@@ -5,6 +5,7 @@ pub mod exit;
 mod inspect_cmd;
 pub mod logging;
 mod plugin_cmd;
+pub mod plugin_flags;
 mod retry_cmd;
 pub(crate) mod run_cmd;
 mod sample_cmd;
@@ -12,12 +13,12 @@ mod serve_cmd;
 mod signals;
 mod status_cmd;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use self::exit::Outcome;
+pub use self::plugin_flags::PluginFlags;
 
 #[derive(Parser)]
 #[command(
@@ -105,34 +106,18 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Options shared by every command that loads a plugin.
+/// The plugin options of `plugin test` and `plugin info`: the flags every command that
+/// loads a plugin shares ([`PluginFlags`]), `--no-cache`, and `--config`'s old meaning.
 #[derive(Args, Clone)]
 pub struct PluginOptions {
-    /// Plugin configuration, `KEY=VALUE` (repeatable).
-    #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
-    pub config: Vec<(String, String)>,
-    /// Memory cap of a plugin instance, in MiB.
-    #[arg(long, value_name = "MIB", default_value_t = stagepush::plugin::DEFAULT_MEMORY_LIMIT_BYTES / (1024 * 1024))]
-    pub plugin_memory_mib: u64,
-    /// Time limit of one plugin call (one batch), in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = stagepush::plugin::DEFAULT_BATCH_TIMEOUT.as_millis() as u64)]
-    pub plugin_timeout_ms: u64,
-    /// Refuse the plugin unless its SHA-256 digest is this.
-    #[arg(long, value_name = "HEX")]
-    pub plugin_sha256: Option<String>,
-    /// Where compiled plugins are cached (default: $STAGEPUSH_CACHE_DIR, else ~/.cache/stagepush).
-    #[arg(long, value_name = "DIR")]
-    pub cache_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub flags: PluginFlags,
     /// Compile the plugin every time instead of using the cache.
     #[arg(long)]
     pub no_cache: bool,
-}
-
-pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
-        _ => Err(format!("expected KEY=VALUE, got `{s}`")),
-    }
+    /// Renamed to --plugin-config.
+    #[arg(long = "config", hide = true, value_parser = plugin_flags::renamed(plugin_flags::RENAMED_CONFIG))]
+    pub old_config: Vec<String>,
 }
 
 #[cfg(test)]

@@ -43,11 +43,7 @@ pub fn run(args: RetryArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let stage = Stage::new(&config.source)?;
-    let cache_dir = args
-        .cache_dir
-        .clone()
-        .unwrap_or_else(stagepush::plugin::default_cache_dir);
-    let transform = stagepush::job::transform_spec(&config, cache_dir)?;
+    let transform = stagepush::job::transform_spec(&config, args.plugin_flags.cache_dir())?;
     let state = match StateStore::open(
         &config.state.location(),
         &config.state.store_config(&config.source),

@@ -99,11 +99,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Ok(resolved) => resolved,
         Err(e) => return usage(e.to_string()),
     };
-    let cache_dir = args
-        .run
-        .cache_dir
-        .clone()
-        .unwrap_or_else(stagepush::plugin::default_cache_dir);
+    let cache_dir = args.run.plugin_flags.cache_dir();
     let job = match Job::prepare(config.clone(), token, cache_dir) {
         Ok(job) => job,
         Err(e) if e.is_usage() => return usage(e.to_string()),

@@ -139,6 +139,7 @@ fn merge_stage_flags(
         account: flags.account.clone(),
         use_emulator: flags.use_emulator,
         anonymous: flags.anonymous,
+        old_endpoint: Vec::new(),
     }
     .config("");
     macro_rules! take {

@@ -10,6 +10,10 @@ use crate::cli::PluginOptions;
 use crate::cli::exit::Outcome;
 
 pub(super) fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
+    if let Err(e) = args.plugin_options.flags.section().check_limits() {
+        eprintln!("error: {e}");
+        return Ok(Outcome::Usage.into());
+    }
     let engine = engine(&args.plugin_options)?;
     let bytes = std::fs::read(&args.plugin)
         .with_context(|| format!("cannot read plugin {}", args.plugin.display()))?;

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use crate::cli::choices::ShapeArg;
 use clap::{Args, Subcommand};
-use stagepush::plugin::{Limits, LoadOptions, Plugin, PluginEngine, default_cache_dir};
+use stagepush::plugin::{Limits, LoadOptions, Plugin, PluginEngine};
 
 use super::PluginOptions;
 use super::exit::Outcome;
@@ -71,11 +71,11 @@ pub struct TestArgs {
     /// Record shape of the printed wire JSON.
     #[arg(long, value_enum, default_value_t = ShapeArg::Nested)]
     pub shape: ShapeArg,
-    /// Rows per plugin call.
-    #[arg(long, default_value_t = stagepush::source::parquet::DEFAULT_BATCH_ROWS)]
-    pub batch_rows: usize,
     #[command(flatten)]
     pub plugin_options: PluginOptions,
+    /// Renamed to --plugin-batch-rows.
+    #[arg(long = "batch-rows", hide = true, value_parser = crate::cli::plugin_flags::renamed(crate::cli::plugin_flags::RENAMED_BATCH_ROWS))]
+    pub old_batch_rows: Vec<String>,
     /// Which files of the stage URLs to read.
     #[command(flatten)]
     pub select: SelectArgs,
@@ -165,19 +165,16 @@ fn new(args: NewArgs) -> anyhow::Result<ExitCode> {
 
 /// A plugin engine with the command-line limits.
 pub fn engine(options: &PluginOptions) -> anyhow::Result<PluginEngine> {
+    let plugin = options.flags.section();
     Ok(PluginEngine::new(Limits {
-        memory_bytes: options.plugin_memory_mib.saturating_mul(1024 * 1024),
-        call_timeout: std::time::Duration::from_millis(options.plugin_timeout_ms),
+        memory_bytes: plugin.memory_mib.saturating_mul(1024 * 1024),
+        call_timeout: std::time::Duration::from_millis(plugin.timeout_ms),
     })?)
 }
 
 /// The compiled-plugin cache directory the options ask for, if any.
 pub fn cache_dir(options: &PluginOptions) -> Option<PathBuf> {
-    if options.no_cache {
-        None
-    } else {
-        Some(options.cache_dir.clone().unwrap_or_else(default_cache_dir))
-    }
+    (!options.no_cache).then(|| options.flags.cache_dir())
 }
 
 /// Loads a plugin with the command-line options.
@@ -197,7 +194,7 @@ pub(super) fn load_with(
 ) -> anyhow::Result<Arc<Plugin>> {
     let load = LoadOptions {
         cache_dir: cache_dir(options),
-        expected_sha256: options.plugin_sha256.clone(),
+        expected_sha256: options.flags.plugin_sha256.clone(),
     };
     Ok(Arc::new(Plugin::load(engine, path, &load)?))
 }

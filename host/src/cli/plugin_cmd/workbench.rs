@@ -14,7 +14,11 @@ use super::{TestArgs, load_plugin};
 use crate::cli::exit::Outcome;
 
 pub(super) fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(args.batch_rows > 0, "--batch-rows must be at least 1");
+    let settings = args.plugin_options.flags.section();
+    if let Err(e) = settings.check_limits() {
+        eprintln!("error: {e}");
+        return Ok(Outcome::Usage.into());
+    }
     // Read the expectation first: a missing file should not cost a plugin run.
     let expected = args.expect.as_deref().map(read_expected).transpose()?;
     let files = match &args.json_input {
@@ -59,14 +63,14 @@ pub(super) fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
             None => transformer.insert(Transformer::start(
                 &TransformSpec::Plugin {
                     plugin: plugin.clone(),
-                    config: args.plugin_options.config.clone(),
+                    config: args.plugin_options.flags.plugin_config.clone(),
                 },
                 schema,
                 args.shape.into(),
             )?),
         };
         let (projection, batch_schema) = transformer.read_plan();
-        for batch in source.batches(args.batch_rows, projection)? {
+        for batch in source.batches(settings.batch_rows, projection)? {
             let batch = batch?;
             let mut record_batch = batch.batch;
             if let Some(limit) = args.limit {
@@ -78,38 +82,51 @@ pub(super) fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
                     record_batch = record_batch.slice(0, left as usize);
                 }
             }
-            let input = ArrowInput {
-                file: &file,
-                first_row: batch.first_row,
-                batch: &record_batch,
-                schema: &batch_schema,
-                projection: None,
-            };
-            let encoded = transformer.transform(&input)?;
-            rows += encoded.rows;
-            filtered += encoded.filtered;
-            records += encoded.records.len() as u64;
-            errors += encoded.failures.len() as u64;
-            for record in &encoded.records {
-                let json = encoded.record_json(record);
-                out.write_all(json)?;
-                out.write_all(b"\n")?;
-                if expected.is_some() {
-                    produced.push(String::from_utf8_lossy(json).into_owned());
+            // Plugin calls are cut by bytes as well as rows, as `run` cuts them.
+            let sizes = stagepush::batchbytes::row_bytes(&record_batch);
+            let mut offset = 0;
+            while offset < record_batch.num_rows() {
+                let len = stagepush::batchbytes::rows_within(
+                    &sizes,
+                    offset,
+                    record_batch.num_rows() - offset,
+                    settings.batch_bytes as u64,
+                );
+                let piece = record_batch.slice(offset, len);
+                let input = ArrowInput {
+                    file: &file,
+                    first_row: batch.first_row + offset as u64,
+                    batch: &piece,
+                    schema: &batch_schema,
+                    projection: None,
+                };
+                offset += len;
+                let encoded = transformer.transform(&input)?;
+                rows += encoded.rows;
+                filtered += encoded.filtered;
+                records += encoded.records.len() as u64;
+                errors += encoded.failures.len() as u64;
+                for record in &encoded.records {
+                    let json = encoded.record_json(record);
+                    out.write_all(json)?;
+                    out.write_all(b"\n")?;
+                    if expected.is_some() {
+                        produced.push(String::from_utf8_lossy(json).into_owned());
+                    }
                 }
-            }
-            out.flush()?;
-            let mut err = stderr.lock();
-            for failure in &encoded.failures {
-                writeln!(
-                    err,
-                    "error: {name} row {}: plugin `{}` {} ({}): {}",
-                    failure.row,
-                    plugin.name(),
-                    stage_verb(failure.kind),
-                    failure.kind,
-                    failure.message
-                )?;
+                out.flush()?;
+                let mut err = stderr.lock();
+                for failure in &encoded.failures {
+                    writeln!(
+                        err,
+                        "error: {name} row {}: plugin `{}` {} ({}): {}",
+                        failure.row,
+                        plugin.name(),
+                        stage_verb(failure.kind),
+                        failure.kind,
+                        failure.message
+                    )?;
+                }
             }
         }
     }

@@ -8,7 +8,6 @@ use stagepush::config::{ConfigError, RunConfig};
 use stagepush::sink::SinkConfig;
 
 use crate::cli::choices::{BodyArg, OnBadFileArg, ShapeArg};
-use crate::cli::parse_key_value;
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -32,12 +31,9 @@ pub struct RunArgs {
     /// The transform plugin (.wasm component).
     #[arg(long, value_name = "FILE")]
     pub plugin: Option<PathBuf>,
-    /// Plugin configuration, KEY=VALUE (repeatable).
-    #[arg(long = "plugin-config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
-    pub plugin_config: Vec<(String, String)>,
-    /// Refuse the plugin unless its SHA-256 digest is this.
-    #[arg(long, value_name = "HEX")]
-    pub plugin_sha256: Option<String>,
+    /// The plugin's settings and limits (as in `plugin test`).
+    #[command(flatten)]
+    pub plugin_flags: crate::cli::PluginFlags,
     /// Default CluedIn Ingestion Endpoint URL ({base}/upload/api/endpoint/{id}).
     #[arg(long, value_name = "URL")]
     pub endpoint: Option<String>,
@@ -80,9 +76,6 @@ pub struct RunArgs {
     /// Write the JSON run report here.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
-    /// Where compiled plugins are cached.
-    #[arg(long, value_name = "DIR")]
-    pub cache_dir: Option<PathBuf>,
     /// Never draw a progress bar.
     #[arg(long)]
     pub no_progress: bool,
@@ -137,10 +130,9 @@ impl StateArgs {
     }
 }
 
-/// The stage settings of `run`, `retry`, `serve` and `status`: those of `inspect` and
-/// `plugin test` ([`StageArgs`](crate::cli::inspect_cmd::StageArgs)), with the object store's
-/// endpoint as `--stage-endpoint`, because `--endpoint` is the CluedIn endpoint here. (Two
-/// structs, since clap cannot rename a flag of a flattened one.)
+/// The stage settings of `run`, `retry`, `serve` and `status`: the same flags as those of
+/// `inspect` and `plugin test` ([`StageArgs`](crate::cli::inspect_cmd::StageArgs)), the
+/// object store's endpoint `--stage-endpoint` everywhere (`--endpoint` is CluedIn's).
 #[derive(Args, Clone, Default, Debug)]
 pub struct RunStageArgs {
     /// S3 region.
@@ -176,6 +168,7 @@ impl RunStageArgs {
             account: self.account.clone(),
             use_emulator: self.use_emulator,
             anonymous: self.anonymous,
+            old_endpoint: Vec::new(),
         }
     }
 }
@@ -198,12 +191,7 @@ pub(crate) fn resolve(
     if let Some(plugin) = &args.plugin {
         config.plugin.path = Some(plugin.clone());
     }
-    for (k, v) in &args.plugin_config {
-        config.plugin.config.insert(k.clone(), v.clone());
-    }
-    if args.plugin_sha256.is_some() {
-        config.plugin.sha256 = args.plugin_sha256.clone();
-    }
+    args.plugin_flags.apply(&mut config.plugin);
     if args.token_env.is_some() || args.token_file.is_some() {
         config.auth.token_env = args.token_env.clone();
         config.auth.token_file = args.token_file.clone();
@@ -265,6 +253,9 @@ pub(crate) fn resolve(
         config.state.segment_rows = n;
     }
     config.validate()?;
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     let token = config.auth.token()?;
     Ok((config, token))
 }

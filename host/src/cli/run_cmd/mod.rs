@@ -31,10 +31,7 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(Outcome::Usage));
         }
     };
-    let cache_dir = args
-        .cache_dir
-        .clone()
-        .unwrap_or_else(stagepush::plugin::default_cache_dir);
+    let cache_dir = args.plugin_flags.cache_dir();
     let job = match Job::prepare(config.clone(), token, cache_dir) {
         Ok(job) => job,
         Err(e) if e.is_usage() => {
