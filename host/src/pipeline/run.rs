@@ -227,11 +227,14 @@ fn finish(
         }
     }
     files.sort_by(|a, b| a.file.cmp(&b.file));
+    let plugin = lock(&run.plugin).clone();
+    let mut warnings = collector.warnings;
+    warnings.extend(plugin.never_set_warnings());
     let totals = Totals {
         run_id,
         started_at,
         duration: started.elapsed(),
-        plugin: lock(&run.plugin).clone(),
+        plugin,
         rows: counts,
         records_encoded: run.tally.records_encoded(),
         records_unchanged: run.tally.records_unchanged(),
@@ -240,12 +243,7 @@ fn finish(
         files_resumed: book.resumed,
         watermarks: run.watermarks.report(),
         receipts: collector.receipts,
-        warnings: {
-            let plugin = lock(&run.plugin);
-            let mut warnings = collector.warnings;
-            warnings.extend(plugin.never_set_warnings());
-            warnings
-        },
+        warnings,
         files,
         dead_letters: run.letters.path().to_path_buf(),
         fatal_error: run.stop.cause(),
