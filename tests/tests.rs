@@ -10,6 +10,7 @@ mod failure_memory;
 mod failure_messages;
 mod failure_run;
 mod flags;
+mod mapping;
 mod mock_cluedin;
 mod plugin_contracts;
 mod plugin_js;
