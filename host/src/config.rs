@@ -6,7 +6,7 @@
 //! url = "s3://bucket/unload/customers/"   # or az://, azure://, gs://, file://, a folder
 //! region = "eu-west-1"            # store settings: see README "Stages in object storage"
 //!
-//! [plugin]
+//! [plugin]                        # or [mapping] (docs/mapping.md), or neither: the pass-through
 //! path = "target/plugins/customer-rust.wasm"
 //! sha256 = "…"                    # optional pin
 //! memory_mib = 256
@@ -83,6 +83,9 @@ pub struct RunConfig {
     pub source: StageConfig,
     #[serde(default)]
     pub plugin: PluginSection,
+    /// A zero-code mapping instead of a plugin (see `crate::mapping`, `docs/mapping.md`).
+    #[serde(default)]
+    pub mapping: Option<crate::mapping::MappingConfig>,
     #[serde(default)]
     pub auth: AuthSection,
     #[serde(default)]
@@ -309,8 +312,11 @@ impl RunConfig {
         if self.source.url.is_none() {
             return invalid("no source: set --source or [source] url");
         }
-        if self.plugin.path.is_none() {
-            return invalid("no plugin: set --plugin or [plugin] path");
+        // No plugin and no [mapping]: the pass-through, checked against the stage's schema.
+        if self.plugin.path.is_some() && self.mapping.is_some() {
+            return invalid(
+                "both a plugin and a [mapping]: set one (--plugin / [plugin] path, or [mapping])",
+            );
         }
         if self.plugin.batch_rows == 0 || self.plugin.batch_bytes == 0 {
             return invalid("plugin batch_rows and batch_bytes must be at least 1");
@@ -379,8 +385,20 @@ mod tests {
             msg(RunConfig::default()),
             "no source: set --source or [source] url"
         );
+        // No plugin is not an error any more (issue 17: the pass-through, or [mapping]).
         let with_source = RunConfig::parse("[source]\nurl = \"s\"\n").unwrap();
-        assert_eq!(msg(with_source), "no plugin: set --plugin or [plugin] path");
+        assert_eq!(
+            msg(with_source),
+            "no endpoint: set --endpoint or [sink] endpoint"
+        );
+        let both = RunConfig::parse(
+            "[source]\nurl = \"s\"\n[plugin]\npath = \"p\"\n[mapping]\ntype = \"T\"\nid = \"ID\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            msg(both),
+            "both a plugin and a [mapping]: set one (--plugin / [plugin] path, or [mapping])"
+        );
         let no_sink = RunConfig::parse("[source]\nurl = \"s\"\n[plugin]\npath = \"p\"\n").unwrap();
         assert_eq!(
             msg(no_sink),

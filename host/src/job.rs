@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::cancel::Cancel;
 use crate::config::RunConfig;
+use crate::pipeline::transformer::TransformSpec;
 use crate::pipeline::{PipelineError, Progress, RunOptions, RunReport};
 use crate::plugin::{Limits, LoadOptions, Plugin, PluginEngine};
 use crate::sink::{ApiToken, CluedInSink};
@@ -68,7 +69,8 @@ pub struct Job {
     token: ApiToken,
     sink_config: crate::sink::SinkConfig,
     pub stage: Stage,
-    pub plugin: Arc<Plugin>,
+    /// The plugin, the `[mapping]` or the pass-through.
+    pub transform: TransformSpec,
     pub state: StateStore,
     pub fingerprints: Option<Arc<Fingerprints>>,
     pub workers: usize,
@@ -85,21 +87,7 @@ impl Job {
         let sink_config = config.sink.clone().ok_or(JobError::NoEndpoint)?;
         CluedInSink::new(&sink_config, token.clone()).map_err(JobError::Sink)?;
         let stage = Stage::new(&config.source).map_err(JobError::Stage)?;
-        let plugin_path = config.plugin.path.clone().ok_or(JobError::NoPlugin)?;
-        let engine = PluginEngine::new(Limits {
-            memory_bytes: config.plugin.memory_mib.saturating_mul(1024 * 1024),
-            call_timeout: Duration::from_millis(config.plugin.timeout_ms),
-        })
-        .map_err(JobError::Plugin)?;
-        let plugin = Plugin::load(
-            &engine,
-            &plugin_path,
-            &LoadOptions {
-                cache_dir: Some(cache_dir),
-                expected_sha256: config.plugin.sha256.clone(),
-            },
-        )
-        .map_err(JobError::Plugin)?;
+        let transform = transform_spec(&config, cache_dir)?;
         let location = config.state.location();
         let state = StateStore::open(&location, &config.state.store_config(&config.source))
             .map_err(JobError::State)?;
@@ -125,7 +113,7 @@ impl Job {
             token,
             sink_config,
             stage,
-            plugin: Arc::new(plugin),
+            transform,
             state,
             fingerprints,
             workers,
@@ -143,8 +131,7 @@ impl Job {
             stage: self.stage.clone(),
             files,
             on_bad_file: self.config.run.on_bad_file,
-            plugin: self.plugin.clone(),
-            plugin_config: self.config.plugin.config.clone().into_iter().collect(),
+            transform: self.transform.clone(),
             batch_rows: self.config.plugin.batch_rows,
             batch_bytes: self.config.plugin.batch_bytes,
             shape: self.config.records.shape,
@@ -184,4 +171,35 @@ impl Job {
         }
         Ok(report)
     }
+}
+
+/// What transforms the rows: the plugin (`[plugin] path`, loaded, compiled copies cached in
+/// `cache_dir`), else the `[mapping]`, else the pass-through (which checks the stage's
+/// columns when the run reads its schema).
+pub fn transform_spec(config: &RunConfig, cache_dir: PathBuf) -> Result<TransformSpec, JobError> {
+    let Some(plugin_path) = config.plugin.path.clone() else {
+        let spec = match &config.mapping {
+            Some(mapping) => crate::mapping::MappingSpec::Declared(mapping.clone()),
+            None => crate::mapping::MappingSpec::PassThrough,
+        };
+        return Ok(TransformSpec::Mapping(Arc::new(spec)));
+    };
+    let engine = PluginEngine::new(Limits {
+        memory_bytes: config.plugin.memory_mib.saturating_mul(1024 * 1024),
+        call_timeout: Duration::from_millis(config.plugin.timeout_ms),
+    })
+    .map_err(JobError::Plugin)?;
+    let plugin = Plugin::load(
+        &engine,
+        &plugin_path,
+        &LoadOptions {
+            cache_dir: Some(cache_dir),
+            expected_sha256: config.plugin.sha256.clone(),
+        },
+    )
+    .map_err(JobError::Plugin)?;
+    Ok(TransformSpec::Plugin {
+        plugin: Arc::new(plugin),
+        config: config.plugin.config.clone().into_iter().collect(),
+    })
 }

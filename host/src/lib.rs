@@ -11,6 +11,7 @@ pub mod errors;
 pub mod events;
 pub mod failpoint;
 pub mod job;
+pub mod mapping;
 pub mod memory;
 pub mod mock_cluedin;
 pub mod pipeline;

@@ -216,6 +216,10 @@ pub struct PluginReport {
     pub faults: u64,
     pub rebuilds: u64,
     pub seconds_in_plugin: f64,
+    /// A mapping's declared properties (`Type.property`) that no record had; `None` for
+    /// plugins. Reported as `warnings`, not kept here.
+    #[serde(skip)]
+    pub never_set: Option<Vec<String>>,
 }
 
 #[cfg(test)]

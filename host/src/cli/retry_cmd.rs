@@ -1,17 +1,13 @@
 //! `stagepush retry`: the dead letters kept in the delivery state, sent again (see
 //! `stagepush::deadletter::redeliver`). Also `run --retry-rejected`, before the run.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 use stagepush::config::RunConfig;
 use stagepush::deadletter::redeliver::{RedeliverOptions, RedeliveryReport, redeliver};
 use stagepush::pipeline::RunOptions;
-use stagepush::plugin::{Limits, LoadOptions, Plugin, PluginEngine};
 use stagepush::sink::CluedInSink;
 use stagepush::source::Stage;
 use stagepush::state::StateStore;
@@ -47,7 +43,11 @@ pub fn run(args: RetryArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let stage = Stage::new(&config.source)?;
-    let plugin = load_plugin(&config, args.cache_dir.clone())?;
+    let cache_dir = args
+        .cache_dir
+        .clone()
+        .unwrap_or_else(stagepush::plugin::default_cache_dir);
+    let transform = stagepush::job::transform_spec(&config, cache_dir)?;
     let state = match StateStore::open(
         &config.state.location(),
         &config.state.store_config(&config.source),
@@ -67,8 +67,7 @@ pub fn run(args: RetryArgs) -> anyhow::Result<ExitCode> {
     };
     let options = RedeliverOptions {
         stage,
-        plugin: Arc::new(plugin),
-        plugin_config: config.plugin.config.clone().into_iter().collect(),
+        transform,
         batch_rows: config.plugin.batch_rows,
         shape: config.records.shape,
         state,
@@ -112,8 +111,7 @@ pub(super) fn before_run(config: &RunConfig, run: &RunOptions) -> Option<ExitCod
     };
     let options = RedeliverOptions {
         stage: run.stage.clone(),
-        plugin: run.plugin.clone(),
-        plugin_config: run.plugin_config.clone(),
+        transform: run.transform.clone(),
         batch_rows: run.batch_rows,
         shape: run.shape,
         state: run.state.clone(),
@@ -132,22 +130,6 @@ pub(super) fn before_run(config: &RunConfig, run: &RunOptions) -> Option<ExitCod
             Some(ExitCode::from(Outcome::Failed))
         }
     }
-}
-
-fn load_plugin(config: &RunConfig, cache_dir: Option<PathBuf>) -> anyhow::Result<Plugin> {
-    let plugin_path = config.plugin.path.clone().context("no plugin")?;
-    let engine = PluginEngine::new(Limits {
-        memory_bytes: config.plugin.memory_mib.saturating_mul(1024 * 1024),
-        call_timeout: Duration::from_millis(config.plugin.timeout_ms),
-    })?;
-    Ok(Plugin::load(
-        &engine,
-        &plugin_path,
-        &LoadOptions {
-            cache_dir: Some(cache_dir.unwrap_or_else(stagepush::plugin::default_cache_dir)),
-            expected_sha256: config.plugin.sha256.clone(),
-        },
-    )?)
 }
 
 fn exit_code(report: &RedeliveryReport) -> ExitCode {

@@ -18,6 +18,9 @@ pub enum PipelineError {
     Sink(#[from] SinkError),
     #[error(transparent)]
     Plugin(#[from] PluginError),
+    /// The mapping (or the pass-through) does not fit the stage's schema.
+    #[error(transparent)]
+    Mapping(#[from] crate::mapping::MappingError),
     #[error(transparent)]
     Source(#[from] SourceError),
     #[error(transparent)]
@@ -55,4 +58,13 @@ pub enum PipelineError {
     WorkerPanicked,
     #[error("the sink task failed: {0}")]
     SinkTask(tokio::task::JoinError),
+}
+
+impl From<super::transformer::StartError> for PipelineError {
+    fn from(e: super::transformer::StartError) -> Self {
+        match e {
+            super::transformer::StartError::Plugin(e) => PipelineError::Plugin(e),
+            super::transformer::StartError::Mapping(e) => PipelineError::Mapping(e),
+        }
+    }
 }

@@ -387,8 +387,7 @@ impl<'a> FileRun<'a> {
         for failure in &encoded.failures {
             tracing::debug!(file = %self.name, row = failure.row, stage = failure.stage.as_str(), "dead letter: {}", failure.message);
             let input = row_json(batch, (failure.row - first_row) as usize);
-            let letter =
-                DeadLetter::failed_row(&self.name, failure, transformer.plugin().name(), input);
+            let letter = DeadLetter::failed_row(&self.name, failure, transformer.name(), input);
             self.letter(letter)?;
         }
         Ok(())

@@ -54,7 +54,6 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use crate::cancel::Cancel;
-use crate::plugin::Plugin;
 use crate::source::{Stage, StageFile};
 use crate::state::StateStore;
 use crate::state::fingerprints::Fingerprints;
@@ -86,8 +85,8 @@ pub struct RunOptions {
     /// The stage's files, in the order to process them.
     pub files: Vec<StageFile>,
     pub on_bad_file: OnBadFile,
-    pub plugin: Arc<Plugin>,
-    pub plugin_config: Vec<(String, String)>,
+    /// The plugin (and its configuration) or the mapping that transforms the rows.
+    pub transform: transformer::TransformSpec,
     /// Rows per plugin call.
     pub batch_rows: usize,
     /// Bytes of input rows per plugin call (a larger row goes alone); read batches are

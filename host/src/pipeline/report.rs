@@ -11,7 +11,7 @@ pub use crate::run_report::{
     Warning,
 };
 
-use crate::plugin::Runner;
+use crate::plugin::{Runner, RunnerStats};
 use crate::sink::SinkStats;
 use crate::sink::concurrency::ConcurrencyStats;
 use crate::wire::time::now_rfc3339;
@@ -27,18 +27,65 @@ impl PluginReport {
             faults: 0,
             rebuilds: 0,
             seconds_in_plugin: 0.0,
+            never_set: None,
+        }
+    }
+
+    /// A report of no calls yet for a native mapping: its name (`mapping` or
+    /// `pass-through`), this stagepush's version, and the digest of what it says.
+    pub fn for_mapping(spec: &crate::mapping::MappingSpec) -> Self {
+        PluginReport {
+            name: spec.name().to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            sha256: spec.digest(),
+            ..PluginReport::default()
         }
     }
 
     /// Adds a runner's calls, faults, rebuilds and time (when it is done).
     pub fn add(&mut self, runner: &Runner) {
-        let stats = runner.stats();
+        self.add_stats(runner.stats());
+    }
+
+    /// Adds calls, faults, rebuilds and time.
+    pub fn add_stats(&mut self, stats: RunnerStats) {
         self.calls += stats.calls;
         self.faults += stats.faults;
         self.rebuilds += stats.rebuilds;
         self.seconds_in_plugin += stats.time_in_plugin.as_secs_f64();
     }
+
+    /// Keeps the declared properties that neither this instance nor any before it set.
+    pub fn merge_never_set(&mut self, never_set: Vec<String>) {
+        self.never_set = Some(match self.never_set.take() {
+            None => never_set,
+            Some(before) => before
+                .into_iter()
+                .filter(|p| never_set.contains(p))
+                .collect(),
+        });
+    }
+
+    /// One warning per declared property no record had.
+    pub fn never_set_warnings(&self) -> Vec<Warning> {
+        self.never_set
+            .iter()
+            .flatten()
+            .map(|property| Warning {
+                file: None,
+                row: None,
+                property: Some(property.clone()),
+                message_id: Some(NEVER_SET.to_string()),
+                message: Some(format!(
+                    "the mapping's property {property} was not set on any record (its value was null in every row)"
+                )),
+            })
+            .collect()
+    }
 }
+
+/// The `messageId` of the warning for a mapping property no record had.
+pub const NEVER_SET: &str = "mapping-property-never-set";
 
 /// What the run's accounting hands to the report.
 pub(super) struct Totals {

@@ -25,7 +25,7 @@ use super::stop::Stop;
 use super::tally::Tally;
 use super::transformer::Transformer;
 use super::worker::worker;
-use super::{FileOutcome, PipelineError, PluginReport, Progress, RunOptions, RunReport};
+use super::{FileOutcome, PipelineError, Progress, RunOptions, RunReport};
 
 /// Request bodies waiting for the sink, per worker.
 const BODIES_IN_QUEUE_PER_WORKER: usize = 4;
@@ -58,12 +58,7 @@ pub fn run(
         crate::bad_file::stage_schema(&options.stage, &options.files, options.on_bad_file)?;
     if !options.files.is_empty() {
         // Fail fast on a refused schema or configuration, before any worker starts.
-        Transformer::start(
-            options.plugin.clone(),
-            schema.clone(),
-            options.plugin_config.clone(),
-            options.shape,
-        )?;
+        Transformer::start(&options.transform, schema.clone(), options.shape)?;
     }
     let letters = Letters::open(&options.dead_letter_dir)?;
     let stage_url = options.stage.state_key().to_owned();
@@ -92,7 +87,7 @@ pub fn run(
         only_changed: options.fingerprints.clone().map(OnlyChanged::new),
         watermarks: Watermarks::default(),
         files: Mutex::new(FileBook::default()),
-        plugin: Mutex::new(PluginReport::new(&options.plugin)),
+        plugin: Mutex::new(options.transform.report()),
         progress,
     });
 
@@ -232,11 +227,14 @@ fn finish(
         }
     }
     files.sort_by(|a, b| a.file.cmp(&b.file));
+    let plugin = lock(&run.plugin).clone();
+    let mut warnings = collector.warnings;
+    warnings.extend(plugin.never_set_warnings());
     let totals = Totals {
         run_id,
         started_at,
         duration: started.elapsed(),
-        plugin: lock(&run.plugin).clone(),
+        plugin,
         rows: counts,
         records_encoded: run.tally.records_encoded(),
         records_unchanged: run.tally.records_unchanged(),
@@ -245,7 +243,7 @@ fn finish(
         files_resumed: book.resumed,
         watermarks: run.watermarks.report(),
         receipts: collector.receipts,
-        warnings: collector.warnings,
+        warnings,
         files,
         dead_letters: run.letters.path().to_path_buf(),
         fatal_error: run.stop.cause(),

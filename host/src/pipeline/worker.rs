@@ -26,12 +26,7 @@ pub(super) fn worker(
     sink: &CluedInSink,
     bodies: &mpsc::Sender<Payload>,
 ) -> Result<(), PipelineError> {
-    let mut transformer = Transformer::start(
-        options.plugin.clone(),
-        schema.to_vec(),
-        options.plugin_config.clone(),
-        options.shape,
-    )?;
+    let mut transformer = Transformer::start(&options.transform, schema.to_vec(), options.shape)?;
     let (projection, batch_schema) = transformer.read_plan();
     let mut batcher = sink.batcher();
     let result = loop {

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use stagepush::pipeline::transformer::Transformer;
+use stagepush::pipeline::transformer::{TransformSpec, Transformer};
 use stagepush::transform::ArrowInput;
 
 use super::expect::{compare_records, read_expected};
@@ -57,9 +57,11 @@ pub(super) fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
                 transformer
             }
             None => transformer.insert(Transformer::start(
-                plugin.clone(),
+                &TransformSpec::Plugin {
+                    plugin: plugin.clone(),
+                    config: args.plugin_options.config.clone(),
+                },
                 schema,
-                args.plugin_options.config.clone(),
                 args.shape.into(),
             )?),
         };

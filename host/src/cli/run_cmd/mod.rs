@@ -119,7 +119,14 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
         stop.store(true, Ordering::Relaxed);
         let _ = bar.join();
     }
-    let report = report?;
+    let report = match report {
+        // The mapping (or the pass-through) does not fit the stage: a configuration error.
+        Err(stagepush::pipeline::PipelineError::Mapping(e)) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(Outcome::Usage));
+        }
+        report => report?,
+    };
     print_summary(&report);
     if let Some(error) = &report.fatal_error {
         eprintln!("error: the run stopped: {error}");

@@ -76,6 +76,11 @@ pub(super) fn print_summary(r: &RunReport) {
         r.duration_secs,
         r.rows_per_second
     );
+    for w in &r.warnings {
+        if w.message_id.as_deref() == Some(stagepush::pipeline::report::NEVER_SET) {
+            eprintln!("warning: {}", w.message.as_deref().unwrap_or_default());
+        }
+    }
     if r.records_unchanged > 0 {
         eprintln!(
             "summary: {} records unchanged since their last delivery (not sent)",

@@ -29,6 +29,9 @@ pub(super) enum Stopped {
     Stage(StageError),
     #[error(transparent)]
     Plugin(PluginError),
+    /// The mapping does not fit the file's schema.
+    #[error(transparent)]
+    Mapping(crate::mapping::MappingError),
     #[error(transparent)]
     Sink(SinkError),
 }
@@ -258,5 +261,14 @@ impl Redelivery<'_> {
             }
         }
         tracing::warn!(file = %file.key, "the file's state kept changing: its counts were left as they are");
+    }
+}
+
+impl From<crate::pipeline::transformer::StartError> for Stopped {
+    fn from(e: crate::pipeline::transformer::StartError) -> Self {
+        match e {
+            crate::pipeline::transformer::StartError::Plugin(e) => Stopped::Plugin(e),
+            crate::pipeline::transformer::StartError::Mapping(e) => Stopped::Mapping(e),
+        }
     }
 }

@@ -28,11 +28,10 @@ mod rows;
 mod select;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
-use crate::pipeline::{PluginReport, now_rfc3339};
-use crate::plugin::Plugin;
+use crate::pipeline::now_rfc3339;
+use crate::pipeline::transformer::TransformSpec;
 use crate::sink::CluedInSink;
 use crate::source::{Stage, StageError};
 use crate::state::files;
@@ -47,9 +46,8 @@ use select::load;
 #[derive(Clone)]
 pub struct RedeliverOptions {
     pub stage: Stage,
-    /// The plugin to transform the rows with (`--plugin`: possibly a new version).
-    pub plugin: Arc<Plugin>,
-    pub plugin_config: Vec<(String, String)>,
+    /// The plugin (`--plugin`: possibly a new version) or mapping to transform the rows with.
+    pub transform: TransformSpec,
     /// Rows per plugin call (adjacent rows are read and transformed together).
     pub batch_rows: usize,
     pub shape: Shape,
@@ -109,7 +107,7 @@ pub fn redeliver(
         stage_url: stage_url.clone(),
         transformer: Default::default(),
         log: None,
-        plugin: PluginReport::new(&options.plugin),
+        plugin: options.transform.report(),
         receipts: Vec::new(),
     };
 

@@ -167,17 +167,10 @@ impl Redelivery<'_> {
             .transformer
             .for_schema(
                 schema,
-                |schema| {
-                    Transformer::start(
-                        options.plugin.clone(),
-                        schema,
-                        options.plugin_config.clone(),
-                        options.shape,
-                    )
-                },
+                |schema| Transformer::start(&options.transform, schema, options.shape),
                 &mut self.plugin,
             )
-            .map_err(|e| ReadFailure::Fatal(Stopped::Plugin(e)))?;
+            .map_err(|e| ReadFailure::Fatal(e.into()))?;
         let (projection, batch_schema) = transformer.read_plan();
         let wanted: Vec<u64> = rows.rows.keys().copied().collect();
         for &row in wanted.iter().filter(|&&r| r >= total) {
@@ -334,7 +327,7 @@ impl Reading<'_> {
             .transformer
             .transform(&input)
             .map_err(|e| ReadFailure::Fatal(Stopped::Plugin(e)))?;
-        let plugin = self.transformer.plugin().name().to_string();
+        let plugin = self.transformer.name().to_string();
         for offset in 0..piece.num_rows() {
             if let Some(r) = rows.rows.get_mut(&(first_row + offset as u64)) {
                 r.transformed = true;

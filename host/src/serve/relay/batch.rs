@@ -55,6 +55,8 @@ enum TransformError {
     Rows(#[from] JsonError),
     #[error(transparent)]
     Plugin(#[from] PluginError),
+    #[error(transparent)]
+    Start(#[from] crate::pipeline::transformer::StartError),
 }
 
 /// The plugin part of a batch (blocking).
@@ -64,9 +66,8 @@ fn transform(relay: &Relay, batch: &SnowflakeBatch) -> Result<EncodedBatch, Tran
     let mut transformer = match relay.take_transformer(&cols.schema) {
         Some(transformer) => transformer,
         None => Transformer::start(
-            Arc::clone(&relay.job.plugin),
+            &relay.job.transform,
             cols.schema.clone(),
-            relay.job.config.plugin.config.clone().into_iter().collect(),
             relay.job.config.records.shape,
         )?,
     };
@@ -283,7 +284,7 @@ fn apply_fates(encoded: &EncodedBatch, fates: &[Fate], results: &mut [RowResult]
 
 /// Dead letters for the rejected rows, then the result in the state (blocking).
 fn keep(relay: &Relay, batch: &SnowflakeBatch, results: &[RowResult], body: &[u8]) {
-    let plugin = relay.job.plugin.name().to_string();
+    let plugin = relay.job.transform.name().to_string();
     // The rejected rows' inputs, from the body (checked when it arrived).
     let rows = if results
         .iter()
