@@ -8,6 +8,7 @@ mod failure_identity;
 mod failure_input;
 mod failure_memory;
 mod failure_run;
+mod mapping;
 mod mock_cluedin;
 mod plugin_contracts;
 mod plugin_js;
