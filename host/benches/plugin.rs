@@ -8,7 +8,9 @@
 //!   lift or unpack, checks), the Arrow → contract conversion subtracted (`in_plugin.rs`);
 //! - the same for the Rust, Python and JavaScript customer plugins side by side (issue 7:
 //!   Rust ≥ 400,000, Python ≥ 30,000, JS ≥ 10,000 rows/s on one core), each against the
-//!   baseline, and each plugin's cold start with its compiled form cached (≤ 300 ms).
+//!   baseline, and each plugin's cold start with its compiled form cached (≤ 300 ms);
+//! - decode → `[mapping]` → JSON: the zero-code mapping equivalent to the Rust plugin,
+//!   through the same transform step, beside the Rust plugin (issue 17: ≥ its rows/s).
 //!
 //! `STAGEPUSH_BENCH_LANGS=rust,python` limits the per-language part (default: all three).
 
@@ -28,6 +30,8 @@ use stagepush::wire::Shape;
 mod baseline;
 #[path = "plugin/in_plugin.rs"]
 mod in_plugin;
+#[path = "plugin/mapping.rs"]
+mod mapping;
 
 use baseline::rows_to_json;
 use in_plugin::plugin_cpu;
@@ -175,6 +179,34 @@ fn main() {
         met(rate >= TARGET_ROWS_PER_SEC),
         rate / TARGET_ROWS_PER_SEC,
         with_plugin.elapsed.as_secs_f64() / baseline.elapsed.as_secs_f64()
+    );
+
+    // The zero-code mapping equivalent to customer-rust, through the same transform step.
+    let spec = mapping::customer_mapping();
+    let mut mapping_time = Duration::ZERO;
+    let with_mapping = best(REPEATS, || {
+        let clock = Clock::start();
+        let (rows, json_bytes, in_mapping) = mapping::transform_file(&input, &spec);
+        mapping_time = in_mapping;
+        let (elapsed, wall) = clock.stop();
+        Run {
+            elapsed,
+            wall,
+            rows,
+            json_bytes,
+        }
+    });
+    report(
+        "decode -> [mapping] (customer) -> JSON",
+        with_mapping,
+        input_mb,
+    );
+    let ratio = with_plugin.elapsed.as_secs_f64() / with_mapping.elapsed.as_secs_f64();
+    println!(
+        "  of which inside the mapping: {:.2} µs/row; {:.2}x the Rust plugin's rows/s (target >= 1: {})",
+        mapping_time.as_secs_f64() * 1e6 / ROWS as f64,
+        ratio,
+        met(ratio >= 1.0)
     );
 
     // Per language: the same rows through each customer plugin.
