@@ -248,3 +248,72 @@ fn recovered_faults_of_an_interpreted_plugin_are_in_the_summary() {
         out.stderr
     );
 }
+
+/// A run against `endpoint`, whose host cannot be connected to, with the default retry
+/// policy (which waits minutes for transient failures): it stops within `bound`, exit 1,
+/// nothing delivered, and the report's `fatalError` and the error line name `cause`.
+fn assert_cannot_connect(endpoint: &str, cause: &str) {
+    /// Generous: the connect retries take ~7.5 s, the default retry budget 10 minutes.
+    const BOUND: Duration = Duration::from_secs(60);
+    let dir = temp_dir();
+    let stage = dir.path().join("stage");
+    std::fs::create_dir_all(&stage).unwrap();
+    customer_file(&stage, "data_0_0_0.snappy.parquet", ROWS);
+    let mut cmd = TestCommand::new(dir.path());
+    cmd.arg("run")
+        .arg("--source")
+        .arg(&stage)
+        .arg("--plugin")
+        .arg(plugin("customer-rust"))
+        .args(["--endpoint", endpoint])
+        .args(["--token-env", "FAILURE_MESSAGES_TOKEN"])
+        .env("FAILURE_MESSAGES_TOKEN", TOKEN)
+        .args(["--no-progress"])
+        .arg("--dead-letter")
+        .arg(dir.path().join("dead"))
+        .arg("--report")
+        .arg(dir.path().join("report.json"));
+    let started = std::time::Instant::now();
+    let out = cmd.run_within(RUN_TIMEOUT);
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(took < BOUND, "took {took:?}:\n{}", out.stderr);
+
+    let report = read_report(dir.path());
+    let fatal = report["fatalError"].as_str().unwrap_or_default();
+    assert!(fatal.contains(cause), "{cause:?} not in {fatal:?}");
+    assert_eq!(report["recordsDelivered"], 0, "{report}");
+    assert_eq!(report["rows"]["delivered"], 0, "{report}");
+    let error = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line:\n{}", out.stderr));
+    assert!(error.contains(cause), "{error}");
+    assert!(!out.stderr.contains("transient failure"), "{}", out.stderr);
+    // The state marks nothing done: a rerun sends every row.
+    let status = status_json(dir.path());
+    assert_eq!(status["stages"][0]["files"]["done"], 0, "{status}");
+}
+
+#[test]
+fn a_refused_connection_stops_the_run_in_seconds_with_that_cause() {
+    // A port nothing listens on: bound, then closed.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    assert_cannot_connect(
+        &format!("http://127.0.0.1:{port}/upload/api/endpoint/messages"),
+        &format!("cannot connect to 127.0.0.1:{port}: connection refused"),
+    );
+}
+
+#[test]
+fn a_host_name_that_does_not_resolve_stops_the_run_in_seconds_with_that_cause() {
+    // `.invalid` never resolves (RFC 2606), whether or not outside DNS is reachable.
+    assert_cannot_connect(
+        "https://stagepush-test.invalid/upload/api/endpoint/messages",
+        "stagepush-test.invalid: DNS lookup failed: ",
+    );
+}

@@ -154,6 +154,16 @@ pub enum SinkError {
         /// The last failure (status and message, or the transport error).
         last: String,
     },
+    /// The endpoint's host cannot be reached (connection refused, name not found, no route),
+    /// still after [`retries::CONNECT_RETRIES`] brief retries.
+    #[error("{cause} ({attempts} attempts in {elapsed_secs:.1} s; posting to {endpoint})")]
+    CannotConnect {
+        /// The endpoint URL.
+        endpoint: String,
+        cause: ConnectFailure,
+        attempts: u32,
+        elapsed_secs: f64,
+    },
     /// The HTTP client could not be built or a request could not be formed.
     #[error("HTTP client: {0}")]
     Client(String),
@@ -169,6 +179,34 @@ pub enum SinkError {
     /// A delivery task panicked or was cancelled (a bug).
     #[error("internal error in the sink: {0}")]
     Internal(String),
+}
+
+/// Why no connection to an endpoint's host could be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectFailure {
+    /// Nothing accepts connections on the port.
+    #[error(
+        "cannot connect to {address}: connection refused (is the host up, and the port right?)"
+    )]
+    Refused {
+        /// `host:port`.
+        address: String,
+    },
+    /// No route to the host or its network.
+    #[error("cannot connect to {address}: {message}")]
+    Unreachable {
+        /// `host:port`.
+        address: String,
+        /// The operating system's message.
+        message: String,
+    },
+    /// The host name does not resolve.
+    #[error("{host}: DNS lookup failed: {message} (check the host name in the endpoint URL)")]
+    Dns {
+        host: String,
+        /// The resolver's message.
+        message: String,
+    },
 }
 
 /// Whether CluedIn rejects `c` in a value (`docs/reference/cluedin-endpoint.md`); the wire

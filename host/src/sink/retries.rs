@@ -13,6 +13,7 @@
 //! | 400 (or 2xx with `success:false`) naming rows | [`RetryAction::RejectRows`], the rest is resent |
 //! | 400 (or 2xx with `success:false`) naming none | [`RetryAction::Bisect`] |
 //! | 401, 403, 404, any 3xx (redirects are not followed) | [`RetryAction::Fatal`]: the run stops |
+//! | connection refused, host name not found, host or network unreachable | retried [`CONNECT_RETRIES`] times ([`connect_backoff`], ~7.5 s in all), then fatal (`SinkError::CannotConnect`) |
 //! | any other status | [`RetryAction::Reject`]: the records are rejected with the answer |
 
 use std::time::{Duration, SystemTime};
@@ -60,6 +61,23 @@ pub enum FatalStatus {
     NotFound,
     /// A 3xx (the status): the sink follows no redirect.
     Redirect(u16),
+}
+
+/// Retries of a body whose endpoint cannot be connected to (connection refused, host name
+/// not found, no route): a brief outage (a restart, a DNS blip) is waited out, a wrong URL
+/// or a host that is down stops the run in seconds, not after the whole retry budget.
+pub const CONNECT_RETRIES: u32 = 4;
+/// The wait before the first of them; each further one waits twice as long (0.5 + 1 + 2 +
+/// 4 = 7.5 s in all).
+pub const CONNECT_FIRST_BACKOFF: Duration = Duration::from_millis(500);
+
+/// The wait before connect retry number `retry` (1-based):
+/// `CONNECT_FIRST_BACKOFF · 2^(retry-1)`.
+pub fn connect_backoff(retry: u32) -> Duration {
+    let factor = 1u32
+        .checked_shl(retry.saturating_sub(1))
+        .unwrap_or(u32::MAX);
+    CONNECT_FIRST_BACKOFF.saturating_mul(factor)
 }
 
 /// Whether a status is transient: 408, 429, and 5xx except 501 (Not Implemented).
@@ -348,6 +366,13 @@ mod tests {
         // Full jitter spreads over the whole range, down to near zero.
         assert!(samples.iter().any(|d| *d < Duration::from_millis(40)));
         assert!(samples.iter().any(|d| *d > Duration::from_millis(360)));
+    }
+
+    #[test]
+    fn connect_retries_are_brief() {
+        let all: Duration = (1..=CONNECT_RETRIES).map(connect_backoff).sum();
+        assert_eq!(all, Duration::from_millis(7_500));
+        assert_eq!(connect_backoff(1), CONNECT_FIRST_BACKOFF);
     }
 
     #[test]

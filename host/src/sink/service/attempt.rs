@@ -1,7 +1,8 @@
 //! One body sent until it gets a final answer: transient failures retried on the same body
 //! per the [`RetryPolicy`](crate::sink::RetryPolicy) (back-off with full jitter,
-//! `Retry-After` honoured), fatal statuses (401, 403, 404, a 3xx) and an exhausted retry
-//! budget stop the sink. Each request holds a permit of the sink's concurrency
+//! `Retry-After` honoured), fatal statuses (401, 403, 404, a 3xx), an exhausted retry
+//! budget and a host that cannot be connected to after a few brief retries
+//! ([`CONNECT_RETRIES`]) stop the sink. Each request holds a permit of the sink's concurrency
 //! [`Limiter`](crate::sink::concurrency::Limiter) while in flight and reports its round trip
 //! and any back pressure (429, 503, a timeout) when it is answered.
 
@@ -10,8 +11,7 @@ use std::time::Instant;
 use tokio::sync::watch;
 
 use super::CluedInSink;
-use super::transport::{Reply, TransportError, exchange};
-use crate::sink::SinkError;
+use super::transport::{CannotConnect, Reply, TransportError, exchange};
 use crate::sink::batcher::Endpoint;
 use crate::sink::body::{Body, BodyEncoding};
 use crate::sink::concurrency::Feedback;
@@ -19,7 +19,8 @@ use crate::sink::outcome::SinkStats;
 use crate::sink::redirect::describe_location;
 use crate::sink::request::{self, new_request_id};
 use crate::sink::response::IngestResponse;
-use crate::sink::retries::{FatalStatus, RetryAction, classify};
+use crate::sink::retries::{CONNECT_RETRIES, FatalStatus, RetryAction, classify, connect_backoff};
+use crate::sink::{ConnectFailure, SinkError};
 
 /// The final answer for one part.
 pub(super) struct Answer {
@@ -45,6 +46,8 @@ impl CluedInSink {
         let policy = self.inner.policy;
         let started = Instant::now();
         let mut attempt = 0u32;
+        // Connection failures (refused, DNS, no route) in a row.
+        let mut connect_failures = 0u32;
         loop {
             if *stop.borrow() {
                 return Err(SinkError::Stopped);
@@ -73,6 +76,7 @@ impl CluedInSink {
             permit.answered(fb);
             let (action, status, response, location) = match result {
                 Ok(reply) => {
+                    connect_failures = 0;
                     self.count(stats, |s| *s.status.entry(reply.status).or_default() += 1);
                     (
                         classify(reply.status, &reply.response, reply.retry_after, body.rows),
@@ -83,6 +87,37 @@ impl CluedInSink {
                 }
                 Err(failure) => {
                     self.count(stats, |s| s.transport_errors += 1);
+                    if let Some(cannot) = failure.cannot_connect() {
+                        connect_failures += 1;
+                        if connect_failures > CONNECT_RETRIES || attempt >= policy.max_attempts {
+                            self.stop();
+                            let err = SinkError::CannotConnect {
+                                endpoint: endpoint.url.to_string(),
+                                cause: connect_failure(&endpoint.url, cannot),
+                                attempts: attempt,
+                                elapsed_secs: started.elapsed().as_secs_f64(),
+                            };
+                            tracing::error!(batch = batch_id, request_id = %request_id, "{err}");
+                            return Err(err);
+                        }
+                        let delay = connect_backoff(connect_failures);
+                        tracing::warn!(
+                            batch = batch_id,
+                            endpoint = %endpoint.id,
+                            request_id = %request_id,
+                            attempt,
+                            delay_ms = delay.as_millis() as u64,
+                            "cannot connect, retrying: {}",
+                            connect_failure(&endpoint.url, cannot)
+                        );
+                        self.count(stats, |s| s.retries += 1);
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => {}
+                            _ = stop.wait_for(|stopped| *stopped) => return Err(SinkError::Stopped),
+                        }
+                        continue;
+                    }
+                    connect_failures = 0;
                     (
                         RetryAction::Retry {
                             reason: failure.to_string(),
@@ -154,6 +189,20 @@ impl CluedInSink {
                 }
             }
         }
+    }
+}
+
+/// The typed cause of a connection failure to `url`'s host.
+fn connect_failure(url: &reqwest::Url, cannot: CannotConnect) -> ConnectFailure {
+    let host = url.host_str().unwrap_or("?").to_string();
+    let address = match url.port_or_known_default() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.clone(),
+    };
+    match cannot {
+        CannotConnect::Refused => ConnectFailure::Refused { address },
+        CannotConnect::Unreachable(message) => ConnectFailure::Unreachable { address, message },
+        CannotConnect::Dns(message) => ConnectFailure::Dns { host, message },
     }
 }
 

@@ -51,6 +51,45 @@ impl TransportError {
     pub(super) fn is_timeout(&self) -> bool {
         self.0.is_timeout()
     }
+
+    /// Why no connection could be made, when the host cannot be found or nothing accepts
+    /// connections on the port (these are retried only briefly; see
+    /// [`CONNECT_RETRIES`](crate::sink::retries::CONNECT_RETRIES)). A time-out, a dropped
+    /// connection or a TLS failure is `None`.
+    pub(super) fn cannot_connect(&self) -> Option<CannotConnect> {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&self.0);
+        let mut dns = false;
+        while let Some(e) = source {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                use std::io::ErrorKind::*;
+                match io.kind() {
+                    ConnectionRefused => return Some(CannotConnect::Refused),
+                    HostUnreachable | NetworkUnreachable => {
+                        return Some(CannotConnect::Unreachable(io.to_string()));
+                    }
+                    _ if dns => return Some(CannotConnect::Dns(io.to_string())),
+                    _ => {}
+                }
+            }
+            // hyper-util's resolver failure: `dns error`, caused by the lookup's io error.
+            if e.to_string() == "dns error" {
+                dns = true;
+            }
+            source = e.source();
+        }
+        dns.then(|| CannotConnect::Dns("the lookup failed".into()))
+    }
+}
+
+/// Why no connection to the endpoint's host could be made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CannotConnect {
+    /// Nothing accepts connections on the port.
+    Refused,
+    /// No route to the host or its network (the OS's message).
+    Unreachable(String),
+    /// The host name does not resolve (the resolver's message).
+    Dns(String),
 }
 
 /// One request/answer. `Err` is a transport failure (no status).
@@ -122,6 +161,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_name_that_does_not_resolve_is_a_dns_failure() {
+        // `.invalid` never resolves (RFC 2606): whether or not outside DNS is reachable, the
+        // lookup fails.
+        let url = "http://stagepush-test.invalid/x";
+        let client = http_client(&SinkConfig::new(url.to_string())).unwrap();
+        let Err(e) = exchange(client.post(url)).await else {
+            panic!("{url} resolved");
+        };
+        assert!(
+            matches!(e.cannot_connect(), Some(CannotConnect::Dns(_))),
+            "{e}: {:?}",
+            e.cannot_connect()
+        );
+    }
+
+    #[tokio::test]
     async fn a_refused_connection_is_a_transport_error_with_its_causes() {
         let port = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -134,5 +189,6 @@ mod tests {
         let text = e.to_string();
         assert_eq!(text, error_chain(&e.0));
         assert!(text.contains("error sending request"), "{text}");
+        assert_eq!(e.cannot_connect(), Some(CannotConnect::Refused), "{text}");
     }
 }
