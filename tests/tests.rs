@@ -10,6 +10,7 @@ mod failure_memory;
 mod failure_run;
 mod flags;
 mod mock_cluedin;
+mod plugin_cache;
 mod plugin_contracts;
 mod plugin_js;
 mod plugin_new;
