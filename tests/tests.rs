@@ -12,6 +12,7 @@ mod failure_run;
 mod flags;
 mod mapping;
 mod mock_cluedin;
+mod plugin_cache;
 mod plugin_contracts;
 mod plugin_js;
 mod plugin_new;

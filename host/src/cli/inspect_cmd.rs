@@ -11,6 +11,7 @@ use stagepush::source::inspect::inspect;
 use stagepush::source::{Selection, Stage, StageConfig};
 
 mod render;
+pub(crate) use render::human_bytes;
 
 /// Settings of a stage in object storage. Credentials come from the environment
 /// (`AWS_*`, `AZURE_STORAGE_*`, `GOOGLE_APPLICATION_CREDENTIALS`, …), never from flags.

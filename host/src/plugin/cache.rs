@@ -1,6 +1,7 @@
 //! Compiled components cached on disk, keyed by the component's SHA-256 digest and the
 //! engine's compatibility hash: a 15 MB Python or JS component compiles for 10-25 s
-//! cold and loads in milliseconds from here.
+//! cold and loads in milliseconds from here. A load from the cache touches the entry, so
+//! its modification time is its last use (`cache_admin` lists and prunes by it).
 
 use std::hash::{Hash, Hasher};
 use std::io::Write;
@@ -66,7 +67,10 @@ pub fn load(
         // component with this digest, for an engine with this compatibility hash, and
         // is only ever replaced atomically. wasmtime still checks its header.
         match unsafe { Component::deserialize_file(engine, &path) } {
-            Ok(component) => return Ok(component),
+            Ok(component) => {
+                super::cache_admin::touch(&path);
+                return Ok(component);
+            }
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "discarding unreadable compiled plugin");
                 let _ = std::fs::remove_file(&path);

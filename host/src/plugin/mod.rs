@@ -5,6 +5,7 @@
 //! batches, containing faults to the rows that cause them.
 
 mod cache;
+pub mod cache_admin;
 pub mod contract;
 mod engine;
 mod error;

@@ -163,7 +163,8 @@ fn describe_partitions(partitions: &[PartitionReport]) -> String {
         .join(" ")
 }
 
-fn human_bytes(bytes: u64) -> String {
+/// `512 B`, `16.0 MiB`.
+pub(crate) fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes as f64;
     let mut unit = 0;

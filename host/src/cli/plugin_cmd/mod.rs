@@ -7,7 +7,9 @@
 //! | `inputs` | `plugin test`'s inputs: local Parquet, stage URLs, JSON rows |
 //! | `expect` | `--expect`: produced records against expected ones |
 //! | `info` | `plugin info` |
+//! | `cache` | `plugin cache list\|prune` |
 
+mod cache;
 mod expect;
 mod info;
 mod inputs;
@@ -45,6 +47,10 @@ pub enum PluginCommand {
     /// example makes of it, and a Makefile: `make test` builds build/NAME.wasm and checks
     /// it with `stagepush plugin test --expect`.
     New(NewArgs),
+    /// List or prune the cache of compiled plugins (each Python or JS build adds tens of
+    /// MB; a load from the cache marks its entry used).
+    #[command(subcommand)]
+    Cache(cache::CacheCommand),
 }
 
 #[derive(Args)]
@@ -121,6 +127,7 @@ pub fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
         PluginCommand::Test(args) => workbench::test(*args),
         PluginCommand::Info(args) => info::info(args),
         PluginCommand::New(args) => new(args),
+        PluginCommand::Cache(cmd) => cache::run(cmd),
     }
 }
 
