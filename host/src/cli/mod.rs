@@ -58,7 +58,7 @@ pub enum Command {
     /// Exit status: 0 every row delivered or filtered; 3 finished, some rows
     /// dead-lettered; 1 the run stopped; 2 usage or configuration error; 130/143 stopped by
     /// SIGINT/SIGTERM (at the next batch, what was acknowledged recorded).
-    Run(Box<run_cmd::RunArgs>),
+    Run(Box<run_cmd::RunCommand>),
     /// Retry the dead letters kept in the delivery state: re-send the rows the endpoint
     /// rejected and re-transform the rows the plugin rejected (with --plugin, a new
     /// version), removing each from the dead letters once delivered.
