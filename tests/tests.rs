@@ -1,3 +1,4 @@
+mod check_init;
 mod columns;
 mod concurrency;
 mod customer_plugin;

@@ -305,6 +305,19 @@ impl RunConfig {
 
     /// Checks what a run needs, after flags were applied.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_except_sink()?;
+        match &self.sink {
+            None => Err(ConfigError::Invalid(
+                "no endpoint: set --endpoint or [sink] endpoint".into(),
+            )),
+            Some(sink) => sink.validate().map_err(|e| {
+                ConfigError::Invalid(e.to_string().replace("invalid sink configuration: ", ""))
+            }),
+        }
+    }
+
+    /// [`RunConfig::validate`] without the `[sink]` (`stagepush check` checks it apart).
+    pub fn validate_except_sink(&self) -> Result<(), ConfigError> {
         let invalid = |m: &str| Err(ConfigError::Invalid(m.to_string()));
         if self.source.url.is_none() {
             return invalid("no source: set --source or [source] url");
@@ -324,12 +337,6 @@ impl RunConfig {
         if self.plugin.memory_mib == 0 || self.plugin.timeout_ms == 0 {
             return invalid("plugin memory_mib and timeout_ms must be at least 1");
         }
-        match &self.sink {
-            None => invalid("no endpoint: set --endpoint or [sink] endpoint"),
-            Some(sink) => sink.validate().map_err(|e| {
-                ConfigError::Invalid(e.to_string().replace("invalid sink configuration: ", ""))
-            }),
-        }?;
         if self.run.workers == Some(0) {
             return invalid("run workers must be at least 1");
         }

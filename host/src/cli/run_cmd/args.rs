@@ -209,6 +209,13 @@ pub(crate) fn resolve(
 
 /// The config file with the flags applied and validated (the token not read).
 pub(crate) fn resolve_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
+    let config = apply_flags(args)?;
+    config.validate()?;
+    Ok(config)
+}
+
+/// The config file with the flags applied (not validated).
+pub(crate) fn apply_flags(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     let mut config = match &args.config {
         Some(path) => RunConfig::load(path)?,
         None => RunConfig::default(),
@@ -289,7 +296,6 @@ pub(crate) fn resolve_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     if let Some(n) = args.segment_rows {
         config.state.segment_rows = n;
     }
-    config.validate()?;
     Ok(config)
 }
 

@@ -19,7 +19,7 @@ use stagepush::shard::Shard;
 
 pub(crate) use args::resolve;
 pub use args::{RunArgs, RunModeArgs, RunStageArgs, StateArgs};
-pub(crate) use args::resolve_config;
+pub(crate) use args::{apply_flags, resolve_config};
 use event::event_files;
 use summary::{print_summary, start_progress};
 
