@@ -122,6 +122,13 @@ fn a_dry_run_sends_nothing_writes_no_state_and_its_bodies_are_what_a_run_sends()
         names,
         ["000001.json", "000002.json", "000003.json", "000004.json"]
     );
+    let summary: Vec<Value> =
+        serde_json::from_slice(&std::fs::read(bodies.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary.len(), 4);
+    assert_eq!(summary[0]["body"], "e/000001.json");
+    assert_eq!(summary[0]["records"], 500);
+    assert_eq!(summary[1]["records"], 200);
+    assert_eq!(summary[1]["segment"], 1);
     let mut dry_bodies: Vec<Vec<Value>> = written
         .iter()
         .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())

@@ -103,24 +103,40 @@ pub(super) fn dry_run(args: &RunArgs, mode: &RunModeArgs) -> anyhow::Result<Exit
             return Ok(Outcome::Failed.into());
         }
     };
+    if let Some(writer) = &writer
+        && let Err(e) = writer.finish()
+    {
+        eprintln!(
+            "error: cannot write {}: {e}",
+            writer.dir.join(SUMMARY_FILE).display()
+        );
+        eprintln!("{NOTHING_SENT}");
+        return Ok(Outcome::Failed.into());
+    }
     print_bodies(&report, writer.as_ref());
     print_summary(&report, plugin.digest(), mode.write_bodies.as_deref());
     Ok(Outcome::of_run(false, report.rows_failed > 0).into())
 }
 
 /// Writes bodies as `DIR/<endpoint-slug>/<NNNNNN>.json` (numbered from 1 per endpoint, in
-/// the order they were cut).
+/// the order they were cut), and at the end [`SUMMARY_FILE`] listing them.
 struct BodyWriter {
     dir: PathBuf,
     /// Endpoint URL → (its folder name, bodies written).
     folders: BTreeMap<String, (String, u64)>,
+    /// One entry per body written, for [`SUMMARY_FILE`].
+    index: Vec<serde_json::Value>,
 }
+
+/// The list of the bodies written, in `--write-bodies DIR`.
+pub const SUMMARY_FILE: &str = "summary.json";
 
 impl BodyWriter {
     fn new(dir: &Path) -> Self {
         BodyWriter {
             dir: dir.to_path_buf(),
             folders: BTreeMap::new(),
+            index: Vec::new(),
         }
     }
 
@@ -142,12 +158,25 @@ impl BodyWriter {
             return Ok(());
         };
         *count += 1;
-        std::fs::write(
-            self.dir
-                .join(name.as_str())
-                .join(format!("{count:06}.json")),
-            framed,
-        )
+        let relative = format!("{name}/{count:06}.json");
+        std::fs::write(self.dir.join(&relative), framed)?;
+        self.index.push(serde_json::json!({
+            "endpoint": url,
+            "body": relative,
+            "records": body.records,
+            "rawBytes": body.raw_bytes,
+            "wireBytes": body.wire_bytes,
+            "file": body.file,
+            "segment": body.segment,
+        }));
+        Ok(())
+    }
+
+    /// Writes [`SUMMARY_FILE`]: every body written, in order, with its sizes and origin.
+    fn finish(&self) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let json = serde_json::to_vec_pretty(&self.index).map_err(std::io::Error::other)?;
+        std::fs::write(self.dir.join(SUMMARY_FILE), json)
     }
 
     fn folder(&self, url: &str) -> Option<PathBuf> {
@@ -261,8 +290,9 @@ fn print_summary(report: &DryRunReport, digest: &str, written: Option<&Path>) {
     );
     if let Some(dir) = written {
         eprintln!(
-            "summary: bodies written (uncompressed) under {}",
-            dir.display()
+            "summary: bodies written (uncompressed) under {}, listed in {}",
+            dir.display(),
+            dir.join(SUMMARY_FILE).display()
         );
     }
     eprintln!("{NOTHING_SENT} (no delivery state, dead letters or report written)");
