@@ -84,6 +84,17 @@ fn a_full_refresh_sends_delivered_files_again_and_a_rerun_then_skips_them() {
         verbose.stderr
     );
 
+    // A full refresh is of the whole stage: a selection is refused, nothing sent.
+    let partial = run_cmd(dir.path(), &stage, &mock, "customer-rust")
+        .args(["--full-refresh", "--include", "data_0_0_*"])
+        .assert_exit(2);
+    assert!(
+        partial.stderr.contains("cannot be limited by"),
+        "{}",
+        partial.stderr
+    );
+    assert!(counts(&mock).iter().all(|n| *n == 2));
+
     let refresh = run_cmd(dir.path(), &stage, &mock, "customer-rust")
         .arg("--full-refresh")
         .assert_exit(0);

@@ -73,6 +73,21 @@ pub fn run_command(command: RunCommand) -> anyhow::Result<ExitCode> {
     if mode.dry_run {
         return dry_run::dry_run(&args, &mode);
     }
+    let select = &args.select;
+    if mode.full_refresh
+        && (args.event.is_some()
+            || !select.include.is_empty()
+            || !select.exclude.is_empty()
+            || select.modified_since.is_some()
+            || select.keys_from.is_some())
+    {
+        eprintln!(
+            "error: --full-refresh sends the whole stage again (a new generation of its \
+             state); it cannot be limited by --event, --include, --exclude, \
+             --modified-since or --keys-from"
+        );
+        return Ok(ExitCode::from(Outcome::Usage));
+    }
     let (config, token) = match resolve(&args) {
         Ok(resolved) => resolved,
         Err(e) => {
