@@ -1,3 +1,4 @@
+mod check_init;
 mod columns;
 mod concurrency;
 mod customer_plugin;
@@ -21,8 +22,10 @@ mod plugin_runtime;
 mod plugin_workbench;
 mod relay;
 mod retry;
+mod run_dry;
 mod run_e2e;
 mod run_event;
+mod run_refresh;
 mod serve;
 mod sink;
 mod stage_azure;

@@ -330,6 +330,19 @@ impl RunConfig {
 
     /// Checks what a run needs, after flags were applied.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_except_sink()?;
+        match &self.sink {
+            None => Err(ConfigError::Invalid(
+                "no endpoint: set --endpoint or [sink] endpoint".into(),
+            )),
+            Some(sink) => sink.validate().map_err(|e| {
+                ConfigError::Invalid(e.to_string().replace("invalid sink configuration: ", ""))
+            }),
+        }
+    }
+
+    /// [`RunConfig::validate`] without the `[sink]` (`stagepush check` checks it apart).
+    pub fn validate_except_sink(&self) -> Result<(), ConfigError> {
         let invalid = |m: &str| Err(ConfigError::Invalid(m.to_string()));
         if self.source.url.is_none() {
             return invalid("no source: set --source or [source] url");
@@ -347,12 +360,6 @@ impl RunConfig {
         if self.state.segment_rows == 0 {
             return invalid("state segment_rows must be at least 1");
         }
-        match &self.sink {
-            None => invalid("no endpoint: set --endpoint or [sink] endpoint"),
-            Some(sink) => sink.validate().map_err(|e| {
-                ConfigError::Invalid(e.to_string().replace("invalid sink configuration: ", ""))
-            }),
-        }?;
         if self.run.workers == Some(0) {
             return invalid("run workers must be at least 1");
         }

@@ -63,6 +63,41 @@ impl JobError {
     }
 }
 
+/// Loads the configured plugin (compiled copies cached in `cache_dir`) with the
+/// configured limits and digest pin.
+pub fn load_plugin(config: &RunConfig, cache_dir: PathBuf) -> Result<Plugin, JobError> {
+    let plugin_path = config.plugin.path.clone().ok_or(JobError::NoPlugin)?;
+    let engine = PluginEngine::new(Limits {
+        memory_bytes: config.plugin.memory_mib.saturating_mul(1024 * 1024),
+        call_timeout: Duration::from_millis(config.plugin.timeout_ms),
+    })
+    .map_err(JobError::Plugin)?;
+    Plugin::load(
+        &engine,
+        &plugin_path,
+        &LoadOptions {
+            cache_dir: Some(cache_dir),
+            expected_sha256: config.plugin.sha256.clone(),
+        },
+    )
+    .map_err(JobError::Plugin)
+}
+
+/// The configured delivery state, opened only to be read: `None` when it is a local
+/// folder that does not exist (nothing delivered yet; opening it would create it).
+pub fn open_state_read_only(config: &RunConfig) -> Result<Option<StateStore>, JobError> {
+    let location = config.state.location();
+    if let Ok(url) = crate::storage::StageUrl::parse(&location)
+        && url.kind() == crate::storage::StoreKind::Local
+        && !std::path::Path::new(url.key()).is_dir()
+    {
+        return Ok(None);
+    }
+    StateStore::open(&location, &config.state.store_config(&config.source))
+        .map(Some)
+        .map_err(JobError::State)
+}
+
 /// See the module docs.
 pub struct Job {
     pub config: RunConfig,
@@ -118,6 +153,33 @@ impl Job {
             fingerprints,
             workers,
         })
+    }
+
+    /// Starts a full refresh of `files` (`run --full-refresh`): a new generation of the
+    /// stage's state ([`crate::state::refresh`]), under which every file delivered before
+    /// is sent again. Returns how many of `files` were delivered before.
+    pub fn start_full_refresh(&self, files: &[StageFile]) -> Result<u64, JobError> {
+        let survey = crate::state::refresh::survey(&self.state, self.stage.state_key(), files)
+            .map_err(JobError::State)?;
+        let run_id = uuid::Uuid::new_v4().to_string();
+        crate::state::refresh::start(&self.state, self.stage.state_key(), &run_id)
+            .map_err(JobError::State)?;
+        Ok(survey.done)
+    }
+
+    /// Files of `files` delivered before the stage's current full refresh started, which
+    /// this run sends again (an interrupted full refresh resumed); 0 without one.
+    pub fn refresh_outstanding(&self, files: &[StageFile]) -> Result<u64, JobError> {
+        // Without a generation nothing is outstanding: no read per file.
+        if crate::state::refresh::current(&self.state, self.stage.state_key())
+            .map_err(JobError::State)?
+            .is_none()
+        {
+            return Ok(0);
+        }
+        let survey = crate::state::refresh::survey(&self.state, self.stage.state_key(), files)
+            .map_err(JobError::State)?;
+        Ok(survey.outdated_done)
     }
 
     /// A fresh sink (its statistics are per run).
@@ -184,20 +246,8 @@ pub fn transform_spec(config: &RunConfig, cache_dir: PathBuf) -> Result<Transfor
         };
         return Ok(TransformSpec::Mapping(Arc::new(spec)));
     };
-    let engine = PluginEngine::new(Limits {
-        memory_bytes: config.plugin.memory_mib.saturating_mul(1024 * 1024),
-        call_timeout: Duration::from_millis(config.plugin.timeout_ms),
-    })
-    .map_err(JobError::Plugin)?;
-    let plugin = Plugin::load(
-        &engine,
-        &plugin_path,
-        &LoadOptions {
-            cache_dir: Some(cache_dir),
-            expected_sha256: config.plugin.sha256.clone(),
-        },
-    )
-    .map_err(JobError::Plugin)?;
+    debug_assert!(config.plugin.path == Some(plugin_path));
+    let plugin = load_plugin(config, cache_dir)?;
     Ok(TransformSpec::Plugin {
         plugin: Arc::new(plugin),
         config: config.plugin.config.clone().into_iter().collect(),

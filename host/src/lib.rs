@@ -6,6 +6,7 @@ pub mod batchbytes;
 pub mod bindings;
 pub mod cancel;
 pub mod config;
+pub mod config_template;
 pub mod deadletter;
 pub mod errors;
 pub mod events;

@@ -154,6 +154,10 @@ pub struct RunReport {
     /// Files this run resumed after an earlier run delivered part of them.
     #[serde(default)]
     pub files_resumed: u64,
+    /// Of `files_skipped`, those delivered by another plugin: its SHA-256 → files (a
+    /// rebuilt plugin does not resend them; `run --full-refresh` does).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub files_skipped_other_plugin: BTreeMap<String, u64>,
     /// The latest record timestamp per entity type (RFC 3339) among the records CluedIn
     /// acknowledged (see `crate::watermark`): where the next incremental unload can start
     /// (`… WHERE UPDATED_AT > '<watermark>'`).

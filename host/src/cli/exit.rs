@@ -5,8 +5,8 @@
 //! | status | outcome |
 //! |---|---|
 //! | 0 | [`Outcome::Done`]: every row delivered or filtered; no dead letter left (`retry`); the command did what it was asked |
-//! | 1 | [`Outcome::Failed`]: the run stopped (a fatal error), or the command could not do what it was asked (`plugin test --expect` differences, a damaged state, a stage without data files) |
-//! | 2 | [`Outcome::Usage`]: usage or configuration error |
+//! | 1 | [`Outcome::Failed`]: the run stopped (a fatal error), or the command could not do what it was asked (`plugin test --expect` differences, a damaged state, a stage without data files, `init` would replace a file, a `check` of the endpoint, stage, plugin or state failed) |
+//! | 2 | [`Outcome::Usage`]: usage or configuration error (`check`: the configuration, the token or an endpoint URL) |
 //! | 3 | [`Outcome::DeadLetters`]: the run finished but some rows were dead-lettered (`retry`: some remain) |
 //! | 130 / 143 | [`Outcome::Interrupted`]: stopped by SIGINT / SIGTERM (128 + the signal's number) |
 

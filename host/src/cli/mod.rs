@@ -1,7 +1,9 @@
 //! Command-line arguments and dispatch.
 
+mod check_cmd;
 mod choices;
 pub mod exit;
+mod init_cmd;
 mod inspect_cmd;
 pub mod logging;
 mod plugin_cmd;
@@ -59,7 +61,7 @@ pub enum Command {
     /// Exit status: 0 every row delivered or filtered; 3 finished, some rows
     /// dead-lettered; 1 the run stopped; 2 usage or configuration error; 130/143 stopped by
     /// SIGINT/SIGTERM (at the next batch, what was acknowledged recorded).
-    Run(Box<run_cmd::RunArgs>),
+    Run(Box<run_cmd::RunCommand>),
     /// Retry the dead letters kept in the delivery state: re-send the rows the endpoint
     /// rejected and re-transform the rows the plugin rejected (with --plugin, a new
     /// version), removing each from the dead letters once delivered.
@@ -87,6 +89,16 @@ pub enum Command {
     ///
     /// Exit status: 0 stopped by SIGTERM/SIGINT; 1 failed; 2 usage error.
     Serve(Box<serve_cmd::ServeArgs>),
+    /// Write a commented stagepush.toml with every key and its default.
+    ///
+    /// Exit status: 0 written; 1 the file exists (--force replaces it) or cannot be written.
+    Init(init_cmd::InitArgs),
+    /// Check a configuration without sending records: the token, the endpoint's host, the
+    /// stage and its schema, the plugin against that schema, the state. One line per check.
+    ///
+    /// Exit status: 0 every check passed; 2 the configuration or the token is wrong; 1 a
+    /// check of the endpoint, stage, plugin or state failed.
+    Check(Box<check_cmd::CheckArgs>),
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -98,6 +110,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::SampleStage(args) => sample_cmd::run(args),
         Command::Inspect(args) => inspect_cmd::run(args),
         Command::Serve(args) => serve_cmd::run(*args),
+        Command::Init(args) => init_cmd::run(args),
+        Command::Check(args) => check_cmd::run(*args),
         Command::MockCluedin(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(stagepush::mock_cluedin::serve(args))?;

@@ -19,6 +19,9 @@ use super::{FileOutcome, FileReport, PipelineError, display_name};
 /// lease lapse): one read of its state document.
 const WAIT_POLL: Duration = Duration::from_secs(1);
 
+/// What the log says of a file done by an earlier run.
+pub const SKIPPED_HINT: &str = "already delivered: skipped (`run --full-refresh` sends it again)";
+
 /// The files of a run and the workers' shared place in them.
 pub(super) struct FileQueue<'a> {
     files: &'a [StageFile],
@@ -66,8 +69,17 @@ impl<'a> FileQueue<'a> {
                     let outcome = if waited {
                         FileOutcome::DoneElsewhere
                     } else {
-                        lock(&run.files).skipped += 1;
-                        tracing::info!(file = %display_name(stage_file), "already delivered: skipped");
+                        let mut files = lock(&run.files);
+                        files.skipped += 1;
+                        if let Some(other) = doc
+                            .plugin_sha256
+                            .as_ref()
+                            .filter(|d| **d != *run.plugin_digest)
+                        {
+                            *files.skipped_other_plugin.entry(other.clone()).or_default() += 1;
+                        }
+                        drop(files);
+                        tracing::info!(file = %display_name(stage_file), "{SKIPPED_HINT}");
                         FileOutcome::Skipped
                     };
                     run.report_file(FileReport {

@@ -31,10 +31,12 @@
 //! files), `file_run` (one file's journey from claim to done), `claims` (which file next),
 //! `collect` (the endpoint's outcomes → state, receipts, dead letters), `only_changed`,
 //! `tally` (row counts), `stop` (the first fatal cause; every wait ends), `letters` (the
-//! run's dead-letter output), [`outcome`], [`transformer`], [`report`], [`error`].
+//! run's dead-letter output), [`outcome`], [`transformer`], [`report`], [`error`],
+//! [`dry_run`] (`run --dry-run`: the bodies a run would send, without sending or state).
 
 mod claims;
 mod collect;
+pub mod dry_run;
 pub mod error;
 mod file_run;
 mod letters;

@@ -62,6 +62,9 @@ pub fn run(
     }
     let letters = Letters::open(&options.dead_letter_dir)?;
     let stage_url = options.stage.state_key().to_owned();
+    // A full refresh's generation, if the stage had one: files of another are sent again.
+    let generation =
+        crate::state::refresh::current(&options.state, &stage_url)?.map(|g| g.generation);
     let checkpointer = Checkpointer::start(
         options.state.clone(),
         CheckpointConfig {
@@ -75,6 +78,8 @@ pub fn run(
             segment_rows: options.segment_rows.max(1),
             lease: options.lease,
             group: Default::default(),
+            generation,
+            plugin_sha256: Some(options.transform.digest()),
         },
     );
     checkpointer.sync_letters_with(crate::deadletter::letter_sync(letters.writer()));
@@ -88,6 +93,7 @@ pub fn run(
         watermarks: Watermarks::default(),
         files: Mutex::new(FileBook::default()),
         plugin: Mutex::new(options.transform.report()),
+        plugin_digest: options.transform.digest(),
         progress,
     });
 
@@ -241,6 +247,7 @@ fn finish(
         possible_duplicates: book.duplicates,
         files_skipped: book.skipped,
         files_resumed: book.resumed,
+        files_skipped_other_plugin: book.skipped_other_plugin,
         watermarks: run.watermarks.report(),
         receipts: collector.receipts,
         warnings,

@@ -28,6 +28,8 @@ pub(super) struct RunState {
     pub(super) watermarks: Watermarks,
     pub(super) files: Mutex<FileBook>,
     pub(super) plugin: Mutex<PluginReport>,
+    /// The plugin's SHA-256 (recorded in the files it delivers).
+    pub(super) plugin_digest: String,
     pub(super) progress: Arc<Progress>,
 }
 
@@ -39,6 +41,8 @@ pub(super) struct FileBook {
     pub(super) skipped: u64,
     /// Files resumed after an earlier run delivered part of them.
     pub(super) resumed: u64,
+    /// Of `skipped`, those delivered by another plugin: its digest → files.
+    pub(super) skipped_other_plugin: std::collections::BTreeMap<String, u64>,
     pub(super) duplicates: PossibleDuplicates,
 }
 

@@ -36,6 +36,15 @@ impl TransformSpec {
         }
     }
 
+    /// The plugin's SHA-256, or the digest of what the mapping says: the state records it
+    /// with each delivered file, so a rerun with another transform can say so.
+    pub fn digest(&self) -> String {
+        match self {
+            TransformSpec::Plugin { plugin, .. } => plugin.digest().to_string(),
+            TransformSpec::Mapping(spec) => spec.digest(),
+        }
+    }
+
     /// A report of no calls yet.
     pub fn report(&self) -> PluginReport {
         match self {

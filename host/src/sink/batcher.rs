@@ -154,6 +154,11 @@ impl Payload {
     pub fn wire_len(&self) -> usize {
         self.body.bytes.len()
     }
+    /// The uncompressed body (framing included): what `run --dry-run --write-bodies`
+    /// writes.
+    pub fn framed(&self) -> &[u8] {
+        self.records.framed()
+    }
 }
 
 /// A body being filled for one endpoint.

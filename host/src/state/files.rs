@@ -97,6 +97,15 @@ pub struct FileState {
     /// the records of these may have reached the endpoint twice.
     #[serde(default)]
     pub resent_segments: u64,
+    /// The full-refresh generation the document belongs to ([`super::refresh`]): a
+    /// document of another generation is sent again. Absent before the stage's first full
+    /// refresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<String>,
+    /// SHA-256 of the plugin of the run that last claimed the file (absent in documents
+    /// written before stagepush recorded it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin_sha256: Option<String>,
 }
 
 impl FileState {
@@ -121,6 +130,8 @@ impl FileState {
             run_id: run_id.to_string(),
             updated_at: crate::wire::time::now_rfc3339(),
             resent_segments: 0,
+            generation: None,
+            plugin_sha256: None,
         }
     }
 
@@ -301,6 +312,8 @@ mod tests {
             run_id: "r".into(),
             updated_at: "t".into(),
             resent_segments: 0,
+            generation: None,
+            plugin_sha256: None,
         }
     }
 

@@ -16,6 +16,7 @@
 //! dead-letters/<stage-id>/<file-id>/<chunk>.ndjson   rows to retry, written before the
 //!                                            checkpoint that counts them (immutable chunks)
 //! runs/<started>-<run-id>.json               the run report of each run
+//! refresh/<stage-id>.json                    the stage's full-refresh generation (`refresh`)
 //! fingerprints.redb                          --only-changed (local state only)
 //! ```
 //!
@@ -36,6 +37,7 @@ pub mod checkpoint;
 pub mod files;
 pub mod fingerprints;
 pub mod pending;
+pub mod refresh;
 pub mod stage_key;
 pub mod status;
 pub mod store;

@@ -107,6 +107,24 @@ pub struct RunArgs {
     pub event: Option<PathBuf>,
 }
 
+/// The flags of `run` alone (not of `serve` and `retry`, which share [`RunArgs`]).
+#[derive(Args, Clone, Default, Debug)]
+pub struct RunModeArgs {
+    /// Do everything but send: read, transform, batch and gzip, then show the bodies each
+    /// endpoint would get (records and bytes per body). Writes no delivery state, no dead
+    /// letters, no report; needs no token.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --dry-run: write each body, uncompressed, as DIR/<endpoint-id>/000001.json, …
+    #[arg(long, value_name = "DIR", requires = "dry_run")]
+    pub write_bodies: Option<PathBuf>,
+    /// Send again the files already delivered (after fixing a mapping or a plugin). Starts
+    /// a new generation of the delivery state, so an interrupted full refresh is finished
+    /// by the next run.
+    #[arg(long)]
+    pub full_refresh: bool,
+}
+
 /// Where the delivery state is (shared by `run`, `retry` and `status`).
 #[derive(Args, Clone, Default, Debug)]
 pub struct StateArgs {
@@ -177,6 +195,23 @@ impl RunStageArgs {
 pub(crate) fn resolve(
     args: &RunArgs,
 ) -> Result<(RunConfig, stagepush::sink::ApiToken), ConfigError> {
+    let config = resolve_config(args)?;
+    let token = config.auth.token()?;
+    Ok((config, token))
+}
+
+/// The config file with the flags applied and validated (the token not read).
+pub(crate) fn resolve_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
+    let config = apply_flags(args)?;
+    config.validate()?;
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
+    Ok(config)
+}
+
+/// The config file with the flags applied (not validated).
+pub(crate) fn apply_flags(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     let mut config = match &args.config {
         Some(path) => RunConfig::load(path)?,
         None => RunConfig::default(),
@@ -252,12 +287,7 @@ pub(crate) fn resolve(
     if let Some(n) = args.segment_rows {
         config.state.segment_rows = n;
     }
-    config.validate()?;
-    for warning in config.warnings() {
-        tracing::warn!("{warning}");
-    }
-    let token = config.auth.token()?;
-    Ok((config, token))
+    Ok(config)
 }
 
 /// Stage flags override the config file's `[source]` settings.

@@ -1,8 +1,9 @@
 //! `stagepush run`: the whole pipeline, configured by a TOML file and/or flags. The parts:
 //! `args` (flags and the resolved configuration), `event` (`--event`), `summary`
-//! (progress and the summary lines).
+//! (progress and the summary lines), `dry_run` (`--dry-run`).
 
 mod args;
+mod dry_run;
 mod event;
 mod summary;
 
@@ -17,13 +18,76 @@ use stagepush::pipeline::Progress;
 use stagepush::shard::Shard;
 
 pub(crate) use args::resolve;
-pub use args::{RunArgs, RunStageArgs, StateArgs};
+pub use args::{RunArgs, RunModeArgs, RunStageArgs, StateArgs};
+pub(crate) use args::{apply_flags, resolve_config};
 use event::event_files;
 use summary::{print_summary, start_progress};
 
 use super::exit::{Outcome, Signal};
 
-pub fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
+/// `stagepush run`'s arguments: those it shares with `serve` and `retry`, and its own.
+#[derive(clap::Args)]
+pub struct RunCommand {
+    #[command(flatten)]
+    pub args: RunArgs,
+    #[command(flatten)]
+    pub mode: RunModeArgs,
+}
+
+/// `--shard I/N` or `--shard-count N` (with `$JOB_COMPLETION_INDEX`), if given.
+fn shard_of(args: &RunArgs) -> Result<Option<Shard>, stagepush::shard::ShardError> {
+    match (&args.shard, args.shard_count) {
+        (Some(text), _) => Some(Shard::parse(text)),
+        (None, Some(count)) => Some(Shard::from_job_index(
+            count,
+            std::env::var(stagepush::shard::JOB_COMPLETION_INDEX).ok(),
+        )),
+        (None, None) => None,
+    }
+    .transpose()
+}
+
+/// The files of `shard` (all without one), saying how many.
+fn shard_files(
+    shard: Option<Shard>,
+    files: Vec<stagepush::source::StageFile>,
+) -> Vec<stagepush::source::StageFile> {
+    match shard {
+        Some(shard) => {
+            let all = files.len();
+            let mine: Vec<_> = files.into_iter().filter(|f| shard.owns(&f.key)).collect();
+            eprintln!(
+                "shard {}/{}: {} of {all} files",
+                shard.index,
+                shard.count,
+                mine.len()
+            );
+            mine
+        }
+        None => files,
+    }
+}
+
+pub fn run_command(command: RunCommand) -> anyhow::Result<ExitCode> {
+    let RunCommand { args, mode } = command;
+    if mode.dry_run {
+        return dry_run::dry_run(&args, &mode);
+    }
+    let select = &args.select;
+    if mode.full_refresh
+        && (args.event.is_some()
+            || !select.include.is_empty()
+            || !select.exclude.is_empty()
+            || select.modified_since.is_some()
+            || select.keys_from.is_some())
+    {
+        eprintln!(
+            "error: --full-refresh sends the whole stage again (a new generation of its \
+             state); it cannot be limited by --event, --include, --exclude, \
+             --modified-since or --keys-from"
+        );
+        return Ok(ExitCode::from(Outcome::Usage));
+    }
     let (config, token) = match resolve(&args) {
         Ok(resolved) => resolved,
         Err(e) => {
@@ -40,15 +104,7 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => anyhow::bail!(e.to_string()),
     };
-    let shard = match (&args.shard, args.shard_count) {
-        (Some(text), _) => Some(Shard::parse(text)),
-        (None, Some(count)) => Some(Shard::from_job_index(
-            count,
-            std::env::var(stagepush::shard::JOB_COMPLETION_INDEX).ok(),
-        )),
-        (None, None) => None,
-    };
-    let shard = match shard.transpose() {
+    let shard = match shard_of(&args) {
         Ok(shard) => shard,
         Err(e) => {
             eprintln!("error: {e}");
@@ -83,20 +139,7 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
         },
         None => job.stage.select(&args.select.selection()?)?,
     };
-    let files: Vec<_> = match shard {
-        Some(shard) => {
-            let all = files.len();
-            let mine: Vec<_> = files.into_iter().filter(|f| shard.owns(&f.key)).collect();
-            eprintln!(
-                "shard {}/{}: {} of {all} files",
-                shard.index,
-                shard.count,
-                mine.len()
-            );
-            mine
-        }
-        None => files,
-    };
+    let files = shard_files(shard, files);
     if files.is_empty() && args.event.is_none() {
         eprintln!("warning: no data files in {}", job.stage.url());
     }
@@ -105,6 +148,18 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
         && let Some(code) = super::retry_cmd::before_run(&config, &job.options(Vec::new(), None))
     {
         return Ok(code);
+    }
+    if mode.full_refresh {
+        let done = job.start_full_refresh(&files)?;
+        eprintln!("full refresh: {done} files already delivered will be sent again");
+    } else {
+        let outstanding = job.refresh_outstanding(&files)?;
+        if outstanding > 0 {
+            eprintln!(
+                "full refresh: an earlier full refresh did not finish: {outstanding} files \
+                 delivered before it will be sent again"
+            );
+        }
     }
     let cancel = Cancel::new();
     super::signals::cancel_on_signals(cancel.clone())?;

@@ -74,6 +74,14 @@ fn dead_letter_message_lines(r: &RunReport) -> Vec<String> {
     lines
 }
 
+/// The first 12 hex digits of a digest, for people.
+pub(super) fn short_digest(digest: &str) -> String {
+    match digest.get(..12) {
+        Some(head) if digest.len() > 12 => format!("{head}…"),
+        _ => digest.to_string(),
+    }
+}
+
 pub(super) fn print_summary(r: &RunReport) {
     // By reason (`stage/kind`, as `stagepush status` counts them).
     let by_reason: Vec<String> = r
@@ -88,6 +96,19 @@ pub(super) fn print_summary(r: &RunReport) {
         r.files_skipped,
         r.files_resumed
     );
+    if r.files_skipped > 0 {
+        eprintln!(
+            "summary: {} files already delivered were not read again; `run --full-refresh` sends them again",
+            r.files_skipped
+        );
+    }
+    for (digest, files) in &r.files_skipped_other_plugin {
+        eprintln!(
+            "summary: warning: {files} files were delivered by another plugin (sha256 {} → {}): skipped; `run --full-refresh` sends them again",
+            short_digest(digest),
+            short_digest(&r.plugin.sha256)
+        );
+    }
     eprintln!(
         "summary: {} rows read: {} delivered, {} filtered, {} unchanged, {} dead-lettered{}",
         r.rows.read,

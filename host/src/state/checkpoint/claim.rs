@@ -1,5 +1,6 @@
 //! Claiming a file: a compare-and-swap of its document that takes a free, lapsed or
-//! orphaned lease, starts a replaced file over, and leaves a done or held file alone.
+//! orphaned lease, starts a replaced file (or one of an earlier full-refresh generation)
+//! over, and leaves a done or held file alone.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -8,6 +9,7 @@ use super::lease::{holds_against, new_lease, takeover_reason};
 use super::{Checkpointer, Claim, FileRef, ResumePlan, Tracked};
 use crate::source::StageFile;
 use crate::state::files::{self, FileState, FileStatus};
+use crate::state::refresh;
 use crate::state::{PutMode, StateError};
 use crate::wire::time::now_ms;
 
@@ -28,8 +30,18 @@ impl Checkpointer {
                 Some(stored) => {
                     let old = FileState::parse(&path, stored)?;
                     let mode = PutMode::Update(stored.version.clone());
-                    if old.identity != identity {
-                        tracing::info!(file = %file.key, "the file was replaced since it was delivered: sending it again");
+                    let held = old
+                        .lease
+                        .as_ref()
+                        .filter(|l| holds_against(l, &config.owner, now_ms()));
+                    let outdated =
+                        refresh::outdated(old.generation.as_deref(), config.generation.as_deref());
+                    if old.identity != identity || (outdated && held.is_none()) {
+                        if old.identity != identity {
+                            tracing::info!(file = %file.key, "the file was replaced since it was delivered: sending it again");
+                        } else {
+                            tracing::info!(file = %file.key, "full refresh: sending the file again");
+                        }
                         let doc = FileState::new(
                             &config.stage_url,
                             file,
@@ -59,6 +71,12 @@ impl Checkpointer {
                 }
             };
             let earlier_dispatch_limit = doc.dispatch_limit;
+            if config.generation.is_some() {
+                doc.generation = config.generation.clone();
+            }
+            if config.plugin_sha256.is_some() {
+                doc.plugin_sha256 = config.plugin_sha256.clone();
+            }
             doc.lease = Some(new_lease(config));
             doc.run_id = config.run_id.clone();
             doc.updated_at = crate::wire::time::now_rfc3339();

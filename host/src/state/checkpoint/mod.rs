@@ -31,6 +31,8 @@ mod writer;
 mod tests;
 #[cfg(test)]
 mod tests_group;
+#[cfg(test)]
+mod tests_refresh;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};

@@ -85,4 +85,9 @@ pub struct CheckpointConfig {
     pub lease: Duration,
     /// How acknowledgements are grouped into writes ([`AckGroup::default`] in runs).
     pub group: AckGroup,
+    /// The stage's full-refresh generation ([`crate::state::refresh`]), if it has one:
+    /// documents of another generation are started over, new ones carry it.
+    pub generation: Option<String>,
+    /// The run's plugin digest, recorded in the documents it claims.
+    pub plugin_sha256: Option<String>,
 }

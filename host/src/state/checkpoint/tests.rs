@@ -57,6 +57,8 @@ pub(super) fn start_with(
             segment_rows: 10,
             lease,
             group,
+            generation: None,
+            plugin_sha256: None,
         },
     ))
 }

@@ -36,6 +36,8 @@ fn doc(stage: &str, key: &str, status: FileStatus, acked: Vec<[u64; 2]>) -> File
         run_id: "r".into(),
         updated_at: "t".into(),
         resent_segments: 0,
+        generation: None,
+        plugin_sha256: None,
     }
 }
 
