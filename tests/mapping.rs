@@ -375,3 +375,43 @@ fn a_property_never_set_is_a_warning_in_the_summary_and_the_report() {
     assert_eq!(warnings.len(), 1, "{report}");
     assert_eq!(warnings[0]["message"], warning);
 }
+
+/// The real Snowflake unload (`HEADER=FALSE`: columns `_COL_0` … `_COL_7`): not shaped for the
+/// pass-through (the error lists its columns), and a `[mapping]` by position sends every row
+/// with `properties = "*"`.
+#[test]
+fn a_real_header_false_unload_maps_by_position_and_is_refused_by_the_pass_through() {
+    let dir = temp_dir();
+    let stage = crate::util::fixture("snowflake-unload/header-false/comments");
+    let mock = MockProcess::start(dir.path(), TOKEN, &[]);
+    let out = run_cmd(dir.path(), &stage, &mock, "").assert_exit(2);
+    assert!(
+        out.stderr.contains("it lacks EXTERNALID, TYPE, TIMESTAMP, PROPERTIES (columns: _COL_0, _COL_1, _COL_2, _COL_3, _COL_4, _COL_5, _COL_6, _COL_7)"),
+        "{}",
+        out.stderr
+    );
+    assert!(mock.requests().is_empty());
+    let mapping = "[mapping]\ntype = \"Comment\"\nid = \"_col_0\"\nproperties = \"*\"\n";
+    let out = run_cmd(dir.path(), &stage, &mock, mapping).run();
+    let report = read_report(dir.path());
+    let rows = &report["rows"];
+    assert_eq!(rows["read"], 11_126, "{}", out.stderr);
+    assert_eq!(
+        rows["delivered"].as_u64().unwrap() + rows["deadLettered"].as_u64().unwrap(),
+        11_126
+    );
+    let records = mock.records();
+    assert!(!records.is_empty(), "{}", out.stderr);
+    assert_eq!(records.len() as u64, rows["delivered"].as_u64().unwrap());
+    for r in &records {
+        let record = &r["record"];
+        assert_eq!(record["type"], "Comment");
+        let props = record["properties"].as_object().unwrap();
+        assert!(
+            props
+                .keys()
+                .all(|k| k.starts_with("_COL_") && k != "_COL_0"),
+            "{record}"
+        );
+    }
+}

@@ -268,7 +268,7 @@ impl<'p> Evaluator<'p> {
                 V::Text(t) | V::Json(t) => {
                     let t = t.trim().trim_matches('"');
                     match parse_timestamp(t) {
-                        Some(ns) => V::Timestamp(ns, TimeUnit::Nanos),
+                        Some((value, unit)) => V::Timestamp(value, unit),
                         None => {
                             return Err(format!(
                                 "timestamp(): '{}' is not an RFC 3339 timestamp",

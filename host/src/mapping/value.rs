@@ -194,8 +194,21 @@ pub fn parse_offset(s: &str) -> Option<i64> {
 }
 
 /// RFC 3339 text (`2024-05-01T12:34:56.789Z`, `2024-05-01 12:34:56+02:00`, or a bare
-/// date-time, read as UTC) → nanoseconds since 1970 in UTC.
-pub fn parse_timestamp(s: &str) -> Option<i64> {
+/// date-time, read as UTC) → the instant in the unit its fraction has (none: seconds, up to
+/// 3 digits: millis, 6: micros, 9: nanos), so it is sent with the precision it was given.
+pub fn parse_timestamp(s: &str) -> Option<(i64, TimeUnit)> {
+    let (ns, digits) = parse_timestamp_ns(s)?;
+    let unit = match digits {
+        0 => TimeUnit::Seconds,
+        1..=3 => TimeUnit::Millis,
+        4..=6 => TimeUnit::Micros,
+        _ => TimeUnit::Nanos,
+    };
+    Some((ns.div_euclid(nanos_per(unit)), unit))
+}
+
+/// RFC 3339 text → (nanoseconds since 1970 in UTC, digits of the fraction).
+fn parse_timestamp_ns(s: &str) -> Option<(i64, usize)> {
     let s = s.trim();
     let b = s.as_bytes();
     if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
@@ -213,6 +226,7 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
     }
     let mut secs = days_from_civil(y, mo, d) * 86_400;
     let mut nanos = 0i64;
+    let mut fraction = 0usize;
     let mut rest = &s[10..];
     if !rest.is_empty() {
         if !matches!(rest.as_bytes()[0], b'T' | b't' | b' ') || rest.len() < 9 {
@@ -241,13 +255,17 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
                 return None;
             }
             nanos = frac[..digits].parse::<i64>().ok()? * 10i64.pow(9 - digits as u32);
+            fraction = digits;
             rest = &frac[digits..];
         }
         if !rest.is_empty() {
             secs -= parse_offset(rest)?;
         }
     }
-    secs.checked_mul(1_000_000_000)?.checked_add(nanos)
+    Some((
+        secs.checked_mul(1_000_000_000)?.checked_add(nanos)?,
+        fraction,
+    ))
 }
 
 #[cfg(test)]
@@ -256,18 +274,22 @@ mod tests {
 
     #[test]
     fn timestamps_parse_with_zones_and_fractions() {
-        assert_eq!(parse_timestamp("1970-01-01"), Some(0));
+        assert_eq!(parse_timestamp("1970-01-01"), Some((0, TimeUnit::Seconds)));
         assert_eq!(
             parse_timestamp("2024-05-01T12:34:56.789Z"),
-            Some(1_714_566_896_789_000_000)
+            Some((1_714_566_896_789, TimeUnit::Millis))
         );
         assert_eq!(
             parse_timestamp("2024-05-01 14:34:56.789+02:00"),
-            Some(1_714_566_896_789_000_000)
+            Some((1_714_566_896_789, TimeUnit::Millis))
         );
         assert_eq!(
             parse_timestamp("2024-05-01T12:34:56"),
-            Some(1_714_566_896_000_000_000)
+            Some((1_714_566_896, TimeUnit::Seconds))
+        );
+        assert_eq!(
+            parse_timestamp("2024-05-01T12:34:56.1234567Z"),
+            Some((1_714_566_896_123_456_700, TimeUnit::Nanos))
         );
         assert_eq!(parse_timestamp("2024-13-01"), None);
         assert_eq!(parse_timestamp("yesterday"), None);
