@@ -203,3 +203,16 @@ fn a_plugin_batch_above_the_segment_size_is_a_warning_naming_both() {
         );
     }
 }
+
+/// Log lines written to a file or pipe carry no ANSI colour codes.
+#[test]
+fn redirected_logs_have_no_colour_codes() {
+    let dir = temp_dir();
+    let (_, mut cmd) = plugin_commands(dir.path()).remove(0);
+    cmd.env_remove("NO_COLOR")
+        .args(["--plugin-batch-rows", "200000", "--segment-rows", "10"])
+        .args(["--plugin-sha256", &"0".repeat(64)]);
+    let out = cmd.run();
+    assert!(out.stderr.contains("WARN"), "{}", cmd.dump(&out));
+    assert!(!out.stderr.contains('\u{1b}'), "{}", cmd.dump(&out));
+}

@@ -19,8 +19,16 @@ pub(super) fn start_progress(
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} rows  {per_sec}  {msg}  ETA {eta}",
+                "{bar:30} {pos}/{len} rows  {rate}  {msg}  ETA {eta}",
             )
+            .map(|style| {
+                style.with_key(
+                    "rate",
+                    |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = w.write_str(&rate_text(state.per_sec()));
+                    },
+                )
+            })
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         while !flag.load(Ordering::Relaxed) {
@@ -36,6 +44,16 @@ pub(super) fn start_progress(
         bar.finish_and_clear();
     });
     (handle, stop)
+}
+
+/// The progress bar's rate in whole rows per second: `369,024 rows/s`.
+fn rate_text(per_sec: f64) -> String {
+    let rows = if per_sec.is_finite() && per_sec > 0.0 {
+        per_sec.round() as u64
+    } else {
+        0
+    };
+    format!("{} rows/s", indicatif::HumanCount(rows))
 }
 
 pub(super) fn print_summary(r: &RunReport) {
@@ -103,5 +121,14 @@ pub(super) fn print_summary(r: &RunReport) {
             r.dead_letters.display(),
             r.state_dead_letters
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_rate_is_whole_rows_per_second() {
+        assert_eq!(super::rate_text(369_024.443_1), "369,024 rows/s");
+        assert_eq!(super::rate_text(f64::NAN), "0 rows/s");
     }
 }
