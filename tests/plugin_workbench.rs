@@ -253,3 +253,44 @@ fn info_lists_imports_size_and_cache_state() {
         "imports are read from the cached copy too"
     );
 }
+
+/// `plugin info` says which imports the sandbox denies: a plugin importing sockets and the
+/// filesystem gets neither.
+#[test]
+fn info_marks_the_imports_the_sandbox_denies() {
+    let dir = temp_dir();
+    let out = run(stagepush(dir.path())
+        .args(["plugin", "info"])
+        .arg(plugin("misbehave-rust")));
+    assert!(out.status.success(), "{}", out.stderr);
+    let imports: Vec<&str> = out
+        .stdout
+        .lines()
+        .skip_while(|l| *l != "imports:")
+        .skip(1)
+        .map(str::trim)
+        .collect();
+    let sockets: Vec<&&str> = imports
+        .iter()
+        .filter(|i| i.starts_with("wasi:sockets/"))
+        .collect();
+    assert!(!sockets.is_empty(), "{}", out.stdout);
+    for import in sockets {
+        assert!(import.ends_with("(denied: no network)"), "{}", out.stdout);
+    }
+    assert!(
+        imports
+            .iter()
+            .any(|i| i.starts_with("wasi:filesystem/preopens@")
+                && i.ends_with("(denied: no directories)")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        imports
+            .iter()
+            .any(|i| i.starts_with("wasi:io/streams@") && !i.contains('(')),
+        "{}",
+        out.stdout
+    );
+}

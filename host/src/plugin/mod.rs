@@ -22,3 +22,4 @@ pub use error::{Fault, PluginError};
 pub use instance::{InitRefusal, Instance, LoadOptions, Plugin};
 pub use output::OutputError;
 pub use runner::{BatchResult, BatchSource, Failure, Piece, RowFailure, Runner, RunnerStats};
+pub use sandbox::import_note;
