@@ -216,3 +216,37 @@ fn redirected_logs_have_no_colour_codes() {
     assert!(out.stderr.contains("WARN"), "{}", cmd.dump(&out));
     assert!(!out.stderr.contains('\u{1b}'), "{}", cmd.dump(&out));
 }
+
+/// `-q` leaves only errors: a run that delivers everything prints nothing, where it would
+/// print its summary.
+#[test]
+fn quiet_runs_print_only_errors() {
+    let dir = temp_dir();
+    let mock = crate::util::MockProcess::start(dir.path(), "quiet-token", &[]);
+    let stage = dir.path().join("stage");
+    std::fs::create_dir_all(&stage).expect("create the stage folder");
+    customer_file(&stage, "data_0_0_0.snappy.parquet", 20);
+    let deliver = |state: &str, quiet: bool| {
+        let mut cmd = TestCommand::new(dir.path());
+        if quiet {
+            cmd.arg("-q");
+        }
+        cmd.arg("run")
+            .arg("--source")
+            .arg(&stage)
+            .arg("--plugin")
+            .arg(plugin("customer-rust"))
+            .args(["--endpoint", &mock.endpoint("quiet")])
+            .args(["--token-env", TOKEN_ENV])
+            .env(TOKEN_ENV, "quiet-token")
+            .arg("--state")
+            .arg(dir.path().join(state))
+            .arg("--dead-letter")
+            .arg(dir.path().join("dead"));
+        cmd.assert_exit(0)
+    };
+    let loud = deliver("state-loud", false);
+    assert!(loud.stderr.contains("summary:"), "{}", loud.stderr);
+    let quiet = deliver("state-quiet", true);
+    assert_eq!(quiet.stderr, "", "with -q");
+}

@@ -3,12 +3,23 @@
 //! `NO_COLOR` is not set (to anything but empty; <https://no-color.org>).
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing_subscriber::EnvFilter;
 
 use super::{GlobalArgs, LogFormat};
 
+/// `-q`: only errors, no summary or progress either.
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Whether `-q` was given: commands print their summaries, warnings and progress only
+/// without it (errors always).
+pub fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
 pub fn init(args: &GlobalArgs) {
+    QUIET.store(args.quiet, Ordering::Relaxed);
     let default = match (args.quiet, args.verbose) {
         (true, _) => "error",
         (false, 0) => "warn,stagepush=info",

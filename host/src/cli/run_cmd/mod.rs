@@ -22,6 +22,7 @@ use event::event_files;
 use summary::{print_summary, start_progress};
 
 use super::exit::{Outcome, Signal};
+use super::logging::quiet;
 
 pub fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
     let (config, token) = match resolve(&args) {
@@ -97,7 +98,7 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         None => files,
     };
-    if files.is_empty() && args.event.is_none() {
+    if files.is_empty() && args.event.is_none() && !quiet() {
         eprintln!("warning: no data files in {}", job.stage.url());
     }
     stagepush::failpoint::hit("listing");
@@ -109,7 +110,7 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
     let cancel = Cancel::new();
     super::signals::cancel_on_signals(cancel.clone())?;
     let progress = Arc::new(Progress::default());
-    let bar = (!args.no_progress && std::io::stderr().is_terminal())
+    let bar = (!args.no_progress && !quiet() && std::io::stderr().is_terminal())
         .then(|| start_progress(progress.clone()));
     let report = job.run(files, progress, Some(cancel));
     if let Some((bar, stop)) = bar {
@@ -117,7 +118,9 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
         let _ = bar.join();
     }
     let report = report?;
-    print_summary(&report);
+    if !quiet() {
+        print_summary(&report);
+    }
     if let Some(error) = &report.fatal_error {
         eprintln!("error: the run stopped: {error}");
     }
