@@ -203,3 +203,50 @@ fn a_plugin_batch_above_the_segment_size_is_a_warning_naming_both() {
         );
     }
 }
+
+/// Log lines written to a file or pipe carry no ANSI colour codes.
+#[test]
+fn redirected_logs_have_no_colour_codes() {
+    let dir = temp_dir();
+    let (_, mut cmd) = plugin_commands(dir.path()).remove(0);
+    cmd.env_remove("NO_COLOR")
+        .args(["--plugin-batch-rows", "200000", "--segment-rows", "10"])
+        .args(["--plugin-sha256", &"0".repeat(64)]);
+    let out = cmd.run();
+    assert!(out.stderr.contains("WARN"), "{}", cmd.dump(&out));
+    assert!(!out.stderr.contains('\u{1b}'), "{}", cmd.dump(&out));
+}
+
+/// `-q` leaves only errors: a run that delivers everything prints nothing, where it would
+/// print its summary.
+#[test]
+fn quiet_runs_print_only_errors() {
+    let dir = temp_dir();
+    let mock = crate::util::MockProcess::start(dir.path(), "quiet-token", &[]);
+    let stage = dir.path().join("stage");
+    std::fs::create_dir_all(&stage).expect("create the stage folder");
+    customer_file(&stage, "data_0_0_0.snappy.parquet", 20);
+    let deliver = |state: &str, quiet: bool| {
+        let mut cmd = TestCommand::new(dir.path());
+        if quiet {
+            cmd.arg("-q");
+        }
+        cmd.arg("run")
+            .arg("--source")
+            .arg(&stage)
+            .arg("--plugin")
+            .arg(plugin("customer-rust"))
+            .args(["--endpoint", &mock.endpoint("quiet")])
+            .args(["--token-env", TOKEN_ENV])
+            .env(TOKEN_ENV, "quiet-token")
+            .arg("--state")
+            .arg(dir.path().join(state))
+            .arg("--dead-letter")
+            .arg(dir.path().join("dead"));
+        cmd.assert_exit(0)
+    };
+    let loud = deliver("state-loud", false);
+    assert!(loud.stderr.contains("summary:"), "{}", loud.stderr);
+    let quiet = deliver("state-quiet", true);
+    assert_eq!(quiet.stderr, "", "with -q");
+}

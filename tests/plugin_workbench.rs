@@ -38,8 +38,11 @@ fn expect_matching_records_exits_0_and_says_so() {
     );
 }
 
+/// Records are compared by entity type and external id, not by line: a changed id is one
+/// missing and one unexpected record, a changed property one differing record, and nothing
+/// else is reported.
 #[test]
-fn expect_with_a_changed_line_exits_1_naming_the_line_and_both_values() {
+fn expect_names_missing_unexpected_and_differing_records_by_identity() {
     let dir = temp_dir();
     let first = test_customer(dir.path(), &[]);
     assert!(first.status.success(), "{}", first.stderr);
@@ -50,35 +53,31 @@ fn expect_with_a_changed_line_exits_1_naming_the_line_and_both_values() {
         changed, got,
         "the record has an external id to change: {got}"
     );
-    let mut expected_text: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
-    expected_text[1] = changed.clone();
-    expected_text.push("{\"externalId\":\"4\"}".into());
+    let third = lines[2].to_owned();
+    let mut value: serde_json::Value = serde_json::from_str(&third).unwrap();
+    value["properties"]["name"] = "Someone Else".into();
+    let renamed = serde_json::to_string(&value).unwrap();
+    // Expected: 3 with another name, 1, two (instead of 2), and a record with no type.
+    let expected_text = [
+        renamed.clone(),
+        lines[0].to_owned(),
+        changed.clone(),
+        "{\"externalId\":\"4\"}".to_owned(),
+    ];
     let expected = dir.path().join("expected.ndjson");
     std::fs::write(&expected, expected_text.join("\n") + "\n").unwrap();
 
     let out = test_customer(dir.path(), &["--expect", expected.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("3 records produced, 4 expected, 2 differing lines"),
-        "{}",
-        out.stderr
+    let expected_report = format!(
+        "expect: MISMATCH with {}: 3 records produced, 4 expected; 2 missing, 1 unexpected, 1 differing\n\
+         \x20 differing Customer 3:\n    expected: {renamed}\n    got:      {third}\n\
+         \x20 missing Customer two (expected line 3):\n    expected: {changed}\n\
+         \x20 missing line `{{\"externalId\":\"4\"}}` (expected line 4):\n    expected: {{\"externalId\":\"4\"}}\n\
+         \x20 unexpected Customer 2:\n    got:      {got}\n",
+        expected.display()
     );
-    assert!(
-        out.stderr.contains(&format!(
-            "  line 2:\n    expected: {changed}\n    got:      {got}\n"
-        )),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains(
-            "  line 4:\n    expected: {\"externalId\":\"4\"}\n    got:      (no record)\n"
-        ),
-        "{}",
-        out.stderr
-    );
-    assert!(!out.stderr.contains("line 1:"), "{}", out.stderr);
+    assert!(out.stderr.ends_with(&expected_report), "{}", out.stderr);
 }
 
 #[test]
@@ -251,5 +250,46 @@ fn info_lists_imports_size_and_cache_state() {
         out.stdout.lines().skip_while(|l| *l != "imports:").count(),
         imports.len() + 1,
         "imports are read from the cached copy too"
+    );
+}
+
+/// `plugin info` says which imports the sandbox denies: a plugin importing sockets and the
+/// filesystem gets neither.
+#[test]
+fn info_marks_the_imports_the_sandbox_denies() {
+    let dir = temp_dir();
+    let out = run(stagepush(dir.path())
+        .args(["plugin", "info"])
+        .arg(plugin("misbehave-rust")));
+    assert!(out.status.success(), "{}", out.stderr);
+    let imports: Vec<&str> = out
+        .stdout
+        .lines()
+        .skip_while(|l| *l != "imports:")
+        .skip(1)
+        .map(str::trim)
+        .collect();
+    let sockets: Vec<&&str> = imports
+        .iter()
+        .filter(|i| i.starts_with("wasi:sockets/"))
+        .collect();
+    assert!(!sockets.is_empty(), "{}", out.stdout);
+    for import in sockets {
+        assert!(import.ends_with("(denied: no network)"), "{}", out.stdout);
+    }
+    assert!(
+        imports
+            .iter()
+            .any(|i| i.starts_with("wasi:filesystem/preopens@")
+                && i.ends_with("(denied: no directories)")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        imports
+            .iter()
+            .any(|i| i.starts_with("wasi:io/streams@") && !i.contains('(')),
+        "{}",
+        out.stdout
     );
 }

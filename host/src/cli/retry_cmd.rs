@@ -132,7 +132,14 @@ fn exit_code(report: &RedeliveryReport) -> ExitCode {
     Outcome::of_run(report.fatal_error.is_some(), report.remaining > 0).into()
 }
 
+/// The summary lines (not with `-q`) and the error that stopped the retry (always).
 fn print_summary(r: &RedeliveryReport) {
+    if super::logging::quiet() {
+        if let Some(error) = &r.fatal_error {
+            eprintln!("error: the retry stopped: {error}");
+        }
+        return;
+    }
     eprintln!("{}", r.summary());
     if r.duplicates > 0 {
         eprintln!(

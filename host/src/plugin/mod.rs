@@ -24,3 +24,4 @@ pub use output::OutputError;
 pub use runner::{
     BatchResult, BatchSource, Failure, FaultsOfKind, Piece, RowFailure, Runner, RunnerStats,
 };
+pub use sandbox::import_note;

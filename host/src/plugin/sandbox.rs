@@ -13,6 +13,20 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+/// What the sandbox lets an imported WASI interface do, when that is less than its name
+/// says: the note `plugin info` prints beside the import (`wasi:sockets/tcp@0.2.6`).
+pub fn import_note(import: &str) -> Option<&'static str> {
+    let interface = import.split('@').next().unwrap_or(import);
+    match interface {
+        i if i.starts_with("wasi:sockets/") => Some("denied: no network"),
+        i if i.starts_with("wasi:filesystem/") => Some("denied: no directories"),
+        "wasi:cli/environment" => Some("empty: no variables or arguments"),
+        "wasi:cli/stdin" => Some("closed"),
+        "wasi:cli/stdout" | "wasi:cli/stderr" => Some("to the log"),
+        _ => None,
+    }
+}
+
 /// Longest guest log line kept; the rest is cut with a marker.
 pub const MAX_LOG_LINE_BYTES: usize = 2048;
 /// Guest stderr lines remembered to explain a trap (a Rust panic prints its message there).

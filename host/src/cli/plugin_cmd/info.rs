@@ -59,7 +59,10 @@ pub(super) fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
     } else {
         println!("imports:");
         for import in &imports {
-            println!("  {import}");
+            match stagepush::plugin::import_note(import) {
+                Some(note) => println!("  {import} ({note})"),
+                None => println!("  {import}"),
+            }
         }
     }
     Ok(Outcome::Done.into())

@@ -24,6 +24,7 @@ use event::event_files;
 use summary::{print_summary, start_progress};
 
 use super::exit::{Outcome, Signal};
+use super::logging::quiet;
 
 /// `stagepush run`'s arguments: those it shares with `serve` and `retry`, and its own.
 #[derive(clap::Args)]
@@ -140,7 +141,7 @@ pub fn run_command(command: RunCommand) -> anyhow::Result<ExitCode> {
         None => job.stage.select(&args.select.selection()?)?,
     };
     let files = shard_files(shard, files);
-    if files.is_empty() && args.event.is_none() {
+    if files.is_empty() && args.event.is_none() && !quiet() {
         eprintln!("warning: no data files in {}", job.stage.url());
     }
     stagepush::failpoint::hit("listing");
@@ -164,7 +165,7 @@ pub fn run_command(command: RunCommand) -> anyhow::Result<ExitCode> {
     let cancel = Cancel::new();
     super::signals::cancel_on_signals(cancel.clone())?;
     let progress = Arc::new(Progress::default());
-    let bar = (!args.no_progress && std::io::stderr().is_terminal())
+    let bar = (!args.no_progress && !quiet() && std::io::stderr().is_terminal())
         .then(|| start_progress(progress.clone()));
     let report = job.run(files, progress, Some(cancel));
     if let Some((bar, stop)) = bar {
@@ -179,7 +180,9 @@ pub fn run_command(command: RunCommand) -> anyhow::Result<ExitCode> {
         }
         report => report?,
     };
-    print_summary(&report);
+    if !quiet() {
+        print_summary(&report);
+    }
     if let Some(error) = &report.fatal_error {
         eprintln!("error: the run stopped: {error}");
     }

@@ -20,8 +20,16 @@ pub(super) fn start_progress(
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} rows  {per_sec}  {msg}  ETA {eta}",
+                "{bar:30} {pos}/{len} rows  {rate}  {msg}  ETA {eta}",
             )
+            .map(|style| {
+                style.with_key(
+                    "rate",
+                    |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = w.write_str(&rate_text(state.per_sec()));
+                    },
+                )
+            })
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         while !flag.load(Ordering::Relaxed) {
@@ -80,6 +88,16 @@ pub(super) fn short_digest(digest: &str) -> String {
         Some(head) if digest.len() > 12 => format!("{head}…"),
         _ => digest.to_string(),
     }
+}
+
+/// The progress bar's rate in whole rows per second: `369,024 rows/s`.
+fn rate_text(per_sec: f64) -> String {
+    let rows = if per_sec.is_finite() && per_sec > 0.0 {
+        per_sec.round() as u64
+    } else {
+        0
+    };
+    format!("{} rows/s", indicatif::HumanCount(rows))
 }
 
 pub(super) fn print_summary(r: &RunReport) {
@@ -171,5 +189,14 @@ pub(super) fn print_summary(r: &RunReport) {
             r.dead_letters.display(),
             r.state_dead_letters
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_rate_is_whole_rows_per_second() {
+        assert_eq!(super::rate_text(369_024.443_1), "369,024 rows/s");
+        assert_eq!(super::rate_text(f64::NAN), "0 rows/s");
     }
 }
