@@ -226,6 +226,10 @@ pub struct PluginReport {
     pub faults_by_kind: BTreeMap<String, FaultCount>,
     pub rebuilds: u64,
     pub seconds_in_plugin: f64,
+    /// The warnings the plugin logged during `init`, each once however many workers
+    /// started it (a column it looked for that the stage does not have, …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub init_warnings: Vec<String>,
 }
 
 /// The faults of one kind (the report's `plugin.faultsByKind`).

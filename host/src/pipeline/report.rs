@@ -29,6 +29,7 @@ impl PluginReport {
             faults_by_kind: BTreeMap::new(),
             rebuilds: 0,
             seconds_in_plugin: 0.0,
+            init_warnings: Vec::new(),
         }
     }
 
@@ -46,6 +47,12 @@ impl PluginReport {
         }
         self.rebuilds += stats.rebuilds;
         self.seconds_in_plugin += stats.time_in_plugin.as_secs_f64();
+        for warning in stats.init_warnings {
+            if !self.init_warnings.contains(&warning) {
+                self.init_warnings.push(warning);
+            }
+        }
+        self.init_warnings.sort();
     }
 }
 
