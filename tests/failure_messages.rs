@@ -317,3 +317,90 @@ fn a_host_name_that_does_not_resolve_stops_the_run_in_seconds_with_that_cause() 
         "stagepush-test.invalid: DNS lookup failed: ",
     );
 }
+
+/// The customer plugin warns at `init` about each optional column the stage lacks; however
+/// many times it is started (two files, workers), the summary and the report say so once
+/// each.
+#[test]
+fn plugin_warnings_at_init_are_in_the_summary_and_report_once() {
+    use crate::util::{Chunk, Values, write_parquet};
+
+    let dir = temp_dir();
+    let stage = dir.path().join("stage");
+    std::fs::create_dir_all(&stage).unwrap();
+    for n in 0..2 {
+        write_parquet(
+            &stage.join(format!("data_0_{n}_0.snappy.parquet")),
+            "message schema { required int64 CUSTOMER_ID; required binary NAME (STRING); }",
+            Default::default(),
+            vec![vec![
+                Chunk::required(Values::Int64(vec![1 + n, 10 + n])),
+                Chunk::required(Values::Bytes(vec![b"Ann".to_vec(), b"Bo".to_vec()])),
+            ]],
+        );
+    }
+    let mock = MockProcess::start(dir.path(), TOKEN, &[]);
+    let mut cmd = misbehave_run_of("customer-rust", dir.path(), &stage, &mock, &[]);
+    let out = cmd.run_within(RUN_TIMEOUT);
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    let report = read_report(dir.path());
+    let expected: Vec<String> = ["COUNTRY", "EMAIL", "IS_ACTIVE", "UPDATED_AT"]
+        .iter()
+        .map(|c| format!("no column {c}: property left out"))
+        .collect();
+    assert_eq!(
+        report["plugin"]["initWarnings"],
+        serde_json::json!(expected),
+        "{}",
+        report["plugin"]
+    );
+    let lines = out.stderr_lines("summary: plugin warning at init: ");
+    let shown: Vec<String> = expected
+        .iter()
+        .map(|w| format!("summary: plugin warning at init: {w}"))
+        .collect();
+    assert_eq!(lines, shown, "{}", out.stderr);
+}
+
+/// A misspelt optional column (`E_MAIL` where the plugin looks for `EMAIL`): the Rust SDK's
+/// `schema.column` warns naming the similar column, and the run reports it once.
+#[test]
+fn a_column_the_plugin_looks_for_that_is_misspelt_is_named_with_the_similar_one() {
+    use crate::util::{Chunk, Values, write_parquet};
+
+    let dir = temp_dir();
+    let stage = dir.path().join("stage");
+    std::fs::create_dir_all(&stage).unwrap();
+    write_parquet(
+        &stage.join("data_0_0_0.snappy.parquet"),
+        "message schema { required int64 CUSTOMER_ID; required binary E_MAIL (STRING); }",
+        Default::default(),
+        vec![vec![
+            Chunk::required(Values::Int64(vec![1, 2])),
+            Chunk::required(Values::Bytes(vec![b"a@b.c".to_vec(), b"d@e.f".to_vec()])),
+        ]],
+    );
+    let mock = MockProcess::start(dir.path(), TOKEN, &[]);
+    let out =
+        misbehave_run_of("customer-rust", dir.path(), &stage, &mock, &[]).run_within(RUN_TIMEOUT);
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    let report = read_report(dir.path());
+    let warnings = report["plugin"]["initWarnings"].as_array().unwrap();
+    assert!(
+        warnings.contains(&Value::from("no column EMAIL (did you mean E_MAIL?)")),
+        "{warnings:?}"
+    );
+    // Columns with no similar name are not guessed at.
+    assert!(
+        !warnings
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("NAME (did you mean")),
+        "{warnings:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("summary: plugin warning at init: no column EMAIL (did you mean E_MAIL?)"),
+        "{}",
+        out.stderr
+    );
+}

@@ -73,3 +73,77 @@ fn azure_stage_lists_the_same_files_in_snowflakes_azure_url_form() {
     let source = stage.open(&files[3]).unwrap();
     assert_eq!(source.num_rows(), 50);
 }
+
+/// An Azure stage with an account but no credential: object_store falls back to the
+/// managed identity endpoint; when that refuses (here a stand-in answering 403, as the
+/// metadata address does off Azure), the error says no Azure credentials were found and
+/// where they were looked for.
+#[test]
+fn azure_without_credentials_says_none_were_found_and_where_it_looked() {
+    use std::io::{Read, Write};
+
+    let server = AzureServer::start();
+    let dir = temp_dir();
+    // The managed identity endpoint: answers every request 403.
+    let identity = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let identity_url = format!(
+        "http://{}/metadata/identity/oauth2/token",
+        identity.local_addr().unwrap()
+    );
+    std::thread::spawn(move || {
+        for stream in identity.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let _ = stream.write_all(
+                b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            );
+        }
+    });
+    let mut command = crate::util::command::TestCommand::new(dir.path());
+    for name in [
+        "AZURE_STORAGE_ACCOUNT_KEY",
+        "AZURE_STORAGE_SAS_TOKEN",
+        "AZURE_STORAGE_SAS_KEY",
+        "AZURE_STORAGE_USE_EMULATOR",
+        "AZURE_CLIENT_ID",
+        "AZURE_CLIENT_SECRET",
+        "AZURE_FEDERATED_TOKEN_FILE",
+    ] {
+        command.env_remove(name);
+    }
+    command
+        .env(
+            "AZURE_STORAGE_ACCOUNT_NAME",
+            stagepush::storage::AZURITE_ACCOUNT,
+        )
+        .env("AZURE_MSI_ENDPOINT", &identity_url)
+        .arg("inspect")
+        .arg(format!("az://{}/inspect/", crate::stage_servers::CONTAINER))
+        .args([
+            "--endpoint",
+            &format!(
+                "{}/{}",
+                server.endpoint,
+                stagepush::storage::AZURITE_ACCOUNT
+            ),
+            "--allow-http",
+        ]);
+    let out = command.run_within(std::time::Duration::from_secs(120));
+    assert_ne!(out.status.code(), Some(0), "{}", command.dump(&out));
+    let error = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("no Azure credentials found"))
+        .unwrap_or_else(|| panic!("{}", command.dump(&out)));
+    for place in [
+        "account_key",
+        "sas_token",
+        "AZURE_STORAGE_ACCOUNT_KEY",
+        "use_emulator",
+        "managed identity",
+        "403",
+    ] {
+        assert!(error.contains(place), "{place} not in {error}");
+    }
+}

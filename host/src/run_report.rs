@@ -234,6 +234,10 @@ pub struct PluginReport {
     /// plugins. Reported as `warnings`, not kept here.
     #[serde(skip)]
     pub never_set: Option<Vec<String>>,
+    /// The warnings the plugin logged during `init`, each once however many workers
+    /// started it (a column it looked for that the stage does not have, …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub init_warnings: Vec<String>,
 }
 
 /// The faults of one kind (the report's `plugin.faultsByKind`).

@@ -30,6 +30,7 @@ impl PluginReport {
             rebuilds: 0,
             seconds_in_plugin: 0.0,
             never_set: None,
+            init_warnings: Vec::new(),
         }
     }
 
@@ -62,6 +63,12 @@ impl PluginReport {
         }
         self.rebuilds += stats.rebuilds;
         self.seconds_in_plugin += stats.time_in_plugin.as_secs_f64();
+        for warning in stats.init_warnings {
+            if !self.init_warnings.contains(&warning) {
+                self.init_warnings.push(warning);
+            }
+        }
+        self.init_warnings.sort();
     }
 
     /// Keeps the declared properties that neither this instance nor any before it set.

@@ -220,7 +220,15 @@ impl Instance {
         schema: &[types::ColumnSchema],
         config: &[(String, String)],
     ) -> Result<Result<types::InitResult, InitRefusal>, Fault> {
-        self.call(|b, s| b.init(s, schema, config))
+        self.store.data_mut().collect_warnings(true);
+        let result = self.call(|b, s| b.init(s, schema, config));
+        self.store.data_mut().collect_warnings(false);
+        result
+    }
+
+    /// The warnings the guest logged during `init` (each once).
+    pub fn take_init_warnings(&mut self) -> Vec<String> {
+        self.store.data_mut().take_warnings()
     }
 
     /// Transforms a batch; a 0.2.0 plugin's packed output is unpacked (a malformed one

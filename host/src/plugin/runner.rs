@@ -2,7 +2,7 @@
 //! bisecting the batch (or, after a time-out, replaying it row by row) so that only the
 //! rows that cause faults are rejected.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -78,6 +78,8 @@ pub struct RunnerStats {
     pub faults_by_kind: BTreeMap<&'static str, FaultsOfKind>,
     pub rebuilds: u64,
     pub time_in_plugin: Duration,
+    /// The warnings the plugin logged during `init` (a missing optional column, …).
+    pub init_warnings: BTreeSet<String>,
 }
 
 /// The faults of one kind a runner saw.
@@ -106,7 +108,8 @@ impl Runner {
         schema: Vec<types::ColumnSchema>,
         config: Vec<(String, String)>,
     ) -> Result<Runner, PluginError> {
-        let (instance, init) = init_instance(&plugin, &schema, &config)?;
+        let (mut instance, init) = init_instance(&plugin, &schema, &config)?;
+        let init_warnings = instance.take_init_warnings().into_iter().collect();
         if let Some(columns) = &init.columns
             && let Some(bad) = columns.iter().find(|&&c| c as usize >= schema.len())
         {
@@ -124,7 +127,10 @@ impl Runner {
             schema,
             config,
             init,
-            stats: RunnerStats::default(),
+            stats: RunnerStats {
+                init_warnings,
+                ..RunnerStats::default()
+            },
         })
     }
 

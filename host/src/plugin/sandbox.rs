@@ -39,7 +39,14 @@ pub struct State {
     limiter: MemoryLimiter,
     plugin: Arc<str>,
     stderr: GuestOutput,
+    /// Warnings the guest logged while collecting (during `init`), at most
+    /// [`MAX_INIT_WARNINGS`].
+    warnings: Vec<String>,
+    collecting_warnings: bool,
 }
+
+/// Warnings kept of one `init` call.
+pub const MAX_INIT_WARNINGS: usize = 100;
 
 impl State {
     pub fn new(plugin: Arc<str>, memory_limit: u64) -> Self {
@@ -62,7 +69,26 @@ impl State {
             },
             plugin,
             stderr,
+            warnings: Vec::new(),
+            collecting_warnings: false,
         }
+    }
+
+    /// Starts or stops keeping the guest's warnings (`init` keeps them).
+    pub fn collect_warnings(&mut self, on: bool) {
+        self.collecting_warnings = on;
+    }
+
+    /// Keeps a warning the guest logged, while collecting.
+    pub fn warned(&mut self, message: &str) {
+        if self.collecting_warnings && self.warnings.len() < MAX_INIT_WARNINGS {
+            self.warnings.push(message.to_string());
+        }
+    }
+
+    /// The warnings kept so far (and forgets them).
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
     }
 
     pub fn limiter(&mut self) -> &mut MemoryLimiter {

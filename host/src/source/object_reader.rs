@@ -406,7 +406,7 @@ impl Inner {
                 }
             }
             other => {
-                let message = self.target.redactor.scrub(&other.to_string());
+                let message = self.target.redactor.explain(&other.to_string());
                 // A range past the end of the object: it shrank since the listing.
                 if message.contains("416") || message.contains("InvalidRange") {
                     StageError::Changed {

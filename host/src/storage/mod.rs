@@ -1,10 +1,12 @@
 //! Object storage shared by the stage reader ([`crate::source`]) and the delivery state
 //! ([`crate::state`]): where a URL points ([`url`]), how to reach it ([`store`]: the store
 //! settings and the object_store client builders), the [`Secret`] type and the scrubbing of
-//! credentials from messages ([`redact`]), and the process-wide I/O runtime the blocking
+//! credentials from messages ([`redact`]), missing cloud credentials said plainly
+//! ([`credentials`]), and the process-wide I/O runtime the blocking
 //! callers run object_store futures on ([`runtime`]), and the one walker of a local
 //! folder ([`walk`]).
 
+pub mod credentials;
 pub mod redact;
 pub mod runtime;
 pub mod secret;

@@ -3,7 +3,7 @@
 //! hides the query and user info of a URL the user gave.
 
 use super::store::StageConfig;
-use super::url::StageUrl;
+use super::url::{StageUrl, StoreKind};
 
 /// Environment variables whose values are secrets (scrubbed from messages).
 const SECRET_VARIABLES: [&str; 12] = [
@@ -32,6 +32,8 @@ fn environment_secrets() -> Vec<String> {
 /// strings and signature parameters.
 pub struct Redactor {
     secrets: Vec<String>,
+    /// The store the messages come from (for [`Redactor::explain`]).
+    kind: Option<StoreKind>,
 }
 
 impl Redactor {
@@ -39,7 +41,10 @@ impl Redactor {
         // Very short values would blank ordinary words.
         secrets.retain(|secret| secret.len() >= 6);
         secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
-        Self { secrets }
+        Self {
+            secrets,
+            kind: None,
+        }
     }
 
     /// A redactor for the clients of `url` with `config`: the configuration's secrets, the
@@ -48,7 +53,21 @@ impl Redactor {
         let mut secrets = config.secrets();
         secrets.extend(url.sas_token().map(|sas| sas.expose_secret().to_owned()));
         secrets.extend(environment_secrets());
-        Self::new(secrets)
+        Self {
+            kind: Some(url.kind()),
+            ..Self::new(secrets)
+        }
+    }
+
+    /// A store client's error as people should read it: [`Redactor::scrub`]bed, and a
+    /// failure of the cloud's metadata service said as missing credentials, with where
+    /// they were looked for (`credentials::explain`).
+    pub fn explain(&self, message: &str) -> String {
+        let scrubbed = self.scrub(message);
+        match self.kind {
+            Some(kind) => super::credentials::explain(kind, &scrubbed),
+            None => scrubbed,
+        }
     }
 
     /// `message` without the known secrets, signed query strings and signature values.

@@ -13,6 +13,7 @@ use object_store::{ClientConfigKey, ObjectStore, RetryConfig};
 use serde::Deserialize;
 
 use super::StorageError;
+use super::credentials;
 use super::redact::{Redactor, redact_url};
 use super::secret::Secret;
 use super::url::{StageUrl, StoreKind};
@@ -256,7 +257,7 @@ pub(crate) fn build_store(
     }
     .map_err(|reason| StorageError::Config {
         stage: url.to_string(),
-        reason: redactor.scrub(&reason.to_string()),
+        reason: redactor.explain(&reason.to_string()),
     })
 }
 
@@ -275,6 +276,10 @@ enum BuildError {
         /// The `account` setting.
         configured: String,
     },
+    /// No credential is configured and the metadata service, the last place to look, is
+    /// not there (`credentials::no_credentials`).
+    #[error("{0}")]
+    NoCredentials(String),
     /// object_store refused the settings.
     #[error("cannot configure the {store} client: {source}{hint}")]
     Client {
@@ -332,12 +337,48 @@ fn build_s3(url: &StageUrl, config: &StageConfig) -> Result<Arc<dyn ObjectStore>
     for (key, value) in config.client_settings() {
         builder = builder.with_config(AmazonS3ConfigKey::Client(key), value);
     }
+    s3_credentials_or_region_said(&builder)?;
     let store = builder
         .with_retry(config.retry())
         .build()
         .map_err(BuildError::client("S3"))?;
     Ok(Arc::new(store))
 }
+
+/// Refuses an S3 client whose only credential source left is the instance metadata service
+/// when that is not there (`credentials`), and says which region is assumed when none is
+/// set for AWS itself.
+fn s3_credentials_or_region_said(builder: &AmazonS3Builder) -> Result<(), BuildError> {
+    use AmazonS3ConfigKey as K;
+    let set = |key: K| {
+        builder
+            .get_config_value(&key)
+            .is_some_and(|v| !v.is_empty())
+    };
+    let keys = set(K::AccessKeyId) && set(K::SecretAccessKey);
+    let web_identity = set(K::WebIdentityTokenFile) && set(K::RoleArn);
+    let container = set(K::ContainerCredentialsRelativeUri)
+        || (set(K::ContainerCredentialsFullUri) && set(K::ContainerAuthorizationTokenFile));
+    let unsigned = builder.get_config_value(&K::SkipSignature).as_deref() == Some("true");
+    if !(keys || web_identity || container || unsigned) {
+        let endpoint = builder
+            .get_config_value(&K::MetadataEndpoint)
+            .unwrap_or_else(|| format!("http://{}", credentials::METADATA_HOST));
+        credentials::probe_metadata(&endpoint).map_err(|detail| {
+            BuildError::NoCredentials(credentials::no_credentials(StoreKind::S3, &detail))
+        })?;
+    }
+    if !set(K::Region) && !set(K::DefaultRegion) && !set(K::Endpoint) {
+        tracing::warn!(
+            "S3: no region set (the stage's `region`, AWS_REGION or AWS_DEFAULT_REGION): \
+             assuming {DEFAULT_S3_REGION}; a bucket elsewhere fails until the region is set"
+        );
+    }
+    Ok(())
+}
+
+/// The region object_store assumes when none is set.
+const DEFAULT_S3_REGION: &str = "us-east-1";
 
 fn build_azure(url: &StageUrl, config: &StageConfig) -> Result<Arc<dyn ObjectStore>, BuildError> {
     let account = match (config.account.as_deref(), url.account()) {

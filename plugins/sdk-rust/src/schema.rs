@@ -53,15 +53,48 @@ impl Schema {
         self.columns.is_empty()
     }
 
-    /// The column named `name` (case-insensitive), if any.
+    /// The column named `name` (case-insensitive), if any. When there is none but a column
+    /// with a similar name (a misspelling: `CUSTOMERID` for `CUSTOMER_ID`), logs a warning
+    /// naming them (the host reports it once per run).
     pub fn column(&self, name: &str) -> Option<Col> {
-        self.find(name).map(|i| self.mark(i))
+        let found = self.find(name).map(|i| self.mark(i));
+        if found.is_none() {
+            let close = self.similar(name);
+            if !close.is_empty() {
+                crate::log(
+                    crate::Level::Warn,
+                    &format!("no column {name} (did you mean {}?)", close.join(", ")),
+                );
+            }
+        }
+        found
+    }
+
+    /// Up to 3 column names like `name`: equal but for case, `_`, `-` and spaces, or at
+    /// most 2 edits apart (names of 4 characters or more).
+    pub fn similar(&self, name: &str) -> Vec<&str> {
+        let squash = |s: &str| -> Vec<char> {
+            s.chars()
+                .filter(|c| !matches!(c, '_' | '-' | ' '))
+                .flat_map(char::to_uppercase)
+                .collect()
+        };
+        let wanted = squash(name);
+        self.columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .filter(|other| {
+                let have = squash(other);
+                have == wanted || (wanted.len() >= 4 && edit_distance(&have, &wanted) <= 2)
+            })
+            .take(3)
+            .collect()
     }
 
     /// The column named `name` (case-insensitive), or an error naming it and listing the
     /// columns there are: return it from `init` with `?`.
     pub fn require(&self, name: &str) -> Result<Col, String> {
-        self.column(name).ok_or_else(|| {
+        self.find(name).map(|i| self.mark(i)).ok_or_else(|| {
             let names: Vec<&str> = self.columns.iter().map(|c| c.name.as_str()).collect();
             format!(
                 "required column {name} not found (columns: {})",
@@ -483,5 +516,41 @@ mod tests {
         assert!(e.contains("mdoe") && e.contains("mode, row"), "{e}");
         let e = Config::checked(&info, vec![]).unwrap_err();
         assert!(e.contains("'mode' is required"), "{e}");
+    }
+}
+
+/// Levenshtein distance of two character sequences.
+fn edit_distance(a: &[char], b: &[char]) -> usize {
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod similar_tests {
+    use super::edit_distance;
+
+    #[test]
+    fn edit_distance_counts_insertions_deletions_and_changes() {
+        let d = |a: &str, b: &str| {
+            let a: Vec<char> = a.chars().collect();
+            let b: Vec<char> = b.chars().collect();
+            edit_distance(&a, &b)
+        };
+        assert_eq!(d("EMAIL", "EMAIL"), 0);
+        assert_eq!(d("EMAIL", "EMAILS"), 1);
+        assert_eq!(d("EMIAL", "EMAIL"), 2);
+        assert_eq!(d("", "ABC"), 3);
+        assert_eq!(d("NAME", "COUNTRY"), 6);
     }
 }

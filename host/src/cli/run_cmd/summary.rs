@@ -47,17 +47,23 @@ pub(super) fn start_progress(
     (handle, stop)
 }
 
-/// The plugin's faults by kind, when it had any: `summary: plugin faults: 6 (…)` and
+/// The plugin's warnings at `init` (`summary: plugin warning at init: …`, each once), and its
+/// faults by kind, when it had any: `summary: plugin faults: 6 (…)` and
 /// `summary:   memory-limit: 6, e.g. a.parquet rows 0 to 999: tried to use more than …`.
 fn plugin_fault_lines(r: &RunReport) -> Vec<String> {
     let p = &r.plugin;
+    let mut lines: Vec<String> = p
+        .init_warnings
+        .iter()
+        .map(|w| format!("summary: plugin warning at init: {w}"))
+        .collect();
     if p.faults == 0 {
-        return Vec::new();
+        return lines;
     }
-    let mut lines = vec![format!(
+    lines.push(format!(
         "summary: plugin faults: {} in {} calls (the rows of each faulting call were rerun in smaller calls; a row that faults alone is dead-lettered)",
         p.faults, p.calls
-    )];
+    ));
     for (kind, faults) in &p.faults_by_kind {
         lines.push(format!(
             "summary:   {kind}: {}, e.g. {}",

@@ -24,7 +24,10 @@ impl host::Host for State {
             host::Level::Trace => tracing::trace!(plugin, "{message}"),
             host::Level::Debug => tracing::debug!(plugin, "{message}"),
             host::Level::Info => tracing::info!(plugin, "{message}"),
-            host::Level::Warn => tracing::warn!(plugin, "{message}"),
+            host::Level::Warn => {
+                tracing::warn!(plugin, "{message}");
+                self.warned(&message);
+            }
             host::Level::Error => tracing::error!(plugin, "{message}"),
         }
     }

@@ -79,7 +79,7 @@ impl Stage {
                     }
                     Err(error) => Err(StageError::List {
                         stage: self.url.to_string(),
-                        reason: self.redactor.scrub(&error.to_string()),
+                        reason: self.redactor.explain(&error.to_string()),
                     }),
                 }
             }
@@ -116,7 +116,7 @@ impl Stage {
         })?
         .map_err(|error| StageError::List {
             stage: stage.clone(),
-            reason: self.redactor.scrub(&error.to_string()),
+            reason: self.redactor.explain(&error.to_string()),
         })?;
         tracing::debug!(
             stage = %stage,
@@ -166,7 +166,7 @@ impl Stage {
                     Err(error) => {
                         return Err(StageError::Read {
                             object: file.url,
-                            reason: self.redactor.scrub(&error.to_string()),
+                            reason: self.redactor.explain(&error.to_string()),
                         });
                     }
                 }
@@ -289,7 +289,7 @@ impl Stage {
                         Err(error) => {
                             return Err(StageError::Read {
                                 object: url,
-                                reason: self.redactor.scrub(&error.to_string()),
+                                reason: self.redactor.explain(&error.to_string()),
                             });
                         }
                     }

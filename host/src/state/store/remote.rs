@@ -178,7 +178,7 @@ impl StateStore {
         path: &str,
         error: &object_store::Error,
     ) -> StateError {
-        let message = remote.redactor.scrub(&error.to_string());
+        let message = remote.redactor.explain(&error.to_string());
         self.store_error(format!("cannot {action} {path}: {message}"))
     }
 }
