@@ -2,8 +2,9 @@
 //! configuration ([`crate::config::RunConfig`]) with its default, grouped as README's
 //! config block. The values are read from the code's defaults (`RunConfig::default()`,
 //! `SinkConfig::new`), never copied; keys without a default are commented-out examples,
-//! except the three every run needs (`[source] url`, `[plugin] path`, `[sink] endpoint`),
-//! which get placeholders marked `EDIT`. The tests parse the text back with the real parser
+//! except the two every run needs (`[source] url`, `[sink] endpoint`), which get
+//! placeholders marked `EDIT`. The transform is left to choose: a commented-out
+//! `[plugin] path`, a commented-out `[mapping]`, or neither (the pass-through). The tests parse the text back with the real parser
 //! and check it against README, so neither can drift.
 
 use std::fmt::Write;
@@ -18,6 +19,22 @@ pub const PLACEHOLDER_PLUGIN: &str = "plugin.wasm";
 /// The placeholder of `[sink] endpoint`.
 pub const PLACEHOLDER_ENDPOINT: &str =
     "https://app.example.com/upload/api/endpoint/YOUR-ENDPOINT-ID";
+
+/// Instead of a plugin: a `[mapping]` (commented out; the customer example of
+/// `docs/mapping.md`). With neither, the pass-through.
+const MAPPING_EXAMPLE: &str = "
+# Instead of a plugin, a declarative mapping (docs/mapping.md). With neither a plugin nor a
+# [mapping], a stage whose unload shaped the records (EXTERNALID, TYPE, TIMESTAMP,
+# PROPERTIES, optional DELETED) is sent as it is.
+# [mapping]
+# type = \"Customer\"
+# id = \"CUSTOMER_ID\"
+# timestamp = \"UPDATED_AT\"
+# deleted = \"IS_DELETED\"
+# [mapping.properties]
+# name = \"NAME\"
+# email = \"lower(trim(EMAIL))\"
+";
 
 /// A TOML string literal.
 fn quoted(text: &str) -> String {
@@ -100,11 +117,11 @@ pub fn template() -> String {
     example(&mut out, "region", &quoted("eu-west-1"), "S3");
 
     out.push_str("\n[plugin]\n");
-    line(
+    example(
         &mut out,
         "path",
         &quoted(PLACEHOLDER_PLUGIN),
-        "EDIT: the transform plugin (.wasm component)",
+        "a transform plugin (.wasm component), or [mapping] below",
     );
     example(&mut out, "sha256", &quoted("…"), "refuse any other plugin");
     line(
@@ -136,10 +153,7 @@ pub fn template() -> String {
     );
     example(&mut out, "region", &quoted("EU"), "");
 
-    out.push_str(
-        "\n# [mapping]                             # instead of a plugin: a declarative mapping,\n\
-         #                                       # see docs/mapping.md\n",
-    );
+    out.push_str(MAPPING_EXAMPLE);
 
     out.push_str("\n[auth]\n");
     line(

@@ -4,7 +4,8 @@ use std::collections::BTreeSet;
 
 use super::*;
 
-/// The template with every commented-out `# key = value` line made live.
+/// The template with every commented-out `# key = value` line and `# [table]` header made
+/// live.
 fn uncommented(text: &str) -> String {
     text.lines()
         .map(|l| match l.strip_prefix("# ") {
@@ -16,9 +17,15 @@ fn uncommented(text: &str) -> String {
 }
 
 fn is_key_line(text: &str) -> bool {
-    text.split_once(" = ").is_some_and(|(key, _)| {
-        !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-    })
+    let header = |t: &str| {
+        t.strip_prefix('[')
+            .and_then(|t| t.strip_suffix(']'))
+            .is_some_and(|name| name.chars().all(|c| c.is_ascii_lowercase() || c == '.'))
+    };
+    header(text)
+        || text.split_once(" = ").is_some_and(|(key, _)| {
+            !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
 }
 
 /// Dotted key paths of a TOML document (tables flattened; maps of the user's own keys,
@@ -52,12 +59,36 @@ fn readme_block(heading: &str) -> String {
     rest[start..start + end].to_string()
 }
 
+/// The columns of `stagepush sample-stage`'s customer files.
+fn customer_schema() -> Vec<crate::bindings::types::ColumnSchema> {
+    use crate::bindings::types::{ColumnSchema, ColumnType, ScalarType, TimeUnit, TimestampType};
+    let col = |name: &str, t: ScalarType| ColumnSchema {
+        name: name.into(),
+        type_: ColumnType::Scalar(t),
+        nullable: true,
+    };
+    vec![
+        col("CUSTOMER_ID", ScalarType::Decimal((38, 0))),
+        col("NAME", ScalarType::Text),
+        col("EMAIL", ScalarType::Text),
+        col("COUNTRY", ScalarType::Text),
+        col("IS_ACTIVE", ScalarType::Boolean),
+        col(
+            "UPDATED_AT",
+            ScalarType::Timestamp(TimestampType {
+                unit: TimeUnit::Millis,
+                wall_clock: true,
+            }),
+        ),
+        col("IS_DELETED", ScalarType::Boolean),
+    ]
+}
+
 #[test]
 fn the_template_parses_to_the_defaults_with_its_placeholders() {
     let parsed = RunConfig::parse(&template()).expect("the template parses");
     let mut expected = RunConfig::default();
     expected.source.url = Some(PLACEHOLDER_SOURCE.into());
-    expected.plugin.path = Some(PLACEHOLDER_PLUGIN.into());
     expected.sink = Some(SinkConfig::new(PLACEHOLDER_ENDPOINT));
     expected.auth.token_env = Some(DEFAULT_TOKEN_ENV.into());
     expected.output.dead_letter = Some(DEFAULT_DEAD_LETTER_DIR.into());
@@ -71,7 +102,11 @@ fn the_template_parses_to_the_defaults_with_its_placeholders() {
 fn every_commented_example_is_a_real_key() {
     let text = uncommented(&template());
     assert!(text.contains("\nsha256 = ") && text.contains("\nworkers = "));
-    RunConfig::parse(&text).expect("the commented examples parse");
+    let parsed = RunConfig::parse(&text).expect("the commented examples parse");
+    // The mapping example fits the customer stage `stagepush sample-stage` writes.
+    let mapping = parsed.mapping.expect("the [mapping] example");
+    crate::mapping::validate(&mapping, &customer_schema())
+        .expect("the mapping example fits the customer columns");
 }
 
 #[test]
