@@ -374,6 +374,20 @@ fn a_property_never_set_is_a_warning_in_the_summary_and_the_report() {
         .collect();
     assert_eq!(warnings.len(), 1, "{report}");
     assert_eq!(warnings[0]["message"], warning);
+
+    // A rerun that reads no row (everything delivered) has nothing to warn about.
+    let again = run_cmd(dir.path(), &stage, &mock, &mapping).run();
+    assert_eq!(
+        read_report(dir.path())["rows"]["read"],
+        0,
+        "{}",
+        again.stderr
+    );
+    assert!(
+        again.stderr_lines("warning: the mapping's").is_empty(),
+        "{}",
+        again.stderr
+    );
 }
 
 /// The real Snowflake unload (`HEADER=FALSE`: columns `_COL_0` … `_COL_7`): not shaped for the

@@ -84,7 +84,7 @@ fn keyed(out: &mut String, prefix: &str, key: &str, value: &str, comment: &str) 
     if comment.is_empty() {
         let _ = writeln!(out, "{text}");
     } else {
-        let _ = writeln!(out, "{text:<COMMENT_COLUMN$}# {comment}");
+        let _ = writeln!(out, "{text:<COMMENT_COLUMN$} # {comment}");
     }
 }
 
@@ -98,7 +98,8 @@ pub fn template() -> String {
         "# stagepush.toml, written by `stagepush init` (stagepush {}).\n\
          # Every key with its default. Flags of `stagepush run` override the file\n\
          # (`stagepush run --config stagepush.toml`); unknown keys are errors.\n\
-         # Edit the three lines marked EDIT, then: stagepush check --config stagepush.toml\n",
+         # Edit the two lines marked EDIT, choose the transform ([plugin] path, a [mapping],\n\
+         # or neither for an unload shaped in SQL), then: stagepush check --config stagepush.toml\n",
         env!("CARGO_PKG_VERSION")
     ));
 

@@ -59,8 +59,9 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
         return Ok(Outcome::Failed.into());
     }
     eprintln!(
-        "wrote {0}: edit [source] url, [plugin] path and [sink] endpoint (the lines marked EDIT), \
-         then `stagepush check --config {0}`",
+        "wrote {0}: edit [source] url and [sink] endpoint (the lines marked EDIT), choose \
+         the transform ([plugin] path, a [mapping] (docs/mapping.md), or neither for an \
+         unload shaped in SQL), then `stagepush check --config {0}`",
         path.display()
     );
     Ok(Outcome::Done.into())

@@ -162,8 +162,14 @@ impl Transformer {
     /// Adds this transform's statistics to `report` (and, for a mapping, which declared
     /// properties it never set).
     pub fn finish(self, report: &mut PluginReport) {
-        report.add_stats(self.stats());
-        if let Kind::Mapping(m) = &self.kind {
+        let stats = self.stats();
+        // Only an instance that saw rows can say a property was never set (a rerun that
+        // reads nothing warns about nothing).
+        let saw_rows = stats.calls > 0;
+        report.add_stats(stats);
+        if let Kind::Mapping(m) = &self.kind
+            && saw_rows
+        {
             report.merge_never_set(m.never_set());
         }
     }
