@@ -430,3 +430,13 @@ fn a_python_exception_names_the_file_and_line_it_was_raised_at() {
         "{line}"
     );
 }
+
+/// A JS exception's row error says where it was thrown: the innermost frame of its stack.
+#[test]
+fn a_js_exception_names_the_file_and_line_it_was_thrown_at() {
+    let (out, file) = misbehave_in("misbehave-js", INTERPRETED_MEMORY_MIB, "raise", 11, &[]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let line = error_line(&out, &file, 11);
+    assert!(line.contains("bad value on row 11 (at "), "{line}");
+    assert!(line.contains("app.js:48"), "{line}");
+}
