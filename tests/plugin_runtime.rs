@@ -417,3 +417,26 @@ fn compiled_plugins_are_cached_by_digest() {
         first.stdout
     );
 }
+
+/// A Python exception's row error says where it was raised: the plugin's file, line and
+/// function (the innermost frame of its own code).
+#[test]
+fn a_python_exception_names_the_file_and_line_it_was_raised_at() {
+    let (out, file) = misbehave_in("misbehave-python", INTERPRETED_MEMORY_MIB, "raise", 11, &[]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let line = error_line(&out, &file, 11);
+    assert!(
+        line.ends_with("ValueError: bad value on row 11 (at app.py:57 in transform)"),
+        "{line}"
+    );
+}
+
+/// A JS exception's row error says where it was thrown: the innermost frame of its stack.
+#[test]
+fn a_js_exception_names_the_file_and_line_it_was_thrown_at() {
+    let (out, file) = misbehave_in("misbehave-js", INTERPRETED_MEMORY_MIB, "raise", 11, &[]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let line = error_line(&out, &file, 11);
+    assert!(line.contains("bad value on row 11 (at "), "{line}");
+    assert!(line.contains("app.js:48"), "{line}");
+}

@@ -1684,8 +1684,25 @@ function isEngineFault(e) {
 
 function errorText(e) {
   if (e instanceof RowError) return e.message;
-  if (e instanceof Error) return e.name && e.name !== 'Error' ? `${e.name}: ${e.message}` : e.message;
+  if (e instanceof Error) {
+    const text = e.name && e.name !== 'Error' ? `${e.name}: ${e.message}` : e.message;
+    const where = errorWhere(e);
+    return where ? `${text} (at ${where})` : text;
+  }
   return String(e);
+}
+
+// Where an error was thrown, from the innermost frame of its stack (SpiderMonkey's
+// `fn@file:line:column`): `file:line in fn`, or '' when the stack says nothing.
+function errorWhere(e) {
+  const stack = typeof e.stack === 'string' ? e.stack : '';
+  for (const frame of stack.split('\n')) {
+    const m = /^(.*)@(.*):(\d+):\d+$/.exec(frame.trim());
+    if (!m) continue;
+    const file = m[2].split('/').pop();
+    return m[1] ? `${file}:${m[3]} in ${m[1]}` : `${file}:${m[3]}`;
+  }
+  return '';
 }
 
 // Checks a batch against the schema and the columns sent; a malformed batch is an error.

@@ -49,7 +49,8 @@ list                          ``list`` of the above
 
 Errors: raise :class:`RowError` (or let ``Row.require`` / ``EntityBuilder.finish`` raise it)
 to reject a row; its entities are discarded and the other rows go on. Any other exception
-from ``transform`` rejects the row too, with the exception's type in the message. An
+from ``transform`` rejects the row too, with the exception's type in the message and
+where it was raised (``ValueError: bad value (at app.py:57 in transform)``). An
 exception from ``init`` refuses the stage with its message.
 """
 
@@ -1576,7 +1577,28 @@ class EntityBuilder:
 def _message(e: BaseException) -> str:
     if isinstance(e, PluginError):
         return str(e)
-    return f"{type(e).__name__}: {e}"
+    where = _where(e)
+    return f"{type(e).__name__}: {e}" + (f" (at {where})" if where else "")
+
+
+def _where(e: BaseException) -> str:
+    """Where ``e`` was raised: the innermost frame of the plugin's own code as
+    ``file:line in function``, and the innermost frame overall when that is elsewhere (in
+    the SDK or a library)."""
+    frames = []
+    tb = e.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        name = code.co_filename.replace("\\", "/").rsplit("/", 1)[-1]
+        frames.append((name, tb.tb_lineno, code.co_name, code.co_filename == __file__))
+        tb = tb.tb_next
+    if not frames:
+        return ""
+    own = [f for f in frames if not f[3]]
+    shown = [own[-1]] if own else []
+    if frames[-1] not in shown:
+        shown.append(frames[-1])
+    return ", ".join(f"{n}:{line} in {fn}" for n, line, fn, _ in shown)
 
 
 class _Runner:
