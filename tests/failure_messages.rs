@@ -380,27 +380,32 @@ fn a_column_the_plugin_looks_for_that_is_misspelt_is_named_with_the_similar_one(
             Chunk::required(Values::Bytes(vec![b"a@b.c".to_vec(), b"d@e.f".to_vec()])),
         ]],
     );
-    let mock = MockProcess::start(dir.path(), TOKEN, &[]);
-    let out =
-        misbehave_run_of("customer-rust", dir.path(), &stage, &mock, &[]).run_within(RUN_TIMEOUT);
-    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
-    let report = read_report(dir.path());
-    let warnings = report["plugin"]["initWarnings"].as_array().unwrap();
-    assert!(
-        warnings.contains(&Value::from("no column EMAIL (did you mean E_MAIL?)")),
-        "{warnings:?}"
-    );
-    // Columns with no similar name are not guessed at.
-    assert!(
-        !warnings
-            .iter()
-            .any(|w| w.as_str().unwrap().contains("NAME (did you mean")),
-        "{warnings:?}"
-    );
-    assert!(
-        out.stderr
-            .contains("summary: plugin warning at init: no column EMAIL (did you mean E_MAIL?)"),
-        "{}",
-        out.stderr
-    );
+    // The Rust, Python and JavaScript SDKs all name the similar column.
+    for plugin in ["customer-rust", "customer-python", "customer-js"] {
+        let run = dir.path().join(plugin);
+        std::fs::create_dir_all(&run).unwrap();
+        let mock = MockProcess::start(&run, TOKEN, &[]);
+        let out = misbehave_run_of(plugin, &run, &stage, &mock, &[]).run_within(RUN_TIMEOUT);
+        assert_eq!(out.status.code(), Some(0), "{plugin}: {}", out.stderr);
+        let report = read_report(&run);
+        let warnings = report["plugin"]["initWarnings"].as_array().unwrap();
+        assert!(
+            warnings.contains(&Value::from("no column EMAIL (did you mean E_MAIL?)")),
+            "{plugin}: {warnings:?}"
+        );
+        // Columns with no similar name are not guessed at.
+        assert!(
+            !warnings
+                .iter()
+                .any(|w| w.as_str().unwrap().contains("NAME (did you mean")),
+            "{plugin}: {warnings:?}"
+        );
+        assert!(
+            out.stderr.contains(
+                "summary: plugin warning at init: no column EMAIL (did you mean E_MAIL?)"
+            ),
+            "{plugin}: {}",
+            out.stderr
+        );
+    }
 }

@@ -126,6 +126,8 @@ export interface ColumnInfo {
 export declare class Schema {
   readonly length: number;
   column(name: string): Col | null;
+  /** Up to 3 column names like `name` (case, `_`, `-`, spaces aside, or at most 2 edits apart). */
+  similar(name: string): string[];
   /** Throws `required column NAME not found (columns: ...)`. */
   require(name: string): Col;
   colAt(index: number): Col | null;

@@ -48,6 +48,21 @@ export const Level = Object.freeze({
   Error: 'error',
 });
 
+/** Insertions, deletions and changes that turn `a` into `b`. */
+function editDistance(a, b) {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 0; i < a.length; i++) {
+    let diagonal = row[0];
+    row[0] = i + 1;
+    for (let j = 0; j < b.length; j++) {
+      const above = row[j + 1];
+      row[j + 1] = Math.min(above + 1, row[j] + 1, diagonal + (a[i] === b[j] ? 0 : 1));
+      diagonal = above;
+    }
+  }
+  return row[b.length];
+}
+
 /** Writes a line to the host's log, attributed to the plugin. */
 export function log(level, message) {
   hostLog(level, String(message));
@@ -491,7 +506,30 @@ export class Schema {
   /** The column named `name` (case-insensitive), or null. */
   column(name) {
     const i = this._find(name);
-    return i < 0 ? null : this._mark(i);
+    if (i < 0) {
+      // A name that finds nothing but a similar column (a misspelling): a warning the run
+      // reports once (as the Rust SDK does).
+      const close = this.similar(name);
+      if (close.length > 0) log(Level.Warn, `no column ${name} (did you mean ${close.join(', ')}?)`);
+      return null;
+    }
+    return this._mark(i);
+  }
+
+  /** Up to 3 column names like `name`: equal but for case, `_`, `-` and spaces, or at most
+   * 2 edits apart (names of 4 characters or more). */
+  similar(name) {
+    const squash = (s) => s.replace(/[_\- ]/g, '').toUpperCase();
+    const wanted = squash(name);
+    const out = [];
+    for (const c of this._columns) {
+      const have = squash(c.name);
+      if (have === wanted || (wanted.length >= 4 && editDistance(have, wanted) <= 2)) {
+        out.push(c.name);
+        if (out.length === 3) break;
+      }
+    }
+    return out;
   }
 
   /** The column named `name`, or throws an error naming it and listing the columns. */

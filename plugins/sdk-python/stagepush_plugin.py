@@ -649,9 +649,32 @@ class Schema:
             return c
 
     def column(self, name: str) -> Optional[Col]:
-        """The column named ``name`` (case-insensitive), or ``None``."""
+        """The column named ``name`` (case-insensitive), or ``None``. A name that finds
+        nothing but a similar column (a misspelling) logs a warning naming it, which the
+        run reports once (as the Rust SDK does)."""
         i = self._find(name)
-        return None if i is None else self._mark(i)
+        if i is None:
+            close = self.similar(name)
+            if close:
+                log(Level.WARN, f"no column {name} (did you mean {', '.join(close)}?)")
+            return None
+        return self._mark(i)
+
+    def similar(self, name: str) -> list:
+        """Up to 3 column names like ``name``: equal but for case, ``_``, ``-`` and spaces,
+        or at most 2 edits apart (names of 4 characters or more)."""
+        def squash(s: str) -> str:
+            return "".join(c for c in s if c not in "_- ").upper()
+
+        wanted = squash(name)
+        out = []
+        for c in self.raw:
+            have = squash(c.name)
+            if have == wanted or (len(wanted) >= 4 and _edit_distance(have, wanted) <= 2):
+                out.append(c.name)
+                if len(out) == 3:
+                    break
+        return out
 
     def require(self, name: str) -> Col:
         """The column named ``name`` (case-insensitive); raises :class:`PluginError` naming
@@ -785,6 +808,18 @@ class Config:
     def items(self) -> List[Tuple[str, str]]:
         """The pairs the user gave, in order (defaults not included)."""
         return list(self._values)
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Insertions, deletions and changes that turn ``a`` into ``b``."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a):
+        diagonal, row[0] = row[0], i + 1
+        for j, cb in enumerate(b):
+            above = row[j + 1]
+            row[j + 1] = min(above + 1, row[j] + 1, diagonal + (ca != cb))
+            diagonal = above
+    return row[len(b)]
 
 
 def log(level: Level, message: str) -> None:
