@@ -121,7 +121,7 @@ fn azure_without_credentials_says_none_were_found_and_where_it_looked() {
         .arg("inspect")
         .arg(format!("az://{}/inspect/", crate::stage_servers::CONTAINER))
         .args([
-            "--endpoint",
+            "--stage-endpoint",
             &format!(
                 "{}/{}",
                 server.endpoint,
