@@ -171,10 +171,10 @@ impl<'s> Compiler<'s> {
 
     /// Compiles the text of `field`.
     pub(super) fn text(&mut self, field: &str, text: &str) -> Result<(Node, Ty), MappingError> {
-        let expr = parse(text).map_err(|message| MappingError::Syntax {
+        let expr = parse(text).map_err(|e| MappingError::Syntax {
             field: field.to_string(),
             expr: text.to_string(),
-            message,
+            message: e.0,
         })?;
         self.expr(field, &expr)
     }
@@ -310,7 +310,7 @@ impl<'s> Compiler<'s> {
                 let (n, ty) = self.expr(field, &args[0])?;
                 check(&format!("{name}()"), ty, &[Ty::Json, Ty::Text], &args[0])?;
                 let path = match args.get(1) {
-                    Some(p) => parse_path(&literal(p, "path")?).map_err(type_error)?,
+                    Some(p) => parse_path(&literal(p, "path")?).map_err(|e| type_error(e.0))?,
                     None => Vec::new(),
                 };
                 match name {

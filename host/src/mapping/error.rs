@@ -47,3 +47,33 @@ pub enum MappingError {
     )]
     NotPassThrough { missing: String, existing: String },
 }
+
+/// Why a piece of a mapping's text does not parse: an expression or a JSON path (the
+/// message [`MappingError::Syntax`] and [`MappingError::Type`] carry).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SyntaxError(pub String);
+
+impl From<String> for SyntaxError {
+    fn from(message: String) -> Self {
+        SyntaxError(message)
+    }
+}
+
+impl From<&str> for SyntaxError {
+    fn from(message: &str) -> Self {
+        SyntaxError(message.to_string())
+    }
+}
+
+/// Why one row cannot be mapped: the message of its row error, dead-lettered like a
+/// plugin's row error (stage `plugin`, kind `rejected`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UnmappableRow(pub String);
+
+impl From<String> for UnmappableRow {
+    fn from(message: String) -> Self {
+        UnmappableRow(message)
+    }
+}

@@ -12,11 +12,12 @@ use crate::bindings::types::{
 use crate::wire::decimal_value;
 
 use super::compile::{EntityProgram, Node, Program, PropProgram, TypeSource};
+use super::error::UnmappableRow;
 use super::json;
 use super::value::{V, nanos_per, parse_timestamp, whole};
 
 /// A row's problem, for its row error.
-type RowResult<T> = Result<T, String>;
+type RowResult<T> = Result<T, UnmappableRow>;
 
 /// Evaluates programs, keeping the per-batch name table.
 pub struct Evaluator<'p> {
@@ -82,7 +83,7 @@ impl<'p> Evaluator<'p> {
                     e.bytes.truncate(b);
                     errors.push(RowError {
                         row: row as u32,
-                        message,
+                        message: message.0,
                     });
                 }
             }
@@ -102,15 +103,14 @@ impl<'p> Evaluator<'p> {
     ) -> RowResult<()> {
         let id = self.eval(&ep.id, cols, row)?;
         if id.is_null() {
-            return Err(format!("{} is null", ep.id_label));
+            return Err(format!("{} is null", ep.id_label).into());
         }
         let start = e.bytes.len();
         id.write_text(&mut e.bytes);
         if e.bytes.len() == start {
-            return Err(format!(
-                "{} is empty (an external id cannot be empty)",
-                ep.id_label
-            ));
+            return Err(
+                format!("{} is empty (an external id cannot be empty)", ep.id_label).into(),
+            );
         }
         let id_span = span(start, e.bytes.len());
         let deleted = match &ep.deleted {
@@ -120,11 +120,13 @@ impl<'p> Evaluator<'p> {
         let ty = match &ep.ty {
             TypeSource::Name(i) => *i,
             TypeSource::Column(n, label) => match self.eval(n, cols, row)? {
-                V::Null => return Err(format!("{label} is null")),
+                V::Null => return Err(format!("{label} is null").into()),
                 v => {
                     let t = v.to_text();
                     if t.is_empty() {
-                        return Err(format!("{label} is empty (an entity type cannot be empty)"));
+                        return Err(
+                            format!("{label} is empty (an entity type cannot be empty)").into()
+                        );
                     }
                     self.intern(&t, e)
                 }
@@ -135,7 +137,7 @@ impl<'p> Evaluator<'p> {
                 V::Null => Cell::Null,
                 V::Date(d) => Cell::Date(d),
                 V::Timestamp(value, unit) => Cell::Timestamp(Timestamp { value, unit }),
-                v => return Err(format!("the timestamp is {v:?}, not a date or timestamp")),
+                v => return Err(format!("the timestamp is {v:?}, not a date or timestamp").into()),
             },
             None => Cell::Null,
         };
@@ -166,7 +168,8 @@ impl<'p> Evaluator<'p> {
                                 return Err(format!(
                                     "{label} is {}, not a JSON object",
                                     v.to_text()
-                                ));
+                                )
+                                .into());
                             }
                         };
                         json::check(&text).map_err(|m| format!("{label} is not JSON: {m}"))?;
@@ -273,7 +276,8 @@ impl<'p> Evaluator<'p> {
                             return Err(format!(
                                 "timestamp(): '{}' is not an RFC 3339 timestamp",
                                 shorten(t)
-                            ));
+                            )
+                            .into());
                         }
                     }
                 }
@@ -390,7 +394,12 @@ fn with_json<'a>(
 
 /// `int()`: a whole number's digits (`42.00` → `42`); anything else is a row error.
 fn integer_text(v: &V<'_>) -> RowResult<String> {
-    let not_whole = || format!("int(): {} is not a whole number", shorten(&v.to_text()));
+    let not_whole = || {
+        UnmappableRow(format!(
+            "int(): {} is not a whole number",
+            shorten(&v.to_text())
+        ))
+    };
     match v {
         V::Int(i) => Ok(i.to_string()),
         V::Decimal(value, scale) => whole(*value, *scale)

@@ -12,6 +12,8 @@
 //! the stage's case-insensitively (as the plugin SDKs' lookups do); function names are
 //! lower-case.
 
+use super::error::SyntaxError;
+
 /// A parsed expression.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
@@ -25,7 +27,7 @@ pub enum Expr {
 }
 
 /// Parses one expression; the error says what was expected where.
-pub fn parse(text: &str) -> Result<Expr, String> {
+pub fn parse(text: &str) -> Result<Expr, SyntaxError> {
     let mut p = Parser {
         s: text.as_bytes(),
         text,
@@ -34,11 +36,7 @@ pub fn parse(text: &str) -> Result<Expr, String> {
     let e = p.expr()?;
     p.ws();
     if p.i < p.s.len() {
-        return Err(format!(
-            "unexpected `{}` at character {}",
-            &text[p.i..],
-            p.i + 1
-        ));
+        return Err(format!("unexpected `{}` at character {}", &text[p.i..], p.i + 1).into());
     }
     Ok(e)
 }
@@ -61,9 +59,9 @@ impl Parser<'_> {
         self.s.get(self.i).copied()
     }
 
-    fn expr(&mut self) -> Result<Expr, String> {
+    fn expr(&mut self) -> Result<Expr, SyntaxError> {
         match self.peek() {
-            None => Err("an expression is empty".into()),
+            None => Err(SyntaxError::from("an expression is empty")),
             Some(b'\'') => self.text_literal(),
             Some(b'`') => {
                 let start = self.i + 1;
@@ -96,15 +94,13 @@ impl Parser<'_> {
                     _ => Expr::Column(name.to_string()),
                 })
             }
-            Some(c) => Err(format!(
-                "unexpected `{}` at character {}",
-                c as char,
-                self.i + 1
-            )),
+            Some(c) => {
+                Err(format!("unexpected `{}` at character {}", c as char, self.i + 1).into())
+            }
         }
     }
 
-    fn call(&mut self, name: &str) -> Result<Expr, String> {
+    fn call(&mut self, name: &str) -> Result<Expr, SyntaxError> {
         let mut args = Vec::new();
         if self.peek() == Some(b')') {
             self.i += 1;
@@ -118,12 +114,12 @@ impl Parser<'_> {
                     self.i += 1;
                     return Ok(Expr::Call(name.to_string(), args));
                 }
-                _ => return Err(format!("{name}( is not closed: expected `,` or `)`")),
+                _ => return Err(format!("{name}( is not closed: expected `,` or `)`").into()),
             }
         }
     }
 
-    fn text_literal(&mut self) -> Result<Expr, String> {
+    fn text_literal(&mut self) -> Result<Expr, SyntaxError> {
         self.i += 1;
         let mut out = String::new();
         loop {
@@ -140,7 +136,7 @@ impl Parser<'_> {
         }
     }
 
-    fn number(&mut self) -> Result<Expr, String> {
+    fn number(&mut self) -> Result<Expr, SyntaxError> {
         let start = self.i;
         while self.i < self.s.len()
             && (self.s[self.i].is_ascii_alphanumeric() || b"+-.".contains(&self.s[self.i]))
@@ -153,7 +149,7 @@ impl Parser<'_> {
         }
         match t.parse::<f64>() {
             Ok(f) if f.is_finite() => Ok(Expr::Float(f)),
-            _ => Err(format!("`{t}` is not a number")),
+            _ => Err(format!("`{t}` is not a number").into()),
         }
     }
 }
@@ -196,23 +192,26 @@ mod tests {
 
     #[test]
     fn errors_say_what_is_wrong() {
-        assert_eq!(parse("").unwrap_err(), "an expression is empty");
+        assert_eq!(parse("").unwrap_err().to_string(), "an expression is empty");
         assert_eq!(
-            parse("lower(EMAIL").unwrap_err(),
+            parse("lower(EMAIL").unwrap_err().to_string(),
             "lower( is not closed: expected `,` or `)`"
         );
-        assert_eq!(parse("'abc").unwrap_err(), "a 'text' literal is not closed");
         assert_eq!(
-            parse("EMAIL EXTRA").unwrap_err(),
+            parse("'abc").unwrap_err().to_string(),
+            "a 'text' literal is not closed"
+        );
+        assert_eq!(
+            parse("EMAIL EXTRA").unwrap_err().to_string(),
             "unexpected `EXTRA` at character 7"
         );
-        assert_eq!(parse("1x").unwrap_err(), "`1x` is not a number");
+        assert_eq!(parse("1x").unwrap_err().to_string(), "`1x` is not a number");
         assert_eq!(
-            parse("`open").unwrap_err(),
+            parse("`open").unwrap_err().to_string(),
             "a `quoted column name` is not closed"
         );
         assert_eq!(
-            parse("a + b").unwrap_err(),
+            parse("a + b").unwrap_err().to_string(),
             "unexpected `+ b` at character 3"
         );
     }

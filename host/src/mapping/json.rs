@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 
+use super::error::SyntaxError;
 use super::value::V;
 
 /// One step of a JSON path: a key or an array index.
@@ -14,11 +15,11 @@ pub enum Step {
 }
 
 /// Parses `a.b[0].c` (an optional leading `$` or `$.`; `["odd key"]` for keys with dots).
-pub fn parse_path(p: &str) -> Result<Vec<Step>, String> {
+pub fn parse_path(p: &str) -> Result<Vec<Step>, SyntaxError> {
     let p = p.trim();
     let mut rest = p.strip_prefix('$').unwrap_or(p);
     let mut steps = Vec::new();
-    let bad = || format!("'{p}' is not a JSON path (like a.b[0].c)");
+    let bad = || SyntaxError(format!("'{p}' is not a JSON path (like a.b[0].c)"));
     while !rest.is_empty() {
         if let Some(r) = rest.strip_prefix('[') {
             let end = r.find(']').ok_or_else(bad)?;
@@ -108,10 +109,8 @@ fn string_value(raw: &str) -> Cow<'_, str> {
 }
 
 /// Checks that `text` is JSON.
-pub fn check(text: &str) -> Result<(), String> {
-    serde_json::from_str::<serde::de::IgnoredAny>(text)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+pub fn check(text: &str) -> Result<(), serde_json::Error> {
+    serde_json::from_str::<serde::de::IgnoredAny>(text).map(|_| ())
 }
 
 /// The entries of a JSON object, in order (`None`: not an object). `text` must be JSON.

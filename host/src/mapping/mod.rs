@@ -31,7 +31,7 @@ use crate::plugin::{BatchResult, BatchSource, Failure, Piece, RowFailure};
 
 pub use compile::{FUNCTIONS, Program};
 pub use config::{EntityConfig, MappingConfig, Properties};
-pub use error::MappingError;
+pub use error::{MappingError, SyntaxError, UnmappableRow};
 
 use compile::{Compiler, EntityProgram, Node, PropProgram, TypeSource, column_list, find_column};
 use value::Ty;
