@@ -84,7 +84,8 @@ pub struct MessageTally {
 }
 
 impl MessageTally {
-    /// One dead-lettered row.
+    /// One dead-lettered row (a group's example is its lowest file and row, so the result
+    /// does not depend on the order rows are added in).
     pub fn add(&mut self, reason: &str, message: &str, file: &str, row: u64) {
         let message = cut(message);
         let key = pattern(&message);
@@ -95,6 +96,14 @@ impl MessageTally {
         if let Some(group) = groups.groups.get_mut(&key) {
             group.rows += 1;
             group.varied |= group.example.message != message;
+            // The example is the lowest file and row, whatever order workers add rows in.
+            if (file, row) < (group.example.file.as_str(), group.example.row) {
+                group.example = Example {
+                    file: file.to_string(),
+                    row,
+                    message,
+                };
+            }
         } else if groups.groups.len() < MAX_GROUPS_PER_REASON {
             let example = Example {
                 file: file.to_string(),
@@ -353,5 +362,27 @@ mod tests {
         let m = &ab.top(5)["plugin/rejected"].messages[0];
         assert_eq!((m.rows, m.message.as_str()), (2, "value <n> out of range"));
         assert_eq!((m.example.file.as_str(), m.example.row), ("a.parquet", 9));
+    }
+
+    #[test]
+    fn the_example_does_not_depend_on_the_order_rows_are_added_in() {
+        let rows = [
+            ("b.parquet", 3),
+            ("a.parquet", 9),
+            ("a.parquet", 2),
+            ("b.parquet", 0),
+        ];
+        let mut forward = MessageTally::default();
+        let mut backward = MessageTally::default();
+        for (file, row) in rows {
+            forward.add("plugin/rejected", "CUSTOMER_ID is null", file, row);
+        }
+        for (file, row) in rows.iter().rev() {
+            backward.add("plugin/rejected", "CUSTOMER_ID is null", file, *row);
+        }
+        let (f, b) = (forward.top(5), backward.top(5));
+        assert_eq!(format!("{f:?}"), format!("{b:?}"));
+        let example = &f["plugin/rejected"].messages[0].example;
+        assert_eq!((example.file.as_str(), example.row), ("a.parquet", 2));
     }
 }
