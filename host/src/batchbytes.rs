@@ -74,6 +74,62 @@ pub fn rows_within(sizes: &[u64], offset: usize, max_rows: usize, max_bytes: u64
     rows.max(1).min(max_rows.max(1))
 }
 
+/// One plugin call's rows of a read batch (see [`cuts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cut {
+    /// The segment its rows belong to (file row / segment rows).
+    pub segment: u64,
+    /// Its first row, relative to the batch.
+    pub offset: usize,
+    pub len: usize,
+}
+
+/// How a read batch whose row 0 is file row `first_row` is cut into plugin calls: never
+/// across a segment boundary (every `segment_rows` rows of the file), and within
+/// `max_bytes` of input (a larger row goes alone). `run` and `run --dry-run` cut alike, so
+/// a dry run's bodies are a run's.
+pub fn cuts(sizes: &[u64], first_row: u64, segment_rows: u64, max_bytes: u64) -> Cuts<'_> {
+    Cuts {
+        sizes,
+        first_row,
+        segment_rows: segment_rows.max(1),
+        max_bytes,
+        offset: 0,
+    }
+}
+
+/// See [`cuts`].
+pub struct Cuts<'a> {
+    sizes: &'a [u64],
+    first_row: u64,
+    segment_rows: u64,
+    max_bytes: u64,
+    offset: usize,
+}
+
+impl Iterator for Cuts<'_> {
+    type Item = Cut;
+
+    fn next(&mut self) -> Option<Cut> {
+        let n = self.sizes.len();
+        if self.offset >= n {
+            return None;
+        }
+        let row = self.first_row + self.offset as u64;
+        let segment = row / self.segment_rows;
+        let to_boundary = (segment + 1) * self.segment_rows - row;
+        let max_rows = ((n - self.offset) as u64).min(to_boundary) as usize;
+        let len = rows_within(self.sizes, self.offset, max_rows, self.max_bytes);
+        let cut = Cut {
+            segment,
+            offset: self.offset,
+            len,
+        };
+        self.offset += len;
+        Some(cut)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -109,5 +165,20 @@ mod tests {
         assert_eq!(rows_within(&sizes, 3, 6, 25), 2);
         assert_eq!(rows_within(&sizes, 0, 1, 1000), 1);
         assert_eq!(rows_within(&sizes, 0, 6, 1000), 6);
+    }
+
+    #[test]
+    fn cuts_stop_at_segment_boundaries_and_byte_budgets() {
+        let sizes = [10, 10, 100, 10, 10, 10, 10, 10];
+        let cuts: Vec<_> = cuts(&sizes, 8, 5, 25)
+            .map(|c| (c.segment, c.offset, c.len))
+            .collect();
+        // File rows 8..=15, segments of 5 rows: 8-9 | 10-14 | 15; the 100-byte row goes
+        // alone, the others two by two (25 bytes).
+        assert_eq!(
+            cuts,
+            [(1, 0, 2), (2, 2, 1), (2, 3, 2), (2, 5, 2), (3, 7, 1)]
+        );
+        assert_eq!(super::cuts(&[], 0, 5, 25).count(), 0);
     }
 }

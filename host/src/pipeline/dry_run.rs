@@ -271,20 +271,11 @@ impl<F: FnMut(&DryBody, &[u8]) -> std::io::Result<()>> DryRun<'_, '_, F> {
                 }
             };
             let sizes = crate::batchbytes::row_bytes(&batch.batch);
-            let n = batch.batch.num_rows() as u64;
-            let mut offset = 0;
-            while offset < n {
-                let row = batch.first_row + offset;
-                let segment = row / segment_rows;
-                let len = (n - offset).min((segment + 1) * segment_rows - row);
-                let len = crate::batchbytes::rows_within(
-                    &sizes,
-                    offset as usize,
-                    len as usize,
-                    self.options.batch_bytes as u64,
-                ) as u64;
-                let piece = batch.batch.slice(offset as usize, len as usize);
-                offset += len;
+            let budget = self.options.batch_bytes as u64;
+            for cut in crate::batchbytes::cuts(&sizes, batch.first_row, segment_rows, budget) {
+                let row = batch.first_row + cut.offset as u64;
+                let segment = cut.segment;
+                let piece = batch.batch.slice(cut.offset, cut.len);
                 if open != Some(segment) {
                     self.flush(batcher, &name, open)?;
                     open = None;

@@ -182,24 +182,16 @@ impl<'a> FileRun<'a> {
                 }
                 Err(e) => return Err(classify(e)),
             };
-            let mut offset = 0;
             let n = batch.batch.num_rows() as u64;
             // Plugin calls are cut by bytes as well as rows (a larger row goes alone).
             let sizes = crate::batchbytes::row_bytes(&batch.batch);
             tracing::debug!(file = %self.name, first_row = batch.first_row, rows = n, bytes = sizes.iter().sum::<u64>(), "read batch");
-            while offset < n {
-                let row = batch.first_row + offset;
-                let segment = row / segment_rows;
-                let len = (n - offset).min((segment + 1) * segment_rows - row);
-                let len = crate::batchbytes::rows_within(
-                    &sizes,
-                    offset as usize,
-                    len as usize,
-                    self.options.batch_bytes as u64,
-                ) as u64;
-                tracing::debug!(file = %self.name, first_row = row, rows = len, bytes = sizes[offset as usize..(offset + len) as usize].iter().sum::<u64>(), "plugin batch");
-                let piece = batch.batch.slice(offset as usize, len as usize);
-                offset += len;
+            let budget = self.options.batch_bytes as u64;
+            for cut in crate::batchbytes::cuts(&sizes, batch.first_row, segment_rows, budget) {
+                let row = batch.first_row + cut.offset as u64;
+                let segment = cut.segment;
+                tracing::debug!(file = %self.name, first_row = row, rows = cut.len, bytes = sizes[cut.offset..cut.offset + cut.len].iter().sum::<u64>(), "plugin batch");
+                let piece = batch.batch.slice(cut.offset, cut.len);
                 if open.as_ref().map(|s| s.index) != Some(segment) {
                     if let Some(s) = open.take() {
                         self.close_segment(s, batcher, bodies)?;
