@@ -150,8 +150,13 @@ fn two_workers_deliver_each_file_once(server: Server) {
 }
 
 fn a_dead_workers_file_is_finished_after_its_lease_lapses(server: Server) {
+    // Enough rows that A cannot have sent them all by its 4th checkpoint: checkpoints are
+    // grouped (up to 6 segments of 100 rows each) and at most 8 segments are out at once,
+    // so A has sent at most ~3,200 when it is killed (with 2,000 rows it sometimes had
+    // sent every one, and the test failed).
+    const ROWS: u64 = 20_000;
     let dir = temp_dir();
-    upload_stage(&server, dir.path(), 1, 2_000);
+    upload_stage(&server, dir.path(), 1, ROWS);
     let mock = MockProcess::start(dir.path(), TOKEN, &[]);
     // Worker A (on "machine-a") is killed mid-file while it holds the lease.
     let a = worker(&server, dir.path(), "a", &mock, &["--lease-secs", "4"])
@@ -165,7 +170,7 @@ fn a_dead_workers_file_is_finished_after_its_lease_lapses(server: Server) {
         String::from_utf8_lossy(&a.stderr)
     );
     let delivered_by_a = received(&mock).len() as u64;
-    assert!(delivered_by_a < 2_000, "A was killed mid-file");
+    assert!(delivered_by_a < ROWS, "A was killed mid-file");
 
     // Worker B (on "machine-b") finds the file claimed, waits for the lease to lapse,
     // takes it over and finishes it from A's last acknowledged segment.
@@ -180,7 +185,7 @@ fn a_dead_workers_file_is_finished_after_its_lease_lapses(server: Server) {
         "{stderr}"
     );
     let got = received(&mock);
-    assert_eq!(got.len(), 2_000, "every record arrived");
+    assert_eq!(got.len() as u64, ROWS, "every record arrived");
     let r = report(dir.path(), "b");
     assert_eq!(r["filesResumed"], 1, "{r}");
     let duplicates: u64 = got.values().map(|n| n - 1).sum();
@@ -190,7 +195,7 @@ fn a_dead_workers_file_is_finished_after_its_lease_lapses(server: Server) {
         r["possibleDuplicates"]
     );
     assert!(
-        r["recordsDelivered"].as_u64().unwrap() < 2_000,
+        r["recordsDelivered"].as_u64().unwrap() < ROWS,
         "B resumed instead of starting over: {r}"
     );
 }
