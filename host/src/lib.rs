@@ -18,6 +18,7 @@ pub mod mock_cluedin;
 pub mod pipeline;
 pub mod plugin;
 pub mod procstat;
+pub mod queue;
 pub mod run_report;
 pub mod sample;
 pub mod scaffold;
