@@ -389,3 +389,42 @@ fn an_s3_notification_with_unusable_keys_still_delivers_its_good_objects() {
         "{refused:?}"
     );
 }
+
+/// `aws sqs receive-message` output (`{"Messages": [...]}`), piped into `run --event -`:
+/// the S3 notifications in the bodies (direct, and wrapped by SNS) are delivered, the
+/// `s3:TestEvent` acknowledged; was refused as an unknown shape before.
+#[test]
+fn sqs_receive_message_output_delivers_the_objects_its_bodies_name() {
+    let dir = temp_dir();
+    let s3 = S3Server::start();
+    upload(&s3.store(), dir.path());
+    let mock = MockProcess::start(dir.path(), TOKEN, &[]);
+    let (first, rest) = KEYS.split_at(1);
+    let direct = String::from_utf8(s3_event(first)).unwrap();
+    let sns = json!({"Type": "Notification", "MessageId": "m-2",
+        "TopicArn": "arn:aws:sns:us-east-1:123456789012:stage",
+        "Message": String::from_utf8(s3_event(rest)).unwrap()})
+    .to_string();
+    let test_event = r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Bucket":"stage"}"#;
+    let output = json!({"Messages": [
+        {"MessageId": "m-1", "ReceiptHandle": "r-1", "MD5OfBody": "x", "Body": direct},
+        {"MessageId": "m-2", "ReceiptHandle": "r-2", "MD5OfBody": "x", "Body": sns},
+        {"MessageId": "m-3", "ReceiptHandle": "r-3", "MD5OfBody": "x", "Body": test_event},
+    ]});
+    let out = run_event(
+        dir.path(),
+        "s3://stage/unload/",
+        |c| s3.cli(c),
+        &mock,
+        "s3",
+        &serde_json::to_vec(&output).unwrap(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("s3:TestEvent"), "{}", out.stderr);
+    let got = received(&mock, "s3");
+    assert_eq!(got.keys().copied().collect::<Vec<_>>(), expected());
+    assert!(
+        got.values().all(|n| *n == 1),
+        "sent more than once: {got:?}"
+    );
+}

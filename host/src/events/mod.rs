@@ -2,12 +2,13 @@
 //!
 //! Accepted payloads (detected from the JSON, `docs/reference/storage-events.md`): an S3 event
 //! notification (`Records[]`), the same wrapped by SNS (`Message` is a JSON string), an
-//! SQS→Lambda batch (`Records[].body` is a JSON string), an EventBridge "Object Created"
+//! SQS→Lambda batch (`Records[].body` is a JSON string), `aws sqs receive-message` output
+//! (`Messages[].Body` is a JSON string), an EventBridge "Object Created"
 //! event, an Azure Event Grid array of `Microsoft.Storage.BlobCreated`, CloudEvents 1.0
 //! BlobCreated (one event or a batch array).
 //!
 //! Detection, in order, for a JSON object: `Records` → S3 / SQS / SNS→Lambda records (each
-//! by its `eventSource`); `Event: s3:TestEvent` → [`Notification::Test`]; `Type` + `Message`
+//! by its `eventSource`); `Messages` → `aws sqs receive-message` output; `Event: s3:TestEvent` → [`Notification::Test`]; `Type` + `Message`
 //! → SNS envelope; `detail-type` → EventBridge; `specversion` → CloudEvents; `eventType` →
 //! Event Grid. A JSON array is a batch: each element is detected on its own. Wrapped JSON
 //! (SNS `Message`, SQS `body`) is parsed recursively, at most [`MAX_NESTING`] levels deep.
@@ -92,7 +93,7 @@ pub const MAX_NESTING: usize = 4;
 
 /// What the payload may be, for error messages.
 const EXPECTED: &str = "expected an S3 notification (Records[]), s3:TestEvent, SNS envelope, \
-SQS→Lambda batch, EventBridge Object Created, Event Grid array or CloudEvents 1.0 event";
+SQS→Lambda batch, `aws sqs receive-message` output (Messages[]), EventBridge Object Created, Event Grid array or CloudEvents 1.0 event";
 
 fn not_json(payload: &[u8], error: &serde_json::Error) -> EventError {
     if payload.iter().all(u8::is_ascii_whitespace) {
@@ -140,6 +141,9 @@ fn parse_object(
 ) -> Result<(), EventError> {
     if let Some(records) = map.get("Records") {
         return s3::records(records, depth, out);
+    }
+    if let Some(messages) = map.get("Messages") {
+        return s3::receive_message_output(messages, depth, out);
     }
     if let Some(event) = map.get("Event") {
         if event.as_str() == Some("s3:TestEvent") {

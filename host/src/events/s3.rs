@@ -134,6 +134,37 @@ fn sqs_record(
     }
 }
 
+/// `aws sqs receive-message` output: `{"Messages": [{"MessageId", "ReceiptHandle", "Body",
+/// …}]}`, each `Body` an S3 notification, SNS envelope or EventBridge event (like an
+/// SQS→Lambda batch's `body`).
+pub(super) fn receive_message_output(
+    messages: &Value,
+    depth: usize,
+    out: &mut Vec<Notification>,
+) -> Result<(), EventError> {
+    let Value::Array(messages) = messages else {
+        return Err(EventError::Malformed {
+            kind: "SQS",
+            reason: format!(
+                "Messages is a JSON {}, not an array (as `aws sqs receive-message` writes it)",
+                super::type_name(messages)
+            ),
+        });
+    };
+    for (i, message) in messages.iter().enumerate() {
+        match message.get("Body") {
+            None | Some(Value::Null) => {
+                return Err(EventError::Malformed {
+                    kind: "SQS",
+                    reason: format!("Messages[{i}] has no Body"),
+                });
+            }
+            Some(body) => nested("SQS", &format!("SQS Messages[{i}].Body"), body, depth, out)?,
+        }
+    }
+    Ok(())
+}
+
 /// One SNS→Lambda record: an SNS envelope in `Sns`.
 fn sns_record(
     map: &Map<String, Value>,

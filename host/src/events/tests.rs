@@ -684,3 +684,28 @@ fn fuzz_random_bytes() {
         }
     }
 }
+
+#[test]
+fn aws_sqs_receive_message_output_is_a_batch_of_bodies() {
+    let s3 = String::from_utf8_lossy(fixture!("s3-objectcreated-put.json")).into_owned();
+    let sns =
+        String::from_utf8_lossy(fixture!("s3-objectcreated-put.sns-envelope.json")).into_owned();
+    let test = String::from_utf8_lossy(fixture!("s3-test-event.json")).into_owned();
+    let output = json!({"Messages": [
+        {"MessageId": "1", "ReceiptHandle": "a", "Body": s3},
+        {"MessageId": "2", "ReceiptHandle": "b", "Body": sns},
+        {"MessageId": "3", "ReceiptHandle": "c", "Body": test},
+    ]});
+    let got = parse_value_json(&output).unwrap();
+    let expected_object = parse(fixture!("s3-objectcreated-put.json")).unwrap();
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0], expected_object[0]);
+    assert_eq!(got[1], expected_object[0]);
+    assert_eq!(got[2], Notification::Test);
+    // No messages: nothing to do; a message without a body names where.
+    assert_eq!(parse_value_json(&json!({"Messages": []})).unwrap(), []);
+    let err = parse_value_json(&json!({"Messages": [{"MessageId": "1"}]})).unwrap_err();
+    assert!(err.to_string().contains("Messages[0] has no Body"), "{err}");
+    let err = parse_value_json(&json!({"Messages": {"Body": "{}"}})).unwrap_err();
+    assert!(err.to_string().contains("not an array"), "{err}");
+}
