@@ -3,7 +3,9 @@
 //! Routes:
 //!
 //! - `POST /events` (and `POST /`): an S3 notification (direct, SNS envelope, SQS batch),
-//!   EventBridge, Event Grid or CloudEvents payload ([`crate::events::parse`]); the objects
+//!   EventBridge, Event Grid, CloudEvents or Pub/Sub push payload ([`crate::events::parse`];
+//!   a binary-mode CloudEvent, as Eventarc sends, by its `ce-*` headers:
+//!   [`crate::events::parse_binary`]); the objects
 //!   it names are resolved against the configured stage ([`crate::trigger::resolve`]) and
 //!   recorded as **pending** in the delivery state ([`crate::state::pending`]) before the answer, 200 with
 //!   `{"accepted": [urls], "new": n, "ignored": [reasons]}`. A payload that cannot be used
@@ -199,9 +201,12 @@ fn serve_on(
             metrics,
         )),
     ));
-    if !matches!(job.stage.kind(), StoreKind::S3 | StoreKind::Azure) {
+    if !matches!(
+        job.stage.kind(),
+        StoreKind::S3 | StoreKind::Azure | StoreKind::Gcs
+    ) {
         tracing::warn!(
-            "the stage {} is not in S3 or Azure Blob Storage: no storage event can name its files",
+            "the stage {} is not in S3, Azure Blob Storage or GCS: no storage event can name its files",
             job.stage.url()
         );
     }

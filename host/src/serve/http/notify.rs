@@ -85,8 +85,18 @@ struct Accepted {
 /// recorded as a pending error (shown by `status`) and the others are still queued: 200,
 /// or 400 when the payload names such objects and nothing to queue. 503 (the sender
 /// retries) means the state could not be written or the store could not be asked.
-pub(super) async fn deliver(app: &Arc<App>, body: Bytes) -> Response<Body> {
-    let notifications = match events::parse(&body) {
+/// `cloud_event`: the context attributes of a binary-mode CloudEvent (its `ce-*` headers),
+/// whose data is the body.
+pub(super) async fn deliver(
+    app: &Arc<App>,
+    body: Bytes,
+    cloud_event: Option<&[(String, String)]>,
+) -> Response<Body> {
+    let parsed = match cloud_event {
+        Some(attributes) => events::parse_binary(attributes, &body),
+        None => events::parse(&body),
+    };
+    let notifications = match parsed {
         Ok(notifications) => notifications,
         Err(e) => {
             tracing::warn!("refused an event: {e}");
