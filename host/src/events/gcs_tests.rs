@@ -282,3 +282,16 @@ fn eventarc_pubsub_message_published_carries_a_push_body() {
         "{e}"
     );
 }
+
+#[test]
+fn a_bare_object_resource_is_refused_with_what_to_change() {
+    let e = parse(fixture!("gcs-object-resource.json")).unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, EventError::UnknownShape(_)), "{e:?}");
+    assert!(
+        text.contains("--push-no-wrapper")
+            && text.contains("ce-* headers")
+            && text.contains(BUCKET),
+        "{text}"
+    );
+}

@@ -241,6 +241,13 @@ fn parse_object(
     if map.contains_key("eventType") {
         return azure::event(value, map, azure::Schema::EventGrid, out);
     }
+    if map.get("kind").and_then(Value::as_str) == Some("storage#object") {
+        return Err(EventError::UnknownShape(format!(
+            "a bare GCS object resource (bucket {}, name {}) says neither what happened nor              that it is finished: a Pub/Sub push subscription must wrap its messages (no              --push-no-wrapper), and an Eventarc event needs its ce-* headers",
+            map.get("bucket").map_or("?".to_owned(), show_value),
+            map.get("name").map_or("?".to_owned(), show_value),
+        )));
+    }
     Err(EventError::UnknownShape(format!(
         "a JSON object with keys {} ({EXPECTED})",
         keys_of(map)
