@@ -82,9 +82,11 @@ struct Accepted {
 
 /// Parses, resolves and records the files of a notification payload; answers 200 only
 /// once every file is recorded in the state. An object whose key cannot be read is
-/// recorded as a pending error (shown by `status`) and the others are still queued: 200,
-/// or 400 when the payload names such objects and nothing to queue. 503 (the sender
-/// retries) means the state could not be written or the store could not be asked.
+/// recorded as a pending error (shown by `status`) and the others are still queued: 200
+/// once both are recorded, even when nothing could be queued, because sending the payload
+/// again cannot change that (Pub/Sub push and Eventarc redeliver any 4xx:
+/// docs/unusable-keys.md). 503 (the sender retries) means the state could not be written or
+/// the store could not be asked.
 pub(super) async fn deliver(app: &Arc<App>, body: Bytes) -> Response<Body> {
     let notifications = match events::parse(&body) {
         Ok(notifications) => notifications,
@@ -105,18 +107,13 @@ pub(super) async fn deliver(app: &Arc<App>, body: Bytes) -> Response<Body> {
             if !accepted.files.is_empty() {
                 app.signal.wake();
             }
-            let status = if accepted.files.is_empty() && !accepted.refused.is_empty() {
-                StatusCode::BAD_REQUEST
-            } else {
-                StatusCode::OK
-            };
             let refused: Vec<Value> = accepted
                 .refused
                 .iter()
                 .map(|u| json!({ "key": u.key, "reason": u.reason }))
                 .collect();
             json_response(
-                status,
+                StatusCode::OK,
                 &json!({
                     "accepted": accepted.files,
                     "new": accepted.new,
