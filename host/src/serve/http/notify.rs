@@ -83,10 +83,10 @@ struct Accepted {
 /// Parses, resolves and records the files of a notification payload; answers 200 only
 /// once every file is recorded in the state. An object whose key cannot be read is
 /// recorded as a pending error (shown by `status`) and the others are still queued: 200
-/// once both are recorded, even when nothing could be queued, because sending the payload
-/// again cannot change that (Pub/Sub push and Eventarc redeliver any 4xx:
-/// docs/unusable-keys.md). 503 (the sender retries) means the state could not be written or
-/// the store could not be asked.
+/// once both are recorded, even when nothing could be queued, since sending the payload
+/// again cannot change that (Pub/Sub push and Eventarc redeliver any 4xx,
+/// docs/unusable-keys.md). 503 (the sender
+/// retries) means the state could not be written or the store could not be asked.
 pub(super) async fn deliver(app: &Arc<App>, body: Bytes) -> Response<Body> {
     let notifications = match events::parse(&body) {
         Ok(notifications) => notifications,
