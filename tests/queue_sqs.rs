@@ -435,3 +435,46 @@ fn a_queue_cannot_be_combined_with_other_selections_and_retry_refuses_it() {
         out.stderr
     );
 }
+
+#[test]
+fn a_sigterm_stops_the_run_and_leaves_its_messages_in_the_queue() {
+    let dir = temp_dir();
+    let s3 = S3Server::start();
+    let moto = Moto::start();
+    let gate = dir.path().join("gate");
+    std::fs::write(&gate, b"held").unwrap();
+    let gate_flag = gate.display().to_string();
+    let mock = MockProcess::start(dir.path(), TOKEN, &["--hold-while-exists", &gate_flag]);
+    upload(&s3, dir.path(), 1, 200);
+    let queue = moto.create_queue("sigterm");
+    let body = s3_event("stage", &[key(0)]);
+    moto.send(&queue, &body);
+    let cmd = consumer(
+        dir.path(),
+        "run",
+        &s3,
+        &mock,
+        &queue,
+        &["--batch-rows", "20", "--concurrency", "1"],
+    );
+    let mut run = Background::start(cmd, &dir.path().join("run.log"));
+    wait_until(Duration::from_secs(30), "the consumer to receive", || {
+        moto.counts(&queue) == (0, 1)
+    });
+    run.signal(libc::SIGTERM);
+    wait_until(Duration::from_secs(30), "the SIGTERM to be seen", || {
+        run.log().contains("SIGTERM: stopping")
+    });
+    std::fs::remove_file(&gate).unwrap();
+    let (status, log) = run.wait(RUN_TIMEOUT, "after SIGTERM");
+    assert_eq!(status.code(), Some(143), "{log}");
+    assert!(log.contains("messages not done stay in the queue"), "{log}");
+    // The file is not finished: its message is visible again at once.
+    let mut back = Vec::new();
+    wait_until(Duration::from_secs(30), "the message back", || {
+        back.extend(moto.receive(&queue, 30));
+        !back.is_empty()
+    });
+    assert_eq!(back, vec![body]);
+    assert_eq!(queue_counts(dir.path())["left"], 1);
+}
