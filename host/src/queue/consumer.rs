@@ -25,7 +25,10 @@
 //!   [queue dead letter](super::dead_letter) (queue, message id, receive count, reason, the
 //!   first 64 KiB of the body) that `stagepush status` shows. It is not left for the queue's
 //!   own dead-letter queue, since a rerun could never deliver it either.
-//! - A stage that cannot be read now (a transient storage error) leaves the message.
+//! - A stage that cannot be read now (a transient storage error) leaves the message; the
+//!   round then fails ([`ConsumerError::Unresolved`]: `run` stops, `serve` backs off).
+//! - A message left while the run went on (an object another consumer is delivering, its
+//!   lease held) is received again after a back-off (1 s doubling to 60 s), not at once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -68,6 +71,9 @@ pub enum ConsumerError {
     Pipeline(#[from] PipelineError),
     #[error("the delivery state: {0}")]
     State(#[from] StateError),
+    /// Messages whose objects cannot be resolved now (the stage cannot be read).
+    #[error("queue message {message}: {reason}; it stays in the queue")]
+    Unresolved { message: String, reason: String },
 }
 
 /// The message counts, shared with `serve`'s metrics.
@@ -147,6 +153,9 @@ impl Consumer<'_> {
                     backoff = None;
                     continue;
                 }
+                // Not done and not stopped (another consumer holds a file's lease): the
+                // messages were left; ask again after a back-off, not at once.
+                Ok(Round::Partial) => "messages were left".to_owned(),
                 Ok(Round::Stopped) => {
                     if until == Until::Empty {
                         break;
@@ -198,6 +207,7 @@ impl Consumer<'_> {
         }
         // The messages whose files go to the run, with the keys each names.
         let mut in_flight: Vec<(Message, Vec<String>)> = Vec::new();
+        let mut unresolved: Option<ConsumerError> = None;
         let mut files: Vec<StageFile> = Vec::new();
         let mut by_key: BTreeMap<String, StageFile> = BTreeMap::new();
         for message in messages {
@@ -216,12 +226,16 @@ impl Consumer<'_> {
                 Verdict::Never(reason) => self.dead_letter(&message, &reason),
                 Verdict::Later(reason) => {
                     tracing::error!("queue message {}: {reason}; it is left", message.id);
+                    unresolved.get_or_insert(ConsumerError::Unresolved {
+                        message: message.id.clone(),
+                        reason,
+                    });
                     self.leave(message);
                 }
             }
         }
         if files.is_empty() {
-            return Ok(Round::Done);
+            return unresolved.map_or(Ok(Round::Done), Err);
         }
         tracing::info!(
             "queue {}: delivering {} files named by {} messages",
@@ -259,6 +273,7 @@ impl Consumer<'_> {
             tracing::error!("queue {}: the run stopped: {error}", o.url);
         }
         let stage_url = self.job.stage.state_key().to_owned();
+        let mut left = false;
         let mut done_keys: BTreeSet<String> = BTreeSet::new();
         for (message, keys) in messages.into_iter().zip(names) {
             let mut done = true;
@@ -284,6 +299,7 @@ impl Consumer<'_> {
             if done {
                 self.delete(&message);
             } else {
+                left = true;
                 if !stopped {
                     tracing::warn!(
                         "queue message {}: not every object it names is done; it is left",
@@ -294,7 +310,13 @@ impl Consumer<'_> {
             }
         }
         merge(&mut consumed.report, report);
-        Ok(if stopped { Round::Stopped } else { Round::Done })
+        if stopped {
+            return Ok(Round::Stopped);
+        }
+        if let Some(error) = unresolved {
+            return Err(error);
+        }
+        Ok(if left { Round::Partial } else { Round::Done })
     }
 
     fn verdict(&self, message: &Message, consumed: &mut Consumed) -> Verdict {
@@ -386,6 +408,8 @@ enum Round {
     Done,
     /// The run stopped (fatal error or cancel): its messages not done were left.
     Stopped,
+    /// The run ended, but some messages were left (an object not done).
+    Partial,
 }
 
 /// Adds `next` to the merged report of the runs so far (counts summed, files, receipts and
