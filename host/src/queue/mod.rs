@@ -9,6 +9,7 @@
 pub mod consumer;
 pub mod dead_letter;
 pub mod heartbeat;
+pub mod merge;
 pub mod sqs;
 pub mod url;
 

@@ -108,17 +108,17 @@ impl SqsClient {
         R: std::fmt::Debug + Send + Sync + 'static,
     {
         let reason = DisplayErrorContext(&error).to_string();
+        if reason.to_ascii_lowercase().contains("credentials") {
+            return QueueError::Credentials {
+                queue: self.url.clone(),
+                reason,
+            };
+        }
         match error {
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => QueueError::Connect {
                 queue: self.url.clone(),
                 reason,
             },
-            SdkError::ConstructionFailure(_) if reason.contains("credentials") => {
-                QueueError::Credentials {
-                    queue: self.url.clone(),
-                    reason,
-                }
-            }
             _ => QueueError::Service {
                 queue: self.url.clone(),
                 operation,
@@ -234,6 +234,10 @@ impl StageCredentials {
                         .unwrap_or(""),
                 );
         }
+        no_chain_left(&builder).map_err(|reason| QueueError::Credentials {
+            queue: queue.to_owned(),
+            reason,
+        })?;
         let store = builder.build().map_err(|e| QueueError::Credentials {
             queue: queue.to_owned(),
             reason: e.to_string(),
@@ -242,6 +246,30 @@ impl StageCredentials {
             provider: Arc::clone(store.credentials()),
         })
     }
+}
+
+/// As for an S3 stage: when the only source left is the instance metadata service and it is
+/// not there, say so now (else every call would wait for it).
+fn no_chain_left(builder: &AmazonS3Builder) -> Result<(), String> {
+    use crate::storage::credentials;
+    use AmazonS3ConfigKey as K;
+    let set = |key: K| {
+        builder
+            .get_config_value(&key)
+            .is_some_and(|v| !v.is_empty())
+    };
+    let keys = set(K::AccessKeyId) && set(K::SecretAccessKey);
+    let web_identity = set(K::WebIdentityTokenFile) && set(K::RoleArn);
+    let container = set(K::ContainerCredentialsRelativeUri)
+        || (set(K::ContainerCredentialsFullUri) && set(K::ContainerAuthorizationTokenFile));
+    if keys || web_identity || container {
+        return Ok(());
+    }
+    let endpoint = builder
+        .get_config_value(&K::MetadataEndpoint)
+        .unwrap_or_else(|| format!("http://{}", credentials::METADATA_HOST));
+    credentials::probe_metadata(&endpoint)
+        .map_err(|detail| credentials::no_credentials(crate::storage::StoreKind::S3, &detail))
 }
 
 impl ProvideCredentials for StageCredentials {
@@ -278,6 +306,23 @@ mod tests {
         assert_eq!(region_of(None, env, Some("x")), "eu-north-1");
         assert_eq!(region_of(None, none, Some("ap-south-1")), "ap-south-1");
         assert_eq!(region_of(None, none, None), FALLBACK_REGION);
+    }
+
+    #[test]
+    fn no_credentials_anywhere_is_said_at_once() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let nothing = AmazonS3Builder::new().with_config(
+            AmazonS3ConfigKey::MetadataEndpoint,
+            format!("http://127.0.0.1:{port}"),
+        );
+        let err = no_chain_left(&nothing).unwrap_err();
+        assert!(err.contains("no AWS credentials found"), "{err}");
+        let keys = AmazonS3Builder::new()
+            .with_access_key_id("id")
+            .with_secret_access_key("secret");
+        assert!(no_chain_left(&keys).is_ok());
     }
 
     #[test]
