@@ -6,6 +6,7 @@
 //! [`QueueClient`] (receive, change visibility, delete), [`Message`], [`QueueUrl`] and the
 //! settings ([`QueueOptions`]). One file per service implements the client.
 
+pub mod azure;
 pub mod url;
 
 pub use url::{QueueKind, QueueUrl, QueueUrlError};
