@@ -390,4 +390,40 @@ mod tests {
         assert_ne!(renewed, "old");
         assert!(renewed.contains("sig="));
     }
+
+    #[test]
+    fn the_url_sas_comes_first_then_the_stage_key_then_the_stage_sas() {
+        let keyed = StageConfig {
+            account_key: Some(Secret::new(AZURITE_KEY)),
+            sas_token: Some(Secret::new("?sv=2&sig=stage")),
+            ..StageConfig::default()
+        };
+        let url_sas = Secret::new("sv=1&sig=url");
+        let resolved = resolve("acct", "q", true, Some(&url_sas), &keyed).unwrap();
+        assert_eq!(resolved.describe(), "a SAS token");
+        assert_eq!(resolved.secrets, ["sv=1&sig=url"]);
+        let resolved = resolve("acct", "q", true, None, &keyed).unwrap();
+        assert_eq!(
+            resolved.describe(),
+            "SAS tokens signed with the account key"
+        );
+        assert_eq!(resolved.secrets, [AZURITE_KEY]);
+        let sas_only = StageConfig {
+            sas_token: Some(Secret::new("?sv=2&sig=stage")),
+            ..StageConfig::default()
+        };
+        let resolved = resolve("acct", "q", true, None, &sas_only).unwrap();
+        assert_eq!(resolved.describe(), "a SAS token");
+        assert_eq!(resolved.secrets, ["sv=2&sig=stage"]);
+        // The stage's key of another account is refused, without the key.
+        let elsewhere = StageConfig {
+            account: Some("other".into()),
+            ..keyed
+        };
+        let Err(error) = resolve("acct", "q", true, None, &elsewhere) else {
+            panic!("a key of another account was used")
+        };
+        assert!(error.0.contains("account `other`"), "{}", error.0);
+        assert!(!error.0.contains(AZURITE_KEY));
+    }
 }
