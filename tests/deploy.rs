@@ -3,7 +3,8 @@
 //! in deploy/README.md uses only flags `stagepush <command> --help` lists, their
 //! configuration parses and validates, they have the shape deploy/README.md promises, and the
 //! Dockerfile pins its base images, runs as a non-root user and passes hadolint. The KEDA
-//! worker's shell script runs against a local SQS server (moto) with a stand-in stagepush.
+//! ScaledJobs (SQS, Azure Storage Queue) run `stagepush run --queue` in the stock image, on
+//! the queue their trigger watches.
 //!
 //! Nothing here runs the manifests or builds the image (no cluster, no Docker daemon).
 //!
@@ -192,6 +193,8 @@ fn deploy_manifests_validate_against_the_kubernetes_and_keda_schemas() {
         ("serve-deployment.yaml", "Service"),
         ("keda-scaledjob-sqs.yaml", "ScaledJob"),
         ("keda-scaledjob-sqs.yaml", "TriggerAuthentication"),
+        ("keda-scaledjob-azure-queue.yaml", "ScaledJob"),
+        ("keda-scaledjob-azure-queue.yaml", "TriggerAuthentication"),
     ] {
         assert!(
             have.contains(&(file.to_string(), kind.to_string())),
@@ -528,7 +531,7 @@ fn deploy_configurations_parse_and_validate() {
             seen += 1;
         }
     }
-    assert_eq!(seen, 3, "expected one stagepush.toml per example");
+    assert_eq!(seen, 4, "expected one stagepush.toml per example");
 }
 
 /// A workload pod: non-root, resource requests and limits, the CluedIn token from a Secret,
@@ -681,12 +684,107 @@ const SQS_TRIGGER_KEYS: &[&str] = &[
     "scaleOnDelayed",
 ];
 
+/// The `azure-queue` trigger's metadata keys (KEDA's documentation of the scaler).
+const AZURE_QUEUE_TRIGGER_KEYS: &[&str] = &[
+    "queueName",
+    "queueLength",
+    "activationQueueLength",
+    "connectionFromEnv",
+    "accountName",
+    "cloud",
+    "endpointSuffix",
+];
+
+/// A number after `flag` in a command line.
+fn flag_number(argv: &[String], flag: &str) -> u64 {
+    flag_value(argv, flag)
+        .unwrap_or_else(|| panic!("no {flag} in {argv:?}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("{flag}: {e}"))
+}
+
+/// What both queue ScaledJobs share: the stock image (its entrypoint, no shell, no
+/// `command`) running `stagepush run --queue URL` with the state in object storage and
+/// settings that fit the queue's limits and the Job's deadline; returns the command line.
+fn assert_queue_worker(what: &str, scaled: &Value, max_messages: u64, state: &str) -> Vec<String> {
+    assert_hardened_stagepush_pod(what, scaled);
+    let job = &scaled["spec"]["jobTargetRef"];
+    assert_eq!(
+        job["backoffLimit"], 0,
+        "{what}: a failed Job is not retried"
+    );
+    assert_eq!(pod_spec(scaled)["restartPolicy"], "Never", "{what}");
+    let container = containers(scaled)[0];
+    assert!(
+        container["command"].is_null(),
+        "{what}: the image's entrypoint runs stagepush (no shell): {}",
+        container["command"]
+    );
+    let image = container["image"].as_str().unwrap();
+    assert!(
+        image.contains("/stagepush:"),
+        "{what}: the stock image from deploy/Dockerfile, not {image}"
+    );
+    let commands = container_commands(container);
+    assert_eq!(commands.len(), 1, "{what}: {commands:?}");
+    let argv = commands[0].clone();
+    assert_eq!(argv[1], "run", "{what}: {argv:?}");
+    assert!(flag_value(&argv, "--queue").is_some(), "{what}: {argv:?}");
+    assert!(
+        !argv.iter().any(|w| w == "--event"),
+        "{what}: the messages are not piped in any more: {argv:?}"
+    );
+    assert_eq!(
+        flag_value(&argv, "--config"),
+        Some("/etc/stagepush/stagepush.toml")
+    );
+    assert!(
+        flag_value(&argv, "--state").is_some_and(|s| s.starts_with(state)),
+        "{what}: the state is shared, in object storage: {argv:?}"
+    );
+    // Settings within the service's limits, and a Job deadline that leaves the heartbeat
+    // time to matter: a Job stopped by it leaves its messages to come back after the
+    // visibility timeout, so the timeout is much shorter than the deadline.
+    let messages = flag_number(&argv, "--max-messages");
+    assert!((1..=max_messages).contains(&messages), "{what}: {messages}");
+    let visibility = flag_number(&argv, "--visibility-secs");
+    let wait = flag_number(&argv, "--wait-secs");
+    assert!(
+        wait <= 20,
+        "{what}: a receive waits at most 20 s (SQS): {wait}"
+    );
+    let deadline = job["activeDeadlineSeconds"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{what}: activeDeadlineSeconds"));
+    assert!(
+        visibility >= 30 && visibility * 10 <= deadline,
+        "{what}: --visibility-secs {visibility} vs activeDeadlineSeconds {deadline}"
+    );
+    let grace = pod_spec(scaled)["terminationGracePeriodSeconds"]
+        .as_u64()
+        .unwrap_or(30);
+    assert!(
+        grace < visibility,
+        "{what}: a stopped Job is gone before its messages come back"
+    );
+    // KEDA starts one Job per receive's worth of messages.
+    let trigger = &scaled["spec"]["triggers"][0];
+    assert_eq!(
+        trigger["metadata"]["queueLength"],
+        messages.to_string(),
+        "{what}: queueLength = --max-messages"
+    );
+    let polling = scaled["spec"]["pollingInterval"].as_u64().unwrap_or(30);
+    assert!(polling <= visibility, "{what}: pollingInterval {polling}");
+    argv
+}
+
 #[test]
-fn deploy_keda_scaledjob_takes_sqs_messages_to_stagepush_stdin() {
+fn deploy_keda_scaledjob_sqs_runs_stagepush_run_queue() {
     let docs = valid_docs();
     let scaled = doc_of(docs, "keda-scaledjob-sqs.yaml", "ScaledJob");
     let auth = doc_of(docs, "keda-scaledjob-sqs.yaml", "TriggerAuthentication");
-    assert_hardened_stagepush_pod("ScaledJob", scaled);
+    let argv = assert_queue_worker("SQS ScaledJob", scaled, 10, "s3://");
     let trigger = &scaled["spec"]["triggers"][0];
     assert_eq!(trigger["type"], "aws-sqs-queue");
     assert_eq!(
@@ -701,41 +799,80 @@ fn deploy_keda_scaledjob_takes_sqs_messages_to_stagepush_stdin() {
             "aws-sqs-queue has no metadata `{key}`"
         );
     }
-    assert!(metadata.contains_key("awsRegion"));
-    let container = containers(scaled)[0];
-    match (metadata.get("queueURL"), metadata.get("queueURLFromEnv")) {
-        (Some(_), _) => {}
-        (None, Some(var)) => assert!(
-            container["env"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|e| e["name"] == *var && e["value"].is_string()),
-            "queueURLFromEnv names {var}, which the container does not set"
-        ),
-        (None, None) => panic!("aws-sqs-queue needs queueURL or queueURLFromEnv"),
+    // Messages a running Job holds are not counted again.
+    assert_eq!(metadata["scaleOnInFlight"], "false");
+    // stagepush and KEDA read the same queue: `--queue $(VAR)`, VAR = queueURLFromEnv.
+    let env = containers(scaled)[0]["env"].as_array().unwrap();
+    let queue = flag_value(&argv, "--queue").unwrap();
+    let var = queue
+        .strip_prefix("$(")
+        .and_then(|q| q.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("--queue {queue}: expected $(VAR)"));
+    assert_eq!(metadata["queueURLFromEnv"], var);
+    let url = env
+        .iter()
+        .find(|e| e["name"] == var)
+        .and_then(|e| e["value"].as_str())
+        .unwrap_or_else(|| panic!("the container does not set {var}"));
+    match stagepush::queue::QueueUrl::parse(url, None) {
+        Ok(stagepush::queue::QueueUrl::Sqs { region, .. }) => {
+            assert_eq!(region.as_deref(), metadata["awsRegion"].as_str(), "{url}");
+        }
+        other => panic!("{url} is not an SQS queue URL: {other:?}"),
     }
-    // The script: receive, `stagepush run --event -`, then delete, in that order.
-    let commands = container_commands(container);
-    assert_eq!(
-        commands.len(),
-        1,
-        "one stagepush command line: {commands:?}"
+}
+
+#[test]
+fn deploy_keda_scaledjob_azure_queue_runs_stagepush_run_queue() {
+    let docs = valid_docs();
+    let scaled = doc_of(docs, "keda-scaledjob-azure-queue.yaml", "ScaledJob");
+    let auth = doc_of(
+        docs,
+        "keda-scaledjob-azure-queue.yaml",
+        "TriggerAuthentication",
     );
-    let argv = &commands[0];
-    assert_eq!(argv[1], "run");
-    assert_eq!(flag_value(argv, "--event"), Some("-"));
-    assert!(flag_value(argv, "--state").is_some_and(|s| s.starts_with("s3://")));
-    let script = container["args"][0].as_str().unwrap();
-    let at = |what: &str| {
-        script
-            .find(what)
-            .unwrap_or_else(|| panic!("the script has no `{what}`"))
-    };
-    assert!(at("aws sqs receive-message") < at("stagepush run"));
-    assert!(at("stagepush run") < at("aws sqs delete-message-batch"));
-    // The messages are deleted only after stagepush finished.
-    assert!(at("0|3) ;;") < at("aws sqs delete-message-batch"));
+    let argv = assert_queue_worker("Azure queue ScaledJob", scaled, 32, "az://");
+    let trigger = &scaled["spec"]["triggers"][0];
+    assert_eq!(trigger["type"], "azure-queue");
+    assert_eq!(
+        trigger["authenticationRef"]["name"],
+        auth["metadata"]["name"]
+    );
+    assert_eq!(auth["spec"]["podIdentity"]["provider"], "azure-workload");
+    let metadata = trigger["metadata"].as_object().unwrap();
+    for key in metadata.keys() {
+        assert!(
+            AZURE_QUEUE_TRIGGER_KEYS.contains(&key.as_str()),
+            "azure-queue has no metadata `{key}`"
+        );
+    }
+    // The scaler counts held (invisible) messages too: only the default strategy subtracts
+    // every running Job from them.
+    assert_eq!(scaled["spec"]["scalingStrategy"]["strategy"], "default");
+    // stagepush and KEDA read the same queue.
+    let queue = flag_value(&argv, "--queue").unwrap();
+    match stagepush::queue::QueueUrl::parse(queue, None) {
+        Ok(stagepush::queue::QueueUrl::Azure { account, name, .. }) => {
+            assert_eq!(metadata["accountName"], account.as_str(), "{queue}");
+            assert_eq!(metadata["queueName"], name.as_str(), "{queue}");
+        }
+        other => panic!("{queue} is not an Azure queue URL: {other:?}"),
+    }
+    // Workload identity: the pod is labelled for the webhook and uses the annotated account.
+    let template = &scaled["spec"]["jobTargetRef"]["template"];
+    assert_eq!(
+        template["metadata"]["labels"]["azure.workload.identity/use"],
+        "true"
+    );
+    let account = pod_spec(scaled)["serviceAccountName"].as_str().unwrap();
+    let service_account = docs
+        .iter()
+        .find(|d| d.kind == "ServiceAccount" && d.name == account)
+        .unwrap_or_else(|| panic!("no ServiceAccount {account}"));
+    assert!(
+        service_account.doc["metadata"]["annotations"]["azure.workload.identity/client-id"]
+            .is_string()
+    );
 }
 
 /// The Dockerfile's instructions, parsed by BuildKit's parser.
@@ -920,267 +1057,6 @@ fn deploy_docker_context_has_every_file_the_build_includes() {
             in_context,
             "{file} is compiled into the binary but left out of the Docker context by \
              deploy/Dockerfile.dockerignore"
-        );
-    }
-}
-
-/// moto's SQS server on a free loopback port, stopped when dropped.
-struct Sqs {
-    child: std::process::Child,
-    endpoint: String,
-    aws: PathBuf,
-}
-
-impl Sqs {
-    fn start() -> Sqs {
-        let bin = tools_bin();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let child = Command::new(bin.join("moto_server"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start moto_server");
-        let sqs = Sqs {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-            aws: bin.join("aws"),
-        };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "moto_server did not start"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        sqs
-    }
-
-    /// `aws --endpoint-url <moto> ARGS` with test credentials: never another address.
-    fn aws(&self, args: &[&str]) -> String {
-        let out = Command::new(&self.aws)
-            .args(["--endpoint-url", &self.endpoint, "--output", "json"])
-            .args(args)
-            .envs(aws_test_env())
-            .output()
-            .expect("run aws");
-        assert!(
-            out.status.success(),
-            "aws {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn create_queue(&self, name: &str) -> String {
-        let out: Value =
-            serde_json::from_str(&self.aws(&["sqs", "create-queue", "--queue-name", name]))
-                .unwrap();
-        out["QueueUrl"].as_str().unwrap().to_string()
-    }
-
-    /// (visible, in flight) messages of a queue.
-    fn counts(&self, queue: &str) -> (u64, u64) {
-        let out: Value = serde_json::from_str(&self.aws(&[
-            "sqs",
-            "get-queue-attributes",
-            "--queue-url",
-            queue,
-            "--attribute-names",
-            "All",
-        ]))
-        .unwrap();
-        let get = |k: &str| out["Attributes"][k].as_str().unwrap().parse().unwrap();
-        (
-            get("ApproximateNumberOfMessages"),
-            get("ApproximateNumberOfMessagesNotVisible"),
-        )
-    }
-}
-
-impl Drop for Sqs {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn aws_test_env() -> Vec<(&'static str, &'static str)> {
-    vec![
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("AWS_DEFAULT_REGION", "eu-west-1"),
-        ("AWS_REGION", "eu-west-1"),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-        ("AWS_CONFIG_FILE", "/dev/null"),
-        ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
-    ]
-}
-
-/// An S3 notification of one created object, as S3 puts it in an SQS message (the key
-/// form-URL-encoded).
-fn s3_notification(key: &str) -> String {
-    serde_json::json!({"Records": [{
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "awsRegion": "eu-west-1",
-        "eventTime": "2024-05-01T02:15:31.482Z",
-        "eventName": "ObjectCreated:Put",
-        "s3": {
-            "s3SchemaVersion": "1.0",
-            "bucket": {"name": "acme-snowflake-stage", "arn": "arn:aws:s3:::acme-snowflake-stage"},
-            "object": {"key": key, "size": 15234, "eTag": "0f343b0931126a20f133d67c2b018a3b",
-                       "sequencer": "00663186E36D8E1A5C"}
-        }
-    }]})
-    .to_string()
-}
-
-/// The ScaledJob's shell script, run as the container would run it, against moto, with a
-/// stand-in `stagepush` that records its arguments and stdin and exits with a chosen code:
-/// the messages reach stagepush's stdin as a batch its event parser reads, and are deleted
-/// only when stagepush finished (0 or 3).
-#[test]
-fn deploy_sqs_worker_script_deletes_messages_only_after_stagepush_finished() {
-    let jq = Command::new("jq").arg("--version").output();
-    assert!(
-        jq.is_ok_and(|o| o.status.success()),
-        "jq is not installed (the sqs-worker image has Debian's; here: apt-get install jq)"
-    );
-    let docs = valid_docs();
-    let scaled = doc_of(docs, "keda-scaledjob-sqs.yaml", "ScaledJob");
-    let container = containers(scaled)[0];
-    let script = container["args"][0].as_str().unwrap();
-    let sqs = Sqs::start();
-    let dir = temp_dir();
-    let root = dir.path();
-    let bin = root.join("bin");
-    let work = root.join("work");
-    std::fs::create_dir_all(&bin).unwrap();
-    // `aws` always talks to moto; `stagepush` records what it got.
-    let write_exe = |name: &str, text: String| {
-        let path = bin.join(name);
-        std::fs::write(&path, text).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    };
-    write_exe(
-        "aws",
-        format!(
-            "#!/bin/sh\nexec '{}' --endpoint-url '{}' \"$@\"\n",
-            sqs.aws.display(),
-            sqs.endpoint
-        ),
-    );
-    write_exe(
-        "stagepush",
-        format!(
-            "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{r}/args'\ncat > '{r}/stdin'\nexit \"$(cat '{r}/exit-code')\"\n",
-            r = root.display()
-        ),
-    );
-    // The script's paths, under the temporary folder; a short long-poll for the empty queue.
-    let script = script
-        .replace("/work/", &format!("{}/", work.display()))
-        .replace("--wait-time-seconds 20", "--wait-time-seconds 1");
-    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display());
-    let run_script = |queue: &str, exit_code: i32| -> i32 {
-        let _ = std::fs::remove_dir_all(&work);
-        std::fs::create_dir_all(&work).unwrap();
-        let _ = std::fs::remove_file(root.join("args"));
-        let _ = std::fs::remove_file(root.join("stdin"));
-        std::fs::write(root.join("exit-code"), exit_code.to_string()).unwrap();
-        let out = Command::new("/bin/sh")
-            .args(["-c", &script])
-            .env_clear()
-            .env("PATH", &path)
-            .env("HOME", &work)
-            .env("QUEUE_URL", queue)
-            .envs(aws_test_env())
-            .output()
-            .expect("run the script");
-        eprintln!(
-            "script (stagepush exits {exit_code}):\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.status.code().unwrap_or(-1)
-    };
-    let send = |queue: &str, key: &str| {
-        sqs.aws(&[
-            "sqs",
-            "send-message",
-            "--queue-url",
-            queue,
-            "--message-body",
-            &s3_notification(key),
-        ]);
-    };
-
-    // An empty queue: nothing to do, stagepush is not started.
-    let empty = sqs.create_queue("empty");
-    assert_eq!(run_script(&empty, 0), 0);
-    assert!(
-        !root.join("args").exists(),
-        "stagepush ran on an empty queue"
-    );
-
-    // Delivered: both messages reach stagepush as one batch, then are deleted.
-    let queue = sqs.create_queue("delivered");
-    send(
-        &queue,
-        "unload/customers/date%3D2024-05-01/data_0_0_0.snappy.parquet",
-    );
-    send(&queue, "unload/orders/Q1+report/data_0_1_0.snappy.parquet");
-    assert_eq!(sqs.counts(&queue), (2, 0));
-    assert_eq!(run_script(&queue, 0), 0);
-    let args = std::fs::read_to_string(root.join("args")).unwrap();
-    let args: Vec<&str> = args.lines().collect();
-    assert_eq!(args[0], "run");
-    assert!(args.windows(2).any(|w| w == ["--event", "-"]), "{args:?}");
-    let stdin = std::fs::read(root.join("stdin")).unwrap();
-    let mut keys: Vec<String> = stagepush::events::parse(&stdin)
-        .unwrap_or_else(|e| panic!("stagepush cannot read what the script sends: {e}"))
-        .into_iter()
-        .map(|n| match n {
-            stagepush::events::Notification::Created(o) => {
-                assert_eq!(o.bucket, "acme-snowflake-stage");
-                o.key
-            }
-            other => panic!("not a created object: {other:?}"),
-        })
-        .collect();
-    keys.sort();
-    assert_eq!(
-        keys,
-        [
-            "unload/customers/date=2024-05-01/data_0_0_0.snappy.parquet",
-            "unload/orders/Q1 report/data_0_1_0.snappy.parquet"
-        ]
-    );
-    assert_eq!(sqs.counts(&queue), (0, 0), "the messages were deleted");
-
-    // Finished with dead letters (3): deleted too, and the Job fails with 3.
-    let queue = sqs.create_queue("dead-letters");
-    send(&queue, "unload/customers/data_0_2_0.snappy.parquet");
-    assert_eq!(run_script(&queue, 3), 3);
-    assert_eq!(sqs.counts(&queue), (0, 0));
-
-    // Stopped (1) or a configuration error (2): the messages stay, hidden until the
-    // visibility timeout, for another Job.
-    for code in [1, 2] {
-        let queue = sqs.create_queue(&format!("stopped-{code}"));
-        send(&queue, "unload/customers/data_0_3_0.snappy.parquet");
-        assert_eq!(run_script(&queue, code), code);
-        assert!(root.join("stdin").exists(), "stagepush ran");
-        assert_eq!(
-            sqs.counts(&queue),
-            (0, 1),
-            "exit {code}: the message is kept"
         );
     }
 }

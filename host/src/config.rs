@@ -98,6 +98,8 @@ pub struct RunConfig {
     pub run: RunSection,
     #[serde(default)]
     pub state: StateSection,
+    #[serde(default)]
+    pub trigger: TriggerSection,
 }
 
 /// `[state]`: where delivery state lives and how it is used.
@@ -363,7 +365,105 @@ impl RunConfig {
         if self.run.workers == Some(0) {
             return invalid("run workers must be at least 1");
         }
+        self.trigger.queue_options()?;
         Ok(())
+    }
+}
+
+/// `[trigger]`: a queue of storage notifications to consume (`run --queue`, `serve
+/// --queue`; see `crate::queue`). Flags override each key.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerSection {
+    /// The queue URL (`--queue`).
+    pub queue: Option<String>,
+    /// `sqs` or `azure`, for a URL whose host does not say (`--queue-kind`).
+    pub queue_kind: Option<crate::queue::QueueKind>,
+    /// Messages per receive (`--max-messages`; SQS 1–10, Azure 1–32).
+    #[serde(default = "default_max_messages")]
+    pub max_messages: u32,
+    /// Seconds a received message stays hidden, extended while its objects are delivered
+    /// (`--visibility-secs`, at least 1).
+    #[serde(default = "default_visibility_secs")]
+    pub visibility_secs: u64,
+    /// Seconds one receive waits for a message (`--wait-secs`; SQS at most 20).
+    #[serde(default = "default_wait_secs")]
+    pub wait_secs: u64,
+}
+
+impl Default for TriggerSection {
+    fn default() -> Self {
+        TriggerSection {
+            queue: None,
+            queue_kind: None,
+            max_messages: default_max_messages(),
+            visibility_secs: default_visibility_secs(),
+            wait_secs: default_wait_secs(),
+        }
+    }
+}
+
+fn default_max_messages() -> u32 {
+    crate::queue::DEFAULT_MAX_MESSAGES
+}
+fn default_visibility_secs() -> u64 {
+    crate::queue::DEFAULT_VISIBILITY_SECS
+}
+fn default_wait_secs() -> u64 {
+    crate::queue::DEFAULT_WAIT_SECS
+}
+
+impl TriggerSection {
+    /// The queue settings when a queue is configured, checked against the service's limits;
+    /// a message names the key and its flag.
+    pub fn queue_options(&self) -> Result<Option<crate::queue::QueueOptions>, ConfigError> {
+        use crate::queue::{QueueKind, QueueUrl, limits};
+        let Some(queue) = &self.queue else {
+            return Ok(None);
+        };
+        let url = QueueUrl::parse(queue, self.queue_kind)
+            .map_err(|e| ConfigError::Invalid(format!("[trigger] queue (--queue): {e}")))?;
+        let kind = url.kind();
+        let (max, wait) = match kind {
+            QueueKind::Sqs => (limits::SQS_MAX_MESSAGES, Some(limits::SQS_MAX_WAIT_SECS)),
+            QueueKind::Azure => (limits::AZURE_MAX_MESSAGES, None),
+        };
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if !(1..=max).contains(&self.max_messages) {
+            return invalid(format!(
+                "[trigger] max_messages (--max-messages) is {}: {} takes 1 to {max} messages per \
+                 receive",
+                self.max_messages,
+                kind.as_str()
+            ));
+        }
+        if self.visibility_secs < limits::MIN_VISIBILITY_SECS {
+            return invalid(format!(
+                "[trigger] visibility_secs (--visibility-secs) must be at least {} s",
+                limits::MIN_VISIBILITY_SECS
+            ));
+        }
+        if self.visibility_secs > limits::MAX_VISIBILITY_SECS {
+            return invalid(format!(
+                "[trigger] visibility_secs (--visibility-secs) is {}: at most {} s (12 hours)",
+                self.visibility_secs,
+                limits::MAX_VISIBILITY_SECS
+            ));
+        }
+        if let Some(most) = wait
+            && self.wait_secs > most
+        {
+            return invalid(format!(
+                "[trigger] wait_secs (--wait-secs) is {}: SQS long polling waits at most {most} s",
+                self.wait_secs
+            ));
+        }
+        Ok(Some(crate::queue::QueueOptions {
+            url,
+            max_messages: self.max_messages,
+            visibility: std::time::Duration::from_secs(self.visibility_secs),
+            wait: std::time::Duration::from_secs(self.wait_secs),
+        }))
     }
 }
 
@@ -394,6 +494,52 @@ fn one_line(e: &toml::de::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trigger_settings_outside_the_services_limits_are_named() {
+        let message = |text: &str| {
+            let config = RunConfig::parse(text).unwrap();
+            config.trigger.queue_options().unwrap_err().to_string()
+        };
+        let sqs = "[trigger]\nqueue = \"https://sqs.eu-west-1.amazonaws.com/1/q\"\n";
+        let azure = "[trigger]\nqueue = \"https://acme.queue.core.windows.net/q\"\n";
+        let err = message(&format!("{sqs}max_messages = 11\n"));
+        assert!(
+            err.contains("[trigger] max_messages (--max-messages) is 11: sqs takes 1 to 10"),
+            "{err}"
+        );
+        let err = message(&format!("{azure}max_messages = 33\n"));
+        assert!(err.contains("azure takes 1 to 32"), "{err}");
+        let err = message(&format!("{azure}max_messages = 0\n"));
+        assert!(err.contains("is 0"), "{err}");
+        let err = message(&format!("{sqs}visibility_secs = 0\n"));
+        assert!(
+            err.contains("visibility_secs (--visibility-secs) must be at least 1 s"),
+            "{err}"
+        );
+        let err = message(&format!("{sqs}wait_secs = 21\n"));
+        assert!(
+            err.contains("wait_secs (--wait-secs) is 21: SQS long polling waits at most 20 s"),
+            "{err}"
+        );
+        let err = message("[trigger]\nqueue = \"http://127.0.0.1:9/1/q\"\n");
+        assert!(err.contains("--queue-kind sqs"), "{err}");
+        let err = RunConfig::parse("[trigger]\nqueu = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `queu`"), "{err}");
+        // Azure polls: a longer wait is fine; defaults are the named constants.
+        let ok = RunConfig::parse(&format!("{azure}wait_secs = 30\n")).unwrap();
+        assert!(ok.trigger.queue_options().unwrap().is_some());
+        let defaults = TriggerSection::default();
+        assert_eq!(defaults.max_messages, crate::queue::DEFAULT_MAX_MESSAGES);
+        assert_eq!(
+            defaults.visibility_secs,
+            crate::queue::DEFAULT_VISIBILITY_SECS
+        );
+        assert_eq!(defaults.wait_secs, crate::queue::DEFAULT_WAIT_SECS);
+        assert_eq!(RunConfig::default().trigger.queue_options().unwrap(), None);
+    }
 
     #[test]
     fn unknown_keys_are_named() {

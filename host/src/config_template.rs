@@ -341,6 +341,43 @@ pub fn template() -> String {
     out.push_str(
         "# [state.store] holds the state's object-store settings (default: [source]'s).\n",
     );
+
+    let trigger = &defaults.trigger;
+    out.push_str(
+        "\n# A queue of storage notifications for `run --queue` / `serve --queue`\n\
+         # (docs/queues.md): a message is deleted once the objects it names are delivered.\n\
+         # [trigger]\n",
+    );
+    example(
+        &mut out,
+        "queue",
+        "\"https://sqs.eu-west-1.amazonaws.com/123456789012/stage-events\"",
+        "--queue",
+    );
+    example(
+        &mut out,
+        "queue_kind",
+        "\"sqs\"",
+        "or \"azure\": for a custom endpoint's URL",
+    );
+    example(
+        &mut out,
+        "max_messages",
+        &trigger.max_messages.to_string(),
+        "per receive: SQS 1-10, Azure 1-32",
+    );
+    example(
+        &mut out,
+        "visibility_secs",
+        &trigger.visibility_secs.to_string(),
+        "hidden this long, extended while delivering",
+    );
+    example(
+        &mut out,
+        "wait_secs",
+        &trigger.wait_secs.to_string(),
+        "one receive's wait (SQS at most 20)",
+    );
     out
 }
 

@@ -125,7 +125,7 @@ pub struct PossibleDuplicates {
 }
 
 /// The run report (`--report FILE`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunReport {
     pub run_id: String,
@@ -212,6 +212,22 @@ pub struct RunReport {
     /// or `shutdown`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interrupted: Option<String>,
+    /// `run --queue`: what happened to the queue's messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<QueueCounts>,
+}
+
+/// The messages of a queue consumer (`run --queue`, `serve --queue`): received, deleted
+/// (done), visibility extensions (heartbeats), left in the queue (not done; visible again at
+/// once), and dead-lettered (can never be delivered: deleted with a dead letter).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueCounts {
+    pub received: u64,
+    pub deleted: u64,
+    pub extended: u64,
+    pub left: u64,
+    pub dead_lettered: u64,
 }
 
 /// The plugin's part of a report: which plugin, and what its calls cost.

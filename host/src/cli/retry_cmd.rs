@@ -27,6 +27,13 @@ pub struct RetryArgs {
 /// (the endpoint refused the token, a damaged dead-letter chunk, …); 2 usage error.
 pub fn run(args: RetryArgs) -> anyhow::Result<ExitCode> {
     let args = args.run;
+    if args.queue.is_some() {
+        eprintln!(
+            "error: retry sends the dead letters of earlier runs again; it does not consume a \
+             --queue (use `run --queue`)"
+        );
+        return Ok(ExitCode::from(Outcome::Usage));
+    }
     let (config, token) = match super::run_cmd::resolve(&args) {
         Ok(resolved) => resolved,
         Err(e) => {

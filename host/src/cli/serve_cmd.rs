@@ -110,7 +110,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     {
         return Ok(code);
     }
+    let queue = match config.trigger.queue_options() {
+        Ok(queue) => queue,
+        Err(e) => return usage(e.to_string()),
+    };
     let options = ServeOptions {
+        queue,
         listen: args.listen,
         auth_token,
         sns_confirm: args.sns_confirm,

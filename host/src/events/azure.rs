@@ -170,6 +170,11 @@ pub(super) fn event(
         return Ok(());
     }
     let subject = map.get("subject").and_then(Value::as_str);
+    if ty != BLOB_CREATED && !ty.starts_with("Microsoft.") {
+        let what = subject.map_or("?".to_owned(), show);
+        out.push(super::unknown_type(kind, ty, &what)?);
+        return Ok(());
+    }
     if ty != BLOB_CREATED {
         out.push(Notification::Ignored {
             reason: format!(

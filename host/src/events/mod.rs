@@ -5,17 +5,25 @@
 //! SQS→Lambda batch (`Records[].body` is a JSON string), `aws sqs receive-message` output
 //! (`Messages[].Body` is a JSON string), an EventBridge "Object Created"
 //! event, an Azure Event Grid array of `Microsoft.Storage.BlobCreated`, CloudEvents 1.0
-//! BlobCreated (one event or a batch array).
+//! BlobCreated (one event or a batch array), Google Cloud Storage's Eventarc CloudEvents
+//! (`google.cloud.storage.object.v1.finalized`, structured mode here, binary mode through
+//! [`parse_binary`]) and Pub/Sub push deliveries of Cloud Storage notifications.
 //!
 //! Detection, in order, for a JSON object: `Records` → S3 / SQS / SNS→Lambda records (each
 //! by its `eventSource`); `Messages` → `aws sqs receive-message` output; `Event: s3:TestEvent` → [`Notification::Test`]; `Type` + `Message`
-//! → SNS envelope; `detail-type` → EventBridge; `specversion` → CloudEvents; `eventType` →
-//! Event Grid. A JSON array is a batch: each element is detected on its own. Wrapped JSON
+//! → SNS envelope; `detail-type` → EventBridge; `message` (an object) → Pub/Sub push;
+//! `specversion` → CloudEvents (Google's by a `google.cloud.*` type or a Cloud Storage
+//! source, else Azure's); `eventType` → Event Grid.
+//!
+//! An event type that is not understood is ignored with a reason, unless its name says an
+//! object was created or written (`…Created`, `…finalized`, `…Upload…`): then the payload
+//! is refused ([`EventError::Unsupported`]) so that no trigger takes it as done. A JSON array is a batch: each element is detected on its own. Wrapped JSON
 //! (SNS `Message`, SQS `body`) is parsed recursively, at most [`MAX_NESTING`] levels deep.
 
 use serde_json::{Map, Value};
 
 mod azure;
+mod gcs;
 mod s3;
 #[cfg(test)]
 mod tests;
@@ -23,7 +31,8 @@ mod tests;
 pub use azure::{BlobUrl, blob_from_subject, parse_blob_url};
 pub use s3::decode_s3_key;
 
-/// The store a notification comes from ([`StoreKind::S3`] or [`StoreKind::Azure`]).
+/// The store a notification comes from ([`StoreKind::S3`], [`StoreKind::Azure`] or
+/// [`StoreKind::Gcs`]).
 pub use crate::storage::StoreKind;
 
 /// An object a notification says was created.
@@ -31,18 +40,19 @@ pub use crate::storage::StoreKind;
 #[serde(rename_all = "camelCase")]
 pub struct ObjectRef {
     pub store: StoreKind,
-    /// S3: the bucket; Azure: the container.
+    /// S3, GCS: the bucket; Azure: the container.
     pub bucket: String,
     /// Azure: the storage account (from `data.url` / `topic`); S3: `None`.
     pub account: Option<String>,
-    /// The object key / blob path, decoded (S3: form-URL-decoded; `+` is a space).
+    /// The object key / blob path, decoded (S3: form-URL-decoded; `+` is a space; GCS: the
+    /// object name as sent).
     pub key: String,
     /// The ETag the event reports, if any (unquoted as sent).
     pub e_tag: Option<String>,
     /// The size the event reports, if any.
     pub size: Option<u64>,
     /// The event's id (S3: `responseElements.x-amz-request-id` + sequencer; Event Grid /
-    /// CloudEvents: `id`), for logs.
+    /// CloudEvents: `id`; Pub/Sub: `messageId`), for logs.
     pub event_id: Option<String>,
 }
 
@@ -67,6 +77,10 @@ pub enum EventError {
     UnknownShape(String),
     #[error("malformed {kind} event: {reason}")]
     Malformed { kind: &'static str, reason: String },
+    /// An event whose type is not understood but says an object was created: refused, so
+    /// that the sender keeps it rather than taking it as handled.
+    #[error("unsupported event: {0}")]
+    Unsupported(String),
 }
 
 /// Every event of a payload, in order.
@@ -87,13 +101,65 @@ impl Notification {
     }
 }
 
+/// The events of a CloudEvent in binary content mode: its context attributes come from the
+/// HTTP headers `ce-<name>` (`attributes` holds them without the prefix: `specversion`,
+/// `type`, `source`, `subject`, `id`, …), its data is the payload (JSON; empty: no data).
+/// It is then read as the structured event `{<attributes>, "data": <payload>}`.
+pub fn parse_binary(
+    attributes: &[(String, String)],
+    payload: &[u8],
+) -> Result<Vec<Notification>, EventError> {
+    let mut map = Map::new();
+    for (name, value) in attributes {
+        map.insert(name.to_ascii_lowercase(), Value::String(value.clone()));
+    }
+    if !map.contains_key("specversion") {
+        return Err(EventError::UnknownShape(format!(
+            "a binary-mode CloudEvent needs the header ce-specversion (headers ce-{})",
+            map.keys().cloned().collect::<Vec<_>>().join(", ce-")
+        )));
+    }
+    let data = if payload.iter().all(u8::is_ascii_whitespace) {
+        Value::Null
+    } else {
+        serde_json::from_slice(payload).map_err(|e| {
+            inside(
+                not_json(payload, &e),
+                "the body of a binary-mode CloudEvent (its data)",
+            )
+        })?
+    };
+    map.insert("data".to_owned(), data);
+    let event = Value::Object(map);
+    let mut out = Vec::new();
+    parse_value(&event, 0, &mut out).map_err(|e| inside(e, "a binary-mode CloudEvent"))?;
+    Ok(out)
+}
+
+/// An event of a type not understood (`kind` says whose, `what` names its object): ignored
+/// with a reason, unless the type's name says an object was created or written; then it is
+/// refused, so that a trigger does not take a new object as handled.
+pub(crate) fn unknown_type(kind: &str, ty: &str, what: &str) -> Result<Notification, EventError> {
+    const CREATION: &[&str] = &["creat", "finaliz", "upload", "write", "written"];
+    let lower = ty.to_ascii_lowercase();
+    if CREATION.iter().any(|word| lower.contains(word)) {
+        return Err(EventError::Unsupported(format!(
+            "{kind} event of type {} for {what} looks like a new object but is not a type              stagepush understands (it delivers S3 ObjectCreated:*, Microsoft.Storage.BlobCreated,              google.cloud.storage.object.v1.finalized and OBJECT_FINALIZE); not acknowledged, so              that it is not lost",
+            show(ty)
+        )));
+    }
+    Ok(Notification::Ignored {
+        reason: format!("{kind} event of type {} for {what}", show(ty)),
+    })
+}
+
 /// How many JSON-in-a-string wrappings (SNS `Message`, SQS `body`) are followed: SQS → SNS → S3
 /// is 2.
 pub const MAX_NESTING: usize = 4;
 
 /// What the payload may be, for error messages.
 const EXPECTED: &str = "expected an S3 notification (Records[]), s3:TestEvent, SNS envelope, \
-SQS→Lambda batch, `aws sqs receive-message` output (Messages[]), EventBridge Object Created, Event Grid array or CloudEvents 1.0 event";
+SQS→Lambda batch, `aws sqs receive-message` output (Messages[]), EventBridge Object Created, Event Grid array, CloudEvents 1.0 event or Pub/Sub push body";
 
 fn not_json(payload: &[u8], error: &serde_json::Error) -> EventError {
     if payload.iter().all(u8::is_ascii_whitespace) {
@@ -163,11 +229,24 @@ fn parse_object(
     if map.contains_key("detail-type") {
         return s3::eventbridge(value, map, out);
     }
+    if gcs::is_pubsub_push(map) {
+        return gcs::pubsub_push(map, out);
+    }
     if map.contains_key("specversion") {
+        if gcs::is_google_cloud_event(map) {
+            return gcs::cloud_event(value, map, out);
+        }
         return azure::event(value, map, azure::Schema::CloudEvents, out);
     }
     if map.contains_key("eventType") {
         return azure::event(value, map, azure::Schema::EventGrid, out);
+    }
+    if map.get("kind").and_then(Value::as_str) == Some("storage#object") {
+        return Err(EventError::UnknownShape(format!(
+            "a bare GCS object resource (bucket {}, name {}) says neither what happened nor              that it is finished: a Pub/Sub push subscription must wrap its messages (no              --push-no-wrapper), and an Eventarc event needs its ce-* headers",
+            map.get("bucket").map_or("?".to_owned(), show_value),
+            map.get("name").map_or("?".to_owned(), show_value),
+        )));
     }
     Err(EventError::UnknownShape(format!(
         "a JSON object with keys {} ({EXPECTED})",
@@ -217,7 +296,7 @@ fn nested(
 }
 
 /// Adds where an error happened (`inside SQS Records[0].body`) to its message.
-fn inside(error: EventError, what: &str) -> EventError {
+pub(crate) fn inside(error: EventError, what: &str) -> EventError {
     match error {
         EventError::NotJson(m) => EventError::NotJson(format!("{m}; inside {what}")),
         EventError::UnknownShape(m) => EventError::UnknownShape(format!("{m}; inside {what}")),
@@ -225,6 +304,7 @@ fn inside(error: EventError, what: &str) -> EventError {
             kind,
             reason: format!("{reason}; inside {what}"),
         },
+        EventError::Unsupported(m) => EventError::Unsupported(format!("{m}; inside {what}")),
     }
 }
 

@@ -58,6 +58,26 @@ const FIXTURES: &[(&str, &[u8])] = &[
         "cloudevents-blobcreated.batch.json",
         fixture!("cloudevents-blobcreated.batch.json"),
     ),
+    (
+        "gcs-eventarc-finalized.json",
+        fixture!("gcs-eventarc-finalized.json"),
+    ),
+    (
+        "gcs-eventarc-deleted.json",
+        fixture!("gcs-eventarc-deleted.json"),
+    ),
+    (
+        "gcs-pubsub-push-finalize.json",
+        fixture!("gcs-pubsub-push-finalize.json"),
+    ),
+    (
+        "gcs-pubsub-push-finalize.payload-none.json",
+        fixture!("gcs-pubsub-push-finalize.payload-none.json"),
+    ),
+    (
+        "gcs-pubsub-push-delete.json",
+        fixture!("gcs-pubsub-push-delete.json"),
+    ),
 ];
 
 const KEY: &str = "unload/customers/date=2024-05-01/data_01b4f6a2-0603-5e2b-0000-00010a2b3c4d_006_4_0.snappy.parquet";

@@ -168,6 +168,7 @@ impl RunReport {
             dead_letters: totals.dead_letters,
             fatal_error: totals.fatal_error,
             interrupted: None,
+            queue: None,
         }
     }
 }

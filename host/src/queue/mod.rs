@@ -7,6 +7,10 @@
 //! settings ([`QueueOptions`]). One file per service implements the client.
 
 pub mod azure;
+pub mod consumer;
+pub mod dead_letter;
+pub mod heartbeat;
+pub mod sqs;
 pub mod url;
 
 pub use url::{QueueKind, QueueUrl, QueueUrlError};
@@ -20,6 +24,20 @@ pub const DEFAULT_MAX_MESSAGES: u32 = 10;
 pub const DEFAULT_VISIBILITY_SECS: u64 = 120;
 /// How long one receive waits for a message (SQS long polling, at most 20 s; Azure polls).
 pub const DEFAULT_WAIT_SECS: u64 = 20;
+
+/// The services' limits, checked by `[trigger]` (`crate::config::TriggerSection`).
+pub mod limits {
+    /// SQS `ReceiveMessage` `MaxNumberOfMessages`: 1 to 10.
+    pub const SQS_MAX_MESSAGES: u32 = 10;
+    /// Azure `Get Messages` `numofmessages`: 1 to 32.
+    pub const AZURE_MAX_MESSAGES: u32 = 32;
+    /// SQS `WaitTimeSeconds`: 0 to 20.
+    pub const SQS_MAX_WAIT_SECS: u64 = 20;
+    /// The shortest visibility timeout stagepush takes (a heartbeat needs time to extend).
+    pub const MIN_VISIBILITY_SECS: u64 = 1;
+    /// SQS's longest visibility timeout (12 hours; Azure allows 7 days).
+    pub const MAX_VISIBILITY_SECS: u64 = 12 * 60 * 60;
+}
 
 /// How the consumer uses a queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +83,22 @@ pub trait QueueClient: Send + Sync {
     -> Result<(), QueueError>;
     /// Deletes `message` (it is done).
     fn delete(&self, message: &Message) -> Result<(), QueueError>;
+}
+
+/// The client of the queue `url`, with the credentials of the stage `stage` (SQS: its S3
+/// credential chain).
+pub fn connect(
+    url: &QueueUrl,
+    stage: &crate::storage::StageConfig,
+) -> Result<Box<dyn QueueClient>, QueueError> {
+    match url.kind() {
+        QueueKind::Sqs => Ok(Box::new(sqs::SqsClient::new(url, stage)?)),
+        QueueKind::Azure => Err(QueueError::Service {
+            queue: url.to_string(),
+            operation: "connect",
+            reason: "Azure Storage Queues are not in this build yet".into(),
+        }),
+    }
 }
 
 /// Why a queue cannot be used. No message holds a credential or a SAS.

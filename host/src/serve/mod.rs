@@ -3,7 +3,9 @@
 //! Routes:
 //!
 //! - `POST /events` (and `POST /`): an S3 notification (direct, SNS envelope, SQS batch),
-//!   EventBridge, Event Grid or CloudEvents payload ([`crate::events::parse`]); the objects
+//!   EventBridge, Event Grid, CloudEvents or Pub/Sub push payload ([`crate::events::parse`];
+//!   a binary-mode CloudEvent, as Eventarc sends, by its `ce-*` headers:
+//!   [`crate::events::parse_binary`]); the objects
 //!   it names are resolved against the configured stage ([`crate::trigger::resolve`]) and
 //!   recorded as **pending** in the delivery state ([`crate::state::pending`]) before the answer, 200 with
 //!   `{"accepted": [urls], "new": n, "ignored": [reasons]}`. A payload that cannot be used
@@ -76,6 +78,9 @@ pub struct ServeOptions {
     pub selection: Selection,
     /// The Snowflake External Function relay (`/external-function/{name}`, [`relay`]).
     pub relay: RelayOptions,
+    /// `--queue`: a queue of storage notifications consumed alongside (see
+    /// [`crate::queue::consumer`]).
+    pub queue: Option<crate::queue::QueueOptions>,
 }
 
 /// Why `serve` could not start or stopped.
@@ -185,6 +190,15 @@ fn serve_on(
             .name("stagepush-processor".into())
             .spawn(move || processor::run(job, metrics, signal, cancel))?
     };
+    let consumer = match &options.queue {
+        None => None,
+        Some(queue) => Some(spawn_consumer(
+            Arc::clone(&job),
+            queue.clone(),
+            Arc::clone(&metrics),
+            cancel.clone(),
+        )?),
+    };
     let app = Arc::new(http::App::new(
         Arc::clone(&job),
         options.auth_token.as_ref(),
@@ -199,9 +213,12 @@ fn serve_on(
             metrics,
         )),
     ));
-    if !matches!(job.stage.kind(), StoreKind::S3 | StoreKind::Azure) {
+    if !matches!(
+        job.stage.kind(),
+        StoreKind::S3 | StoreKind::Azure | StoreKind::Gcs
+    ) {
         tracing::warn!(
-            "the stage {} is not in S3 or Azure Blob Storage: no storage event can name its files",
+            "the stage {} is not in S3, Azure Blob Storage or GCS: no storage event can name its files",
             job.stage.url()
         );
     }
@@ -217,10 +234,45 @@ fn serve_on(
     signal.stop();
     tracing::info!("waiting for the run in progress to stop");
     let joined = processor.join();
+    let consumer_joined = consumer.map(|c| c.join());
     runtime.shutdown_timeout(Duration::from_secs(1));
     joined.map_err(|_| ServeError::ProcessorPanicked)?;
+    if let Some(Err(_)) = consumer_joined {
+        return Err(ServeError::ProcessorPanicked);
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The `serve --queue` consumer thread: polls `queue` until `cancel` is set (each run's
+/// report goes to `metrics`).
+fn spawn_consumer(
+    job: Arc<Job>,
+    queue: crate::queue::QueueOptions,
+    metrics: Arc<Metrics>,
+    cancel: Cancel,
+) -> Result<std::thread::JoinHandle<()>, ServeError> {
+    use crate::queue::consumer::{Consumer, Until};
+    let client = crate::queue::connect(&queue.url, &job.config.source)
+        .map_err(|e| ServeError::Usage(e.to_string()))?;
+    tracing::info!("consuming the queue {}", queue.url);
+    let thread = std::thread::Builder::new()
+        .name("stagepush-queue".into())
+        .spawn(move || {
+            let on_run = |report: &crate::pipeline::RunReport| metrics.add_run(report);
+            let consumer = Consumer {
+                job: &job,
+                client: client.as_ref(),
+                options: &queue,
+                counters: metrics.queue_counters(),
+                cancel: &cancel,
+                on_run: &on_run,
+            };
+            // Errors are logged and retried until the shutdown.
+            let _ = consumer.run(Until::Cancelled);
+            tracing::info!("queue consumer stopped");
+        })?;
+    Ok(thread)
 }
 
 fn is_transient_accept_error(e: &std::io::Error) -> bool {

@@ -168,7 +168,7 @@ struct Item {
 
 /// Whether the state says `file` (this version of it) is done: every row delivered,
 /// filtered or dead-lettered, or the file dead-lettered as bad.
-fn file_done(job: &Job, stage_url: &str, file: &StageFile) -> Result<bool, StateError> {
+pub(crate) fn file_done(job: &Job, stage_url: &str, file: &StageFile) -> Result<bool, StateError> {
     let path = files::file_path(stage_url, &file.key);
     let Some(stored) = job.state.get(&path)? else {
         return Ok(false);

@@ -14,11 +14,12 @@
 //!
 //! A key no stage file can have (`sub//x.parquet`, `..`, NUL, a leading `/`) is not
 //! pending: it is a **pending error**, `pending-errors/<stage-id>/<file-id>.json`, kept
-//! until someone removes it, and shown by `stagepush status`:
+//! until someone removes it, and shown by `stagepush status` (the rule, per entry point:
+//! docs/unusable-keys.md):
 //!
 //! ```json
 //! {"format": "stagepush-pending-error/1", "key": "unload/sub//x.parquet",
-//!  "reason": "the key has an empty path segment (`//`): stagepush cannot read it",
+//!  "reason": "the key has an empty path segment (`//`): stagepush cannot read it (…)",
 //!  "receivedAt": "2024-05-01T02:15:32.004Z", "eventId": "8KQ7Z2M1VX0C3B4N/…"}
 //! ```
 

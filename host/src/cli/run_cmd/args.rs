@@ -105,6 +105,24 @@ pub struct RunArgs {
     /// Grid, CloudEvents).
     #[arg(long, value_name = "FILE")]
     pub event: Option<PathBuf>,
+    /// Consume storage notifications from a queue (Amazon SQS or an Azure Storage Queue):
+    /// `run` delivers what its messages name until the queue is empty, `serve` keeps
+    /// polling; a message is deleted once every object it names is delivered (docs/queues.md).
+    #[arg(long, value_name = "URL", conflicts_with_all = ["event", "keys_from", "shard", "shard_count"])]
+    pub queue: Option<String>,
+    /// The queue's service, for a URL whose host does not say (a custom endpoint).
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub queue_kind: Option<stagepush::queue::QueueKind>,
+    /// Messages per receive (SQS 1-10, Azure 1-32; default 10).
+    #[arg(long, value_name = "N")]
+    pub max_messages: Option<u32>,
+    /// Seconds a received message stays hidden from other consumers; extended every third
+    /// of it while its objects are delivered (default 120).
+    #[arg(long, value_name = "SECS")]
+    pub visibility_secs: Option<u64>,
+    /// Seconds one receive waits for a message (SQS long polling, at most 20; default 20).
+    #[arg(long, value_name = "SECS")]
+    pub wait_secs: Option<u64>,
 }
 
 /// The flags of `run` alone (not of `serve` and `retry`, which share [`RunArgs`]).
@@ -286,6 +304,22 @@ pub(crate) fn apply_flags(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     }
     if let Some(n) = args.segment_rows {
         config.state.segment_rows = n;
+    }
+    let trigger = &mut config.trigger;
+    if args.queue.is_some() {
+        trigger.queue = args.queue.clone();
+    }
+    if args.queue_kind.is_some() {
+        trigger.queue_kind = args.queue_kind;
+    }
+    if let Some(n) = args.max_messages {
+        trigger.max_messages = n;
+    }
+    if let Some(secs) = args.visibility_secs {
+        trigger.visibility_secs = secs;
+    }
+    if let Some(secs) = args.wait_secs {
+        trigger.wait_secs = secs;
     }
     Ok(config)
 }

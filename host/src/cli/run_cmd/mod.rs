@@ -5,6 +5,7 @@
 mod args;
 mod dry_run;
 mod event;
+mod queue;
 mod summary;
 
 use std::io::IsTerminal;
@@ -72,11 +73,16 @@ fn shard_files(
 pub fn run_command(command: RunCommand) -> anyhow::Result<ExitCode> {
     let RunCommand { args, mode } = command;
     if mode.dry_run {
+        if args.queue.is_some() {
+            eprintln!("error: --dry-run reads the stage; it cannot consume a --queue");
+            return Ok(ExitCode::from(Outcome::Usage));
+        }
         return dry_run::dry_run(&args, &mode);
     }
     let select = &args.select;
     if mode.full_refresh
         && (args.event.is_some()
+            || args.queue.is_some()
             || !select.include.is_empty()
             || !select.exclude.is_empty()
             || select.modified_since.is_some()
@@ -112,6 +118,24 @@ pub fn run_command(command: RunCommand) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(Outcome::Usage));
         }
     };
+    // `[trigger] queue` (or --queue, whose conflicts clap checks).
+    if let Ok(Some(options)) = config.trigger.queue_options() {
+        if args.event.is_some() || select.keys_from.is_some() || shard.is_some() {
+            eprintln!(
+                "error: [trigger] queue {}: the queue names the files; it cannot be combined \
+                 with --event, --keys-from, --shard or --shard-count",
+                options.url
+            );
+            return Ok(ExitCode::from(Outcome::Usage));
+        }
+        if config.state.retry_rejected
+            && let Some(code) =
+                super::retry_cmd::before_run(&config, &job.options(Vec::new(), None))
+        {
+            return Ok(code);
+        }
+        return queue::run_queue(&job, &config, options);
+    }
     // Objects the event named whose key cannot be read (recorded as pending errors).
     let mut refused_keys = 0;
     let files = match &args.event {

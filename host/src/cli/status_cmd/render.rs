@@ -107,6 +107,20 @@ pub(super) fn render_text(status: &Status) -> String {
                 );
             }
         }
+        if !stage.queue_dead_letters.is_empty() {
+            let _ = writeln!(
+                out,
+                "  {} queue messages dead-lettered (can never be delivered; deleted from the queue):",
+                stage.queue_dead_letters.len()
+            );
+            for letter in &stage.queue_dead_letters {
+                let _ = writeln!(
+                    out,
+                    "    {} message {}: {} (received {})",
+                    letter.queue, letter.message_id, letter.reason, letter.received_at
+                );
+            }
+        }
     }
     let _ = writeln!(out);
     render_reasons(&mut out, "dead letters in total", &status.dead_letters);
@@ -185,6 +199,7 @@ mod tests {
             not_listed: None,
             dead_letters,
             pending_errors: Vec::new(),
+            queue_dead_letters: Vec::new(),
         }
     }
 

@@ -6,7 +6,7 @@
 //! | `mod` (here) | [`App`] (what the handlers share), the routing, plain answers |
 //! | `auth` | the shared secret: header or `?token=`, compared by digest in constant time |
 //! | `handshake` | subscription handshakes: CloudEvents `OPTIONS`, Event Grid validation, SNS confirmation |
-//! | `notify` | storage notifications: parse, resolve and record the files as pending |
+//! | `notify` | storage notifications (a JSON body, or a binary-mode CloudEvent's `ce-*` headers and body): parse, resolve and record the files as pending |
 
 mod auth;
 mod handshake;
@@ -174,6 +174,7 @@ pub(crate) async fn handle(
 async fn post(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let event_grid_type = header(&req, "aeg-event-type").map(str::to_owned);
     let sns_type = header(&req, "x-amz-sns-message-type").map(str::to_owned);
+    let cloud_event = binary_cloud_event(&req);
     let body = match Limited::new(req.into_body(), MAX_BODY_BYTES)
         .collect()
         .await
@@ -220,5 +221,20 @@ async fn post(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
         tracing::warn!("SNS: this endpoint was unsubscribed from topic {topic}");
         return text(StatusCode::OK, "unsubscribe confirmation received");
     }
-    deliver(app, body).await
+    deliver(app, body, cloud_event.as_deref()).await
+}
+
+/// The context attributes of a CloudEvent in binary content mode (Eventarc): the `ce-*`
+/// headers without the prefix, when there is a `ce-specversion`.
+fn binary_cloud_event(req: &Request<Incoming>) -> Option<Vec<(String, String)>> {
+    req.headers().get("ce-specversion")?;
+    let attributes = req
+        .headers()
+        .iter()
+        .filter_map(|(name, value)| {
+            let attribute = name.as_str().strip_prefix("ce-")?;
+            Some((attribute.to_owned(), value.to_str().ok()?.to_owned()))
+        })
+        .collect();
+    Some(attributes)
 }

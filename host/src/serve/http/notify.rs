@@ -82,11 +82,23 @@ struct Accepted {
 
 /// Parses, resolves and records the files of a notification payload; answers 200 only
 /// once every file is recorded in the state. An object whose key cannot be read is
-/// recorded as a pending error (shown by `status`) and the others are still queued: 200,
-/// or 400 when the payload names such objects and nothing to queue. 503 (the sender
+/// recorded as a pending error (shown by `status`) and the others are still queued: 200
+/// once both are recorded, even when nothing could be queued, since sending the payload
+/// again cannot change that (Pub/Sub push and Eventarc redeliver any 4xx,
+/// docs/unusable-keys.md). 503 (the sender
 /// retries) means the state could not be written or the store could not be asked.
-pub(super) async fn deliver(app: &Arc<App>, body: Bytes) -> Response<Body> {
-    let notifications = match events::parse(&body) {
+/// `cloud_event`: the context attributes of a binary-mode CloudEvent (its `ce-*` headers),
+/// whose data is the body.
+pub(super) async fn deliver(
+    app: &Arc<App>,
+    body: Bytes,
+    cloud_event: Option<&[(String, String)]>,
+) -> Response<Body> {
+    let parsed = match cloud_event {
+        Some(attributes) => events::parse_binary(attributes, &body),
+        None => events::parse(&body),
+    };
+    let notifications = match parsed {
         Ok(notifications) => notifications,
         Err(e) => {
             tracing::warn!("refused an event: {e}");
@@ -105,18 +117,13 @@ pub(super) async fn deliver(app: &Arc<App>, body: Bytes) -> Response<Body> {
             if !accepted.files.is_empty() {
                 app.signal.wake();
             }
-            let status = if accepted.files.is_empty() && !accepted.refused.is_empty() {
-                StatusCode::BAD_REQUEST
-            } else {
-                StatusCode::OK
-            };
             let refused: Vec<Value> = accepted
                 .refused
                 .iter()
                 .map(|u| json!({ "key": u.key, "reason": u.reason }))
                 .collect();
             json_response(
-                status,
+                StatusCode::OK,
                 &json!({
                     "accepted": accepted.files,
                     "new": accepted.new,

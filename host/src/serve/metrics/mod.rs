@@ -47,6 +47,8 @@ pub struct Metrics {
     relay_inflight_bytes: AtomicI64,
     /// Relay requests waiting to be admitted.
     relay_admission_waiting: AtomicI64,
+    /// `serve --queue`: the consumer's message counts.
+    queue: crate::queue::consumer::Counters,
 }
 
 #[derive(Debug, Default)]
@@ -247,6 +249,11 @@ impl Metrics {
     }
 
     /// The exposition text.
+    /// The queue consumer's counts (`serve --queue`), updated by the consumer itself.
+    pub fn queue_counters(&self) -> &crate::queue::consumer::Counters {
+        &self.queue
+    }
+
     pub fn render(&self) -> String {
         let c = self.counters();
         let mut out = String::new();
@@ -509,6 +516,22 @@ impl Metrics {
             "gauge",
             "Files waiting for delivery (pending entries in the state).",
             &[(String::new(), self.queue_depth().to_string())],
+        );
+        let q = self.queue.snapshot();
+        family(
+            "stagepush_queue_messages_total",
+            "counter",
+            "serve --queue: messages received, deleted (done), visibility extensions, left in the queue (not done), dead-lettered (can never be delivered).",
+            &labelled(
+                "event",
+                &[
+                    ("received", q.received),
+                    ("deleted", q.deleted),
+                    ("extended", q.extended),
+                    ("left", q.left),
+                    ("dead_lettered", q.dead_lettered),
+                ],
+            ),
         );
         out
     }

@@ -82,14 +82,39 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub use run_summary::{RunReportProblem, RunSummary};
 pub use view::{
-    ClaimedFile, Damaged, FileCounts, PendingErrorView, ReasonCounts, StageStatus, Status,
+    ClaimedFile, Damaged, FileCounts, PendingErrorView, QueueDeadLetterView, ReasonCounts,
+    StageStatus, Status,
 };
 
 use super::files;
 use super::{StateError, StateStore};
 use crate::deadletter::reasons::{MessageTally, TOP_MESSAGES};
+use crate::queue::dead_letter::{
+    QUEUE_DEAD_LETTERS_ROOT, QueueDeadLetter, queue_dead_letters_prefix,
+};
 use crate::source::StageFile;
 use crate::state::pending::{PENDING_ERRORS_ROOT, PendingError, pending_errors_prefix};
+
+/// The queue dead letters' paths by stage id.
+fn queue_letter_paths(
+    store: &StateStore,
+    options: &StatusOptions,
+) -> Result<BTreeMap<String, Vec<String>>, StateError> {
+    let paths = match &options.stage {
+        Some(stage) => store.list(&queue_dead_letters_prefix(&stage.url))?,
+        None => store.list(QUEUE_DEAD_LETTERS_ROOT)?,
+    };
+    let mut by_stage: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for path in paths {
+        match path_parts(&path)[..] {
+            [_, stage_id, name] if name.ends_with(".json") => {
+                by_stage.entry(stage_id.to_string()).or_default().push(path)
+            }
+            _ => tracing::debug!(%path, "status: not a queue dead letter"),
+        }
+    }
+    Ok(by_stage)
+}
 
 /// The `format` of the `--json` output.
 pub const STATUS_FORMAT: &str = "stagepush-status/1";
@@ -172,9 +197,11 @@ pub fn collect(store: &StateStore, options: &StatusOptions) -> Result<Status, St
             _ => tracing::debug!(%path, "status: not a pending error"),
         }
     }
+    let mut stage_queue_letters = queue_letter_paths(store, options)?;
     let mut stage_ids: BTreeSet<String> = stage_files.keys().cloned().collect();
     stage_ids.extend(stage_letters.keys().cloned());
     stage_ids.extend(stage_errors.keys().cloned());
+    stage_ids.extend(stage_queue_letters.keys().cloned());
     if let Some(stage) = &options.stage {
         stage_ids.insert(files::stage_id(&stage.url));
     }
@@ -221,6 +248,27 @@ pub fn collect(store: &StateStore, options: &StatusOptions) -> Result<Status, St
         }
         status
             .pending_errors
+            .sort_by(|a, b| a.received_at.cmp(&b.received_at));
+        for path in stage_queue_letters.remove(&stage_id).unwrap_or_default() {
+            let Some(stored) = store.get(&path)? else {
+                continue;
+            };
+            match QueueDeadLetter::parse(&path, &stored) {
+                Ok(l) => status.queue_dead_letters.push(QueueDeadLetterView {
+                    queue: l.queue,
+                    message_id: l.message_id,
+                    receive_count: l.receive_count,
+                    reason: l.reason,
+                    received_at: l.received_at,
+                }),
+                Err(StateError::Damaged { path, reason }) => {
+                    damaged.push(Damaged { path, reason });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        status
+            .queue_dead_letters
             .sort_by(|a, b| a.received_at.cmp(&b.received_at));
         for (reason, n) in &status.dead_letters.by_reason {
             dead_letters.add(reason, *n);

@@ -106,5 +106,6 @@ pub(super) fn stage_status(
         not_listed,
         dead_letters: ReasonCounts::default(),
         pending_errors: Vec::new(),
+        queue_dead_letters: Vec::new(),
     })
 }

@@ -52,6 +52,20 @@ pub struct StageStatus {
     pub dead_letters: ReasonCounts,
     /// Objects events named whose key cannot be read, oldest first.
     pub pending_errors: Vec<PendingErrorView>,
+    /// Queue messages that can never be delivered (deleted from their queue), oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub queue_dead_letters: Vec<QueueDeadLetterView>,
+}
+
+/// A queue dead letter (`crate::queue::dead_letter`), without its body.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueDeadLetterView {
+    pub queue: String,
+    pub message_id: String,
+    pub receive_count: Option<u32>,
+    pub reason: String,
+    pub received_at: String,
 }
 
 /// A pending error: an object an event named whose key cannot be read.

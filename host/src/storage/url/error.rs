@@ -96,7 +96,10 @@ pub enum ObjectKeyError {
     #[error("the key ends with `/`: a folder, not a file")]
     Folder,
     /// `a//b`.
-    #[error("the key has an empty path segment (`//`): stagepush cannot read it")]
+    #[error(
+        "the key has an empty path segment (`//`): stagepush cannot read it (it would read \
+         the key with the `//` made `/`, another object)"
+    )]
     EmptySegment,
     /// A `.` or `..` segment.
     #[error("the key has a `{0}` segment: stagepush cannot read it")]
