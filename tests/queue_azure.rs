@@ -348,3 +348,51 @@ fn wait_with_timeout(child: &mut std::process::Child, limit: Duration) -> std::p
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// No SAS, no key, no Entra ID identity, and no managed identity endpoint (nothing listens on
+/// the one configured): the run says at once that no Azure credentials were found and where
+/// it looked, and names no secret.
+#[test]
+fn azure_queue_run_without_credentials_says_so_at_once() {
+    let dir = temp_dir();
+    let stage = dir.path().join("stage");
+    std::fs::create_dir_all(&stage).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = stagepush(dir.path());
+    for (name, _) in std::env::vars() {
+        if name.starts_with("AZURE_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.env(
+        "AZURE_MSI_ENDPOINT",
+        format!("http://127.0.0.1:{port}/metadata/identity/oauth2/token"),
+    )
+    .arg("run")
+    .arg("--source")
+    .arg(&stage)
+    .args(["--queue", "https://acct.queue.core.windows.net/events"])
+    .arg("--plugin")
+    .arg(plugin("customer-rust"))
+    .args(["--endpoint", "http://127.0.0.1:9/upload/api/endpoint/x"])
+    .args(["--token-env", "QUEUE_TEST_TOKEN", "--no-progress"])
+    .env("QUEUE_TEST_TOKEN", TOKEN);
+    let started = Instant::now();
+    let out = run(&mut cmd);
+    assert_ne!(out.status.code(), Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("no Azure credentials found")
+            && out.stderr.contains("AZURE_FEDERATED_TOKEN_FILE"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+}
