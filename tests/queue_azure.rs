@@ -396,3 +396,56 @@ fn azure_queue_run_without_credentials_says_so_at_once() {
         started.elapsed()
     );
 }
+
+/// `serve --queue` on an Azure queue: messages sent while it runs are delivered and deleted,
+/// its metrics count them, and a SIGTERM stops the consumer.
+#[test]
+fn azure_queue_serve_delivers_messages_sent_while_it_runs() {
+    let dir = temp_dir();
+    let blobs = AzureServer::start();
+    let queue = AzureQueueServer::start();
+    queue.create_queue(QUEUE);
+    let keys = stage_files(&blobs, dir.path(), 2, ROWS);
+    let mock = MockProcess::start(dir.path(), TOKEN, &[]);
+    let mut cmd = crate::util::command::TestCommand::new(dir.path());
+    cmd.arg("serve");
+    let stage_flags = blobs.cli(cmd.command());
+    cmd.args(["--source", "az://stage/unload/"])
+        .args(stage_flags)
+        .args(["--queue", &queue.queue_url(QUEUE), "--queue-kind", "azure"])
+        .args(["--wait-secs", "1", "--listen", "127.0.0.1:0"])
+        .arg("--plugin")
+        .arg(plugin("customer-rust"))
+        .args(["--endpoint", &mock.endpoint("azure-queue")])
+        .args(["--token-env", "QUEUE_TEST_TOKEN", "--no-progress"])
+        .env("QUEUE_TEST_TOKEN", TOKEN)
+        .arg("--dead-letter")
+        .arg(dir.path().join("dead"));
+    let serve = crate::util::serve::ServeProcess::start(cmd, &dir.path().join("serve.log"));
+    for (n, key) in keys.iter().enumerate() {
+        queue.send(
+            QUEUE,
+            &event_grid_message(&blobs, key, &format!("event-{n}")),
+        );
+    }
+    serve.wait_until(
+        "serve to deliver both blobs and delete their messages",
+        || {
+            ids(&mock).len() == (2 * ROWS) as usize
+                && serve.metric_or_zero("stagepush_queue_messages_total{event=\"deleted\"}") == 2.0
+        },
+    );
+    let got = ids(&mock);
+    assert_eq!(
+        got.keys().copied().collect::<Vec<_>>(),
+        (1..=2 * ROWS).collect::<Vec<_>>()
+    );
+    assert!(got.values().all(|n| *n == 1), "{got:?}");
+    assert_eq!(queue.message_count(QUEUE), 0);
+    assert_eq!(
+        serve.metric("stagepush_queue_messages_total{event=\"received\"}"),
+        2.0
+    );
+    let log = serve.stop();
+    assert!(log.contains("queue consumer stopped"), "{log}");
+}
