@@ -449,3 +449,76 @@ fn azure_queue_serve_delivers_messages_sent_while_it_runs() {
     let log = serve.stop();
     assert!(log.contains("queue consumer stopped"), "{log}");
 }
+
+/// Entra ID through the stage's credential chain (object_store's; here a token given in
+/// `AZURE_STORAGE_TOKEN`): every request carries `Authorization: Bearer …` and no SAS. The
+/// queue is a stand-in answering an empty Get Messages, recording what it was sent.
+#[test]
+fn azure_queue_run_with_an_entra_id_token_sends_it_as_a_bearer() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = temp_dir();
+    let stage = dir.path().join("stage");
+    std::fs::create_dir_all(&stage).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (seen_tx, seen) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { break };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            // Recorded before the answer, so the run cannot end before its request is seen.
+            let _ = seen_tx.send(head);
+            let body =
+                "<?xml version=\"1.0\" encoding=\"utf-8\"?><QueueMessagesList></QueueMessagesList>";
+            let mut stream = stream;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n\
+                 connection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let mut cmd = stagepush(dir.path());
+    for (name, _) in std::env::vars() {
+        if name.starts_with("AZURE_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.env("AZURE_STORAGE_TOKEN", "entra-token-7f3a")
+        .arg("run")
+        .arg("--source")
+        .arg(&stage)
+        .args(["--queue", &format!("http://127.0.0.1:{port}/acct/events")])
+        .args(["--queue-kind", "azure", "--wait-secs", "1"])
+        .arg("--plugin")
+        .arg(plugin("customer-rust"))
+        .args(["--endpoint", "http://127.0.0.1:9/upload/api/endpoint/x"])
+        .args(["--token-env", "QUEUE_TEST_TOKEN", "--no-progress"])
+        .env("QUEUE_TEST_TOKEN", TOKEN);
+    let out = run(&mut cmd);
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    let requests: Vec<String> = seen.try_iter().collect();
+    assert!(!requests.is_empty(), "no request reached the queue");
+    for request in &requests {
+        let lower = request.to_ascii_lowercase();
+        assert!(
+            request.starts_with("GET /acct/events/messages?"),
+            "{request}"
+        );
+        assert!(
+            lower.contains("authorization: bearer entra-token-7f3a"),
+            "{request}"
+        );
+        assert!(!lower.contains("sig="), "{request}");
+    }
+    assert!(!out.stderr.contains("entra-token-7f3a"), "{}", out.stderr);
+}
