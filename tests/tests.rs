@@ -20,6 +20,8 @@ mod plugin_new;
 mod plugin_python;
 mod plugin_runtime;
 mod plugin_workbench;
+mod queue_azure;
+mod queue_azure_client;
 mod queue_sqs;
 mod relay;
 mod retry;

@@ -6,6 +6,7 @@
 //! [`QueueClient`] (receive, change visibility, delete), [`Message`], [`QueueUrl`] and the
 //! settings ([`QueueOptions`]). One file per service implements the client.
 
+pub mod azure;
 pub mod consumer;
 pub mod dead_letter;
 pub mod heartbeat;
@@ -86,18 +87,15 @@ pub trait QueueClient: Send + Sync {
 }
 
 /// The client of the queue `url`, with the credentials of the stage `stage` (SQS: its S3
-/// credential chain).
+/// credential chain; Azure: a SAS in the URL, else the stage's Azure settings and chain,
+/// `azure::auth`).
 pub fn connect(
     url: &QueueUrl,
     stage: &crate::storage::StageConfig,
 ) -> Result<Box<dyn QueueClient>, QueueError> {
     match url.kind() {
         QueueKind::Sqs => Ok(Box::new(sqs::SqsClient::new(url, stage)?)),
-        QueueKind::Azure => Err(QueueError::Service {
-            queue: url.to_string(),
-            operation: "connect",
-            reason: "Azure Storage Queues are not in this build yet".into(),
-        }),
+        QueueKind::Azure => Ok(Box::new(azure::AzureQueue::new(url, stage)?)),
     }
 }
 
