@@ -478,3 +478,34 @@ fn a_sigterm_stops_the_run_and_leaves_its_messages_in_the_queue() {
     assert_eq!(back, vec![body]);
     assert_eq!(queue_counts(dir.path())["left"], 1);
 }
+
+/// `--exclude` (and `--include`, `--modified-since`) filter the files messages name as they
+/// filter `serve`'s events: an excluded file is not delivered and its message is deleted
+/// (nothing to deliver); before, every named file was delivered.
+#[test]
+fn files_the_selection_excludes_are_not_delivered_and_their_messages_deleted() {
+    let dir = temp_dir();
+    let s3 = S3Server::start();
+    let moto = Moto::start();
+    let mock = MockProcess::start(dir.path(), TOKEN, &[]);
+    let ids = upload(&s3, dir.path(), 2, 10);
+    let queue = moto.create_queue("selected");
+    moto.send(&queue, &s3_event("stage", &[key(0)]));
+    moto.send(&queue, &s3_event("stage", &[key(1)]));
+    let out = consumer(
+        dir.path(),
+        "run",
+        &s3,
+        &mock,
+        &queue,
+        &["--exclude", "data_0_1_0.snappy.parquet"],
+    )
+    .run_within(RUN_TIMEOUT);
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("is not selected"), "{}", out.stderr);
+    // File 0 holds ids 1..=10; file 1 (excluded) ids 11..=20.
+    assert_each_once(&mock, &ids[..10]);
+    let counts = queue_counts(dir.path());
+    assert_eq!(counts["received"], 2, "{counts}");
+    assert_eq!(counts["deleted"], 2, "{counts}");
+}

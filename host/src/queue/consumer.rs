@@ -15,7 +15,8 @@
 //!   backs off and polls again). A SIGTERM/SIGINT stops the run at its next batch; messages
 //!   not done are left.
 //! - Nothing to deliver: `s3:TestEvent`, a delete or another ignored event, a folder
-//!   marker, an object deleted since, an object outside the stage's prefix → deleted.
+//!   marker, an object deleted since, an object outside the stage's prefix or not selected
+//!   by `--include`/`--exclude`/`--modified-since` → deleted.
 //! - An object whose key cannot be read ([`crate::trigger::UnusableKey`]) is recorded as a
 //!   pending error (as `run --event` does; `stagepush status` shows it) and its message
 //!   deleted.
@@ -115,6 +116,9 @@ pub struct Consumer<'a> {
     pub options: &'a QueueOptions,
     pub counters: &'a Counters,
     pub cancel: &'a Cancel,
+    /// `--include`, `--exclude`, `--modified-since`: a file a message names that they do
+    /// not select is not delivered (nothing to deliver, as for `serve`'s events).
+    pub selection: &'a crate::source::Selection,
     /// Called with each run's report (`serve`'s metrics).
     pub on_run: &'a (dyn Fn(&RunReport) + Sync),
 }
@@ -350,10 +354,19 @@ impl Consumer<'_> {
                 unusable.reason
             );
         }
-        if resolved.files.is_empty() {
+        let files = match self.selection.filter(resolved.files) {
+            Ok((files, not_selected)) => {
+                for reason in &not_selected {
+                    tracing::info!("queue message {}: ignored: {reason}", message.id);
+                }
+                files
+            }
+            Err(e) => return Verdict::Later(e.to_string()),
+        };
+        if files.is_empty() {
             Verdict::Nothing
         } else {
-            Verdict::Deliver(resolved.files)
+            Verdict::Deliver(files)
         }
     }
 

@@ -195,6 +195,7 @@ fn serve_on(
         Some(queue) => Some(spawn_consumer(
             Arc::clone(&job),
             queue.clone(),
+            options.selection.clone(),
             Arc::clone(&metrics),
             cancel.clone(),
         )?),
@@ -249,6 +250,7 @@ fn serve_on(
 fn spawn_consumer(
     job: Arc<Job>,
     queue: crate::queue::QueueOptions,
+    selection: Selection,
     metrics: Arc<Metrics>,
     cancel: Cancel,
 ) -> Result<std::thread::JoinHandle<()>, ServeError> {
@@ -266,6 +268,7 @@ fn spawn_consumer(
                 options: &queue,
                 counters: metrics.queue_counters(),
                 cancel: &cancel,
+                selection: &selection,
                 on_run: &on_run,
             };
             // Errors are logged and retried until the shutdown.

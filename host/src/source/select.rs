@@ -29,6 +29,32 @@ pub struct Selection {
 }
 
 impl Selection {
+    /// Checks the globs (a syntax error names the glob).
+    pub fn check(&self) -> Result<(), StageError> {
+        CompiledSelection::new(self).map(|_| ())
+    }
+
+    /// The files of `files` the globs and `modified_since` select (`keys` is not used: for
+    /// the files events and queue messages name), and a line for each other one saying why
+    /// it is not selected.
+    pub fn filter(
+        &self,
+        files: Vec<StageFile>,
+    ) -> Result<(Vec<StageFile>, Vec<String>), StageError> {
+        let compiled = CompiledSelection::new(self)?;
+        let mut kept = Vec::with_capacity(files.len());
+        let mut not_selected = Vec::new();
+        for file in files {
+            match compiled.rejects(&file) {
+                None => kept.push(file),
+                Some(reason) => {
+                    not_selected.push(format!("{} is not selected: {reason}", file.url))
+                }
+            }
+        }
+        Ok((kept, not_selected))
+    }
+
     /// Parses an RFC 3339 time (`2024-05-01T00:00:00Z`, `2024-05-01T02:00:00+02:00`) or a
     /// date (`2024-05-01`, midnight UTC).
     pub fn parse_time(text: &str) -> Result<DateTime<Utc>, StageError> {
@@ -169,6 +195,35 @@ mod tests {
             .filter(|f| compiled.rejects(f).is_none())
             .map(|f| f.relative.clone())
             .collect()
+    }
+
+    #[test]
+    fn filter_keeps_the_selected_files_and_says_why_the_others_are_not() {
+        let selection = Selection {
+            exclude: vec!["*_1_0.snappy.parquet".into()],
+            modified_since: Some(Selection::parse_time("2024-05-01").unwrap()),
+            ..Selection::default()
+        };
+        let files = vec![
+            file("data_0_0_0.snappy.parquet", "2024-05-02T00:00:00Z"),
+            file("data_0_1_0.snappy.parquet", "2024-05-02T00:00:00Z"),
+            file("data_0_2_0.snappy.parquet", "2024-04-30T00:00:00Z"),
+        ];
+        let (kept, not_selected) = selection.filter(files).unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].relative, "data_0_0_0.snappy.parquet");
+        assert_eq!(not_selected.len(), 2, "{not_selected:?}");
+        assert!(
+            not_selected[0].contains("matches --exclude"),
+            "{not_selected:?}"
+        );
+        assert!(not_selected[1].contains("before"), "{not_selected:?}");
+        let bad = Selection {
+            include: vec!["[".into()],
+            ..Selection::default()
+        };
+        assert!(bad.check().is_err());
+        assert!(Selection::default().check().is_ok());
     }
 
     #[test]

@@ -8,6 +8,7 @@ use stagepush::trigger::UnusableKey;
 pub(super) fn event_files(
     job: &Job,
     path: &std::path::Path,
+    selection: &stagepush::source::Selection,
 ) -> Result<(Vec<StageFile>, Vec<UnusableKey>), String> {
     let payload = if path.as_os_str() == "-" {
         let mut buf = Vec::new();
@@ -27,13 +28,17 @@ pub(super) fn event_files(
         stagepush::events::parse(&payload).map_err(|e| format!("event {where_}: {e}"))?;
     let resolved = stagepush::trigger::resolve(&job.stage, &notifications)
         .map_err(|e| format!("event {where_}: {e}"))?;
-    for reason in &resolved.ignored {
+    // `--include`, `--exclude`, `--modified-since` filter the named files as `serve`'s do.
+    let (files, not_selected) = selection
+        .filter(resolved.files)
+        .map_err(|e| format!("event {where_}: {e}"))?;
+    for reason in resolved.ignored.iter().chain(&not_selected) {
         eprintln!("event: ignored: {reason}");
     }
     eprintln!(
         "event: {} object(s) to deliver from {} event(s)",
-        resolved.files.len(),
+        files.len(),
         notifications.len()
     );
-    Ok((resolved.files, resolved.unusable))
+    Ok((files, resolved.unusable))
 }

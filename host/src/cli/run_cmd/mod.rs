@@ -134,12 +134,17 @@ pub fn run_command(command: RunCommand) -> anyhow::Result<ExitCode> {
         {
             return Ok(code);
         }
-        return queue::run_queue(&job, &config, options);
+        let selection = args.select.selection()?;
+        if let Err(e) = selection.check() {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(Outcome::Usage));
+        }
+        return queue::run_queue(&job, &config, options, &selection);
     }
     // Objects the event named whose key cannot be read (recorded as pending errors).
     let mut refused_keys = 0;
     let files = match &args.event {
-        Some(path) => match event_files(&job, path) {
+        Some(path) => match event_files(&job, path, &args.select.selection()?) {
             Ok((files, refused)) => {
                 for unusable in &refused {
                     stagepush::state::pending::record_error(

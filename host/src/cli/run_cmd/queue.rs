@@ -29,6 +29,7 @@ pub(super) fn run_queue(
     job: &Job,
     config: &RunConfig,
     options: QueueOptions,
+    selection: &stagepush::source::Selection,
 ) -> anyhow::Result<ExitCode> {
     let client = match stagepush::queue::connect(&options.url, &config.source) {
         Ok(client) => client,
@@ -46,6 +47,7 @@ pub(super) fn run_queue(
         options: &options,
         counters: &counters,
         cancel: &cancel,
+        selection,
         on_run: &|_| {},
     };
     eprintln!("queue {}: receiving until it is empty", options.url);
