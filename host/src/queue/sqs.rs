@@ -268,8 +268,9 @@ fn no_chain_left(builder: &AmazonS3Builder) -> Result<(), String> {
     let endpoint = builder
         .get_config_value(&K::MetadataEndpoint)
         .unwrap_or_else(|| format!("http://{}", credentials::METADATA_HOST));
-    credentials::probe_metadata(&endpoint)
-        .map_err(|detail| credentials::no_credentials(crate::storage::StoreKind::S3, &detail))
+    credentials::probe_metadata(&endpoint).map_err(|detail| {
+        credentials::no_credentials(crate::storage::StoreKind::S3, &detail.to_string())
+    })
 }
 
 impl ProvideCredentials for StageCredentials {

@@ -88,7 +88,7 @@ pub fn explain(kind: StoreKind, message: &str) -> String {
 
 /// Whether the metadata service at `endpoint` (`http://HOST[:PORT]`) accepts a TCP
 /// connection within [`METADATA_PROBE_TIMEOUT`]; the error says why not.
-pub fn probe_metadata(endpoint: &str) -> Result<(), String> {
+pub fn probe_metadata(endpoint: &str) -> Result<(), MetadataProbeError> {
     let authority = endpoint
         .trim_start_matches("http://")
         .trim_start_matches("https://")
@@ -100,19 +100,43 @@ pub fn probe_metadata(endpoint: &str) -> Result<(), String> {
     } else {
         format!("{authority}:80")
     };
-    let addrs = address
-        .to_socket_addrs()
-        .map_err(|e| format!("the instance metadata service {endpoint}: {e}"))?;
-    let mut last = format!("the instance metadata service {endpoint} has no address");
+    let endpoint = endpoint.to_owned();
+    let addrs = match address.to_socket_addrs() {
+        Ok(addrs) => addrs,
+        Err(source) => return Err(MetadataProbeError::Resolve { endpoint, source }),
+    };
+    let mut last = MetadataProbeError::NoAddress {
+        endpoint: endpoint.clone(),
+    };
     for addr in addrs {
         match TcpStream::connect_timeout(&addr, METADATA_PROBE_TIMEOUT) {
             Ok(_) => return Ok(()),
-            Err(e) => {
-                last = format!("the instance metadata service {endpoint} is not reachable: {e}")
+            Err(source) => {
+                last = MetadataProbeError::Unreachable {
+                    endpoint: endpoint.clone(),
+                    source,
+                }
             }
         }
     }
     Err(last)
+}
+
+/// Why the instance metadata service is not there ([`probe_metadata`]).
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataProbeError {
+    #[error("the instance metadata service {endpoint}: {source}")]
+    Resolve {
+        endpoint: String,
+        source: std::io::Error,
+    },
+    #[error("the instance metadata service {endpoint} has no address")]
+    NoAddress { endpoint: String },
+    #[error("the instance metadata service {endpoint} is not reachable: {source}")]
+    Unreachable {
+        endpoint: String,
+        source: std::io::Error,
+    },
 }
 
 #[cfg(test)]
@@ -154,7 +178,11 @@ mod tests {
         let started = std::time::Instant::now();
         let error = probe_metadata(&format!("http://127.0.0.1:{port}")).unwrap_err();
         assert!(started.elapsed() < 10 * METADATA_PROBE_TIMEOUT);
-        assert!(error.contains("not reachable"), "{error}");
+        assert!(
+            matches!(error, MetadataProbeError::Unreachable { .. }),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("not reachable"), "{error}");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         probe_metadata(&format!("http://127.0.0.1:{port}/")).unwrap();

@@ -365,7 +365,10 @@ fn s3_credentials_or_region_said(builder: &AmazonS3Builder) -> Result<(), BuildE
             .get_config_value(&K::MetadataEndpoint)
             .unwrap_or_else(|| format!("http://{}", credentials::METADATA_HOST));
         credentials::probe_metadata(&endpoint).map_err(|detail| {
-            BuildError::NoCredentials(credentials::no_credentials(StoreKind::S3, &detail))
+            BuildError::NoCredentials(credentials::no_credentials(
+                StoreKind::S3,
+                &detail.to_string(),
+            ))
         })?;
     }
     if !set(K::Region) && !set(K::DefaultRegion) && !set(K::Endpoint) {

@@ -270,7 +270,7 @@ fn token_chain(
             .get_config_value(&AzureConfigKey::MsiEndpoint)
             .unwrap_or_else(|| format!("http://{METADATA_HOST}"));
         probe_metadata(&endpoint)
-            .map_err(|detail| AuthError(no_credentials(StoreKind::Azure, &detail)))?;
+            .map_err(|detail| AuthError(no_credentials(StoreKind::Azure, &detail.to_string())))?;
     }
     let mut builder = builder;
     if let Some(max) = stage.max_retries {
