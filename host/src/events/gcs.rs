@@ -288,25 +288,33 @@ pub(super) fn pubsub_push(
 }
 
 /// The object resource in a message's base64 `data`; `Err` says why it is not one.
-fn object_resource(data: &str) -> Result<Value, String> {
+fn object_resource(data: &str) -> Result<Value, ResourceError> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(data.trim())
-        .map_err(|e| {
-            format!(
-                "is not base64 ({e}); it starts with {}",
-                show(&data.chars().take(40).collect::<String>())
-            )
+        .map_err(|error| ResourceError::NotBase64 {
+            error,
+            start: show(&data.chars().take(40).collect::<String>()),
         })?;
-    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-        format!("is not the JSON object resource payloadFormat JSON_API_V1 says ({e})")
-    })?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(ResourceError::NotJson)?;
     if !value.is_object() {
-        return Err(format!(
-            "is a JSON {}, not the object resource payloadFormat JSON_API_V1 says",
-            type_name(&value)
-        ));
+        return Err(ResourceError::NotAnObject(type_name(&value)));
     }
     Ok(value)
+}
+
+/// Why a message's `data` is not an object resource; `Display` ends a sentence whose subject
+/// is the data.
+#[derive(Debug, thiserror::Error)]
+enum ResourceError {
+    #[error("is not base64 ({error}); it starts with {start}")]
+    NotBase64 {
+        error: base64::DecodeError,
+        start: String,
+    },
+    #[error("is not the JSON object resource payloadFormat JSON_API_V1 says ({0})")]
+    NotJson(serde_json::Error),
+    #[error("is a JSON {0}, not the object resource payloadFormat JSON_API_V1 says")]
+    NotAnObject(&'static str),
 }
 
 fn non_empty(value: Option<&Value>) -> Option<&str> {

@@ -234,10 +234,7 @@ impl StageCredentials {
                         .unwrap_or(""),
                 );
         }
-        no_chain_left(&builder).map_err(|reason| QueueError::Credentials {
-            queue: queue.to_owned(),
-            reason,
-        })?;
+        no_chain_left(&builder, queue)?;
         let store = builder.build().map_err(|e| QueueError::Credentials {
             queue: queue.to_owned(),
             reason: e.to_string(),
@@ -250,7 +247,7 @@ impl StageCredentials {
 
 /// As for an S3 stage: when the only source left is the instance metadata service and it is
 /// not there, say so now (else every call would wait for it).
-fn no_chain_left(builder: &AmazonS3Builder) -> Result<(), String> {
+fn no_chain_left(builder: &AmazonS3Builder, queue: &str) -> Result<(), QueueError> {
     use crate::storage::credentials;
     use AmazonS3ConfigKey as K;
     let set = |key: K| {
@@ -268,8 +265,9 @@ fn no_chain_left(builder: &AmazonS3Builder) -> Result<(), String> {
     let endpoint = builder
         .get_config_value(&K::MetadataEndpoint)
         .unwrap_or_else(|| format!("http://{}", credentials::METADATA_HOST));
-    credentials::probe_metadata(&endpoint).map_err(|detail| {
-        credentials::no_credentials(crate::storage::StoreKind::S3, &detail.to_string())
+    credentials::probe_metadata(&endpoint).map_err(|detail| QueueError::Credentials {
+        queue: queue.to_owned(),
+        reason: credentials::no_credentials(crate::storage::StoreKind::S3, &detail.to_string()),
     })
 }
 
@@ -318,12 +316,16 @@ mod tests {
             AmazonS3ConfigKey::MetadataEndpoint,
             format!("http://127.0.0.1:{port}"),
         );
-        let err = no_chain_left(&nothing).unwrap_err();
-        assert!(err.contains("no AWS credentials found"), "{err}");
+        let err = no_chain_left(&nothing, "q").unwrap_err();
+        assert!(matches!(err, QueueError::Credentials { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains("no AWS credentials found"),
+            "{err}"
+        );
         let keys = AmazonS3Builder::new()
             .with_access_key_id("id")
             .with_secret_access_key("secret");
-        assert!(no_chain_left(&keys).is_ok());
+        assert!(no_chain_left(&keys, "q").is_ok());
     }
 
     #[test]
