@@ -197,7 +197,7 @@ fn check_endpoint(config: &RunConfig) -> Step<()> {
                 return Err(failed(format!(
                     "{}: {host} does not answer: {}",
                     endpoint.url,
-                    chain(&e)
+                    stagepush::errors::one_line(&e)
                 )));
             }
         }
@@ -214,21 +214,6 @@ fn check_endpoint(config: &RunConfig) -> Step<()> {
         ),
         (),
     ))
-}
-
-/// An error with its causes, `a: b: c` (reqwest's own message is only the outermost).
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 fn check_stage(

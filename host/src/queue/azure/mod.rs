@@ -107,7 +107,7 @@ impl AzureQueue {
             .build()
             .map_err(|e| QueueError::Connect {
                 queue: shown.clone(),
-                reason: redactor.scrub(&error_chain(&e)),
+                reason: redactor.scrub(&crate::errors::one_line(&e)),
             })?;
         let client_options = ClientOptions {
             per_call_policies: vec![resolved.policy()],
@@ -136,7 +136,7 @@ impl AzureQueue {
         let client =
             SdkClient::new(queue_url, None, Some(options)).map_err(|e| QueueError::Connect {
                 queue: shown.clone(),
-                reason: redactor.scrub(&error_chain(&e)),
+                reason: redactor.scrub(&crate::errors::one_line(&e)),
             })?;
         Ok(Self {
             client: Arc::new(client),
@@ -189,11 +189,11 @@ impl AzureQueue {
         match error.kind() {
             ErrorKind::Connection | ErrorKind::Io => QueueError::Connect {
                 queue,
-                reason: self.redactor.scrub(&error_chain(error)),
+                reason: self.redactor.scrub(&crate::errors::one_line(error)),
             },
             ErrorKind::Credential => QueueError::Credentials {
                 queue,
-                reason: self.redactor.scrub(&error_chain(error)),
+                reason: self.redactor.scrub(&crate::errors::one_line(error)),
             },
             ErrorKind::HttpResponse {
                 status, error_code, ..
@@ -205,7 +205,7 @@ impl AzureQueue {
             _ => QueueError::Service {
                 queue,
                 operation,
-                reason: self.redactor.scrub(&error_chain(error)),
+                reason: self.redactor.scrub(&crate::errors::one_line(error)),
             },
         }
     }
@@ -328,21 +328,6 @@ fn explain_code(status: u16, code: Option<&str>) -> String {
         _ => "",
     };
     format!("HTTP {status} {code}{meaning}")
-}
-
-/// An error and its causes, `a: b: c`.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ pub fn http_client(config: &SinkConfig) -> Result<reqwest::Client, SinkError> {
         .connect_timeout(Duration::from_secs(config.connect_timeout_secs))
         .pool_max_idle_per_host(config.concurrency_mode().max())
         .build()
-        .map_err(|e| SinkError::Client(error_chain(&e)))
+        .map_err(|e| SinkError::Client(crate::errors::one_line(&e)))
 }
 
 /// An HTTP answer, as far as the sink needs it.
@@ -43,7 +43,7 @@ pub(super) struct Reply {
 /// `Display` is the error with its causes, `a: b: c`, for logs and the "last failure" of
 /// [`SinkError::RetriesExhausted`].
 #[derive(Debug, thiserror::Error)]
-#[error("{}", error_chain(.0))]
+#[error("{}", crate::errors::one_line(.0))]
 pub(crate) struct TransportError(reqwest::Error);
 
 impl TransportError {
@@ -117,21 +117,6 @@ pub(super) async fn exchange(req: reqwest::RequestBuilder) -> Result<Reply, Tran
     })
 }
 
-/// An error and its sources, `a: b: c`.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        let text = inner.to_string();
-        if !s.contains(&text) {
-            s.push_str(": ");
-            s.push_str(&text);
-        }
-        source = inner.source();
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,10 +139,10 @@ mod tests {
     #[test]
     fn the_error_chain_names_every_cause_once() {
         let e = layer("outer", Some(layer("middle", Some(layer("inner", None)))));
-        assert_eq!(error_chain(&e), "outer: middle: inner");
+        assert_eq!(crate::errors::one_line(&e), "outer: middle: inner");
         // A cause already quoted by its parent is not repeated.
         let e = layer("sending: refused", Some(layer("refused", None)));
-        assert_eq!(error_chain(&e), "sending: refused");
+        assert_eq!(crate::errors::one_line(&e), "sending: refused");
     }
 
     #[tokio::test]
@@ -187,7 +172,7 @@ mod tests {
             panic!("nothing listens on port {port}");
         };
         let text = e.to_string();
-        assert_eq!(text, error_chain(&e.0));
+        assert_eq!(text, crate::errors::one_line(&e.0));
         assert!(text.contains("error sending request"), "{text}");
         assert_eq!(e.cannot_connect(), Some(CannotConnect::Refused), "{text}");
     }
