@@ -249,25 +249,11 @@ impl StageCredentials {
 /// not there, say so now (else every call would wait for it).
 fn no_chain_left(builder: &AmazonS3Builder, queue: &str) -> Result<(), QueueError> {
     use crate::storage::credentials;
-    use AmazonS3ConfigKey as K;
-    let set = |key: K| {
-        builder
-            .get_config_value(&key)
-            .is_some_and(|v| !v.is_empty())
-    };
-    let keys = set(K::AccessKeyId) && set(K::SecretAccessKey);
-    let web_identity = set(K::WebIdentityTokenFile) && set(K::RoleArn);
-    let container = set(K::ContainerCredentialsRelativeUri)
-        || (set(K::ContainerCredentialsFullUri) && set(K::ContainerAuthorizationTokenFile));
-    if keys || web_identity || container {
-        return Ok(());
-    }
-    let endpoint = builder
-        .get_config_value(&K::MetadataEndpoint)
-        .unwrap_or_else(|| format!("http://{}", credentials::METADATA_HOST));
-    credentials::probe_metadata(&endpoint).map_err(|detail| QueueError::Credentials {
-        queue: queue.to_owned(),
-        reason: credentials::no_credentials(crate::storage::StoreKind::S3, &detail.to_string()),
+    credentials::probe_s3_metadata_if_only_source(builder).map_err(|detail| {
+        QueueError::Credentials {
+            queue: queue.to_owned(),
+            reason: credentials::no_credentials(crate::storage::StoreKind::S3, &detail.to_string()),
+        }
     })
 }
 

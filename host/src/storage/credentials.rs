@@ -122,6 +122,30 @@ pub fn probe_metadata(endpoint: &str) -> Result<(), MetadataProbeError> {
     Err(last)
 }
 
+/// S3: when `builder` has no credential source configured but the instance metadata
+/// service (no keys, web identity or container credentials), whether that service is there.
+pub fn probe_s3_metadata_if_only_source(
+    builder: &object_store::aws::AmazonS3Builder,
+) -> Result<(), MetadataProbeError> {
+    use object_store::aws::AmazonS3ConfigKey as K;
+    let set = |key: K| {
+        builder
+            .get_config_value(&key)
+            .is_some_and(|v| !v.is_empty())
+    };
+    let keys = set(K::AccessKeyId) && set(K::SecretAccessKey);
+    let web_identity = set(K::WebIdentityTokenFile) && set(K::RoleArn);
+    let container = set(K::ContainerCredentialsRelativeUri)
+        || (set(K::ContainerCredentialsFullUri) && set(K::ContainerAuthorizationTokenFile));
+    if keys || web_identity || container {
+        return Ok(());
+    }
+    let endpoint = builder
+        .get_config_value(&K::MetadataEndpoint)
+        .unwrap_or_else(|| format!("http://{METADATA_HOST}"));
+    probe_metadata(&endpoint)
+}
+
 /// Why the instance metadata service is not there ([`probe_metadata`]).
 #[derive(Debug, thiserror::Error)]
 pub enum MetadataProbeError {

@@ -355,16 +355,9 @@ fn s3_credentials_or_region_said(builder: &AmazonS3Builder) -> Result<(), BuildE
             .get_config_value(&key)
             .is_some_and(|v| !v.is_empty())
     };
-    let keys = set(K::AccessKeyId) && set(K::SecretAccessKey);
-    let web_identity = set(K::WebIdentityTokenFile) && set(K::RoleArn);
-    let container = set(K::ContainerCredentialsRelativeUri)
-        || (set(K::ContainerCredentialsFullUri) && set(K::ContainerAuthorizationTokenFile));
     let unsigned = builder.get_config_value(&K::SkipSignature).as_deref() == Some("true");
-    if !(keys || web_identity || container || unsigned) {
-        let endpoint = builder
-            .get_config_value(&K::MetadataEndpoint)
-            .unwrap_or_else(|| format!("http://{}", credentials::METADATA_HOST));
-        credentials::probe_metadata(&endpoint).map_err(|detail| {
+    if !unsigned {
+        credentials::probe_s3_metadata_if_only_source(builder).map_err(|detail| {
             BuildError::NoCredentials(credentials::no_credentials(
                 StoreKind::S3,
                 &detail.to_string(),
