@@ -45,10 +45,10 @@ pub fn kind(error: &StageError) -> &'static str {
         StageError::NotFound { .. } | StageError::Vanished { .. } => "vanished-file",
         StageError::Changed { .. } => "changed-file",
         StageError::SchemaMismatch { .. } => KIND_SCHEMA_MISMATCH,
-        StageError::Parquet(
+        StageError::Source(
             SourceError::Unsupported { .. } | SourceError::UnsupportedColumn { .. },
         ) => "unsupported-file",
-        StageError::Parquet(_) => "corrupt-file",
+        StageError::Source(_) => "corrupt-file",
         _ => "unreadable-file",
     }
 }

@@ -1,8 +1,10 @@
-//! Where rows come from: the Parquet files of a Snowflake stage. Stage URLs, store
+//! Where rows come from: the Parquet, CSV and JSON files of a Snowflake stage. Stage URLs, store
 //! settings and clients are [`crate::storage`]'s.
 //!
 //! - [`parquet`] reads one file as Arrow record batches, one row group at a time, and maps
 //!   its schema to the plugin contract's column schema;
+//! - [`format`] says what a file is (Parquet, CSV, JSON; its compression); [`text`] reads
+//!   CSV and JSON files as the same batches;
 //! - [`path`] reads what an object key says about a file: its `PARTITION BY` folders and
 //!   the parts of a Snowflake unload file name;
 //! - [`stage`] lists, selects ([`select`]) and opens a stage's files in object storage or
@@ -12,6 +14,7 @@
 //! - [`json`] infers the columns of JSON rows (the relay's and `plugin test --json-input`'s);
 //! - [`inspect`] reports what a stage holds (`stagepush inspect`).
 
+pub mod format;
 pub mod identity;
 pub mod inspect;
 pub mod json;
@@ -21,6 +24,7 @@ pub mod path;
 pub mod schema;
 pub mod select;
 pub mod stage;
+pub mod text;
 
 pub use self::object_reader::{ReadStats, ReadTuning, StageReader};
 pub use self::parquet::{

@@ -269,7 +269,7 @@ impl Inner {
         if region.is_none() && range.end - range.start > self.tuning.buffer_bytes {
             // Outside the column chunks only the footer is read: a damaged length field
             // must not turn into a multi-gigabyte request.
-            return Err(StageError::Parquet(super::parquet::SourceError::Corrupt {
+            return Err(StageError::Source(super::parquet::SourceError::Corrupt {
                 file: self.target.name.clone(),
                 reason: format!(
                     "a read of {} bytes outside the column chunks (a footer that large is \

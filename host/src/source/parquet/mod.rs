@@ -124,6 +124,31 @@ pub enum SourceError {
         /// What is wrong with the options.
         reason: String,
     },
+    /// One row cannot be read (text files: a value that does not parse as its declared
+    /// type, a wrong number of fields, a line that is not a JSON object; Parquet: a value
+    /// that cannot be represented). **Not fatal**: the batch iterator goes on with the next
+    /// row; the pipeline dead-letters this one.
+    #[error("{file}: row {row}: {reason}")]
+    Row {
+        /// The file.
+        file: String,
+        /// The row's number in the file (0-based, as every row number).
+        row: u64,
+        /// The column, when one column is at fault.
+        column: Option<String>,
+        /// What is wrong (naming the column, value and declared type when it is a value).
+        reason: String,
+        /// The row's text as read (at most [`crate::source::text::ROW_TEXT_QUOTED`] bytes),
+        /// for the dead letter.
+        text: Option<String>,
+    },
+}
+
+impl SourceError {
+    /// A row error: the iterator that yields it goes on with the next row.
+    pub fn is_row_error(&self) -> bool {
+        matches!(self, SourceError::Row { .. })
+    }
 }
 
 /// How to read a file's rows.

@@ -60,10 +60,10 @@ pub enum StageError {
         /// The store's message.
         reason: String,
     },
-    /// The object is not a readable Parquet file (truncated, corrupt, not Parquet, a column
-    /// a plugin cannot receive); the error names it.
+    /// The object is not a readable data file (truncated, corrupt, not Parquet, a codec or
+    /// a column a plugin cannot receive, a row that cannot be read); the error names it.
     #[error(transparent)]
-    Parquet(#[from] SourceError),
+    Source(#[from] SourceError),
     /// The object's columns differ from the stage's (its first file's).
     #[error("{object}: its schema differs from {expected_from}'s: {difference}")]
     SchemaMismatch {
@@ -107,7 +107,7 @@ impl StageError {
             | StageError::Changed { object, .. }
             | StageError::Read { object, .. }
             | StageError::SchemaMismatch { object, .. } => Some(object),
-            StageError::Parquet(error) => Some(source_error_file(error)),
+            StageError::Source(error) => Some(source_error_file(error)),
             _ => None,
         }
     }
@@ -121,7 +121,7 @@ impl StageError {
             StageError::NotFound { .. }
                 | StageError::Vanished { .. }
                 | StageError::Changed { .. }
-                | StageError::Parquet(_)
+                | StageError::Source(_)
                 | StageError::SchemaMismatch { .. }
         )
     }
@@ -136,6 +136,7 @@ fn source_error_file(error: &SourceError) -> &str {
         | SourceError::Unsupported { file, .. }
         | SourceError::UnsupportedColumn { file, .. }
         | SourceError::Decode { file, .. }
-        | SourceError::Options { file, .. } => file,
+        | SourceError::Options { file, .. }
+        | SourceError::Row { file, .. } => file,
     }
 }

@@ -51,7 +51,7 @@ impl Stage {
             object
                 .as_ref()
                 .and_then(ObjectReader::take_error)
-                .unwrap_or(StageError::Parquet(error))
+                .unwrap_or(StageError::Source(error))
         })?;
         Ok(StageSource {
             file: file.clone(),
@@ -142,7 +142,7 @@ impl Iterator for StageBatches {
             self.object
                 .as_ref()
                 .and_then(ObjectReader::take_error)
-                .unwrap_or(StageError::Parquet(error))
+                .unwrap_or(StageError::Source(error))
         }))
     }
 }
