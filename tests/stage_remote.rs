@@ -324,7 +324,7 @@ fn truncated_vanished_and_changed_objects_are_typed_errors(kind: StorageServer) 
     // Truncated: the Parquet reader says so, naming the object.
     let error = stage.open(&files[0]).unwrap_err();
     assert!(
-        matches!(&error, StageError::Parquet(SourceError::Corrupt { file, .. }) if *file == files[0].url),
+        matches!(&error, StageError::Source(SourceError::Corrupt { file, .. }) if *file == files[0].url),
         "{error:?}"
     );
     assert!(error.is_bad_file());
