@@ -71,7 +71,7 @@ fn azure_stage_lists_the_same_files_in_snowflakes_azure_url_form() {
 
     // The extension-less SINGLE=TRUE file reads too.
     let source = stage.open(&files[3]).unwrap();
-    assert_eq!(source.num_rows(), 50);
+    assert_eq!(source.num_rows(), Some(50));
 }
 
 /// An Azure stage with an account but no credential: object_store falls back to the

@@ -248,7 +248,7 @@ impl<F: FnMut(&DryBody, &[u8]) -> std::io::Result<()>> DryRun<'_, '_, F> {
             Err(e) => return bad(e),
         }
         let (projection, batch_schema) = transformer.read_plan();
-        let total = source.num_rows();
+        let total = source.num_rows().unwrap_or(0);
         let read = ReadOptions {
             batch_rows: self.options.batch_rows.min(segment_rows as usize).max(1),
             projection,

@@ -127,7 +127,7 @@ impl<'a> FileRun<'a> {
             }));
         }
         let segment_rows = self.plan.segment_rows;
-        let total = source.num_rows();
+        let total = source.num_rows().unwrap_or(0);
         let segments = total.div_ceil(segment_rows);
         ckpt.set_segments(self.plan.file, segments);
         let start = self.plan.first_open_segment();
@@ -397,7 +397,8 @@ impl<'a> FileRun<'a> {
             .options
             .stage
             .open_footer(self.file)
-            .map(|s| s.num_rows())
+            .ok()
+            .and_then(|s| s.num_rows())
             .unwrap_or(0);
         let segments = rows.div_ceil(self.plan.segment_rows);
         // Not even a footer (or no rows): one dead letter for the file, so it is not lost

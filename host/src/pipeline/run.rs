@@ -51,7 +51,7 @@ pub fn run(
         .files
         .iter()
         .filter_map(|file| options.stage.open_footer(file).ok())
-        .map(|source| source.num_rows())
+        .filter_map(|source| source.num_rows())
         .sum();
     progress.rows_total.store(total_rows, Ordering::Relaxed);
     let schema =

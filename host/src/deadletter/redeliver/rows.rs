@@ -159,7 +159,7 @@ impl Redelivery<'_> {
             .open(file)
             .map_err(ReadFailure::from_stage)?;
         let schema = source.contract_schema().map_err(ReadFailure::from_stage)?;
-        let total = source.num_rows();
+        let total = source.num_rows().unwrap_or(0);
         let batch_rows = self.options.batch_rows.max(1) as u64;
         let sink = self.sink;
         let options = self.options;

@@ -94,9 +94,10 @@ impl StageSource {
         &self.source
     }
 
-    /// Rows in the file, from the footer.
-    pub fn num_rows(&self) -> u64 {
-        self.source.num_rows()
+    /// Rows in the file, from the Parquet footer; `None` when only reading the file says
+    /// it (CSV, JSON).
+    pub fn num_rows(&self) -> Option<u64> {
+        Some(self.source.num_rows())
     }
 
     /// The file's columns as the plugin contract describes them.
