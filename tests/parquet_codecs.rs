@@ -562,3 +562,79 @@ fn an_int96_value_outside_years_1_to_9999_is_a_row_error_and_the_rows_around_it_
     );
     assert!(warnings.contains("part-00000.parquet"), "{warnings}");
 }
+
+#[test]
+fn a_list_of_int96_reads_as_microseconds_and_its_unreadable_values_are_row_errors() {
+    let dir = temp_dir();
+    let path = dir.path().join("part-00000.parquet");
+    let schema = "message schema {
+      optional group DAYS (LIST) { repeated group list { optional int96 element; } }
+    }";
+    let mut writer = SerializedFileWriter::new(
+        File::create(&path).unwrap(),
+        Arc::new(parse_message_type(schema).unwrap()),
+        Arc::new(WriterProperties::builder().build()),
+    )
+    .unwrap();
+    let mut group = writer.next_row_group().unwrap();
+    let mut column = group.next_column().unwrap().unwrap();
+    // Rows: [a, b], [bad], null, [], [c, null, bad].
+    let (a, b, c) = (
+        int96("2024-05-01T00:00:00"),
+        int96("9999-12-31T03:00:00"),
+        int96("0001-01-01T00:00:00"),
+    );
+    let bad = julian_day(0x7fff_0000);
+    column
+        .typed::<Int96Type>()
+        .write_batch(
+            &[a, b, bad, c, bad],
+            Some(&[3, 3, 3, 0, 1, 3, 2, 3]),
+            Some(&[0, 1, 0, 0, 0, 0, 1, 1]),
+        )
+        .unwrap();
+    column.close().unwrap();
+    group.close().unwrap();
+    writer.close().unwrap();
+
+    let source = ParquetSource::open(&path).unwrap();
+    let schema = stagepush::source::describe_column(&source.contract_schema().unwrap()[0]);
+    assert!(schema.contains("list"), "{schema}");
+    let mut items = Vec::new();
+    let mut first = None;
+    for item in source.batches(&ReadOptions::default()).unwrap() {
+        match item {
+            Ok(batch) => {
+                if first.is_none() {
+                    first = Some(batch.batch.clone());
+                }
+                items.push(Ok((batch.first_row, batch.batch.num_rows())));
+            }
+            Err(SourceError::Row { row, .. }) => items.push(Err(row)),
+            Err(other) => panic!("not a row error: {other}"),
+        }
+    }
+    assert_eq!(items, [Ok((0, 1)), Err(1), Ok((2, 2)), Err(4)]);
+    // Row 0's list holds the two timestamps, exactly, in microseconds.
+    let first = first.unwrap();
+    let list = first
+        .column(0)
+        .as_any()
+        .downcast_ref::<arrow_array::ListArray>()
+        .unwrap();
+    let values = list.value(0);
+    let values = values
+        .as_any()
+        .downcast_ref::<arrow_array::TimestampMicrosecondArray>()
+        .unwrap();
+    assert_eq!(values.values().to_vec(), [a.to_micros(), b.to_micros()]);
+    assert_eq!(
+        b.to_micros(),
+        chrono::NaiveDate::from_ymd_opt(9999, 12, 31)
+            .unwrap()
+            .and_hms_opt(3, 0, 0)
+            .unwrap()
+            .and_utc()
+            .timestamp_micros()
+    );
+}
