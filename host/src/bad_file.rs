@@ -49,7 +49,9 @@ pub fn kind(error: &StageError) -> &'static str {
         StageError::Changed { .. } => "changed-file",
         StageError::SchemaMismatch { .. } => KIND_SCHEMA_MISMATCH,
         StageError::Source(
-            SourceError::Unsupported { .. } | SourceError::UnsupportedColumn { .. },
+            SourceError::Unsupported { .. }
+            | SourceError::UnsupportedColumn { .. }
+            | SourceError::Codec { .. },
         ) => "unsupported-file",
         StageError::Source(_) => "corrupt-file",
         _ => "unreadable-file",

@@ -138,6 +138,7 @@ fn source_error_file(error: &SourceError) -> &str {
         SourceError::Open { file, .. }
         | SourceError::NotParquet { file, .. }
         | SourceError::Corrupt { file, .. }
+        | SourceError::Codec { file, .. }
         | SourceError::Unsupported { file, .. }
         | SourceError::UnsupportedColumn { file, .. }
         | SourceError::Decode { file, .. }
