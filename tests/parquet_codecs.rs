@@ -638,3 +638,60 @@ fn a_list_of_int96_reads_as_microseconds_and_its_unreadable_values_are_row_error
             .timestamp_micros()
     );
 }
+
+#[test]
+fn a_run_dead_letters_each_unreadable_int96_row_and_delivers_the_rows_around_it() {
+    let dir = temp_dir();
+    let stage = dir.path().join("stage");
+    std::fs::create_dir_all(&stage).unwrap();
+    write_int96_file(
+        &stage.join("part-00000.parquet"),
+        &[
+            (10, Some(int96("2024-05-01T00:00:00"))),
+            (11, Some(julian_day(5_373_485))),
+            (12, None),
+            (13, Some(int96("9999-12-31T23:59:59.999999"))),
+            (14, Some(julian_day(0x7fff_0000))),
+            (15, Some(int96("1970-01-01T00:00:00"))),
+        ],
+    );
+    let mock = MockProcess::start(dir.path(), TOKEN, &[]);
+    let mapping = "[mapping]\ntype = \"Thing\"\nid = \"ID\"\n[mapping.properties]\nvalidUntil = \"VALID_UNTIL\"\n[state]\nlocation = \"state\"\n";
+    let out = run_cmd(dir.path(), &stage, &mock, "int96-rows", mapping).run();
+    // Dead letters: exit 3, the run went on.
+    assert_eq!(out.status.code(), Some(3), "{}", out.stderr);
+    let mut ids: Vec<String> = records(&mock, "int96-rows")
+        .iter()
+        .map(|r| r["externalId"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["10", "12", "13", "15"], "{}", out.stderr);
+    let letters = dead_letters(dir.path());
+    let rows: Vec<(u64, &str, &str)> = letters
+        .iter()
+        .map(|l| {
+            (
+                l["row"].as_u64().unwrap(),
+                l["stage"].as_str().unwrap(),
+                l["kind"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [(1, "read", "unreadable-row"), (4, "read", "unreadable-row")],
+        "{letters:?}"
+    );
+    for letter in &letters {
+        let message = letter["message"].as_str().unwrap();
+        assert!(message.contains("VALID_UNTIL"), "{message}");
+    }
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["rows"]["read"], 6, "{report}");
+    assert_eq!(report["rows"]["deadLettered"], 2, "{report}");
+    // The file is done: a rerun sends nothing.
+    let again = run_cmd(dir.path(), &stage, &mock, "int96-rows", mapping).run();
+    assert_eq!(again.status.code(), Some(0), "{}", again.stderr);
+    assert_eq!(records(&mock, "int96-rows").len(), 4);
+}
