@@ -43,6 +43,11 @@ pub struct TextSchema {
     /// The plugin contract's view of the same columns (what a Parquet unload of the same
     /// table gives: see [`types`]). Every column is nullable.
     pub contract: Vec<ColumnSchema>,
+    /// `None`: each value is parsed as its column's declared [`SnowflakeType`]. `Some`: a
+    /// JSON stage's inferred columns (one kind each): values are read by the inference's
+    /// rules ([`crate::source::json`]), `arrow` and `contract` are the relay's types, and
+    /// `columns` name the nearest Snowflake type (an integer: `NUMBER(38,0)`).
+    pub inferred: Option<Vec<crate::source::json::JsonKind>>,
 }
 
 impl TextSchema {
