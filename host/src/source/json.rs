@@ -25,10 +25,14 @@ use std::sync::Arc;
 
 use arrow_array::builder::{
     BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringBuilder,
-    TimestampMicrosecondBuilder,
+};
+use arrow_array::types::{
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType,
 };
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType, Field, Schema, TimeUnit as ArrowTimeUnit};
+use chrono::Timelike as _;
 use serde_json::Value;
 
 use crate::bindings::types::{ColumnSchema, ColumnType, ScalarType, TimeUnit, TimestampType};
@@ -293,6 +297,49 @@ impl JsonKind {
     }
 }
 
+/// The fraction digits a wall-clock timestamp's text needs (0 to 9; trailing zeros do not
+/// count: `12:34:56.789000` needs 3), if it is one.
+pub fn timestamp_digits(s: &str) -> Option<u32> {
+    let mut nanos = parse_timestamp(s)?.nanosecond() % 1_000_000_000;
+    let mut digits = 9;
+    while digits > 0 && nanos % 10 == 0 {
+        nanos /= 10;
+        digits -= 1;
+    }
+    Some(digits)
+}
+
+/// The timestamp unit that holds `digits` fraction digits exactly (milliseconds at least).
+pub fn unit_for_digits(digits: u32) -> TimeUnit {
+    match digits {
+        0..=3 => TimeUnit::Millis,
+        4..=6 => TimeUnit::Micros,
+        _ => TimeUnit::Nanos,
+    }
+}
+
+/// How many fraction digits `unit` holds.
+pub fn unit_digits(unit: TimeUnit) -> u32 {
+    match unit {
+        TimeUnit::Seconds => 0,
+        TimeUnit::Millis => 3,
+        TimeUnit::Micros => 6,
+        TimeUnit::Nanos => 9,
+    }
+}
+
+/// A wall-clock timestamp's text in `unit`s since 1970 (digits below the unit dropped),
+/// if it is one and the unit can hold it (nanoseconds: years 1677 to 2262).
+pub fn timestamp_value(s: &str, unit: TimeUnit) -> Option<i64> {
+    let t = parse_timestamp(s)?.and_utc();
+    match unit {
+        TimeUnit::Seconds => Some(t.timestamp()),
+        TimeUnit::Millis => Some(t.timestamp_millis()),
+        TimeUnit::Micros => Some(t.timestamp_micros()),
+        TimeUnit::Nanos => t.timestamp_nanos_opt(),
+    }
+}
+
 fn parse_timestamp(s: &str) -> Option<chrono::NaiveDateTime> {
     ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
         .iter()
@@ -316,7 +363,8 @@ enum ColumnValues {
     Bool(BooleanBuilder),
     Int(Int64Builder),
     Float(Float64Builder),
-    Timestamp(TimestampMicrosecondBuilder),
+    /// Values in the unit (read as the timestamp type when finished).
+    Timestamp(Int64Builder, TimeUnit),
     Date(Date32Builder),
     Text(StringBuilder),
 }
@@ -329,7 +377,7 @@ impl JsonColumnBuilder {
             JsonKind::Int => ColumnValues::Int(Int64Builder::with_capacity(rows)),
             JsonKind::Float => ColumnValues::Float(Float64Builder::with_capacity(rows)),
             JsonKind::Timestamp => {
-                ColumnValues::Timestamp(TimestampMicrosecondBuilder::with_capacity(rows))
+                ColumnValues::Timestamp(Int64Builder::with_capacity(rows), TimeUnit::Micros)
             }
             JsonKind::Date => ColumnValues::Date(Date32Builder::with_capacity(rows)),
             JsonKind::Null | JsonKind::Text | JsonKind::Json => {
@@ -339,18 +387,23 @@ impl JsonColumnBuilder {
         JsonColumnBuilder { inner }
     }
 
+    /// A builder for a TIMESTAMP column in `unit` (a [`JsonKind::Timestamp`] column is in
+    /// microseconds).
+    pub fn timestamp(unit: TimeUnit, rows: usize) -> JsonColumnBuilder {
+        JsonColumnBuilder {
+            inner: ColumnValues::Timestamp(Int64Builder::with_capacity(rows), unit),
+        }
+    }
+
     /// Appends a value (a non-text value in a TEXT or JSON column: its JSON text).
     pub fn append(&mut self, value: &Value) {
         match &mut self.inner {
             ColumnValues::Bool(b) => b.append_option(value.as_bool()),
             ColumnValues::Int(b) => b.append_option(value.as_i64()),
             ColumnValues::Float(b) => b.append_option(value.as_f64()),
-            ColumnValues::Timestamp(b) => b.append_option(
-                value
-                    .as_str()
-                    .and_then(parse_timestamp)
-                    .map(|t| t.and_utc().timestamp_micros()),
-            ),
+            ColumnValues::Timestamp(b, unit) => {
+                b.append_option(value.as_str().and_then(|s| timestamp_value(s, *unit)))
+            }
             ColumnValues::Date(b) => b.append_option(value.as_str().and_then(date_days)),
             ColumnValues::Text(b) => match value {
                 Value::Null => b.append_null(),
@@ -364,9 +417,7 @@ impl JsonColumnBuilder {
     pub fn append_str(&mut self, text: &str) {
         match &mut self.inner {
             ColumnValues::Text(b) => b.append_value(text),
-            ColumnValues::Timestamp(b) => {
-                b.append_option(parse_timestamp(text).map(|t| t.and_utc().timestamp_micros()))
-            }
+            ColumnValues::Timestamp(b, unit) => b.append_option(timestamp_value(text, *unit)),
             ColumnValues::Date(b) => b.append_option(date_days(text)),
             _ => self.append_null(),
         }
@@ -386,7 +437,7 @@ impl JsonColumnBuilder {
             ColumnValues::Bool(b) => b.append_null(),
             ColumnValues::Int(b) => b.append_null(),
             ColumnValues::Float(b) => b.append_null(),
-            ColumnValues::Timestamp(b) => b.append_null(),
+            ColumnValues::Timestamp(b, _) => b.append_null(),
             ColumnValues::Date(b) => b.append_null(),
             ColumnValues::Text(b) => b.append_null(),
         }
@@ -398,7 +449,21 @@ impl JsonColumnBuilder {
             ColumnValues::Bool(b) => Arc::new(b.finish()),
             ColumnValues::Int(b) => Arc::new(b.finish()),
             ColumnValues::Float(b) => Arc::new(b.finish()),
-            ColumnValues::Timestamp(b) => Arc::new(b.finish()),
+            ColumnValues::Timestamp(b, unit) => {
+                let values = b.finish();
+                match unit {
+                    TimeUnit::Seconds => Arc::new(values.reinterpret_cast::<TimestampSecondType>()),
+                    TimeUnit::Millis => {
+                        Arc::new(values.reinterpret_cast::<TimestampMillisecondType>())
+                    }
+                    TimeUnit::Micros => {
+                        Arc::new(values.reinterpret_cast::<TimestampMicrosecondType>())
+                    }
+                    TimeUnit::Nanos => {
+                        Arc::new(values.reinterpret_cast::<TimestampNanosecondType>())
+                    }
+                }
+            }
             ColumnValues::Date(b) => Arc::new(b.finish()),
             ColumnValues::Text(b) => Arc::new(b.finish()),
         }

@@ -15,6 +15,11 @@
 //!   and numbers exactly, `1.50` stays `1.50`);
 //! - a file that is one JSON array (`[` first) is refused: Snowflake writes NDJSON
 //!   (`STRIP_OUTER_ARRAY` is an option of loading, not of unloading).
+//!
+//! Inferred columns have the relay's types, except that a TIMESTAMP column gets the unit its
+//! text needs ([`InferredColumn`]): Snowflake writes `2024-05-01 12:34:56.789`, which is
+//! milliseconds, as a Parquet unload of the same column, so the same plugin or pass-through
+//! makes the same records from either unload.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -27,7 +32,11 @@ use serde_json::Value;
 
 use super::types::{ColumnBuilder, DeclaredColumn, SnowflakeType};
 use super::{JsonOptions, ROW_TEXT_QUOTED, TextSchema};
-use crate::source::json::{Inference, JsonColumnBuilder, JsonKind};
+use crate::bindings::types::{ColumnType, ScalarType, TimeUnit, TimestampType};
+use crate::source::json::{
+    Inference, JsonColumnBuilder, JsonKind, timestamp_digits, timestamp_value, unit_digits,
+    unit_for_digits,
+};
 use crate::source::parquet::{ReadOptions, SourceBatch, SourceError};
 
 /// How many column names a row error lists at most.
@@ -49,7 +58,9 @@ pub fn json_schema(
     let mut lines = Lines::new(read, name);
     let mut line = Vec::new();
     let mut inference = Inference::default();
-    let mut seen: Vec<Option<JsonKind>> = Vec::new();
+    let mut seen: Vec<Option<(JsonKind, u32)>> = Vec::new();
+    // Per column, the most fraction digits a timestamp had.
+    let mut digits: Vec<u32> = Vec::new();
     let mut rows = 0;
     while rows < options.infer_rows && lines.next(&mut line)? {
         if rows == 0
@@ -72,13 +83,16 @@ pub fn json_schema(
             // A later member of the same name wins (the relay's rule).
             seen[column] = Some(raw_kind(raw));
         }
+        digits.resize(seen.len(), 0);
         for (column, kind) in seen.iter_mut().enumerate() {
-            if let Some(kind) = kind.take() {
+            if let Some((kind, d)) = kind.take() {
                 inference.observe(column, kind);
+                digits[column] = digits[column].max(d);
             }
         }
     }
-    Ok(inferred_schema(&inference))
+    digits.resize(inference.len(), 0);
+    Ok(inferred_schema(&inference, &digits))
 }
 
 /// The schema of `[source.json] columns`.
@@ -98,42 +112,107 @@ fn declared_schema(name: &str, declarations: &[String]) -> Result<Arc<TextSchema
     Ok(TextSchema::new(columns))
 }
 
-/// The schema of inferred columns: the relay's Arrow and contract types.
-fn inferred_schema(inference: &Inference) -> Arc<TextSchema> {
-    let kinds = inference.kinds().to_vec();
-    let columns = inference
-        .names()
+/// An inferred column: the inference's kind and, for a TIMESTAMP, the unit that holds
+/// every fraction digit its first rows had (milliseconds at least: what a Parquet unload
+/// of TIMESTAMP_NTZ gives, and what Snowflake writes in JSON, `2024-05-01 12:34:56.789`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InferredColumn {
+    pub kind: JsonKind,
+    /// The TIMESTAMP unit (unused for other kinds).
+    pub unit: TimeUnit,
+}
+
+impl InferredColumn {
+    fn builder(&self, rows: usize) -> JsonColumnBuilder {
+        match self.kind {
+            JsonKind::Timestamp => JsonColumnBuilder::timestamp(self.unit, rows),
+            kind => JsonColumnBuilder::new(kind, rows),
+        }
+    }
+
+    /// The contract type: the relay's, a TIMESTAMP in this column's unit.
+    fn scalar(&self) -> ScalarType {
+        match self.kind {
+            JsonKind::Timestamp => ScalarType::Timestamp(TimestampType {
+                unit: self.unit,
+                wall_clock: true,
+            }),
+            kind => kind.scalar(),
+        }
+    }
+
+    fn data_type(&self) -> arrow_schema::DataType {
+        match self.kind {
+            JsonKind::Timestamp => arrow_schema::DataType::Timestamp(arrow_unit(self.unit), None),
+            kind => kind.data_type(),
+        }
+    }
+}
+
+fn arrow_unit(unit: TimeUnit) -> arrow_schema::TimeUnit {
+    match unit {
+        TimeUnit::Seconds => arrow_schema::TimeUnit::Second,
+        TimeUnit::Millis => arrow_schema::TimeUnit::Millisecond,
+        TimeUnit::Micros => arrow_schema::TimeUnit::Microsecond,
+        TimeUnit::Nanos => arrow_schema::TimeUnit::Nanosecond,
+    }
+}
+
+/// The schema of inferred columns: the relay's Arrow and contract types (TIMESTAMPs in the
+/// unit their text needs).
+fn inferred_schema(inference: &Inference, digits: &[u32]) -> Arc<TextSchema> {
+    let inferred: Vec<InferredColumn> = inference
+        .kinds()
         .iter()
-        .zip(&kinds)
-        .map(|(name, &kind)| DeclaredColumn {
-            name: name.clone(),
-            ty: nearest_type(kind),
+        .zip(digits)
+        .map(|(&kind, &d)| InferredColumn {
+            kind,
+            unit: unit_for_digits(d),
         })
         .collect();
-    let fields: Vec<Field> = inference
-        .names()
+    let names = inference.names();
+    let columns = names
         .iter()
-        .zip(&kinds)
-        .map(|(name, kind)| Field::new(name, kind.data_type(), true))
+        .zip(&inferred)
+        .map(|(name, c)| DeclaredColumn {
+            name: name.clone(),
+            ty: nearest_type(c),
+        })
+        .collect();
+    let fields: Vec<Field> = names
+        .iter()
+        .zip(&inferred)
+        .map(|(name, c)| Field::new(name, c.data_type(), true))
+        .collect();
+    let contract = inference
+        .schema()
+        .into_iter()
+        .zip(&inferred)
+        .map(|(mut column, c)| {
+            column.type_ = ColumnType::Scalar(c.scalar());
+            column
+        })
         .collect();
     Arc::new(TextSchema {
         columns,
         arrow: Arc::new(Schema::new(fields)),
-        contract: inference.schema(),
-        inferred: Some(kinds),
+        contract,
+        inferred: Some(inferred),
     })
 }
 
 /// The Snowflake type an inferred column's values most likely came from.
-fn nearest_type(kind: JsonKind) -> SnowflakeType {
-    match kind {
+fn nearest_type(column: &InferredColumn) -> SnowflakeType {
+    match column.kind {
         JsonKind::Bool => SnowflakeType::Boolean,
         JsonKind::Int => SnowflakeType::Number {
             precision: 38,
             scale: 0,
         },
         JsonKind::Float => SnowflakeType::Float,
-        JsonKind::Timestamp => SnowflakeType::TimestampNtz { precision: 6 },
+        JsonKind::Timestamp => SnowflakeType::TimestampNtz {
+            precision: unit_digits(column.unit) as u8,
+        },
         JsonKind::Date => SnowflakeType::Date,
         JsonKind::Json => SnowflakeType::Variant,
         JsonKind::Null | JsonKind::Text => SnowflakeType::Text,
@@ -365,18 +444,15 @@ struct RowReader {
 /// The column builders: declared (Snowflake types) or inferred (the inference's kinds).
 enum Columns {
     Declared(Vec<ColumnBuilder>),
-    Inferred(Vec<(JsonKind, JsonColumnBuilder)>),
+    Inferred(Vec<(InferredColumn, JsonColumnBuilder)>),
 }
 
 impl Columns {
     fn new(schema: &TextSchema, rows: usize) -> Columns {
         match &schema.inferred {
-            Some(kinds) => Columns::Inferred(
-                kinds
-                    .iter()
-                    .map(|&k| (k, JsonColumnBuilder::new(k, rows)))
-                    .collect(),
-            ),
+            Some(columns) => {
+                Columns::Inferred(columns.iter().map(|c| (*c, c.builder(rows))).collect())
+            }
             None => Columns::Declared(
                 schema
                     .columns
@@ -529,11 +605,12 @@ impl RowReader {
 
 /// Checks every value against its inferred column, then appends them (all or none).
 fn read_inferred<'a>(
-    builders: &mut [(JsonKind, JsonColumnBuilder)],
+    builders: &mut [(InferredColumn, JsonColumnBuilder)],
     values: impl Iterator<Item = Option<&'a str>>,
 ) -> Result<(), (usize, String)> {
     let mut cells = Vec::with_capacity(builders.len());
-    for (column, ((kind, _), raw)) in builders.iter().zip(values).enumerate() {
+    for (column, ((inferred, _), raw)) in builders.iter().zip(values).enumerate() {
+        let kind = inferred.kind;
         let cell = match raw {
             None => Cell::Null,
             Some(raw) => cell(raw).map_err(|e| (column, e))?,
@@ -559,14 +636,20 @@ fn read_inferred<'a>(
                 ),
             ));
         }
+        if let (JsonKind::Timestamp, Cell::Str(s)) = (kind, &cell)
+            && let Some(reason) = timestamp_misfit(s, inferred.unit)
+        {
+            let value = quote(raw.unwrap_or_default(), VALUE_QUOTED);
+            return Err((column, format!("`{value}` {reason}")));
+        }
         cells.push((cell, raw));
     }
-    for ((kind, builder), (cell, raw)) in builders.iter_mut().zip(cells) {
+    for ((inferred, builder), (cell, raw)) in builders.iter_mut().zip(cells) {
         match cell {
             Cell::Null => builder.append_null(),
             Cell::Str(s) => builder.append_str(&s),
             // A number or boolean in TEXT: its JSON text as written (`12.50`, every digit).
-            Cell::Scalar(_) if kind.takes(JsonKind::Text) => {
+            Cell::Scalar(_) if inferred.kind.takes(JsonKind::Text) => {
                 builder.append_json_text(raw.unwrap_or_default())
             }
             Cell::Scalar(v) => builder.append(&v),
@@ -657,14 +740,35 @@ fn cell(raw: &str) -> Result<Cell<'_>, String> {
 
 /// The kind of one member's JSON text (for the inference; unreadable text is TEXT, the row
 /// is an error when read).
-fn raw_kind(raw: &str) -> JsonKind {
+/// The fraction digits of a timestamp (0 for other kinds).
+fn raw_kind(raw: &str) -> (JsonKind, u32) {
     match cell(raw) {
-        Ok(Cell::Null) => JsonKind::Null,
-        Ok(Cell::Str(s)) => JsonKind::of_str(&s),
-        Ok(Cell::Scalar(v)) => JsonKind::of(&v),
-        Ok(Cell::Nested(_)) => JsonKind::Json,
-        Err(_) => JsonKind::Text,
+        Ok(Cell::Null) => (JsonKind::Null, 0),
+        Ok(Cell::Str(s)) => match JsonKind::of_str(&s) {
+            JsonKind::Timestamp => (JsonKind::Timestamp, timestamp_digits(&s).unwrap_or(0)),
+            kind => (kind, 0),
+        },
+        Ok(Cell::Scalar(v)) => (JsonKind::of(&v), 0),
+        Ok(Cell::Nested(_)) => (JsonKind::Json, 0),
+        Err(_) => (JsonKind::Text, 0),
     }
+}
+
+/// Why a timestamp does not fit a TIMESTAMP column in `unit`: more fraction digits than it
+/// holds (they would be lost), or out of its range.
+fn timestamp_misfit(s: &str, unit: TimeUnit) -> Option<String> {
+    let digits = timestamp_digits(s)?;
+    if digits > unit_digits(unit) {
+        return Some(format!(
+            "has {digits} fraction digits, more than the column's {} (inferred from the \
+             stage's first rows): declare it `TIMESTAMP_NTZ(9)` in `[source.json] columns`, or \
+             raise `[source.json] infer_rows`",
+            unit_digits(unit)
+        ));
+    }
+    timestamp_value(s, unit)
+        .is_none()
+        .then(|| "is out of the range of a nanosecond timestamp (years 1677 to 2262)".into())
 }
 
 /// Why a line is not a row.

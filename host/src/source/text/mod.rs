@@ -44,10 +44,11 @@ pub struct TextSchema {
     /// table gives: see [`types`]). Every column is nullable.
     pub contract: Vec<ColumnSchema>,
     /// `None`: each value is parsed as its column's declared [`SnowflakeType`]. `Some`: a
-    /// JSON stage's inferred columns (one kind each): values are read by the inference's
-    /// rules ([`crate::source::json`]), `arrow` and `contract` are the relay's types, and
-    /// `columns` name the nearest Snowflake type (an integer: `NUMBER(38,0)`).
-    pub inferred: Option<Vec<crate::source::json::JsonKind>>,
+    /// JSON stage's inferred columns: values are read by the inference's rules
+    /// ([`crate::source::json`]), `arrow` and `contract` are the relay's types (see
+    /// [`json::InferredColumn`]), and `columns` name the nearest Snowflake type (an
+    /// integer: `NUMBER(38,0)`).
+    pub inferred: Option<Vec<json::InferredColumn>>,
 }
 
 impl TextSchema {
