@@ -41,6 +41,8 @@ use crate::source::parquet::{ReadOptions, SourceBatch, SourceError};
 
 /// How many column names a row error lists at most.
 const NAMES_LISTED: usize = 20;
+/// How a row error names the NULL of a key a line does not have.
+const MISSING_KEY: &str = "(no such key: NULL)";
 /// How many bytes of a value a row error quotes at most.
 const VALUE_QUOTED: usize = 80;
 
@@ -174,10 +176,7 @@ fn inferred_schema(inference: &Inference, digits: &[u32]) -> Arc<TextSchema> {
     let columns = names
         .iter()
         .zip(&inferred)
-        .map(|(name, c)| DeclaredColumn {
-            name: name.clone(),
-            ty: nearest_type(c),
-        })
+        .map(|(name, c)| DeclaredColumn::new(name.clone(), nearest_type(c)))
         .collect();
     let fields: Vec<Field> = names
         .iter()
@@ -457,7 +456,7 @@ impl Columns {
                 schema
                     .columns
                     .iter()
-                    .map(|c| ColumnBuilder::new(c.ty, rows))
+                    .map(|c| ColumnBuilder::for_column(c, rows))
                     .collect(),
             ),
         }
@@ -672,10 +671,10 @@ fn read_declared<'a>(
         builders.iter_mut().zip(columns).zip(values).enumerate()
     {
         let pushed = match raw {
-            None => {
-                builder.push_null();
-                Ok(())
-            }
+            // OBJECT_CONSTRUCT leaves NULLs out: a missing key is NULL.
+            None => builder
+                .push_null_checked(MISSING_KEY)
+                .map_err(|e| e.to_string()),
             Some(raw) => push_declared(builder, declared.ty, raw),
         };
         if let Err(reason) = pushed {
@@ -690,20 +689,20 @@ fn read_declared<'a>(
     result
 }
 
-/// Appends one value (its JSON text) to a declared column.
+/// Appends one value (its JSON text) to a declared column: a VARIANT gets the value's JSON
+/// text as written, a TEXT a non-string value's JSON text as written, a NUMBER a number's
+/// digits as written (exactly, however many); the rest goes through
+/// [`ColumnBuilder::push_json`].
 fn push_declared(builder: &mut ColumnBuilder, ty: SnowflakeType, raw: &str) -> Result<(), String> {
-    let pushed = match cell(raw)? {
-        Cell::Null => {
-            builder.push_null();
-            Ok(())
-        }
-        // A number into NUMBER as written (exactly, however many digits it has).
-        Cell::Scalar(Value::Number(_)) if matches!(ty, SnowflakeType::Number { .. }) => {
-            builder.push_text(raw)
-        }
-        Cell::Str(s) => builder.push_json(&Value::String(s.into_owned())),
-        Cell::Scalar(v) => builder.push_json(&v),
-        Cell::Nested(text) => match serde_json::from_str::<Value>(text) {
+    let cell = cell(raw)?;
+    let pushed = match (ty, cell) {
+        (_, Cell::Null) => builder.push_null_checked("null"),
+        (SnowflakeType::Variant, _) => builder.push_text(raw),
+        (SnowflakeType::Text, Cell::Scalar(_) | Cell::Nested(_)) => builder.push_text(raw),
+        (SnowflakeType::Number { .. }, Cell::Scalar(Value::Number(_))) => builder.push_text(raw),
+        (_, Cell::Str(s)) => builder.push_text(&s),
+        (_, Cell::Scalar(v)) => builder.push_json(&v),
+        (_, Cell::Nested(text)) => match serde_json::from_str::<Value>(text) {
             Ok(v) => builder.push_json(&v),
             Err(e) => return Err(format!("not JSON: {e}")),
         },
