@@ -300,13 +300,18 @@ impl JsonKind {
 /// The fraction digits a wall-clock timestamp's text needs (0 to 9; trailing zeros do not
 /// count: `12:34:56.789000` needs 3), if it is one.
 pub fn timestamp_digits(s: &str) -> Option<u32> {
-    let mut nanos = parse_timestamp(s)?.nanosecond() % 1_000_000_000;
+    parse_timestamp(s).map(|t| fraction_digits(&t))
+}
+
+/// The fraction digits a timestamp needs (0 to 9; trailing zeros do not count).
+pub fn fraction_digits(t: &chrono::NaiveDateTime) -> u32 {
+    let mut nanos = t.nanosecond() % 1_000_000_000;
     let mut digits = 9;
-    while digits > 0 && nanos % 10 == 0 {
+    while digits > 0 && nanos.is_multiple_of(10) {
         nanos /= 10;
         digits -= 1;
     }
-    Some(digits)
+    digits
 }
 
 /// The timestamp unit that holds `digits` fraction digits exactly (milliseconds at least).
@@ -331,7 +336,13 @@ pub fn unit_digits(unit: TimeUnit) -> u32 {
 /// A wall-clock timestamp's text in `unit`s since 1970 (digits below the unit dropped),
 /// if it is one and the unit can hold it (nanoseconds: years 1677 to 2262).
 pub fn timestamp_value(s: &str, unit: TimeUnit) -> Option<i64> {
-    let t = parse_timestamp(s)?.and_utc();
+    parse_timestamp(s).and_then(|t| timestamp_in(&t, unit))
+}
+
+/// A wall-clock timestamp in `unit`s since 1970 (digits below the unit dropped), if the
+/// unit can hold it.
+pub fn timestamp_in(t: &chrono::NaiveDateTime, unit: TimeUnit) -> Option<i64> {
+    let t = t.and_utc();
     match unit {
         TimeUnit::Seconds => Some(t.timestamp()),
         TimeUnit::Millis => Some(t.timestamp_millis()),
@@ -340,7 +351,8 @@ pub fn timestamp_value(s: &str, unit: TimeUnit) -> Option<i64> {
     }
 }
 
-fn parse_timestamp(s: &str) -> Option<chrono::NaiveDateTime> {
+/// A wall-clock timestamp's text (`2024-05-01 12:34:56.789`, or with `T`), if it is one.
+pub fn parse_timestamp(s: &str) -> Option<chrono::NaiveDateTime> {
     ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
         .iter()
         .find_map(|f| chrono::NaiveDateTime::parse_from_str(s, f).ok())
@@ -419,6 +431,14 @@ impl JsonColumnBuilder {
             ColumnValues::Text(b) => b.append_value(text),
             ColumnValues::Timestamp(b, unit) => b.append_option(timestamp_value(text, *unit)),
             ColumnValues::Date(b) => b.append_option(date_days(text)),
+            _ => self.append_null(),
+        }
+    }
+
+    /// Appends a TIMESTAMP column's value, in its unit (other columns: null).
+    pub fn append_timestamp(&mut self, value: i64) {
+        match &mut self.inner {
+            ColumnValues::Timestamp(b, _) => b.append_value(value),
             _ => self.append_null(),
         }
     }

@@ -34,8 +34,8 @@ use super::types::{ColumnBuilder, DeclaredColumn, SnowflakeType};
 use super::{JsonOptions, ROW_TEXT_QUOTED, TextSchema};
 use crate::bindings::types::{ColumnType, ScalarType, TimeUnit, TimestampType};
 use crate::source::json::{
-    Inference, JsonColumnBuilder, JsonKind, timestamp_digits, timestamp_value, unit_digits,
-    unit_for_digits,
+    Inference, JsonColumnBuilder, JsonKind, fraction_digits, parse_timestamp, timestamp_digits,
+    timestamp_in, unit_digits, unit_for_digits,
 };
 use crate::source::parquet::{ReadOptions, SourceBatch, SourceError};
 
@@ -614,6 +614,17 @@ fn read_inferred<'a>(
             None => Cell::Null,
             Some(raw) => cell(raw).map_err(|e| (column, e))?,
         };
+        if let (JsonKind::Timestamp, Cell::Str(s)) = (kind, &cell)
+            && let Some(t) = parse_timestamp(s)
+        {
+            // Parsed once: checked, then appended as it is.
+            let value = timestamp_fit(&t, inferred.unit).map_err(|reason| {
+                let value = quote(raw.unwrap_or_default(), VALUE_QUOTED);
+                (column, format!("`{value}` {reason}"))
+            })?;
+            cells.push((Cell::Null, raw, Some(value)));
+            continue;
+        }
         let found = match &cell {
             Cell::Null => JsonKind::Null,
             // Any value goes into TEXT: no need to look at it.
@@ -635,15 +646,13 @@ fn read_inferred<'a>(
                 ),
             ));
         }
-        if let (JsonKind::Timestamp, Cell::Str(s)) = (kind, &cell)
-            && let Some(reason) = timestamp_misfit(s, inferred.unit)
-        {
-            let value = quote(raw.unwrap_or_default(), VALUE_QUOTED);
-            return Err((column, format!("`{value}` {reason}")));
-        }
-        cells.push((cell, raw));
+        cells.push((cell, raw, None));
     }
-    for ((inferred, builder), (cell, raw)) in builders.iter_mut().zip(cells) {
+    for ((inferred, builder), (cell, raw, time)) in builders.iter_mut().zip(cells) {
+        if let Some(value) = time {
+            builder.append_timestamp(value);
+            continue;
+        }
         match cell {
             Cell::Null => builder.append_null(),
             Cell::Str(s) => builder.append_str(&s),
@@ -753,21 +762,20 @@ fn raw_kind(raw: &str) -> (JsonKind, u32) {
     }
 }
 
-/// Why a timestamp does not fit a TIMESTAMP column in `unit`: more fraction digits than it
-/// holds (they would be lost), or out of its range.
-fn timestamp_misfit(s: &str, unit: TimeUnit) -> Option<String> {
-    let digits = timestamp_digits(s)?;
+/// A timestamp's value in a TIMESTAMP column in `unit`, or why it does not fit: more
+/// fraction digits than the unit holds (they would be lost), or out of its range.
+fn timestamp_fit(t: &chrono::NaiveDateTime, unit: TimeUnit) -> Result<i64, String> {
+    let digits = fraction_digits(t);
     if digits > unit_digits(unit) {
-        return Some(format!(
+        return Err(format!(
             "has {digits} fraction digits, more than the column's {} (inferred from the \
              stage's first rows): declare it `TIMESTAMP_NTZ(9)` in `[source.json] columns`, or \
              raise `[source.json] infer_rows`",
             unit_digits(unit)
         ));
     }
-    timestamp_value(s, unit)
-        .is_none()
-        .then(|| "is out of the range of a nanosecond timestamp (years 1677 to 2262)".into())
+    timestamp_in(t, unit)
+        .ok_or_else(|| "is out of the range of a nanosecond timestamp (years 1677 to 2262)".into())
 }
 
 /// Why a line is not a row.
