@@ -10,7 +10,7 @@ use std::io::{ErrorKind, Read};
 use memchr::{memchr, memchr_iter, memchr2, memchr3};
 
 /// Bytes read from the stream at once.
-const READ_CHUNK: usize = 256 * 1024;
+pub(super) const READ_CHUNK: usize = 256 * 1024;
 /// The longest record read (Snowflake's VARCHAR holds at most 128 MB; escaping can double
 /// it): a longer one (most likely an enclosure never closed) ends the file's read.
 pub const MAX_RECORD_BYTES: usize = 256 * 1024 * 1024;
@@ -101,6 +101,7 @@ pub(super) struct Scanner<R> {
     last_len: usize,
     content_end: usize,
     fields: Vec<Field>,
+    max_record: usize,
 }
 
 impl<R: Read> Scanner<R> {
@@ -116,7 +117,15 @@ impl<R: Read> Scanner<R> {
             last_len: 0,
             content_end: 0,
             fields: Vec::new(),
+            max_record: MAX_RECORD_BYTES,
         }
+    }
+
+    /// The same scanner with another bound on a record's length (at least one read chunk).
+    #[cfg(test)]
+    pub fn with_max_record(mut self, bytes: usize) -> Scanner<R> {
+        self.max_record = bytes.max(READ_CHUNK);
+        self
     }
 
     pub fn dialect(&self) -> &Dialect {
@@ -185,26 +194,27 @@ impl<R: Read> Scanner<R> {
             self.start = 0;
         }
         if self.end == self.buf.len() {
-            if self.buf.len() >= MAX_RECORD_BYTES {
+            if self.buf.len() >= self.max_record {
                 return Err(ScanError::TooLong);
             }
-            let grown = (self.buf.len() * 2).min(MAX_RECORD_BYTES);
+            let grown = (self.buf.len() * 2).min(self.max_record);
             self.buf.resize(grown, 0);
         }
-        loop {
+        // Fill the buffer: a record is scanned again after each fill, so each fill at least
+        // doubles what is buffered (linear time even when the stream hands out little
+        // pieces).
+        while self.end < self.buf.len() {
             match self.read.read(&mut self.buf[self.end..]) {
                 Ok(0) => {
                     self.eof = true;
-                    return Ok(());
+                    break;
                 }
-                Ok(n) => {
-                    self.end += n;
-                    return Ok(());
-                }
+                Ok(n) => self.end += n,
                 Err(error) if error.kind() == ErrorKind::Interrupted => {}
                 Err(error) => return Err(ScanError::Io(error)),
             }
         }
+        Ok(())
     }
 
     /// Cuts the record at the start of the unread bytes, or says more are needed.

@@ -476,3 +476,50 @@ fn bad_options_name_the_key() {
     });
     assert_eq!(quoted.check(), Ok(()));
 }
+
+#[test]
+fn records_longer_than_the_buffer_are_read_whole_and_too_long_ones_end_the_read() {
+    let long = "x".repeat(3 * scan::READ_CHUNK);
+    let input = format!("1,\"{long}\"\"\n,{long}\"\n2,short\n");
+    let options = options(|o| o.field_optionally_enclosed_by = "\"".into());
+    let schema = csv_schema(&mut Cursor::new(input.as_bytes()), "f.csv", &options).unwrap();
+    for chunk in [usize::MAX, 4096, 1] {
+        let reader: Box<dyn BufRead + Send> = Box::new(BufReader::new(Trickle {
+            data: input.clone().into_bytes(),
+            at: 0,
+            chunk,
+        }));
+        let batches: Vec<RecordBatch> = CsvBatches::new(
+            reader,
+            "f.csv".into(),
+            Arc::new(options.clone()),
+            Arc::clone(&schema),
+            &ReadOptions::default(),
+            1 << 30,
+        )
+        .map(|batch| batch.unwrap().batch)
+        .collect();
+        let rows: Vec<Vec<Option<String>>> = batches.iter().flat_map(cells).collect();
+        assert_eq!(
+            rows,
+            [
+                vec![s("1"), s(&format!("{long}\"\n,{long}"))],
+                vec![s("2"), s("short")]
+            ],
+            "read {chunk} bytes at a time"
+        );
+    }
+
+    let unclosed = format!("1,\"{long}");
+    let mut scanner = scan::Scanner::new(
+        Cursor::new(unclosed.into_bytes()),
+        options.dialect().unwrap(),
+    )
+    .with_max_record(scan::READ_CHUNK * 2);
+    let error = scanner.next_record().unwrap_err();
+    assert_eq!(
+        scan_error("f.csv", error).to_string(),
+        "f.csv: row group 0: cannot decode: a record is longer than 256 MiB (an enclosed field \
+         never closed?)"
+    );
+}

@@ -484,3 +484,132 @@ fn json_values_are_read_as_the_declared_type() {
          declared scale)"
     );
 }
+
+/// `value` as a big-endian two's-complement decimal of `width` bytes (Parquet FLBA).
+fn decimal_bytes(value: i128, width: usize) -> ::parquet::data_type::FixedLenByteArray {
+    let bytes = value.to_be_bytes();
+    ::parquet::data_type::ByteArray::from(bytes[16 - width..].to_vec()).into()
+}
+
+#[test]
+fn a_csv_row_gives_the_same_arrays_as_the_parquet_unload_of_the_same_row() {
+    use ::parquet::data_type::{
+        BoolType, ByteArray, ByteArrayType, DoubleType, FixedLenByteArrayType, Int32Type, Int64Type,
+    };
+    let noon_123 = 19_782_i64 * 86_400_000 + 12 * 3_600_000 + 123;
+    // Row 0 has every value; row 1 has NULL wherever the column is nullable.
+    let schema = Arc::new(parse_message_type(SNOWFLAKE_PARQUET).unwrap());
+    let mut out = Vec::new();
+    let mut writer =
+        SerializedFileWriter::new(&mut out, schema, Arc::new(WriterProperties::default())).unwrap();
+    let mut group = writer.next_row_group().unwrap();
+    let mut index = 0;
+    while let Some(mut column) = group.next_column().unwrap() {
+        let optional = [1, 0];
+        let text = |t: &str| vec![ByteArray::from(t)];
+        match index {
+            0 => column.typed::<FixedLenByteArrayType>().write_batch(
+                &[decimal_bytes(-12_345_678_901_234_567_890, 16)],
+                Some(&optional),
+                None,
+            ),
+            1 => column.typed::<FixedLenByteArrayType>().write_batch(
+                &[decimal_bytes(7, 8), decimal_bytes(-8, 8)],
+                None,
+                None,
+            ),
+            2 => column.typed::<FixedLenByteArrayType>().write_batch(
+                &[decimal_bytes(12_345, 4)],
+                Some(&optional),
+                None,
+            ),
+            3 => column
+                .typed::<DoubleType>()
+                .write_batch(&[-1.5e10], Some(&optional), None),
+            4 => column.typed::<ByteArrayType>().write_batch(
+                &text("Ada, \"x\"\nLovelace"),
+                Some(&optional),
+                None,
+            ),
+            5 => column
+                .typed::<BoolType>()
+                .write_batch(&[true], Some(&optional), None),
+            6 => column
+                .typed::<Int32Type>()
+                .write_batch(&[19_782], Some(&optional), None),
+            7 => column
+                .typed::<Int64Type>()
+                .write_batch(&[noon_123, 0], None, None),
+            8 => column
+                .typed::<Int64Type>()
+                .write_batch(&[noon_123], Some(&optional), None),
+            9 => column.typed::<ByteArrayType>().write_batch(
+                &text(r#"{"a":[1,2]}"#),
+                Some(&optional),
+                None,
+            ),
+            _ => column.typed::<ByteArrayType>().write_batch(
+                &text("POINT(1 2)"),
+                Some(&optional),
+                None,
+            ),
+        }
+        .unwrap();
+        column.close().unwrap();
+        index += 1;
+    }
+    group.close().unwrap();
+    writer.close().unwrap();
+    let parquet = ParquetSource::new(bytes::Bytes::from(out), "snowflake.parquet").unwrap();
+    let from_parquet = parquet
+        .batches(&crate::source::parquet::ReadOptions::default())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .batch;
+
+    // The same two rows as Snowflake's CSV unload with FIELD_OPTIONALLY_ENCLOSED_BY='"'.
+    let csv = "-12345678901234567890,7,123.45,-15000000000,\"Ada, \"\"x\"\"\nLovelace\",true,\
+               2024-02-29,2024-02-29 12:00:00.123,2024-02-29 04:00:00.123 -0800,\
+               \"{\"\"a\"\":[1,2]}\",\"POINT(1 2)\"\n\
+               \\N,-8,\\N,\\N,\\N,\\N,\\N,1970-01-01 00:00:00.000,\\N,\\N,\\N\n";
+    let options = crate::source::text::CsvOptions {
+        field_optionally_enclosed_by: "\"".into(),
+        columns: DECLARED.iter().map(|d| (*d).to_owned()).collect(),
+        ..crate::source::text::CsvOptions::default()
+    };
+    let schema = crate::source::text::csv::csv_schema(
+        &mut std::io::Cursor::new(csv.as_bytes()),
+        "data_0_0_0.csv",
+        &options,
+    )
+    .unwrap();
+    let from_csv = crate::source::text::csv::CsvBatches::new(
+        Box::new(std::io::Cursor::new(csv.as_bytes().to_vec())),
+        "data_0_0_0.csv".into(),
+        Arc::new(options),
+        Arc::clone(&schema),
+        &crate::source::parquet::ReadOptions::default(),
+        1 << 20,
+    )
+    .next()
+    .unwrap()
+    .unwrap()
+    .batch;
+    assert_eq!(from_csv.num_rows(), 2);
+    for (i, field) in from_parquet.schema().fields().iter().enumerate() {
+        assert_eq!(
+            from_csv.column(i).as_ref(),
+            from_parquet.column(i).as_ref(),
+            "column {}",
+            field.name()
+        );
+    }
+    let contract = parquet.contract_schema().unwrap();
+    assert_eq!(
+        crate::plugin::input::to_columns(&from_csv, &schema.contract, None).unwrap(),
+        crate::plugin::input::to_columns(&from_parquet, &contract, None).unwrap(),
+        "the plugin receives the same columns"
+    );
+}
