@@ -7,6 +7,7 @@ use arrow_array::{
     TimestampMillisecondArray, TimestampNanosecondArray,
 };
 
+use super::scan::LineError;
 use super::*;
 use crate::bindings::types::{ColumnType, ScalarType, TimeUnit, TimestampType};
 use crate::source::json::JsonRows;
