@@ -143,6 +143,9 @@ fn source_error_file(error: &SourceError) -> &str {
         | SourceError::UnsupportedColumn { file, .. }
         | SourceError::Decode { file, .. }
         | SourceError::Options { file, .. }
-        | SourceError::Row { file, .. } => file,
+        | SourceError::Row { file, .. }
+        | SourceError::Declaration { file, .. }
+        | SourceError::Layout { file, .. }
+        | SourceError::Read { file, .. } => file,
     }
 }
