@@ -13,6 +13,7 @@ mod failure_run;
 mod flags;
 mod mapping;
 mod mock_cluedin;
+mod parquet_codecs;
 mod plugin_cache;
 mod plugin_contracts;
 mod plugin_js;

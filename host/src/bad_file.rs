@@ -13,6 +13,9 @@ use crate::source::{Stage, StageError, StageFile};
 
 /// Dead-letter kind of the rows of a file whose columns differ from the stage's.
 pub const KIND_SCHEMA_MISMATCH: &str = "schema-mismatch";
+/// The dead-letter kind of one row a reader cannot read (`SourceError::Row`: a CSV value
+/// that does not parse as its declared type, a JSON line that is not an object, …).
+pub const KIND_UNREADABLE_ROW: &str = "unreadable-row";
 
 /// Why a file cannot be used: the dead letters' `kind` and the full reason.
 #[derive(Debug, Clone)]
@@ -46,7 +49,9 @@ pub fn kind(error: &StageError) -> &'static str {
         StageError::Changed { .. } => "changed-file",
         StageError::SchemaMismatch { .. } => KIND_SCHEMA_MISMATCH,
         StageError::Source(
-            SourceError::Unsupported { .. } | SourceError::UnsupportedColumn { .. },
+            SourceError::Unsupported { .. }
+            | SourceError::UnsupportedColumn { .. }
+            | SourceError::Codec { .. },
         ) => "unsupported-file",
         StageError::Source(_) => "corrupt-file",
         _ => "unreadable-file",

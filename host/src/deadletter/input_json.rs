@@ -170,7 +170,12 @@ pub fn read_rows(stage: &Stage, file: &StageFile, rows: &BTreeSet<u64>) -> BTree
         return found;
     };
     for batch in batches {
-        let Ok(batch) = batch else { break };
+        let batch = match batch {
+            Ok(batch) => batch,
+            // A row the reader cannot read has no input to show; the rows after it do.
+            Err(e) if e.is_row_error() => continue,
+            Err(_) => break,
+        };
         let end = batch.first_row + batch.batch.num_rows() as u64;
         for &row in rows.range(batch.first_row..end) {
             found.insert(

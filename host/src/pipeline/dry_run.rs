@@ -13,11 +13,12 @@
 
 use std::sync::Arc;
 
+use crate::bad_file::KIND_UNREADABLE_ROW;
 use crate::bindings::types::ColumnSchema;
 use crate::sink::batcher::Router;
 use crate::sink::{Batcher, Endpoint, Payload, RowRef, SinkConfig};
-use crate::source::parquet::ReadOptions;
-use crate::source::{Stage, StageFile};
+use crate::source::parquet::{ReadOptions, SourceError};
+use crate::source::{Stage, StageError, StageFile};
 use crate::state::StateStore;
 use crate::state::files::{self as state_files, FileState, FileStatus};
 use crate::transform::ArrowInput;
@@ -222,7 +223,7 @@ impl<F: FnMut(&DryBody, &[u8]) -> std::io::Result<()>> DryRun<'_, '_, F> {
             Some([0, end]) => *end,
             _ => 0,
         };
-        let bad = |e: crate::source::StageError| -> Result<DryFileOutcome, DryRunError> {
+        let bad = |e: StageError| -> Result<DryFileOutcome, DryRunError> {
             if e.is_bad_file() {
                 Ok(DryFileOutcome::Bad {
                     reason: e.to_string(),
@@ -248,11 +249,13 @@ impl<F: FnMut(&DryBody, &[u8]) -> std::io::Result<()>> DryRun<'_, '_, F> {
             Err(e) => return bad(e),
         }
         let (projection, batch_schema) = transformer.read_plan();
-        let total = source.num_rows().unwrap_or(0);
+        let start_row = start * segment_rows;
         let read = ReadOptions {
             batch_rows: self.options.batch_rows.min(segment_rows as usize).max(1),
             projection,
-            start_row: (start * segment_rows).min(total),
+            start_row: source
+                .num_rows()
+                .map_or(start_row, |total| start_row.min(total)),
         };
         let source_file = file.source_file();
         let name: Arc<str> = name.into();
@@ -265,6 +268,24 @@ impl<F: FnMut(&DryBody, &[u8]) -> std::io::Result<()>> DryRun<'_, '_, F> {
         for batch in batches {
             let batch = match batch {
                 Ok(batch) => batch,
+                Err(StageError::Source(SourceError::Row { row, reason, .. })) => {
+                    // One row a text reader cannot read: a run dead-letters it.
+                    if is_acked(row / segment_rows) {
+                        continue;
+                    }
+                    rows += 1;
+                    self.report.rows_read += 1;
+                    self.report.rows_failed += 1;
+                    if self.report.failures.len() < FAILURES_SHOWN {
+                        self.report.failures.push(DryFailure {
+                            file: name.to_string(),
+                            row,
+                            reason: format!("read/{KIND_UNREADABLE_ROW}"),
+                            message: reason,
+                        });
+                    }
+                    continue;
+                }
                 Err(e) => {
                     self.flush(batcher, &name, open)?;
                     return bad(e);

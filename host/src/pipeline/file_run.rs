@@ -11,12 +11,12 @@ use std::sync::atomic::Ordering;
 use arrow_array::RecordBatch;
 use tokio::sync::mpsc;
 
-use crate::bad_file::BadFile;
+use crate::bad_file::{BadFile, KIND_UNREADABLE_ROW};
 use crate::bindings::types::ColumnSchema;
-use crate::deadletter::DeadLetter;
 use crate::deadletter::input_json::row_json;
+use crate::deadletter::{DeadLetter, RowStage};
 use crate::sink::{Batcher, Payload, RowRef};
-use crate::source::parquet::ReadOptions;
+use crate::source::parquet::{ReadOptions, SourceError};
 use crate::source::{StageError, StageFile};
 use crate::state::checkpoint::{ResumePlan, SegmentCounts, WaitError};
 use crate::sync::lock;
@@ -127,16 +127,21 @@ impl<'a> FileRun<'a> {
             }));
         }
         let segment_rows = self.plan.segment_rows;
-        let total = source.num_rows().unwrap_or(0);
-        let segments = total.div_ceil(segment_rows);
-        ckpt.set_segments(self.plan.file, segments);
+        // Parquet: from the footer. CSV, JSON: known once the file is read to its end.
+        let total = source.num_rows();
+        if let Some(total) = total {
+            ckpt.set_segments(self.plan.file, total.div_ceil(segment_rows));
+        }
         let start = self.plan.first_open_segment();
         let file = self.file.source_file();
+        let start_row = start * segment_rows;
         let read = ReadOptions {
             batch_rows: self.options.batch_rows.min(segment_rows as usize).max(1),
             projection: self.projection.clone(),
-            start_row: (start * segment_rows).min(total),
+            start_row: total.map_or(start_row, |total| start_row.min(total)),
         };
+        // File row number of the first row not read yet.
+        let mut next_row = read.start_row;
         let mut rows = 0;
         let mut open: Option<OpenSegment> = None;
         let batches = source
@@ -149,40 +154,74 @@ impl<'a> FileRun<'a> {
             }
             let batch = match batch {
                 Ok(batch) => batch,
+                Err(StageError::Source(SourceError::Row {
+                    row, reason, text, ..
+                })) => {
+                    // One row cannot be read (a text file's bad value): a dead letter; the
+                    // reader goes on with the next row.
+                    let segment = row / segment_rows;
+                    next_row = row + 1;
+                    if !self.enter_segment(segment, &mut open, batcher, bodies)? {
+                        continue;
+                    }
+                    if let Some(seg) = open.as_mut() {
+                        seg.counts.rows += 1;
+                        seg.counts.dead_lettered += 1;
+                        self.run.tally.transformed(1, 0, 1, 0);
+                        let mut letter = DeadLetter::new(
+                            &self.name,
+                            row,
+                            RowStage::Read,
+                            KIND_UNREADABLE_ROW,
+                            &reason,
+                        );
+                        letter.input = text.map_or(serde_json::Value::Null, Into::into);
+                        tracing::debug!(file = %self.name, row, "dead letter: {reason}");
+                        self.letter(letter)?;
+                    }
+                    rows += 1;
+                    self.rows_read.set(rows);
+                    self.run.progress.rows_read.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
                 Err(e) if e.is_bad_file() && self.options.on_bad_file == OnBadFile::Skip => {
                     // What was read is sent; the rest of the file is unread.
                     let bad = BadFile::new(&e);
-                    let next_row = match &open {
-                        Some(s) => s.index * segment_rows + s.counts.rows,
-                        None => start * segment_rows,
-                    };
                     let next_segment = match open.take() {
                         Some(s) => {
                             let index = s.index;
                             self.close_segment(s, batcher, bodies)?;
                             index + 1
                         }
-                        None => start,
+                        None => next_row / segment_rows,
                     };
-                    tracing::error!(
-                        file = %self.name,
-                        row = next_row,
-                        "the file cannot be read from row {next_row} on: its {} remaining rows are dead-lettered as unread: {bad}",
-                        total - next_row
-                    );
-                    self.unread_from(next_row, total, &bad)?;
-                    ckpt.bad_from(
-                        self.plan.file,
-                        next_segment,
-                        segments,
-                        &bad.reason,
-                        total - next_row,
-                    );
-                    return Ok(rows + total - next_row);
+                    // Rows from `next_row` on are not read. A text file's end is not known:
+                    // one dead letter stands for them (and counts as one row).
+                    let (end, segments) = match total {
+                        Some(total) => (total, total.div_ceil(segment_rows)),
+                        None => (next_row + 1, next_segment + 1),
+                    };
+                    let unread = end.saturating_sub(next_row);
+                    match total {
+                        Some(_) => tracing::error!(
+                            file = %self.name,
+                            row = next_row,
+                            "the file cannot be read from row {next_row} on: its {unread} remaining rows are dead-lettered as unread: {bad}",
+                        ),
+                        None => tracing::error!(
+                            file = %self.name,
+                            row = next_row,
+                            "the file cannot be read from row {next_row} on: one dead letter stands for the rest of it (its row count is not known): {bad}",
+                        ),
+                    }
+                    self.unread_from(next_row, end, &bad)?;
+                    ckpt.bad_from(self.plan.file, next_segment, segments, &bad.reason, unread);
+                    return Ok(rows + unread);
                 }
                 Err(e) => return Err(classify(e)),
             };
             let n = batch.batch.num_rows() as u64;
+            next_row = batch.first_row + n;
             // Plugin calls are cut by bytes as well as rows (a larger row goes alone).
             let sizes = crate::batchbytes::row_bytes(&batch.batch);
             tracing::debug!(file = %self.name, first_row = batch.first_row, rows = n, bytes = sizes.iter().sum::<u64>(), "read batch");
@@ -192,27 +231,8 @@ impl<'a> FileRun<'a> {
                 let segment = cut.segment;
                 tracing::debug!(file = %self.name, first_row = row, rows = cut.len, bytes = sizes[cut.offset..cut.offset + cut.len].iter().sum::<u64>(), "plugin batch");
                 let piece = batch.batch.slice(cut.offset, cut.len);
-                if open.as_ref().map(|s| s.index) != Some(segment) {
-                    if let Some(s) = open.take() {
-                        self.close_segment(s, batcher, bodies)?;
-                    }
-                    if self.plan.is_acked(segment) {
-                        continue;
-                    }
-                    ckpt.wait_to_send(self.plan.file, segment)
-                        .map_err(|e| match e {
-                            WaitError::Stopping => FileError::Stopped,
-                            source => FileError::Fatal(PipelineError::Wait {
-                                file: self.name.to_string(),
-                                source,
-                            }),
-                        })?;
-                    open = Some(OpenSegment {
-                        index: segment,
-                        counts: SegmentCounts::default(),
-                        maybe_sent: self.plan.maybe_sent_before(segment),
-                        records_sent: 0,
-                    });
+                if !self.enter_segment(segment, &mut open, batcher, bodies)? {
+                    continue;
                 }
                 let Some(seg) = open.as_mut() else { continue };
                 let input = ArrowInput {
@@ -239,9 +259,50 @@ impl<'a> FileRun<'a> {
             self.close_segment(s, batcher, bodies)?;
         }
         if !self.run.stopped() && !ckpt.is_lost(self.plan.file) {
+            if total.is_none() {
+                // Read to its end: now the segment count is known.
+                ckpt.set_segments(self.plan.file, next_row.div_ceil(segment_rows));
+            }
             ckpt.dispatch_finished(self.plan.file);
         }
         Ok(rows)
+    }
+
+    /// Makes `segment` the open one (closing the one before): false when an earlier run
+    /// had it acknowledged (its rows are skipped). Waits until the segment may be sent.
+    fn enter_segment(
+        &self,
+        segment: u64,
+        open: &mut Option<OpenSegment>,
+        batcher: &mut Batcher,
+        bodies: &mpsc::Sender<Payload>,
+    ) -> Result<bool, FileError> {
+        if open.as_ref().map(|s| s.index) == Some(segment) {
+            return Ok(true);
+        }
+        if let Some(s) = open.take() {
+            self.close_segment(s, batcher, bodies)?;
+        }
+        if self.plan.is_acked(segment) {
+            return Ok(false);
+        }
+        self.run
+            .checkpointer
+            .wait_to_send(self.plan.file, segment)
+            .map_err(|e| match e {
+                WaitError::Stopping => FileError::Stopped,
+                source => FileError::Fatal(PipelineError::Wait {
+                    file: self.name.to_string(),
+                    source,
+                }),
+            })?;
+        *open = Some(OpenSegment {
+            index: segment,
+            counts: SegmentCounts::default(),
+            maybe_sent: self.plan.maybe_sent_before(segment),
+            records_sent: 0,
+        });
+        Ok(true)
     }
 
     /// Fingerprint check (`--only-changed`), watermarks, then into request bodies.

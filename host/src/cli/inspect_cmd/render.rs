@@ -33,7 +33,7 @@ pub fn render_text(report: &StageReport) -> String {
     );
     if !report.files.is_empty() {
         line(&mut out, String::new());
-        let rows: Vec<[String; 7]> = report
+        let rows: Vec<[String; 8]> = report
             .files
             .iter()
             .map(|file| {
@@ -43,6 +43,11 @@ pub fn render_text(report: &StageReport) -> String {
                     file.rows.map_or("-".into(), |rows| rows.to_string()),
                     file.row_groups
                         .map_or("-".into(), |groups| groups.to_string()),
+                    if file.codecs.is_empty() {
+                        "-".into()
+                    } else {
+                        file.codecs.join(",")
+                    },
                     file.modified.clone(),
                     describe_name(&file.name),
                     describe_partitions(&file.partitions),
@@ -54,6 +59,7 @@ pub fn render_text(report: &StageReport) -> String {
             "SIZE",
             "ROWS",
             "GROUPS",
+            "CODEC",
             "MODIFIED",
             "SNOWFLAKE NAME",
             "PARTITIONS",

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 
+use crate::bad_file::KIND_UNREADABLE_ROW;
 use crate::bindings::types::{ColumnSchema, SourceFile};
 use crate::deadletter::DeadLetter;
 use crate::deadletter::input_json::row_json;
@@ -14,7 +15,7 @@ use crate::pipeline::outcome::{RowFate, RowFates};
 use crate::pipeline::transformer::Transformer;
 use crate::pipeline::{Receipt, display_name};
 use crate::sink::{Batcher, Payload, RowRef};
-use crate::source::parquet::ReadOptions;
+use crate::source::parquet::{ReadOptions, SourceError};
 use crate::source::{StageError, StageFile, StageSource};
 use crate::state::files;
 use crate::transform::{ArrowInput, RowStage};
@@ -159,7 +160,7 @@ impl Redelivery<'_> {
             .open(file)
             .map_err(ReadFailure::from_stage)?;
         let schema = source.contract_schema().map_err(ReadFailure::from_stage)?;
-        let total = source.num_rows().unwrap_or(0);
+        let total = source.num_rows();
         let batch_rows = self.options.batch_rows.max(1) as u64;
         let sink = self.sink;
         let options = self.options;
@@ -173,13 +174,8 @@ impl Redelivery<'_> {
             .map_err(|e| ReadFailure::Fatal(e.into()))?;
         let (projection, batch_schema) = transformer.read_plan();
         let wanted: Vec<u64> = rows.rows.keys().copied().collect();
-        for &row in wanted.iter().filter(|&&r| r >= total) {
-            if let Some(r) = rows.rows.get_mut(&row) {
-                r.transformed = true;
-            }
-            let message = format!("row {row} is beyond the end of the file ({total} rows)");
-            let (stage, kind) = (RowStage::Read, "no-such-row");
-            rows.reject(file, name, row, (stage, kind, &message), |l| l);
+        if let Some(total) = total {
+            beyond_the_end(file, name, &wanted, total, rows);
         }
         let mut reading = Reading {
             file,
@@ -191,7 +187,14 @@ impl Redelivery<'_> {
             transformer,
             batcher: sink.batcher(),
         };
-        let read = reading.runs(runs(&wanted, total, batch_rows), rows, batches);
+        let read = match total {
+            Some(total) => reading.runs(runs(&wanted, total, batch_rows), rows, batches),
+            // A CSV or JSON file: one pass from the first row wanted (each read of a text
+            // file starts at its beginning); its end is where the rows end.
+            None => reading
+                .rows(&wanted, batch_rows as usize, rows, batches)
+                .map(|end| beyond_the_end(file, name, &wanted, end, rows)),
+        };
         if let Err(ReadFailure::Fatal(stopped)) = read {
             return Err(ReadFailure::Fatal(stopped));
         }
@@ -279,33 +282,76 @@ impl Reading<'_> {
         batches: &mut Vec<Payload>,
     ) -> Result<(), ReadFailure> {
         for run in runs {
-            let (Some(&first), Some(&last)) = (run.first(), run.last()) else {
-                continue;
-            };
-            let read = ReadOptions {
-                batch_rows: (last - first + 1) as usize,
-                projection: self.projection.clone(),
-                start_row: first,
-            };
-            let source_batches = self
-                .source
-                .batches(&read)
-                .map_err(ReadFailure::from_stage)?;
-            for batch in source_batches {
-                let batch = batch.map_err(ReadFailure::from_stage)?;
-                let start = batch.first_row;
-                let end = start + batch.batch.num_rows() as u64;
-                let (lo, hi) = (first.max(start), (last + 1).min(end));
-                if lo < hi {
-                    let piece = batch.batch.slice((lo - start) as usize, (hi - lo) as usize);
-                    self.piece(&piece, lo, rows, batches)?;
-                }
-                if end > last {
-                    break;
-                }
-            }
+            let len = run.len();
+            self.rows(&run, len, rows, batches)?;
         }
         Ok(())
+    }
+
+    /// Reads the file from the first of `wanted` (sorted) to the last, in batches of
+    /// `batch_rows`, and transforms the rows wanted (adjacent ones together); a wanted row
+    /// the reader cannot read is rejected again. Returns the file row number after the
+    /// last row read.
+    fn rows(
+        &mut self,
+        wanted: &[u64],
+        batch_rows: usize,
+        rows: &mut Rows,
+        batches: &mut Vec<Payload>,
+    ) -> Result<u64, ReadFailure> {
+        let (Some(&first), Some(&last)) = (wanted.first(), wanted.last()) else {
+            return Ok(0);
+        };
+        let read = ReadOptions {
+            batch_rows: batch_rows.max(1),
+            projection: self.projection.clone(),
+            start_row: first,
+        };
+        let source_batches = self
+            .source
+            .batches(&read)
+            .map_err(ReadFailure::from_stage)?;
+        let mut end = first;
+        for batch in source_batches {
+            let batch = match batch {
+                Ok(batch) => batch,
+                Err(StageError::Source(SourceError::Row { row, reason, .. })) => {
+                    end = row + 1;
+                    if let Some(r) = rows.rows.get_mut(&row) {
+                        r.transformed = true;
+                        let (stage, kind) = (RowStage::Read, KIND_UNREADABLE_ROW);
+                        rows.reject(self.file, self.name, row, (stage, kind, &reason), |l| l);
+                    }
+                    if row >= last {
+                        break;
+                    }
+                    continue;
+                }
+                Err(e) => return Err(ReadFailure::from_stage(e)),
+            };
+            let start = batch.first_row;
+            end = start + batch.batch.num_rows() as u64;
+            // The wanted rows of this batch, in runs of adjacent rows.
+            let lo = wanted.partition_point(|&r| r < start);
+            let hi = wanted.partition_point(|&r| r < end);
+            let mut i = lo;
+            while i < hi {
+                let mut j = i + 1;
+                while j < hi && wanted[j] == wanted[j - 1] + 1 {
+                    j += 1;
+                }
+                let (from, to) = (wanted[i], wanted[j - 1] + 1);
+                let piece = batch
+                    .batch
+                    .slice((from - start) as usize, (to - from) as usize);
+                self.piece(&piece, from, rows, batches)?;
+                i = j;
+            }
+            if end > last {
+                break;
+            }
+        }
+        Ok(end)
     }
 
     /// Transforms rows `first_row..` (`piece`) and puts their records into bodies.
@@ -404,6 +450,21 @@ impl ReadFailure {
         } else {
             ReadFailure::Fatal(Stopped::Stage(e))
         }
+    }
+}
+
+/// Rejects the `wanted` rows at or beyond `total` (the file's rows) as `no-such-row`.
+fn beyond_the_end(file: &StageFile, name: &str, wanted: &[u64], total: u64, rows: &mut Rows) {
+    for &row in wanted.iter().filter(|&&r| r >= total) {
+        if let Some(r) = rows.rows.get_mut(&row) {
+            if r.transformed {
+                continue;
+            }
+            r.transformed = true;
+        }
+        let message = format!("row {row} is beyond the end of the file ({total} rows)");
+        let (stage, kind) = (RowStage::Read, "no-such-row");
+        rows.reject(file, name, row, (stage, kind, &message), |l| l);
     }
 }
 

@@ -1,6 +1,6 @@
 //! Reading the footers of a stage's files, several at once, into what `inspect` reports
-//! of each: rows, row groups, `created_by` and the columns (a text file's: its columns,
-//! from `super::text`).
+//! of each: rows, row groups, `created_by`, codecs, INT96 statistics and the columns (a
+//! text file's: its columns, from `super::text`).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,6 +23,10 @@ pub(super) struct Footer {
     pub(super) rows: Option<u64>,
     pub(super) row_groups: Option<usize>,
     pub(super) created_by: Option<String>,
+    /// The column chunks' codecs, each once.
+    pub(super) codecs: Vec<String>,
+    /// INT96 columns whose statistics show values outside years 0001–9999, with why.
+    pub(super) int96_out_of_range: Vec<(String, String)>,
     pub(super) columns: Vec<ColumnReport>,
     pub(super) format: FileFormat,
     /// A text file's whole-file compression.
@@ -107,6 +111,8 @@ fn read_footer(stage: &Stage, file: &StageFile) -> Result<Footer, StageError> {
         rows: Some(parquet.num_rows()),
         row_groups: Some(parquet.row_groups().len()),
         created_by: parquet.created_by().map(str::to_owned),
+        codecs: parquet.codecs().into_iter().map(str::to_owned).collect(),
+        int96_out_of_range: parquet.int96_statistics_problems(),
         columns,
         format: FileFormat::Parquet,
         compression: None,

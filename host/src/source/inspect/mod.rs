@@ -4,8 +4,9 @@
 //! size, rows, row groups, modification time, the parsed Snowflake file name and the
 //! partition values; the stage's schema (its first readable file's) with each column's
 //! Parquet type, the Snowflake type it most likely came from and the type a plugin gets;
-//! totals; and warnings about what trips users up: integers unloaded as decimals,
-//! `HEADER=FALSE`'s `_COL_n` names, schemas that differ across files, unreadable files.
+//! each file's codecs; totals; and warnings about what trips users up: integers unloaded as
+//! decimals, `HEADER=FALSE`'s `_COL_n` names, schemas that differ across files, unreadable
+//! files, files in a codec a run refuses (LZO), INT96 values a run cannot read.
 //!
 //! The core returns the typed [`StageReport`] (`--json` prints it as it is); the terminal
 //! rendering is the command line's. Parts: `footer` (reading the footers), [`parquet_types`]
@@ -14,8 +15,9 @@
 use serde::Serialize;
 
 use super::format::FileFormat;
+use super::parquet::SourceError;
 use super::schema::{SchemaColumn, describe_difference};
-use super::stage::{Stage, StageFile};
+use super::stage::{Stage, StageError, StageFile};
 use crate::storage::url::StoreKind;
 
 mod footer;
@@ -73,6 +75,9 @@ pub struct FileReport {
     pub row_groups: Option<usize>,
     /// The footer's `created_by`.
     pub created_by: Option<String>,
+    /// The codecs of its column chunks (`SNAPPY`, `ZSTD`, `LZO`, …), each once; for a file
+    /// refused for its codec, that codec.
+    pub codecs: Vec<String>,
     /// The parsed Snowflake file name.
     pub name: NameReport,
     /// `PARTITION BY` values in path order; `value` is `null` for a NULL partition.
@@ -179,6 +184,10 @@ pub fn inspect(stage: &Stage, files: &[StageFile]) -> StageReport {
                 report.format = footer.format.as_str().to_owned();
                 report.compression = footer.compression.map(|c| c.as_str().to_owned());
                 report.columns_from = footer.columns_from;
+                report.codecs = footer.codecs;
+                for (column, problem) in footer.int96_out_of_range {
+                    found.int96.push((file.relative.clone(), column, problem));
+                }
                 if footer.rows == Some(0) {
                     found.empty.push(file.relative.clone());
                 }
@@ -194,7 +203,15 @@ pub fn inspect(stage: &Stage, files: &[StageFile]) -> StageReport {
             }
             Err(error) => {
                 totals.unreadable += 1;
-                found.unreadable.push(file.relative.clone());
+                match &error {
+                    StageError::Source(SourceError::Codec { codec, fix, .. }) => {
+                        report.codecs = vec![codec.clone()];
+                        found
+                            .codecs
+                            .push((file.relative.clone(), codec.clone(), fix.clone()));
+                    }
+                    _ => found.unreadable.push(file.relative.clone()),
+                }
                 report.error = Some(error.to_string());
             }
         }
@@ -238,6 +255,7 @@ fn file_report(file: &StageFile) -> FileReport {
         rows: None,
         row_groups: None,
         created_by: None,
+        codecs: Vec::new(),
         name: NameReport {
             prefix: file.name.prefix.clone(),
             query_id: file.name.query_id.clone(),

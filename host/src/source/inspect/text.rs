@@ -34,6 +34,8 @@ pub(super) fn footer(source: &StageSource) -> Footer {
         rows: None,
         row_groups: None,
         created_by: None,
+        codecs: Vec::new(),
+        int96_out_of_range: Vec::new(),
         columns,
         format: source.format(),
         compression: Some(source.compression()),

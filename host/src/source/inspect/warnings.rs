@@ -1,6 +1,7 @@
 //! What `inspect` warns about: what trips users up (integers unloaded as decimals,
 //! `HEADER=FALSE`'s `_COL_n` names, columns a plugin cannot receive, schemas that differ
-//! across files, unreadable or empty files, files of several unload queries).
+//! across files, unreadable or empty files, files in a codec a run refuses, INT96 values
+//! outside years 0001–9999, files of several unload queries).
 
 use std::collections::BTreeSet;
 
@@ -15,8 +16,13 @@ const MAX_NAMED_FILES: usize = 5;
 pub(super) struct Findings {
     /// Files whose schema differs from the stage's, with how.
     pub(super) differing: Vec<(String, String)>,
-    /// Files that cannot be read as Parquet.
+    /// Files that cannot be read as Parquet (other than for their codec).
     pub(super) unreadable: Vec<String>,
+    /// Files refused for their codec: (file, codec, the fix).
+    pub(super) codecs: Vec<(String, String, String)>,
+    /// INT96 columns whose footer statistics show values a run cannot read:
+    /// (file, column, why).
+    pub(super) int96: Vec<(String, String, String)>,
     /// Files without rows.
     pub(super) empty: Vec<String>,
 }
@@ -65,6 +71,24 @@ pub(super) fn warnings(
             name_list(&found.unreadable)
         ));
     }
+    warnings.extend(codec_warnings(&found.codecs));
+    if let Some((_, _, problem)) = found.int96.first() {
+        let columns: BTreeSet<&str> = found
+            .int96
+            .iter()
+            .map(|(_, column, _)| column.as_str())
+            .collect();
+        let files: Vec<String> = found.int96.iter().map(|(file, ..)| file.clone()).collect();
+        let mut unique = files.clone();
+        unique.dedup();
+        warnings.push(format!(
+            "INT96 timestamp column(s) {} hold values a run cannot read (footer statistics \
+             of {}: {problem}): such rows are dead-lettered as row errors, never read as \
+             another date",
+            columns.into_iter().collect::<Vec<_>>().join(", "),
+            name_list(&unique)
+        ));
+    }
     if !found.empty.is_empty() {
         warnings.push(format!(
             "{} file(s) have no rows: {}",
@@ -85,6 +109,31 @@ pub(super) fn warnings(
         ));
     }
     warnings
+}
+
+/// One warning per codec a run refuses, naming its files and the fix.
+fn codec_warnings(refused: &[(String, String, String)]) -> Vec<String> {
+    let codecs: BTreeSet<(&str, &str)> = refused
+        .iter()
+        .map(|(_, codec, fix)| (codec.as_str(), fix.as_str()))
+        .collect();
+    codecs
+        .into_iter()
+        .map(|(codec, fix)| {
+            let files: Vec<String> = refused
+                .iter()
+                .filter(|(_, c, _)| c == codec)
+                .map(|(file, ..)| file.clone())
+                .collect();
+            format!(
+                "{} file(s) are compressed with {codec}, which stagepush cannot read: {}; a \
+                 run refuses them (dead-lettered, or the run stops with --on-bad-file fail): \
+                 {fix}",
+                files.len(),
+                name_list(&files)
+            )
+        })
+        .collect()
 }
 
 fn name_list(names: &[String]) -> String {
@@ -220,11 +269,47 @@ mod tests {
     }
 
     #[test]
+    fn refused_codecs_and_unreadable_int96_values_are_warned_about_with_the_fix() {
+        let found = Findings {
+            codecs: vec![
+                (
+                    "a.parquet".into(),
+                    "LZO".into(),
+                    "unload with SNAPPY".into(),
+                ),
+                (
+                    "b.parquet".into(),
+                    "LZO".into(),
+                    "unload with SNAPPY".into(),
+                ),
+            ],
+            int96: vec![
+                ("c.parquet".into(), "AT".into(), "julian day 9".into()),
+                ("c.parquet".into(), "UNTIL".into(), "julian day 8".into()),
+            ],
+            ..Findings::default()
+        };
+        let warnings = warnings(&[], &[], None, &found);
+        assert_eq!(
+            &warnings[1..],
+            [
+                "2 file(s) are compressed with LZO, which stagepush cannot read: a.parquet, \
+                 b.parquet; a run refuses them (dead-lettered, or the run stops with \
+                 --on-bad-file fail): unload with SNAPPY",
+                "INT96 timestamp column(s) AT, UNTIL hold values a run cannot read (footer \
+                 statistics of c.parquet: julian day 9): such rows are dead-lettered as row \
+                 errors, never read as another date",
+            ]
+        );
+    }
+
+    #[test]
     fn stage_warnings_name_at_most_five_files() {
         let found = Findings {
             differing: vec![("b.parquet".into(), "2 columns instead of 3".into())],
             unreadable: (0..7).map(|n| format!("bad{n}")).collect(),
             empty: vec!["e.parquet".into()],
+            ..Findings::default()
         };
         let warnings = warnings(&[], &[], Some("s3://b/a.parquet"), &found);
         assert_eq!(

@@ -1,7 +1,9 @@
 //! The batches of a Parquet file, read one row group at a time ([`SourceBatches`]): the
-//! column projection, the per-row-group decoder, the byte bound on a batch, and decoder
-//! panics caught as [`SourceError::Corrupt`].
+//! column projection, the per-row-group decoder, the byte bound on a batch, decoder
+//! panics caught as [`SourceError::Corrupt`], and rows whose INT96 value cannot be read
+//! (see [`super::int96`]) cut out of the batches as [`SourceError::Row`] errors.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
@@ -11,6 +13,7 @@ use ::parquet::file::reader::{ChunkReader, Length};
 use ::parquet::schema::types::SchemaDescriptor;
 
 use super::footer::panic_message;
+use super::int96::invalid_rows;
 use super::{ParquetSource, RowGroupInfo, SourceBatch, SourceError};
 
 /// The columns to decode and how to put them in the order asked for.
@@ -43,11 +46,15 @@ struct GroupReader {
     reader: ParquetRecordBatchReader,
     /// File row number of the next row this reader yields.
     next_row: u64,
+    /// The rows ahead that cannot be read (file row, first column at fault, why), in order.
+    invalid: VecDeque<(u64, String, String)>,
 }
 
 /// The batches of a file, in row order: an iterator of [`SourceBatch`]es.
 ///
-/// After an error the iterator ends.
+/// A row that cannot be read (an INT96 timestamp outside years 0001–9999) is a
+/// [`SourceError::Row`] and the iterator goes on with the next row: the batch is cut around
+/// it, so a batch's rows stay consecutive. After any other error the iterator ends.
 pub struct SourceBatches<R: ChunkReader + 'static> {
     source: ParquetSource<R>,
     batch_rows: usize,
@@ -58,6 +65,8 @@ pub struct SourceBatches<R: ChunkReader + 'static> {
     /// File row number of the first row not yet returned.
     next_row: u64,
     current: Option<GroupReader>,
+    /// Pieces of a batch cut around rows that cannot be read, to return first.
+    pending: VecDeque<Result<SourceBatch, SourceError>>,
     done: bool,
 }
 
@@ -77,6 +86,7 @@ impl<R: ChunkReader + 'static> SourceBatches<R> {
             next_group: 0,
             next_row: start_row,
             current: None,
+            pending: VecDeque::new(),
             done: false,
         }
     }
@@ -139,10 +149,12 @@ impl<R: ChunkReader + 'static> SourceBatches<R> {
                 Ok(Err(error)) => return Err(self.decode_error(group, &error.to_string())),
                 Err(panic) => return Err(self.panic_error(group, &panic_message(&panic))),
             };
+            let invalid = self.invalid_rows(group, skip as u64)?;
             return Ok(Some(GroupReader {
                 group,
                 reader,
                 next_row: group.first_row + skip as u64,
+                invalid,
             }));
         }
         Ok(None)
@@ -200,6 +212,81 @@ impl<R: ChunkReader + 'static> SourceBatches<R> {
         }))
     }
 
+    /// The rows of `group` from its row `skip` on whose INT96 values (of the columns read)
+    /// cannot be read, as file rows, in order; several columns of one row are one entry.
+    fn invalid_rows(
+        &self,
+        group: RowGroupInfo,
+        skip: u64,
+    ) -> Result<VecDeque<(u64, String, String)>, SourceError> {
+        let mut rows: BTreeMap<u64, (String, Vec<String>)> = BTreeMap::new();
+        for leaf in self.source.int96.iter() {
+            if let Some(projection) = &self.projection
+                && !projection.mask.leaf_included(leaf.leaf)
+            {
+                continue;
+            }
+            let checked = catch_unwind(AssertUnwindSafe(|| {
+                invalid_rows(
+                    Arc::clone(&self.source.reader),
+                    self.source.metadata.metadata(),
+                    group.index,
+                    leaf,
+                    skip,
+                )
+            }));
+            let found = match checked {
+                Ok(Ok(found)) => found,
+                Ok(Err(error)) => return Err(self.decode_error(group, &error.to_string())),
+                Err(panic) => return Err(self.panic_error(group, &panic_message(&panic))),
+            };
+            for (row, reason) in found {
+                rows.entry(group.first_row + row)
+                    .or_insert_with(|| (leaf.name.clone(), Vec::new()))
+                    .1
+                    .push(reason);
+            }
+        }
+        Ok(rows
+            .into_iter()
+            .map(|(row, (column, reasons))| (row, column, reasons.join("; ")))
+            .collect())
+    }
+
+    /// `batch` cut around the rows ahead in `invalid` that it holds: its readable runs of
+    /// consecutive rows and a [`SourceError::Row`] for each row between them, in row order.
+    fn cut_around_invalid(
+        &self,
+        batch: SourceBatch,
+        invalid: &mut VecDeque<(u64, String, String)>,
+    ) -> VecDeque<Result<SourceBatch, SourceError>> {
+        let end = batch.first_row + batch.batch.num_rows() as u64;
+        let mut pieces = VecDeque::new();
+        let mut start = batch.first_row;
+        while invalid.front().is_some_and(|(row, _, _)| *row < end) {
+            let Some((row, column, reason)) = invalid.pop_front() else {
+                break;
+            };
+            if row > start {
+                pieces.push_back(Ok(slice(&batch, start, row)));
+            }
+            pieces.push_back(Err(SourceError::Row {
+                file: self.source.name.clone(),
+                row,
+                column: Some(column),
+                reason,
+                text: None,
+            }));
+            start = start.max(row + 1);
+        }
+        if start == batch.first_row {
+            pieces.push_back(Ok(batch));
+        } else if start < end {
+            pieces.push_back(Ok(slice(&batch, start, end)));
+        }
+        pieces
+    }
+
     fn decode_error(&self, group: RowGroupInfo, reason: &str) -> SourceError {
         SourceError::Decode {
             file: self.source.name.clone(),
@@ -216,10 +303,23 @@ impl<R: ChunkReader + 'static> SourceBatches<R> {
     }
 }
 
+/// Rows `from..to` (file rows) of `batch`.
+fn slice(batch: &SourceBatch, from: u64, to: u64) -> SourceBatch {
+    let offset = (from - batch.first_row) as usize;
+    SourceBatch {
+        first_row: from,
+        row_group: batch.row_group,
+        batch: batch.batch.slice(offset, (to - from) as usize),
+    }
+}
+
 impl<R: ChunkReader + 'static> Iterator for SourceBatches<R> {
     type Item = Result<SourceBatch, SourceError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if let Some(piece) = self.pending.pop_front() {
+            return Some(piece);
+        }
         if self.done {
             return None;
         }
@@ -241,8 +341,15 @@ impl<R: ChunkReader + 'static> Iterator for SourceBatches<R> {
             match self.next_in_group(&mut current) {
                 Ok(Some(batch)) => {
                     self.next_row = current.next_row;
+                    if current.invalid.is_empty() {
+                        self.current = Some(current);
+                        return Some(Ok(batch));
+                    }
+                    self.pending = self.cut_around_invalid(batch, &mut current.invalid);
                     self.current = Some(current);
-                    return Some(Ok(batch));
+                    if let Some(piece) = self.pending.pop_front() {
+                        return Some(piece);
+                    }
                 }
                 Ok(None) => self.next_row = current.next_row,
                 Err(error) => {

@@ -42,7 +42,8 @@ pub enum UnsupportedType {
 /// - a timestamp is `wall-clock` when its Parquet logical type says `isAdjustedToUTC=false`,
 ///   or when it has only a legacy converted type (`TIMESTAMP_MILLIS`/`_MICROS`), which is how
 ///   Snowflake writes TIMESTAMP_NTZ; with `isAdjustedToUTC=true` it is an instant. A
-///   timestamp without either annotation (INT96) follows Arrow: no time zone = wall-clock;
+///   timestamp without either annotation (INT96, read as microseconds: see
+///   [`super::int96`]) follows Arrow: no time zone = wall-clock;
 /// - text annotated JSON is `json`; `UInt64` is `decimal(20, 0)`; Float16/32 widen to `float`;
 /// - a LIST of scalars is a list column; structs, maps, nested lists, intervals, durations,
 ///   times of day and decimals above 38 digits are refused with the column named.

@@ -80,6 +80,9 @@ fn describe_bytes(bytes: &[u8]) -> String {
 }
 
 pub(super) fn footer_error(name: &str, error: ParquetError) -> SourceError {
+    if let Some(refused) = super::codec::unknown_codec(name, &error) {
+        return refused;
+    }
     match error {
         ParquetError::NYI(reason) => SourceError::Unsupported {
             file: name.to_owned(),

@@ -22,11 +22,15 @@
 //! `docs/reference/snowflake-unload.md`), and Parquet's JSON annotation becomes the contract's `json` type.
 //!
 //! Every error names the file. A decoder panic on a malformed file is caught and reported
-//! as [`SourceError::Corrupt`] instead of unwinding into the caller.
+//! as [`SourceError::Corrupt`] instead of unwinding into the caller. A file with a column
+//! chunk in a codec stagepush cannot decode (LZO) is refused when it is opened, before any
+//! row is read ([`SourceError::Codec`], see [`codec`]). INT96 timestamps are read as
+//! microseconds and a value outside years 0001–9999 is a row error ([`int96`]).
 //!
 //! Parts: `footer` (the magic bytes and footer checks, row groups), [`batches`] (the
 //! row-group-at-a-time reader, [`SourceBatches`]), [`contract`] (the Parquet/Arrow schema
-//! mapped to the plugin contract, [`contract_schema`]).
+//! mapped to the plugin contract, [`contract_schema`]), [`codec`] (which codecs are read),
+//! [`int96`] (INT96 timestamps).
 
 use std::fs::File;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -42,14 +46,17 @@ use arrow_schema::SchemaRef;
 use crate::bindings::types::ColumnSchema;
 
 pub mod batches;
+pub mod codec;
 pub mod contract;
 mod footer;
+pub mod int96;
 
 use self::batches::Projection;
 pub use self::batches::SourceBatches;
 pub(crate) use self::contract::time_unit;
 pub use self::contract::{UnsupportedType, contract_schema};
 use self::footer::{check_magic, footer_error, panic_message, row_group_infos};
+use self::int96::{Int96Leaf, int96_leaves, int96_statistics_problem, micros_schema};
 
 /// Rows per batch unless [`ReadOptions::batch_rows`] says otherwise.
 pub const DEFAULT_BATCH_ROWS: usize = 1024;
@@ -85,6 +92,22 @@ pub enum SourceError {
         file: String,
         /// What is wrong with it.
         reason: String,
+    },
+    /// A column chunk is compressed with a codec stagepush cannot decode (LZO, or a codec id
+    /// the Parquet format does not define); the file is refused when opened, before any row.
+    #[error(
+        "{file}: compressed with {codec}{}, which stagepush cannot read: {fix}",
+        .column.as_ref().map(|column| format!(" (column `{column}`)")).unwrap_or_default()
+    )]
+    Codec {
+        /// The file.
+        file: String,
+        /// The codec (`LZO`).
+        codec: String,
+        /// The first column chunk found in it (its path), when the footer could be read.
+        column: Option<String>,
+        /// What to do (for LZO: the Snowflake unload option).
+        fix: String,
     },
     /// The file uses a Parquet feature stagepush does not read.
     #[error("{file}: unsupported Parquet file: {reason}")]
@@ -220,6 +243,8 @@ pub struct ParquetSource<R: ChunkReader + 'static> {
     reader: Arc<R>,
     metadata: ArrowReaderMetadata,
     row_groups: Vec<RowGroupInfo>,
+    /// The INT96 columns read as microseconds, whose raw values are checked.
+    int96: Arc<[Int96Leaf]>,
 }
 
 impl<R: ChunkReader + 'static> Clone for ParquetSource<R> {
@@ -229,6 +254,7 @@ impl<R: ChunkReader + 'static> Clone for ParquetSource<R> {
             reader: Arc::clone(&self.reader),
             metadata: self.metadata.clone(),
             row_groups: self.row_groups.clone(),
+            int96: Arc::clone(&self.int96),
         }
     }
 }
@@ -274,12 +300,26 @@ impl<R: ChunkReader + 'static> ParquetSource<R> {
                 });
             }
         };
+        codec::check_codecs(&name, metadata.metadata())?;
+        let int96 = int96_leaves(metadata.parquet_schema());
+        let metadata = if int96.is_empty() {
+            metadata
+        } else {
+            // INT96 as microseconds (see `int96`): the same footer, a hinted schema.
+            let hinted = micros_schema(metadata.schema(), &int96);
+            let options = ArrowReaderOptions::new()
+                .with_skip_arrow_metadata(true)
+                .with_schema(Arc::new(hinted));
+            ArrowReaderMetadata::try_new(Arc::clone(metadata.metadata()), options)
+                .map_err(|error| footer_error(&name, error))?
+        };
         let row_groups = row_group_infos(&name, &metadata)?;
         Ok(Self {
             name,
             reader: Arc::new(reader),
             metadata,
             row_groups,
+            int96: int96.into(),
         })
     }
 
@@ -301,6 +341,35 @@ impl<R: ChunkReader + 'static> ParquetSource<R> {
     /// The footer's `created_by` (e.g. `parquet-cpp-arrow version 8.0.0` for Snowflake).
     pub fn created_by(&self) -> Option<&str> {
         self.metadata.metadata().file_metadata().created_by()
+    }
+
+    /// The codecs of the file's column chunks (`SNAPPY`, `ZSTD`, …), each once, in the order
+    /// they first appear.
+    pub fn codecs(&self) -> Vec<&'static str> {
+        codec::file_codecs(self.metadata.metadata())
+            .into_iter()
+            .map(codec::codec_name)
+            .collect()
+    }
+
+    /// The INT96 columns whose footer statistics (where the footer has them) show a value
+    /// outside years 0001–9999, with why: their rows will be row errors. Each column once.
+    pub fn int96_statistics_problems(&self) -> Vec<(String, String)> {
+        let mut found: Vec<(String, String)> = Vec::new();
+        for group in self.metadata.metadata().row_groups() {
+            for leaf in self.int96.iter() {
+                let problem = group
+                    .column(leaf.leaf)
+                    .statistics()
+                    .and_then(int96_statistics_problem);
+                if let Some(problem) = problem
+                    && !found.iter().any(|(name, _)| *name == leaf.name)
+                {
+                    found.push((leaf.name.clone(), problem));
+                }
+            }
+        }
+        found
     }
 
     /// The file's Parquet schema.

@@ -130,6 +130,11 @@ impl StageError {
         }
     }
 
+    /// True for one row a reader cannot read ([`SourceError::Row`]): the reader goes on.
+    pub fn is_row_error(&self) -> bool {
+        matches!(self, StageError::Source(e) if e.is_row_error())
+    }
+
     /// True when the error is about one bad file that a run can skip (dead-letter) and go
     /// on: the object vanished or changed, is not readable Parquet, or has another schema.
     /// Listing, configuration and storage errors (after retries) are not.
@@ -151,6 +156,7 @@ fn source_error_file(error: &SourceError) -> &str {
         SourceError::Open { file, .. }
         | SourceError::NotParquet { file, .. }
         | SourceError::Corrupt { file, .. }
+        | SourceError::Codec { file, .. }
         | SourceError::Unsupported { file, .. }
         | SourceError::UnsupportedColumn { file, .. }
         | SourceError::Decode { file, .. }

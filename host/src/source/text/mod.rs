@@ -19,7 +19,7 @@
 
 use std::sync::Arc;
 
-use arrow_schema::SchemaRef;
+use arrow_schema::{Field, Schema, SchemaRef};
 
 use crate::bindings::types::ColumnSchema;
 #[allow(unused_imports)]
@@ -29,6 +29,7 @@ pub mod csv;
 pub mod json;
 pub mod options;
 pub mod types;
+pub mod values;
 
 pub use self::options::{CsvOptions, JsonOptions};
 pub use self::types::{DeclaredColumn, SnowflakeType};
@@ -41,15 +42,30 @@ pub struct TextSchema {
     /// The Arrow schema of the batches (every column, before any projection).
     pub arrow: SchemaRef,
     /// The plugin contract's view of the same columns (what a Parquet unload of the same
-    /// table gives: see [`types`]). Every column is nullable.
+    /// table gives: see [`types`]). Columns are nullable unless declared `NOT NULL`.
     pub contract: Vec<ColumnSchema>,
 }
 
 impl TextSchema {
     /// The schema of these columns (Arrow and contract types from [`SnowflakeType`]).
     pub fn new(columns: Vec<DeclaredColumn>) -> Arc<TextSchema> {
-        let _ = columns;
-        todo!("csv helper: TextSchema::new")
+        let fields: Vec<Field> = columns
+            .iter()
+            .map(|column| Field::new(&column.name, column.ty.arrow_type(), column.nullable))
+            .collect();
+        let contract = columns
+            .iter()
+            .map(|column| ColumnSchema {
+                name: column.name.clone(),
+                type_: column.ty.column_type(),
+                nullable: column.nullable,
+            })
+            .collect();
+        Arc::new(TextSchema {
+            columns,
+            arrow: Arc::new(Schema::new(fields)),
+            contract,
+        })
     }
 }
 
