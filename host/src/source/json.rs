@@ -15,16 +15,24 @@
 //!
 //! Columns are in the order their names first appear; a later cell of the same name in a
 //! row wins.
+//!
+//! [`Inference`] runs the rules over a stream of rows without keeping them (a JSON stage's
+//! first rows, [`crate::source::text::json`]); [`JsonRows`] keeps the rows and builds their
+//! batch; both type a column with [`JsonKind`] and build it with [`JsonColumnBuilder`].
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow_array::{
-    ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
-    TimestampMicrosecondArray,
+use arrow_array::builder::{
+    BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringBuilder,
 };
+use arrow_array::types::{
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType,
+};
+use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType, Field, Schema, TimeUnit as ArrowTimeUnit};
+use chrono::Timelike as _;
 use serde_json::Value;
 
 use crate::bindings::types::{ColumnSchema, ColumnType, ScalarType, TimeUnit, TimestampType};
@@ -50,8 +58,7 @@ pub enum JsonError {
 #[derive(Default)]
 pub struct JsonRows<'a> {
     /// Column names in order of first appearance.
-    names: Vec<String>,
-    index: HashMap<String, usize>,
+    columns: Inference,
     /// Per row, its cells as (column, value).
     rows: Vec<Vec<(usize, &'a Value)>>,
 }
@@ -71,14 +78,7 @@ impl<'a> JsonRows<'a> {
 
     /// Adds a cell to the current row (starting one if there is none).
     pub fn cell(&mut self, name: &str, value: &'a Value) {
-        let column = match self.index.get(name) {
-            Some(&i) => i,
-            None => {
-                self.index.insert(name.to_owned(), self.names.len());
-                self.names.push(name.to_owned());
-                self.names.len() - 1
-            }
-        };
+        let column = self.columns.column(name);
         if self.rows.is_empty() {
             self.start_row();
         }
@@ -90,38 +90,116 @@ impl<'a> JsonRows<'a> {
     /// The rows' columns, types inferred (see the module's rules).
     pub fn finish(self) -> Result<JsonColumns, JsonError> {
         let rows = self.rows.len();
-        let mut grid: Vec<Vec<&Value>> = vec![vec![&Value::Null; rows]; self.names.len()];
+        let mut columns = self.columns;
+        let mut grid: Vec<Vec<&Value>> = vec![vec![&Value::Null; rows]; columns.len()];
         for (r, cells) in self.rows.into_iter().enumerate() {
             for (c, value) in cells {
                 grid[c][r] = value;
             }
         }
-        let mut fields = Vec::with_capacity(self.names.len());
-        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.names.len());
-        let mut schema = Vec::with_capacity(self.names.len());
-        for (name, cells) in self.names.into_iter().zip(&grid) {
-            let kind = cells.iter().fold(Kind::Null, |k, v| merge(k, kind_of(v)));
-            let (array, data_type) = column(kind, cells);
-            fields.push(Field::new(&name, data_type, true));
-            arrays.push(array);
-            schema.push(ColumnSchema {
-                name,
-                type_: ColumnType::Scalar(kind.scalar()),
-                nullable: true,
-            });
+        // The cells a row kept (a later cell of the same name wins) say the column's type.
+        for (c, cells) in grid.iter().enumerate() {
+            for value in cells {
+                columns.observe(c, JsonKind::of(value));
+            }
+        }
+        let mut fields = Vec::with_capacity(columns.len());
+        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(columns.len());
+        for ((name, &kind), cells) in columns.names().iter().zip(columns.kinds()).zip(&grid) {
+            let mut builder = JsonColumnBuilder::new(kind, rows);
+            for value in cells {
+                builder.append(value);
+            }
+            fields.push(Field::new(name, kind.data_type(), true));
+            arrays.push(builder.finish());
         }
         let batch = RecordBatch::try_new_with_options(
             Arc::new(Schema::new(fields)),
             arrays,
             &arrow_array::RecordBatchOptions::new().with_row_count(Some(rows)),
         )?;
-        Ok(JsonColumns { schema, batch })
+        Ok(JsonColumns {
+            schema: columns.schema(),
+            batch,
+        })
     }
 }
 
-/// What a column's values are, widened over its rows by [`merge`].
+/// The inference over a stream of rows: the columns' names in order of first appearance
+/// and each one's [`JsonKind`], widened by every value observed. Keeps no values, so it can
+/// run over any number of rows (a JSON stage's first `infer_rows` rows).
+#[derive(Debug, Default, Clone)]
+pub struct Inference {
+    names: Vec<String>,
+    index: HashMap<String, usize>,
+    kinds: Vec<JsonKind>,
+}
+
+impl Inference {
+    /// The column of `name`, added after the others if it is new.
+    pub fn column(&mut self, name: &str) -> usize {
+        match self.index.get(name) {
+            Some(&i) => i,
+            None => {
+                self.index.insert(name.to_owned(), self.names.len());
+                self.names.push(name.to_owned());
+                self.kinds.push(JsonKind::Null);
+                self.names.len() - 1
+            }
+        }
+    }
+
+    /// The column of `name`, if there is one.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
+    /// Widens `column`'s kind by a value of kind `kind` (a row's final cell of that name;
+    /// a missing cell is [`JsonKind::Null`] and says nothing).
+    pub fn observe(&mut self, column: usize, kind: JsonKind) {
+        if let Some(k) = self.kinds.get_mut(column) {
+            *k = k.merge(kind);
+        }
+    }
+
+    /// How many columns.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// No column at all.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// The names, in order of first appearance.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Each column's kind so far.
+    pub fn kinds(&self) -> &[JsonKind] {
+        &self.kinds
+    }
+
+    /// The contract schema of the columns (every one nullable).
+    pub fn schema(&self) -> Vec<ColumnSchema> {
+        self.names
+            .iter()
+            .zip(&self.kinds)
+            .map(|(name, kind)| ColumnSchema {
+                name: name.clone(),
+                type_: ColumnType::Scalar(kind.scalar()),
+                nullable: true,
+            })
+            .collect()
+    }
+}
+
+/// What a column's values are, widened over its rows by [`JsonKind::merge`]. A column
+/// whose every value was null ([`JsonKind::Null`]) is TEXT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub enum JsonKind {
     Null,
     Bool,
     Int,
@@ -132,24 +210,149 @@ enum Kind {
     Json,
 }
 
-impl Kind {
-    fn scalar(self) -> ScalarType {
+impl JsonKind {
+    /// The kind of one value.
+    pub fn of(value: &Value) -> JsonKind {
+        match value {
+            Value::Null => JsonKind::Null,
+            Value::Bool(_) => JsonKind::Bool,
+            Value::Number(n) if n.is_i64() => JsonKind::Int,
+            Value::Number(_) => JsonKind::Float,
+            Value::String(s) => JsonKind::of_str(s),
+            Value::Array(_) | Value::Object(_) => JsonKind::Json,
+        }
+    }
+
+    /// The kind of a JSON string's text.
+    pub fn of_str(s: &str) -> JsonKind {
+        if parse_timestamp(s).is_some() {
+            JsonKind::Timestamp
+        } else if parse_date(s).is_some() {
+            JsonKind::Date
+        } else {
+            JsonKind::Text
+        }
+    }
+
+    /// The kind of a column holding values of both kinds.
+    pub fn merge(self, other: JsonKind) -> JsonKind {
+        match (self, other) {
+            (JsonKind::Null, k) | (k, JsonKind::Null) => k,
+            (a, b) if a == b => a,
+            (JsonKind::Int, JsonKind::Float) | (JsonKind::Float, JsonKind::Int) => JsonKind::Float,
+            _ => JsonKind::Text,
+        }
+    }
+
+    /// Whether a value of kind `value` goes into a column of this kind as it is (the column
+    /// would not widen): nulls go anywhere, anything into TEXT (a non-text value as its JSON
+    /// text), an integer into FLOAT.
+    pub fn takes(self, value: JsonKind) -> bool {
+        let column = match self {
+            JsonKind::Null => JsonKind::Text,
+            k => k,
+        };
+        value == JsonKind::Null || column == JsonKind::Text || column.merge(value) == column
+    }
+
+    /// The contract type of the column.
+    pub fn scalar(self) -> ScalarType {
         match self {
-            Kind::Bool => ScalarType::Boolean,
-            Kind::Int => ScalarType::Integer,
-            Kind::Float => ScalarType::Float,
-            Kind::Timestamp => ScalarType::Timestamp(TimestampType {
+            JsonKind::Bool => ScalarType::Boolean,
+            JsonKind::Int => ScalarType::Integer,
+            JsonKind::Float => ScalarType::Float,
+            JsonKind::Timestamp => ScalarType::Timestamp(TimestampType {
                 unit: TimeUnit::Micros,
                 wall_clock: true,
             }),
-            Kind::Date => ScalarType::Date,
-            Kind::Json => ScalarType::Json,
-            Kind::Null | Kind::Text => ScalarType::Text,
+            JsonKind::Date => ScalarType::Date,
+            JsonKind::Json => ScalarType::Json,
+            JsonKind::Null | JsonKind::Text => ScalarType::Text,
+        }
+    }
+
+    /// The Arrow type of the column.
+    pub fn data_type(self) -> DataType {
+        match self {
+            JsonKind::Bool => DataType::Boolean,
+            JsonKind::Int => DataType::Int64,
+            JsonKind::Float => DataType::Float64,
+            JsonKind::Timestamp => DataType::Timestamp(ArrowTimeUnit::Microsecond, None),
+            JsonKind::Date => DataType::Date32,
+            JsonKind::Null | JsonKind::Text | JsonKind::Json => DataType::Utf8,
+        }
+    }
+
+    /// The kind's name in messages (`INTEGER`, `TIMESTAMP`, …: the contract's).
+    pub fn name(self) -> &'static str {
+        match self {
+            JsonKind::Bool => "BOOLEAN",
+            JsonKind::Int => "INTEGER",
+            JsonKind::Float => "FLOAT",
+            JsonKind::Timestamp => "TIMESTAMP (wall-clock)",
+            JsonKind::Date => "DATE",
+            JsonKind::Json => "JSON (an object or array)",
+            JsonKind::Null | JsonKind::Text => "TEXT",
         }
     }
 }
 
-fn parse_timestamp(s: &str) -> Option<chrono::NaiveDateTime> {
+/// The fraction digits a wall-clock timestamp's text needs (0 to 9; trailing zeros do not
+/// count: `12:34:56.789000` needs 3), if it is one.
+pub fn timestamp_digits(s: &str) -> Option<u32> {
+    parse_timestamp(s).map(|t| fraction_digits(&t))
+}
+
+/// The fraction digits a timestamp needs (0 to 9; trailing zeros do not count).
+pub fn fraction_digits(t: &chrono::NaiveDateTime) -> u32 {
+    let mut nanos = t.nanosecond() % 1_000_000_000;
+    let mut digits = 9;
+    while digits > 0 && nanos.is_multiple_of(10) {
+        nanos /= 10;
+        digits -= 1;
+    }
+    digits
+}
+
+/// The timestamp unit that holds `digits` fraction digits exactly (milliseconds at least).
+pub fn unit_for_digits(digits: u32) -> TimeUnit {
+    match digits {
+        0..=3 => TimeUnit::Millis,
+        4..=6 => TimeUnit::Micros,
+        _ => TimeUnit::Nanos,
+    }
+}
+
+/// How many fraction digits `unit` holds.
+pub fn unit_digits(unit: TimeUnit) -> u32 {
+    match unit {
+        TimeUnit::Seconds => 0,
+        TimeUnit::Millis => 3,
+        TimeUnit::Micros => 6,
+        TimeUnit::Nanos => 9,
+    }
+}
+
+/// A wall-clock timestamp's text in `unit`s since 1970 (digits below the unit dropped),
+/// if it is one and the unit can hold it (nanoseconds: years 1677 to 2262).
+pub fn timestamp_value(s: &str, unit: TimeUnit) -> Option<i64> {
+    parse_timestamp(s).and_then(|t| timestamp_in(&t, unit))
+}
+
+/// A wall-clock timestamp in `unit`s since 1970 (digits below the unit dropped), if the
+/// unit can hold it.
+pub fn timestamp_in(t: &chrono::NaiveDateTime, unit: TimeUnit) -> Option<i64> {
+    let t = t.and_utc();
+    match unit {
+        TimeUnit::Seconds => Some(t.timestamp()),
+        TimeUnit::Millis => Some(t.timestamp_millis()),
+        TimeUnit::Micros => Some(t.timestamp_micros()),
+        TimeUnit::Nanos => t.timestamp_nanos_opt(),
+    }
+}
+
+/// A wall-clock timestamp's text (`2024-05-01 12:34:56.789`, or with `T`), if it is one.
+pub fn parse_timestamp(s: &str) -> Option<chrono::NaiveDateTime> {
     ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
         .iter()
         .find_map(|f| chrono::NaiveDateTime::parse_from_str(s, f).ok())
@@ -162,93 +365,155 @@ fn parse_date(s: &str) -> Option<chrono::NaiveDate> {
     chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
 }
 
-fn kind_of(value: &Value) -> Kind {
-    match value {
-        Value::Null => Kind::Null,
-        Value::Bool(_) => Kind::Bool,
-        Value::Number(n) if n.is_i64() => Kind::Int,
-        Value::Number(_) => Kind::Float,
-        Value::String(s) if parse_timestamp(s).is_some() => Kind::Timestamp,
-        Value::String(s) if parse_date(s).is_some() => Kind::Date,
-        Value::String(_) => Kind::Text,
-        Value::Array(_) | Value::Object(_) => Kind::Json,
+/// Builds one column of a [`JsonKind`] from values, row by row. A value the kind does not
+/// take ([`JsonKind::takes`]) is appended as null: callers that must not lose it check first.
+pub struct JsonColumnBuilder {
+    inner: ColumnValues,
+}
+
+enum ColumnValues {
+    Bool(BooleanBuilder),
+    Int(Int64Builder),
+    Float(Float64Builder),
+    /// Values in the unit (read as the timestamp type when finished).
+    Timestamp(Int64Builder, TimeUnit),
+    Date(Date32Builder),
+    Text(StringBuilder),
+}
+
+impl JsonColumnBuilder {
+    /// A builder for a column of `kind`, with room for `rows` values.
+    pub fn new(kind: JsonKind, rows: usize) -> JsonColumnBuilder {
+        let inner = match kind {
+            JsonKind::Bool => ColumnValues::Bool(BooleanBuilder::with_capacity(rows)),
+            JsonKind::Int => ColumnValues::Int(Int64Builder::with_capacity(rows)),
+            JsonKind::Float => ColumnValues::Float(Float64Builder::with_capacity(rows)),
+            JsonKind::Timestamp => {
+                ColumnValues::Timestamp(Int64Builder::with_capacity(rows), TimeUnit::Micros)
+            }
+            JsonKind::Date => ColumnValues::Date(Date32Builder::with_capacity(rows)),
+            JsonKind::Null | JsonKind::Text | JsonKind::Json => {
+                ColumnValues::Text(StringBuilder::with_capacity(rows, rows * 16))
+            }
+        };
+        JsonColumnBuilder { inner }
+    }
+
+    /// A builder for a TIMESTAMP column in `unit` (a [`JsonKind::Timestamp`] column is in
+    /// microseconds).
+    pub fn timestamp(unit: TimeUnit, rows: usize) -> JsonColumnBuilder {
+        JsonColumnBuilder {
+            inner: ColumnValues::Timestamp(Int64Builder::with_capacity(rows), unit),
+        }
+    }
+
+    /// Appends a value (a non-text value in a TEXT or JSON column: its JSON text).
+    pub fn append(&mut self, value: &Value) {
+        match &mut self.inner {
+            ColumnValues::Bool(b) => b.append_option(value.as_bool()),
+            ColumnValues::Int(b) => b.append_option(value.as_i64()),
+            ColumnValues::Float(b) => b.append_option(value.as_f64()),
+            ColumnValues::Timestamp(b, unit) => {
+                b.append_option(value.as_str().and_then(|s| timestamp_value(s, *unit)))
+            }
+            ColumnValues::Date(b) => b.append_option(value.as_str().and_then(date_days)),
+            ColumnValues::Text(b) => match value {
+                Value::Null => b.append_null(),
+                Value::String(s) => b.append_value(s),
+                other => b.append_value(other.to_string()),
+            },
+        }
+    }
+
+    /// Appends a string value given as its text (for a TIMESTAMP or DATE column, parsed).
+    pub fn append_str(&mut self, text: &str) {
+        match &mut self.inner {
+            ColumnValues::Text(b) => b.append_value(text),
+            ColumnValues::Timestamp(b, unit) => b.append_option(timestamp_value(text, *unit)),
+            ColumnValues::Date(b) => b.append_option(date_days(text)),
+            _ => self.append_null(),
+        }
+    }
+
+    /// Appends a TIMESTAMP column's value, in its unit (other columns: null).
+    pub fn append_timestamp(&mut self, value: i64) {
+        match &mut self.inner {
+            ColumnValues::Timestamp(b, _) => b.append_value(value),
+            _ => self.append_null(),
+        }
+    }
+
+    /// Appends the JSON text of a value as it is (a TEXT or JSON column; others: null).
+    pub fn append_json_text(&mut self, text: &str) {
+        match &mut self.inner {
+            ColumnValues::Text(b) => b.append_value(text),
+            _ => self.append_null(),
+        }
+    }
+
+    /// Appends a null.
+    pub fn append_null(&mut self) {
+        match &mut self.inner {
+            ColumnValues::Bool(b) => b.append_null(),
+            ColumnValues::Int(b) => b.append_null(),
+            ColumnValues::Float(b) => b.append_null(),
+            ColumnValues::Timestamp(b, _) => b.append_null(),
+            ColumnValues::Date(b) => b.append_null(),
+            ColumnValues::Text(b) => b.append_null(),
+        }
+    }
+
+    /// The column (the builder starts over, empty).
+    pub fn finish(&mut self) -> ArrayRef {
+        match &mut self.inner {
+            ColumnValues::Bool(b) => Arc::new(b.finish()),
+            ColumnValues::Int(b) => Arc::new(b.finish()),
+            ColumnValues::Float(b) => Arc::new(b.finish()),
+            ColumnValues::Timestamp(b, unit) => {
+                let values = b.finish();
+                match unit {
+                    TimeUnit::Seconds => Arc::new(values.reinterpret_cast::<TimestampSecondType>()),
+                    TimeUnit::Millis => {
+                        Arc::new(values.reinterpret_cast::<TimestampMillisecondType>())
+                    }
+                    TimeUnit::Micros => {
+                        Arc::new(values.reinterpret_cast::<TimestampMicrosecondType>())
+                    }
+                    TimeUnit::Nanos => {
+                        Arc::new(values.reinterpret_cast::<TimestampNanosecondType>())
+                    }
+                }
+            }
+            ColumnValues::Date(b) => Arc::new(b.finish()),
+            ColumnValues::Text(b) => Arc::new(b.finish()),
+        }
     }
 }
 
-fn merge(a: Kind, b: Kind) -> Kind {
-    match (a, b) {
-        (Kind::Null, k) | (k, Kind::Null) => k,
-        (a, b) if a == b => a,
-        (Kind::Int, Kind::Float) | (Kind::Float, Kind::Int) => Kind::Float,
-        _ => Kind::Text,
-    }
-}
-
-/// The Arrow array of one column's cells, of the type `kind` says.
-fn column(kind: Kind, cells: &[&Value]) -> (ArrayRef, DataType) {
-    match kind {
-        Kind::Bool => (
-            Arc::new(BooleanArray::from(
-                cells.iter().map(|v| v.as_bool()).collect::<Vec<_>>(),
-            )),
-            DataType::Boolean,
-        ),
-        Kind::Int => (
-            Arc::new(Int64Array::from(
-                cells.iter().map(|v| v.as_i64()).collect::<Vec<_>>(),
-            )),
-            DataType::Int64,
-        ),
-        Kind::Float => (
-            Arc::new(Float64Array::from(
-                cells.iter().map(|v| v.as_f64()).collect::<Vec<_>>(),
-            )),
-            DataType::Float64,
-        ),
-        Kind::Timestamp => (
-            Arc::new(TimestampMicrosecondArray::from(
-                cells
-                    .iter()
-                    .map(|v| {
-                        v.as_str()
-                            .and_then(parse_timestamp)
-                            .map(|t| t.and_utc().timestamp_micros())
-                    })
-                    .collect::<Vec<_>>(),
-            )),
-            DataType::Timestamp(ArrowTimeUnit::Microsecond, None),
-        ),
-        Kind::Date => (
-            Arc::new(Date32Array::from(
-                cells
-                    .iter()
-                    .map(|v| {
-                        v.as_str().and_then(parse_date).map(|d| {
-                            (d - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default())
-                                .num_days() as i32
-                        })
-                    })
-                    .collect::<Vec<_>>(),
-            )),
-            DataType::Date32,
-        ),
-        Kind::Null | Kind::Text | Kind::Json => (
-            Arc::new(StringArray::from_iter(cells.iter().map(|v| match v {
-                Value::Null => None,
-                Value::String(s) => Some(Cow::Borrowed(s.as_str())),
-                other => Some(Cow::Owned(other.to_string())),
-            }))),
-            DataType::Utf8,
-        ),
-    }
+/// Days since 1970-01-01 of a `YYYY-MM-DD` date.
+fn date_days(s: &str) -> Option<i32> {
+    parse_date(s).map(|d| {
+        (d - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()).num_days() as i32
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use arrow_array::Array;
+    use arrow_array::{
+        Array, Date32Array, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray,
+    };
     use serde_json::json;
 
+    use super::JsonKind as Kind;
     use super::*;
+
+    fn merge(a: Kind, b: Kind) -> Kind {
+        a.merge(b)
+    }
+
+    fn kind_of(value: &Value) -> Kind {
+        Kind::of(value)
+    }
 
     /// The columns of rows given as JSON objects (keys in serde_json's order).
     fn infer(rows: &[Value]) -> JsonColumns {
@@ -367,5 +632,35 @@ mod tests {
         builder.start_row();
         let columns = builder.finish().unwrap();
         assert_eq!(columns.batch.num_rows(), 2);
+    }
+
+    #[test]
+    fn the_streaming_inference_types_columns_as_the_rows_do() {
+        let rows = [
+            json!({"B": true, "I": 1, "T": "2024-05-01 00:00:00", "L": [1], "M": 1}),
+            json!({"I": 2.5, "D": "2024-05-01", "M": "one", "N": null}),
+        ];
+        let mut inference = Inference::default();
+        for row in &rows {
+            for (name, value) in row.as_object().unwrap() {
+                let column = inference.column(name);
+                inference.observe(column, JsonKind::of(value));
+            }
+        }
+        assert_eq!(inference.schema(), infer(&rows).schema);
+        assert_eq!(inference.position("D"), Some(5));
+        assert_eq!(inference.position("X"), None);
+    }
+
+    #[test]
+    fn a_column_takes_what_would_not_widen_it() {
+        assert!(Kind::Float.takes(Kind::Int));
+        assert!(!Kind::Int.takes(Kind::Float));
+        assert!(Kind::Text.takes(Kind::Json) && Kind::Text.takes(Kind::Int));
+        assert!(Kind::Null.takes(Kind::Bool), "a column of nulls is TEXT");
+        assert!(Kind::Date.takes(Kind::Null));
+        assert!(!Kind::Date.takes(Kind::Timestamp));
+        assert!(!Kind::Json.takes(Kind::Text));
+        assert!(!Kind::Bool.takes(Kind::Int));
     }
 }

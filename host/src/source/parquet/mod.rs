@@ -178,6 +178,36 @@ pub enum SourceError {
         /// The decompressor's message.
         reason: String,
     },
+    /// A declared column (`[source.csv]` or `[source.json] columns`) cannot be read.
+    #[error("{file}: [source.{format}] columns entry {entry}: {error}")]
+    Declaration {
+        /// The file.
+        file: String,
+        /// `csv` or `json`.
+        format: &'static str,
+        /// The entry's position in the list (1-based, as a reader counts).
+        entry: usize,
+        /// The entry and what is wrong with it.
+        error: crate::source::text::types::DeclarationError,
+    },
+    /// The file is not laid out as its format says (a JSON stage file that is one array
+    /// instead of one object per line).
+    #[error("{file}: {reason}")]
+    Layout {
+        /// The file.
+        file: String,
+        /// What was found and what to do.
+        reason: String,
+    },
+    /// Reading the file's bytes failed (a text file, after decompression).
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        /// The file.
+        file: String,
+        /// The reader's error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl SourceError {

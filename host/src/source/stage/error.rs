@@ -162,6 +162,9 @@ fn source_error_file(error: &SourceError) -> &str {
         | SourceError::Decode { file, .. }
         | SourceError::Options { file, .. }
         | SourceError::Row { file, .. }
-        | SourceError::Decompress { file, .. } => file,
+        | SourceError::Decompress { file, .. }
+        | SourceError::Declaration { file, .. }
+        | SourceError::Layout { file, .. }
+        | SourceError::Read { file, .. } => file,
     }
 }

@@ -1,30 +1,244 @@
-//! Snowflake JSON unloads (`TYPE = JSON`): one object per line. The columns are declared
-//! (`[source.json] columns`) or inferred from the first `infer_rows` rows with the one
-//! JSON → column inference ([`crate::source::json`]); [`JsonBatches`] reads the rows.
-//! A key outside the columns, or a value of another type, is a row error naming the key,
-//! never silently dropped.
+//! Snowflake JSON unloads (`TYPE = JSON`): one object per line (NDJSON of the unloaded
+//! VARIANT/OBJECT column, usually `OBJECT_CONSTRUCT(*)`, which **leaves out keys whose value
+//! is NULL**). The columns are declared (`[source.json] columns`) or inferred from the first
+//! `infer_rows` rows with the one JSON → column inference ([`crate::source::json`], the
+//! relay's and `plugin test --json-input`'s); [`JsonBatches`] reads the rows.
+//!
+//! Per line (see `docs/json.md`):
+//! - a blank line is not a row (row numbers count the other lines, from 0);
+//! - a missing key is NULL (that is how `OBJECT_CONSTRUCT` writes a NULL);
+//! - a key outside the columns, a value that does not fit its column (declared: its
+//!   Snowflake type; inferred: the inference's rules), a line that is not UTF-8, not JSON or
+//!   not an object is a row error ([`SourceError::Row`]) naming the key, column, value or
+//!   line, never silently dropped; the iterator goes on with the next line;
+//! - objects and arrays are kept as their JSON text **as written in the file** (key order
+//!   and numbers exactly, `1.50` stays `1.50`);
+//! - a file that is one JSON array (`[` first) is refused: Snowflake writes NDJSON
+//!   (`STRIP_OUTER_ARRAY` is an option of loading, not of unloading).
+//!
+//! Inferred columns have the relay's types, except that a TIMESTAMP column gets the unit its
+//! text needs ([`InferredColumn`]): Snowflake writes `2024-05-01 12:34:56.789`, which is
+//! milliseconds, as a Parquet unload of the same column, so the same plugin or pass-through
+//! makes the same records from either unload.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::io::BufRead;
 use std::sync::Arc;
 
-use super::{JsonOptions, TextSchema};
+use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions};
+use arrow_schema::{Field, Schema};
+use serde_json::Value;
+
+use super::types::{ColumnBuilder, DeclaredColumn, SnowflakeType};
+use super::{JsonOptions, ROW_TEXT_QUOTED, TextSchema};
+use crate::bindings::types::{ColumnType, ScalarType, TimeUnit, TimestampType};
+use crate::source::json::{
+    Inference, JsonColumnBuilder, JsonKind, fraction_digits, parse_timestamp, timestamp_digits,
+    timestamp_in, unit_digits, unit_for_digits,
+};
 use crate::source::parquet::{ReadOptions, SourceBatch, SourceError};
 
+/// How many column names a row error lists at most.
+const NAMES_LISTED: usize = 20;
+/// How a row error names the NULL of a key a line does not have.
+const MISSING_KEY: &str = "(no such key: NULL)";
+/// How many bytes of a value a row error quotes at most.
+const VALUE_QUOTED: usize = 80;
+
 /// The columns of a JSON file: `options.columns` when declared, else inferred from its
-/// first `options.infer_rows` rows. `read` is the start of the file (decompressed).
+/// first `options.infer_rows` rows (lines that cannot be read are skipped: they are row
+/// errors when the rows are read). `read` is the start of the file (decompressed).
 pub fn json_schema(
     read: &mut dyn BufRead,
     name: &str,
     options: &JsonOptions,
 ) -> Result<Arc<TextSchema>, SourceError> {
-    let _ = (read, name, options);
-    todo!("json helper: json_schema")
+    if !options.columns.is_empty() {
+        return declared_schema(name, &options.columns);
+    }
+    let mut lines = Lines::new(read, name);
+    let mut line = Vec::new();
+    let mut inference = Inference::default();
+    let mut seen: Vec<Option<(JsonKind, u32)>> = Vec::new();
+    // Per column, the most fraction digits a timestamp had.
+    let mut digits: Vec<u32> = Vec::new();
+    let mut rows = 0;
+    while rows < options.infer_rows && lines.next(&mut line)? {
+        if rows == 0
+            && let Some(error) = one_array(&line, name)
+        {
+            return Err(error);
+        }
+        rows += 1;
+        let Ok(text) = std::str::from_utf8(&line) else {
+            continue;
+        };
+        let Ok(members) = members(text) else {
+            continue;
+        };
+        for (key, raw) in members {
+            let column = inference.column(&key);
+            if seen.len() <= column {
+                seen.resize(column + 1, None);
+            }
+            // A later member of the same name wins (the relay's rule).
+            seen[column] = Some(raw_kind(raw));
+        }
+        digits.resize(seen.len(), 0);
+        for (column, kind) in seen.iter_mut().enumerate() {
+            if let Some((kind, d)) = kind.take() {
+                inference.observe(column, kind);
+                digits[column] = digits[column].max(d);
+            }
+        }
+    }
+    digits.resize(inference.len(), 0);
+    Ok(inferred_schema(&inference, &digits))
+}
+
+/// The schema of `[source.json] columns`.
+fn declared_schema(name: &str, declarations: &[String]) -> Result<Arc<TextSchema>, SourceError> {
+    let columns = declarations
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            DeclaredColumn::parse(d).map_err(|error| SourceError::Declaration {
+                file: name.to_owned(),
+                format: "json",
+                entry: i + 1,
+                error,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(TextSchema::new(columns))
+}
+
+/// An inferred column: the inference's kind and, for a TIMESTAMP, the unit that holds
+/// every fraction digit its first rows had (milliseconds at least: what a Parquet unload
+/// of TIMESTAMP_NTZ gives, and what Snowflake writes in JSON, `2024-05-01 12:34:56.789`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InferredColumn {
+    pub kind: JsonKind,
+    /// The TIMESTAMP unit (unused for other kinds).
+    pub unit: TimeUnit,
+}
+
+impl InferredColumn {
+    fn builder(&self, rows: usize) -> JsonColumnBuilder {
+        match self.kind {
+            JsonKind::Timestamp => JsonColumnBuilder::timestamp(self.unit, rows),
+            kind => JsonColumnBuilder::new(kind, rows),
+        }
+    }
+
+    /// The contract type: the relay's, a TIMESTAMP in this column's unit.
+    fn scalar(&self) -> ScalarType {
+        match self.kind {
+            JsonKind::Timestamp => ScalarType::Timestamp(TimestampType {
+                unit: self.unit,
+                wall_clock: true,
+            }),
+            kind => kind.scalar(),
+        }
+    }
+
+    fn data_type(&self) -> arrow_schema::DataType {
+        match self.kind {
+            JsonKind::Timestamp => arrow_schema::DataType::Timestamp(arrow_unit(self.unit), None),
+            kind => kind.data_type(),
+        }
+    }
+}
+
+fn arrow_unit(unit: TimeUnit) -> arrow_schema::TimeUnit {
+    match unit {
+        TimeUnit::Seconds => arrow_schema::TimeUnit::Second,
+        TimeUnit::Millis => arrow_schema::TimeUnit::Millisecond,
+        TimeUnit::Micros => arrow_schema::TimeUnit::Microsecond,
+        TimeUnit::Nanos => arrow_schema::TimeUnit::Nanosecond,
+    }
+}
+
+/// The schema of inferred columns: the relay's Arrow and contract types (TIMESTAMPs in the
+/// unit their text needs).
+fn inferred_schema(inference: &Inference, digits: &[u32]) -> Arc<TextSchema> {
+    let inferred: Vec<InferredColumn> = inference
+        .kinds()
+        .iter()
+        .zip(digits)
+        .map(|(&kind, &d)| InferredColumn {
+            kind,
+            unit: unit_for_digits(d),
+        })
+        .collect();
+    let names = inference.names();
+    let columns = names
+        .iter()
+        .zip(&inferred)
+        .map(|(name, c)| DeclaredColumn::new(name.clone(), nearest_type(c)))
+        .collect();
+    let fields: Vec<Field> = names
+        .iter()
+        .zip(&inferred)
+        .map(|(name, c)| Field::new(name, c.data_type(), true))
+        .collect();
+    let contract = inference
+        .schema()
+        .into_iter()
+        .zip(&inferred)
+        .map(|(mut column, c)| {
+            column.type_ = ColumnType::Scalar(c.scalar());
+            column
+        })
+        .collect();
+    Arc::new(TextSchema {
+        columns,
+        arrow: Arc::new(Schema::new(fields)),
+        contract,
+        inferred: Some(inferred),
+    })
+}
+
+/// The Snowflake type an inferred column's values most likely came from.
+fn nearest_type(column: &InferredColumn) -> SnowflakeType {
+    match column.kind {
+        JsonKind::Bool => SnowflakeType::Boolean,
+        JsonKind::Int => SnowflakeType::Number {
+            precision: 38,
+            scale: 0,
+        },
+        JsonKind::Float => SnowflakeType::Float,
+        JsonKind::Timestamp => SnowflakeType::TimestampNtz {
+            precision: unit_digits(column.unit) as u8,
+        },
+        JsonKind::Date => SnowflakeType::Date,
+        JsonKind::Json => SnowflakeType::Variant,
+        JsonKind::Null | JsonKind::Text => SnowflakeType::Text,
+    }
 }
 
 /// The rows of a JSON file in batches (as [`super::csv::CsvBatches`]: at most
-/// `batch_rows` rows and about `max_bytes` bytes, from `start_row`, projected).
+/// `batch_rows` rows and about `max_bytes` bytes of lines, from `start_row`, projected).
+/// Lines before `start_row` are counted, not parsed. Every value of a row is checked,
+/// whether or not its column is projected (a row is an error whatever a transform reads).
 pub struct JsonBatches {
-    _private: (),
+    lines: Lines<Box<dyn BufRead + Send>>,
+    line: Vec<u8>,
+    rows: RowReader,
+    projection: Option<Vec<usize>>,
+    batch_rows: usize,
+    max_bytes: usize,
+    start_row: u64,
+    /// Row number of the next line read.
+    next_row: u64,
+    /// The batch being built: its first row, rows and bytes.
+    first_row: u64,
+    batch_len: usize,
+    batch_bytes: usize,
+    /// An error to yield after the batch just yielded.
+    pending: Option<SourceError>,
+    done: bool,
 }
 
 impl JsonBatches {
@@ -36,8 +250,73 @@ impl JsonBatches {
         read_options: &ReadOptions,
         max_bytes: usize,
     ) -> JsonBatches {
-        let _ = (read, name, schema, read_options, max_bytes);
-        todo!("json helper: JsonBatches::new")
+        let width = schema.columns.len();
+        let pending = read_options
+            .projection
+            .as_ref()
+            .and_then(|p| p.iter().find(|&&i| i >= width))
+            .map(|i| SourceError::Options {
+                file: name.clone(),
+                reason: format!("projection names column {i}, but the file has {width} columns"),
+            });
+        let done = pending.is_some();
+        JsonBatches {
+            lines: Lines::new(read, &name),
+            line: Vec::new(),
+            rows: RowReader::new(name, schema, read_options.batch_rows.max(1)),
+            projection: read_options.projection.clone(),
+            batch_rows: read_options.batch_rows.max(1),
+            max_bytes: max_bytes.max(1),
+            start_row: read_options.start_row,
+            next_row: 0,
+            first_row: 0,
+            batch_len: 0,
+            batch_bytes: 0,
+            pending,
+            done,
+        }
+    }
+
+    /// The batch of the rows read so far, if any.
+    fn flush(&mut self) -> Option<Result<SourceBatch, SourceError>> {
+        if self.batch_len == 0 {
+            return None;
+        }
+        let rows = std::mem::take(&mut self.batch_len);
+        self.batch_bytes = 0;
+        let arrays = self.rows.finish();
+        let (schema, arrays) = match &self.projection {
+            Some(p) => match self.rows.schema.arrow.project(p) {
+                Ok(schema) => (
+                    Arc::new(schema),
+                    p.iter().map(|&i| arrays[i].clone()).collect(),
+                ),
+                Err(e) => return Some(Err(self.rows.batch_error(e))),
+            },
+            None => (self.rows.schema.arrow.clone(), arrays),
+        };
+        let options = RecordBatchOptions::new().with_row_count(Some(rows));
+        Some(
+            RecordBatch::try_new_with_options(schema, arrays, &options)
+                .map(|batch| SourceBatch {
+                    first_row: self.first_row,
+                    row_group: 0,
+                    batch,
+                })
+                .map_err(|e| self.rows.batch_error(e)),
+        )
+    }
+
+    /// Ends the iterator with `error`, after the batch read so far.
+    fn fail(&mut self, error: SourceError) -> Option<Result<SourceBatch, SourceError>> {
+        self.done = true;
+        match self.flush() {
+            Some(batch) => {
+                self.pending = Some(error);
+                Some(batch)
+            }
+            None => Some(Err(error)),
+        }
     }
 }
 
@@ -45,6 +324,597 @@ impl Iterator for JsonBatches {
     type Item = Result<SourceBatch, SourceError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        todo!("json helper: JsonBatches::next")
+        loop {
+            if let Some(error) = self.pending.take() {
+                return Some(Err(error));
+            }
+            if self.done {
+                return None;
+            }
+            match self.lines.next(&mut self.line) {
+                Err(error) => return self.fail(error),
+                Ok(false) => {
+                    self.done = true;
+                    return self.flush();
+                }
+                Ok(true) => {}
+            }
+            let row = self.next_row;
+            self.next_row += 1;
+            if row == 0
+                && let Some(error) = one_array(&self.line, &self.rows.name)
+            {
+                return self.fail(error);
+            }
+            if row < self.start_row {
+                continue;
+            }
+            if self.batch_len == 0 {
+                self.first_row = row;
+            }
+            match self.rows.read(row, &self.line) {
+                Ok(()) => {
+                    self.batch_len += 1;
+                    self.batch_bytes += self.line.len();
+                    if self.batch_len >= self.batch_rows || self.batch_bytes >= self.max_bytes {
+                        return self.flush();
+                    }
+                }
+                Err(error) => match self.flush() {
+                    Some(batch) => {
+                        self.pending = Some(error);
+                        return Some(batch);
+                    }
+                    None => return Some(Err(error)),
+                },
+            }
+        }
     }
 }
+
+/// A file's non-blank lines, without their line break (`\n` or `\r\n`); a UTF-8 byte order
+/// mark before the first is dropped.
+struct Lines<R> {
+    read: R,
+    name: String,
+    first: bool,
+}
+
+impl<R: BufRead> Lines<R> {
+    fn new(read: R, name: &str) -> Lines<R> {
+        Lines {
+            read,
+            name: name.to_owned(),
+            first: true,
+        }
+    }
+
+    /// Reads the next non-blank line into `line`; false at the end of the file.
+    fn next(&mut self, line: &mut Vec<u8>) -> Result<bool, SourceError> {
+        loop {
+            line.clear();
+            let read = self
+                .read
+                .read_until(b'\n', line)
+                .map_err(|source| SourceError::Read {
+                    file: self.name.clone(),
+                    source,
+                })?;
+            if read == 0 {
+                return Ok(false);
+            }
+            if std::mem::take(&mut self.first) && line.starts_with(b"\xEF\xBB\xBF") {
+                line.drain(..3);
+            }
+            while matches!(line.last(), Some(b'\n' | b'\r')) {
+                line.pop();
+            }
+            if !line.iter().all(u8::is_ascii_whitespace) {
+                return Ok(true);
+            }
+        }
+    }
+}
+
+/// The error for a file whose first line starts a JSON array.
+fn one_array(line: &[u8], name: &str) -> Option<SourceError> {
+    let first = line.iter().find(|b| !b.is_ascii_whitespace())?;
+    (*first == b'[').then(|| SourceError::Layout {
+        file: name.to_owned(),
+        reason: "the file is one JSON array (it starts with `[`), not one object per line: \
+                 Snowflake's JSON unloads (`FILE_FORMAT = (TYPE = JSON)`) write one object per \
+                 line (NDJSON), which is what a JSON stage reads; unload the rows again that way \
+                 (`STRIP_OUTER_ARRAY` is an option of loading, not of unloading)"
+            .into(),
+    })
+}
+
+/// Reads rows into the columns of one batch.
+struct RowReader {
+    name: String,
+    schema: Arc<TextSchema>,
+    index: HashMap<String, usize>,
+    columns: Columns,
+    /// Per column, the current row's value as its JSON text.
+    slots: Vec<Option<usize>>,
+    capacity: usize,
+}
+
+/// The column builders: declared (Snowflake types) or inferred (the inference's kinds).
+enum Columns {
+    Declared(Vec<ColumnBuilder>),
+    Inferred(Vec<(InferredColumn, JsonColumnBuilder)>),
+}
+
+impl Columns {
+    fn new(schema: &TextSchema, rows: usize) -> Columns {
+        match &schema.inferred {
+            Some(columns) => {
+                Columns::Inferred(columns.iter().map(|c| (*c, c.builder(rows))).collect())
+            }
+            None => Columns::Declared(
+                schema
+                    .columns
+                    .iter()
+                    .map(|c| ColumnBuilder::for_column(c, rows))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// One value of a row, read from its JSON text.
+enum Cell<'a> {
+    Null,
+    /// A string's text (unescaped).
+    Str(Cow<'a, str>),
+    /// A boolean or number.
+    Scalar(Value),
+    /// An object or array: its JSON text as written.
+    Nested(&'a str),
+}
+
+impl RowReader {
+    fn new(name: String, schema: Arc<TextSchema>, capacity: usize) -> RowReader {
+        let index = schema
+            .columns
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(i, c)| (c.name.clone(), i))
+            .collect();
+        RowReader {
+            name,
+            columns: Columns::new(&schema, capacity),
+            slots: vec![None; schema.columns.len()],
+            index,
+            schema,
+            capacity,
+        }
+    }
+
+    /// The columns of the rows read since the last call (the builders start over).
+    fn finish(&mut self) -> Vec<ArrayRef> {
+        let fresh = Columns::new(&self.schema, self.capacity);
+        match std::mem::replace(&mut self.columns, fresh) {
+            Columns::Declared(mut builders) => builders.iter_mut().map(|b| b.finish()).collect(),
+            Columns::Inferred(mut builders) => {
+                builders.iter_mut().map(|(_, b)| b.finish()).collect()
+            }
+        }
+    }
+
+    fn batch_error(&self, error: arrow_schema::ArrowError) -> SourceError {
+        SourceError::Options {
+            file: self.name.clone(),
+            reason: format!("cannot build a batch of its columns: {error}"),
+        }
+    }
+
+    fn row_error(
+        &self,
+        row: u64,
+        column: Option<&str>,
+        reason: String,
+        line: &[u8],
+    ) -> SourceError {
+        SourceError::Row {
+            file: self.name.clone(),
+            row,
+            column: column.map(str::to_owned),
+            reason,
+            text: Some(quote(&String::from_utf8_lossy(line), ROW_TEXT_QUOTED)),
+        }
+    }
+
+    /// Reads one line as a row of every column, or says why it is not one (and adds
+    /// nothing).
+    fn read(&mut self, row: u64, line: &[u8]) -> Result<(), SourceError> {
+        let text = match std::str::from_utf8(line) {
+            Ok(text) => text,
+            Err(e) => {
+                let reason = format!(
+                    "the line is not UTF-8 text (an invalid byte at offset {}): `{}`",
+                    e.valid_up_to(),
+                    quote(&String::from_utf8_lossy(line), VALUE_QUOTED)
+                );
+                return Err(self.row_error(row, None, reason, line));
+            }
+        };
+        let members = members(text).map_err(|e| {
+            let reason = format!("{e}: `{}`", quote(text, VALUE_QUOTED));
+            self.row_error(row, None, reason, line)
+        })?;
+        self.slots.iter_mut().for_each(|s| *s = None);
+        let mut raws: Vec<&str> = Vec::with_capacity(members.len());
+        for (key, raw) in members {
+            let Some(&column) = self.index.get(key.as_ref()) else {
+                let reason = self.unknown_key(&key);
+                return Err(self.row_error(row, Some(&key), reason, line));
+            };
+            // A later member of the same name wins.
+            self.slots[column] = Some(raws.len());
+            raws.push(raw);
+        }
+        let slots = std::mem::take(&mut self.slots);
+        let values = slots.iter().map(|s| s.map(|i| raws[i]));
+        let read = match &mut self.columns {
+            Columns::Inferred(builders) => read_inferred(builders, values),
+            Columns::Declared(builders) => read_declared(builders, &self.schema.columns, values),
+        };
+        self.slots = slots;
+        read.map_err(|(column, reason)| {
+            let name = self.schema.columns[column].name.clone();
+            self.row_error(row, Some(&name), format!("column `{name}`: {reason}"), line)
+        })
+    }
+
+    /// Why a key outside the columns is a row error, and what to do.
+    fn unknown_key(&self, key: &str) -> String {
+        let names: Vec<&str> = self
+            .schema
+            .columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        let mut listed = names
+            .iter()
+            .take(NAMES_LISTED)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if names.len() > NAMES_LISTED {
+            listed.push_str(", …");
+        }
+        let key = quote(key, VALUE_QUOTED);
+        if self.schema.inferred.is_some() {
+            format!(
+                "key `{key}` is not a column of the stage (the columns inferred from its first \
+                 rows: {listed}): declare the columns in `[source.json] columns`, or raise \
+                 `[source.json] infer_rows` so that the inference sees `{key}`"
+            )
+        } else {
+            format!(
+                "key `{key}` is not a declared column (`[source.json] columns`: {listed}): add \
+                 it there"
+            )
+        }
+    }
+}
+
+/// Checks every value against its inferred column, then appends them (all or none).
+fn read_inferred<'a>(
+    builders: &mut [(InferredColumn, JsonColumnBuilder)],
+    values: impl Iterator<Item = Option<&'a str>>,
+) -> Result<(), (usize, String)> {
+    let mut cells = Vec::with_capacity(builders.len());
+    for (column, ((inferred, _), raw)) in builders.iter().zip(values).enumerate() {
+        let kind = inferred.kind;
+        let cell = match raw {
+            None => Cell::Null,
+            Some(raw) => cell(raw).map_err(|e| (column, e))?,
+        };
+        if let (JsonKind::Timestamp, Cell::Str(s)) = (kind, &cell)
+            && let Some(t) = parse_timestamp(s)
+        {
+            // Parsed once: checked, then appended as it is.
+            let value = timestamp_fit(&t, inferred.unit).map_err(|reason| {
+                let value = quote(raw.unwrap_or_default(), VALUE_QUOTED);
+                (column, format!("`{value}` {reason}"))
+            })?;
+            cells.push((Cell::Null, raw, Some(value)));
+            continue;
+        }
+        let found = match &cell {
+            Cell::Null => JsonKind::Null,
+            // Any value goes into TEXT: no need to look at it.
+            _ if kind.takes(JsonKind::Text) => JsonKind::Null,
+            Cell::Str(s) => JsonKind::of_str(s),
+            Cell::Scalar(v) => JsonKind::of(v),
+            Cell::Nested(_) => JsonKind::Json,
+        };
+        if !kind.takes(found) {
+            let value = quote(raw.unwrap_or_default(), VALUE_QUOTED);
+            return Err((
+                column,
+                format!(
+                    "`{value}` is not a {} ({}), the type inferred for the column from the \
+                     stage's first rows: declare its type in `[source.json] columns`, or raise \
+                     `[source.json] infer_rows`",
+                    kind.name(),
+                    found.name()
+                ),
+            ));
+        }
+        cells.push((cell, raw, None));
+    }
+    for ((inferred, builder), (cell, raw, time)) in builders.iter_mut().zip(cells) {
+        if let Some(value) = time {
+            builder.append_timestamp(value);
+            continue;
+        }
+        match cell {
+            Cell::Null => builder.append_null(),
+            Cell::Str(s) => builder.append_str(&s),
+            // A number or boolean in TEXT: its JSON text as written (`12.50`, every digit).
+            Cell::Scalar(_) if inferred.kind.takes(JsonKind::Text) => {
+                builder.append_json_text(raw.unwrap_or_default())
+            }
+            Cell::Scalar(v) => builder.append(&v),
+            Cell::Nested(text) => builder.append_json_text(text),
+        }
+    }
+    Ok(())
+}
+
+/// Appends every value to its declared column; on a value that does not parse, removes
+/// what the row appended.
+fn read_declared<'a>(
+    builders: &mut [ColumnBuilder],
+    columns: &[DeclaredColumn],
+    values: impl Iterator<Item = Option<&'a str>>,
+) -> Result<(), (usize, String)> {
+    let mut appended = 0;
+    let mut result = Ok(());
+    for (column, ((builder, declared), raw)) in
+        builders.iter_mut().zip(columns).zip(values).enumerate()
+    {
+        let pushed = match raw {
+            // OBJECT_CONSTRUCT leaves NULLs out: a missing key is NULL.
+            None => builder
+                .push_null_checked(MISSING_KEY)
+                .map_err(|e| e.to_string()),
+            Some(raw) => push_declared(builder, declared.ty, raw),
+        };
+        if let Err(reason) = pushed {
+            result = Err((column, reason));
+            break;
+        }
+        appended += 1;
+    }
+    if result.is_err() {
+        builders[..appended].iter_mut().for_each(|b| b.pop());
+    }
+    result
+}
+
+/// Appends one value (its JSON text) to a declared column: a VARIANT gets the value's JSON
+/// text as written, a TEXT a non-string value's JSON text as written, a NUMBER a number's
+/// digits as written (exactly, however many); the rest goes through
+/// [`ColumnBuilder::push_json`].
+fn push_declared(builder: &mut ColumnBuilder, ty: SnowflakeType, raw: &str) -> Result<(), String> {
+    let cell = cell(raw)?;
+    let pushed = match (ty, cell) {
+        (_, Cell::Null) => builder.push_null_checked("null"),
+        (SnowflakeType::Variant, _) => builder.push_text(raw),
+        (SnowflakeType::Text, Cell::Scalar(_) | Cell::Nested(_)) => builder.push_text(raw),
+        (SnowflakeType::Number { .. }, Cell::Scalar(Value::Number(_))) => builder.push_text(raw),
+        (_, Cell::Str(s)) => builder.push_text(&s),
+        (_, Cell::Scalar(v)) => builder.push_json(&v),
+        (_, Cell::Nested(text)) => match serde_json::from_str::<Value>(text) {
+            Ok(v) => builder.push_json(&v),
+            Err(e) => return Err(format!("not JSON: {e}")),
+        },
+    };
+    pushed.map_err(|e| e.to_string())
+}
+
+/// The value of one member's JSON text (already checked to be JSON by [`members`]).
+fn cell(raw: &str) -> Result<Cell<'_>, String> {
+    match raw.as_bytes().first() {
+        Some(b'{' | b'[') => Ok(Cell::Nested(raw)),
+        Some(b'"') => {
+            let inner = &raw[1..raw.len() - 1];
+            if inner.bytes().all(|b| b != b'\\' && b >= 0x20) {
+                Ok(Cell::Str(Cow::Borrowed(inner)))
+            } else {
+                serde_json::from_str::<String>(raw)
+                    .map(|s| Cell::Str(Cow::Owned(s)))
+                    .map_err(|e| {
+                        format!("`{}` is not a JSON string: {e}", quote(raw, VALUE_QUOTED))
+                    })
+            }
+        }
+        _ => match serde_json::from_str::<Value>(raw) {
+            Ok(Value::Null) => Ok(Cell::Null),
+            Ok(v) => Ok(Cell::Scalar(v)),
+            Err(e) => Err(format!(
+                "`{}` is not a JSON value: {e}",
+                quote(raw, VALUE_QUOTED)
+            )),
+        },
+    }
+}
+
+/// The kind of one member's JSON text (for the inference; unreadable text is TEXT, the row
+/// is an error when read).
+/// The fraction digits of a timestamp (0 for other kinds).
+fn raw_kind(raw: &str) -> (JsonKind, u32) {
+    match cell(raw) {
+        Ok(Cell::Null) => (JsonKind::Null, 0),
+        Ok(Cell::Str(s)) => match JsonKind::of_str(&s) {
+            JsonKind::Timestamp => (JsonKind::Timestamp, timestamp_digits(&s).unwrap_or(0)),
+            kind => (kind, 0),
+        },
+        Ok(Cell::Scalar(v)) => (JsonKind::of(&v), 0),
+        Ok(Cell::Nested(_)) => (JsonKind::Json, 0),
+        Err(_) => (JsonKind::Text, 0),
+    }
+}
+
+/// A timestamp's value in a TIMESTAMP column in `unit`, or why it does not fit: more
+/// fraction digits than the unit holds (they would be lost), or out of its range.
+fn timestamp_fit(t: &chrono::NaiveDateTime, unit: TimeUnit) -> Result<i64, String> {
+    let digits = fraction_digits(t);
+    if digits > unit_digits(unit) {
+        return Err(format!(
+            "has {digits} fraction digits, more than the column's {} (inferred from the \
+             stage's first rows): declare it `TIMESTAMP_NTZ(9)` in `[source.json] columns`, or \
+             raise `[source.json] infer_rows`",
+            unit_digits(unit)
+        ));
+    }
+    timestamp_in(t, unit)
+        .ok_or_else(|| "is out of the range of a nanosecond timestamp (years 1677 to 2262)".into())
+}
+
+/// Why a line is not a row.
+#[derive(Debug, PartialEq, thiserror::Error)]
+enum LineError {
+    #[error("the line is not valid JSON ({0})")]
+    NotJson(String),
+    #[error("the line is JSON but not an object")]
+    NotObject,
+}
+
+/// The members of a one-line JSON object, in the order written, each value as its JSON
+/// text (nested objects and arrays are checked to be JSON, not parsed).
+fn members(line: &str) -> Result<Vec<(Cow<'_, str>, &str)>, LineError> {
+    let b = line.as_bytes();
+    let mut i = skip_space(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return Err(match serde_json::from_str::<serde::de::IgnoredAny>(line) {
+            Ok(_) => LineError::NotObject,
+            Err(e) => LineError::NotJson(e.to_string()),
+        });
+    }
+    let at = |what: &str, i: usize| LineError::NotJson(format!("{what} at byte {}", i + 1));
+    let mut out = Vec::new();
+    i = skip_space(b, i + 1);
+    if b.get(i) == Some(&b'}') {
+        i += 1;
+    } else {
+        loop {
+            if b.get(i) != Some(&b'"') {
+                return Err(at("expected a key", i));
+            }
+            let end = string_end(b, i).ok_or_else(|| at("unterminated key", i))?;
+            let key = &line[i..end];
+            let key = if key.bytes().all(|c| c != b'\\' && c >= 0x20) {
+                Cow::Borrowed(&key[1..key.len() - 1])
+            } else {
+                Cow::Owned(
+                    serde_json::from_str::<String>(key)
+                        .map_err(|e| LineError::NotJson(e.to_string()))?,
+                )
+            };
+            i = skip_space(b, end);
+            if b.get(i) != Some(&b':') {
+                return Err(at("expected `:`", i));
+            }
+            let start = skip_space(b, i + 1);
+            let end = value_end(b, start).ok_or_else(|| at("expected a value", start))?;
+            let raw = &line[start..end];
+            if matches!(b[start], b'{' | b'[') {
+                serde_json::from_str::<serde::de::IgnoredAny>(raw).map_err(|e| {
+                    LineError::NotJson(format!("in `{}`: {e}", quote(&key, VALUE_QUOTED)))
+                })?;
+            }
+            out.push((key, raw));
+            i = skip_space(b, end);
+            match b.get(i) {
+                Some(b',') => i = skip_space(b, i + 1),
+                Some(b'}') => {
+                    i += 1;
+                    break;
+                }
+                _ => return Err(at("expected `,` or `}`", i)),
+            }
+        }
+    }
+    if skip_space(b, i) != b.len() {
+        return Err(at("unexpected text after the object", skip_space(b, i)));
+    }
+    Ok(out)
+}
+
+fn skip_space(b: &[u8], mut i: usize) -> usize {
+    while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        i += 1;
+    }
+    i
+}
+
+/// The end (exclusive) of the string starting at `i` (a `"`).
+fn string_end(b: &[u8], i: usize) -> Option<usize> {
+    let mut j = i + 1;
+    while j < b.len() {
+        match b[j] {
+            b'\\' => j += 2,
+            b'"' => return Some(j + 1),
+            _ => j += 1,
+        }
+    }
+    None
+}
+
+/// The end (exclusive) of the value starting at `i`.
+fn value_end(b: &[u8], i: usize) -> Option<usize> {
+    match b.get(i)? {
+        b'"' => string_end(b, i),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut j = i;
+            while j < b.len() {
+                match b[j] {
+                    b'"' => {
+                        j = string_end(b, j)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(j + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+            None
+        }
+        _ => {
+            let end = b[i..]
+                .iter()
+                .position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
+                .map_or(b.len(), |n| i + n);
+            (end > i).then_some(end)
+        }
+    }
+}
+
+/// At most `max` bytes of `text` (cut at a character boundary, ending in `…` when cut).
+fn quote(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+#[cfg(test)]
+mod tests;

@@ -44,6 +44,12 @@ pub struct TextSchema {
     /// The plugin contract's view of the same columns (what a Parquet unload of the same
     /// table gives: see [`types`]). Columns are nullable unless declared `NOT NULL`.
     pub contract: Vec<ColumnSchema>,
+    /// `None`: each value is parsed as its column's declared [`SnowflakeType`]. `Some`: a
+    /// JSON stage's inferred columns: values are read by the inference's rules
+    /// ([`crate::source::json`]), `arrow` and `contract` are the relay's types (see
+    /// [`json::InferredColumn`]), and `columns` name the nearest Snowflake type (an
+    /// integer: `NUMBER(38,0)`).
+    pub inferred: Option<Vec<json::InferredColumn>>,
 }
 
 impl TextSchema {
@@ -65,6 +71,7 @@ impl TextSchema {
             columns,
             arrow: Arc::new(Schema::new(fields)),
             contract,
+            inferred: None,
         })
     }
 }
