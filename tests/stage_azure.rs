@@ -31,7 +31,7 @@ fn azure_stage_lists_the_same_files_in_snowflakes_azure_url_form() {
         bytes.clone(),
     );
     put(&store, &format!("{prefix}/_SUCCESS"), Vec::new());
-    put(&store, &format!("{prefix}/log.json"), b"{}".to_vec());
+    put(&store, &format!("{prefix}/log.yaml"), b"{}".to_vec());
 
     let stage = Stage::new(&server.config("unload/customers/")).unwrap();
     let files = stage.list().unwrap();

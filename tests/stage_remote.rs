@@ -66,7 +66,7 @@ fn lists_data_files_with_partitions_in_key_order(kind: StorageServer) {
         Vec::new(),
     );
     put(&store, &format!("{prefix}/notes.txt"), b"not data".to_vec());
-    put(&store, &format!("{prefix}/log.json"), b"{}".to_vec());
+    put(&store, &format!("{prefix}/log.yaml"), b"{}".to_vec());
     put(
         &store,
         &format!("{prefix}/README"),
@@ -233,7 +233,7 @@ fn reads_a_large_file_in_bounded_ranged_reads(kind: StorageServer) {
     // same rows as locally.
     let started = std::time::Instant::now();
     let source = stage.open(&files[0]).unwrap();
-    assert_eq!(source.parquet().row_groups().len(), 10);
+    assert_eq!(source.parquet().unwrap().row_groups().len(), 10);
     let local = ParquetSource::open(&path).unwrap();
     let options = ReadOptions {
         batch_rows: 8192,

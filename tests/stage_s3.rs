@@ -19,7 +19,7 @@ fn s3_listing_pages_through_more_than_1000_objects() {
         ));
     }
     for i in 0..60 {
-        objects.push((format!("many/part=0/manifest_{i}.json"), b"{}".to_vec()));
+        objects.push((format!("many/part=0/manifest_{i}.yaml"), b"{}".to_vec()));
     }
     crate::stage_servers::put_many(&store, objects);
 

@@ -88,6 +88,71 @@ fn keyed(out: &mut String, prefix: &str, key: &str, value: &str, comment: &str) 
     }
 }
 
+/// `[source] format`, `[source.csv]` and `[source.json]` (commented out: the defaults read
+/// Snowflake's default unloads). The `columns` example declares the customer stage's
+/// columns (`stagepush sample-stage --format csv` prints the same).
+fn text_formats(out: &mut String, source: &crate::storage::StageConfig) {
+    use crate::source::text::options::DEFAULT_INFER_ROWS;
+    example(
+        out,
+        "format",
+        &kebab(&source.format),
+        "auto (each file's name), parquet, csv or json",
+    );
+    out.push_str(
+        "# CSV files (`TYPE = CSV` unloads), by Snowflake's option names; these are its\n\
+         # unload defaults. Without `columns`, every column is text.\n\
+         # [source.csv]\n",
+    );
+    let csv = &source.csv;
+    example(out, "field_delimiter", &quoted(&csv.field_delimiter), "");
+    // A basic string with its escape: `quoted` would write a multi-line literal.
+    example(
+        out,
+        "record_delimiter",
+        &format!("{:?}", csv.record_delimiter),
+        "",
+    );
+    example(
+        out,
+        "field_optionally_enclosed_by",
+        &quoted(&csv.field_optionally_enclosed_by),
+        "NONE, \"\\\"\" or \"'\"",
+    );
+    example(
+        out,
+        "escape_unenclosed_field",
+        &quoted(&csv.escape_unenclosed_field),
+        "",
+    );
+    example(out, "escape", &quoted(&csv.escape), "");
+    example(out, "null_if", &serialized(&csv.null_if), "");
+    example(
+        out,
+        "empty_field_as_null",
+        &csv.empty_field_as_null.to_string(),
+        "",
+    );
+    example(
+        out,
+        "header",
+        &csv.header.to_string(),
+        "the unload's HEADER; false: _COL_0, _COL_1, …",
+    );
+    example(
+        out,
+        "columns",
+        &serialized(&crate::sample_text::CUSTOMER_CSV_COLUMNS),
+        "Snowflake types, in file order",
+    );
+    out.push_str(
+        "# JSON files (`TYPE = JSON` unloads, one object per line). Without `columns`, the\n\
+         # columns are inferred from the stage's first file.\n\
+         # [source.json]\n",
+    );
+    example(out, "infer_rows", &DEFAULT_INFER_ROWS.to_string(), "");
+}
+
 /// The commented configuration file.
 pub fn template() -> String {
     let defaults = RunConfig::default();
@@ -116,6 +181,7 @@ pub fn template() -> String {
          # README \"Stages in object storage\".\n",
     );
     example(&mut out, "region", &quoted("eu-west-1"), "S3");
+    text_formats(&mut out, &defaults.source);
 
     out.push_str("\n[plugin]\n");
     example(

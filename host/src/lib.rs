@@ -21,6 +21,7 @@ pub mod procstat;
 pub mod queue;
 pub mod run_report;
 pub mod sample;
+pub mod sample_text;
 pub mod scaffold;
 pub mod serve;
 pub mod shard;

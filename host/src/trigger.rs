@@ -10,7 +10,8 @@
 //! it is never read (object_store's paths cannot hold such keys: it would read another
 //! object) and never retried (docs/unusable-keys.md). A key ending in `/` (a folder
 //! marker), an object outside the stage's prefix and duplicates within one payload are
-//! ignored with a log line. Whether a file is delivered again is for the delivery state to
+//! ignored with a log line, and so is a file of another format than `[source] format`
+//! names. Whether a file is delivered again is for the delivery state to
 //! decide (same ETag: skipped), so duplicate deliveries of an event send nothing twice.
 
 use std::collections::BTreeSet;
@@ -150,7 +151,10 @@ pub fn resolve(stage: &Stage, notifications: &[Notification]) -> Result<Resolved
             continue;
         }
         match stage.file(&stage.stage_url().object_url(&object.key)) {
-            Ok(file) => out.files.push(file),
+            Ok(file) => match stage.skips(&file) {
+                Some(reason) => out.ignored.push(format!("{}: {reason}", object.key)),
+                None => out.files.push(file),
+            },
             Err(e @ (StageError::NotFound { .. } | StageError::Vanished { .. })) => {
                 out.ignored
                     .push(format!("{}: {e} (deleted since the event?)", object.key));

@@ -4,14 +4,31 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use stagepush::sample::{CustomerFileOptions, write_customer_file};
+use stagepush::sample_text::{CUSTOMER_CSV_COLUMNS, file_name, write_customer_text_file};
+use stagepush::source::format::FileFormat;
+
+/// The format of the sample's files (as `[source] format` names it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum SampleFormat {
+    /// `data_0_<n>_0.snappy.parquet` (`TYPE = PARQUET`).
+    #[default]
+    Parquet,
+    /// `data_0_<n>_0.csv.gz` (`TYPE = CSV`, Snowflake's defaults).
+    Csv,
+    /// `data_0_<n>_0.json.gz` (`TYPE = JSON` of `OBJECT_CONSTRUCT(*)`).
+    Json,
+}
 
 #[derive(Args)]
 pub struct SampleArgs {
-    /// Folder to write `data_0_<n>_0.snappy.parquet` files into.
+    /// Folder to write `data_0_<n>_0.snappy.parquet` (`.csv.gz`, `.json.gz`) files into.
     #[arg(long)]
     pub out: PathBuf,
+    /// The files' format: the same rows as Snowflake unloads them in each.
+    #[arg(long, value_enum, default_value_t = SampleFormat::Parquet)]
+    pub format: SampleFormat,
     /// Number of files.
     #[arg(long, default_value_t = 4)]
     pub files: u64,
@@ -43,8 +60,16 @@ pub fn run(args: SampleArgs) -> anyhow::Result<ExitCode> {
     let mut remaining = args.rows;
     for n in 0..args.files {
         let rows = per_file.min(remaining);
-        let path = args.out.join(format!("data_0_{n}_0.snappy.parquet"));
-        let summary = write_customer_file(&path, next_id, rows, &options)?;
+        let format = match args.format {
+            SampleFormat::Parquet => FileFormat::Parquet,
+            SampleFormat::Csv => FileFormat::Csv,
+            SampleFormat::Json => FileFormat::Json,
+        };
+        let path = args.out.join(file_name(format, n));
+        let summary = match format {
+            FileFormat::Parquet => write_customer_file(&path, next_id, rows, &options)?,
+            _ => write_customer_text_file(&path, format, next_id, rows, &options)?,
+        };
         eprintln!(
             "wrote {} ({} rows, {} tombstones, {} null ids, {} bytes)",
             path.display(),
@@ -55,6 +80,15 @@ pub fn run(args: SampleArgs) -> anyhow::Result<ExitCode> {
         );
         next_id += rows;
         remaining -= rows;
+    }
+    if args.format == SampleFormat::Csv {
+        eprintln!(
+            "the CSV files have no header and no types: read them as the Parquet unload's \
+             types with\n\n[source.csv]\ncolumns = {}\n",
+            toml::Value::try_from(CUSTOMER_CSV_COLUMNS)
+                .map(|v| v.to_string())
+                .unwrap_or_default()
+        );
     }
     Ok(super::exit::Outcome::Done.into())
 }

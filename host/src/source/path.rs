@@ -78,8 +78,15 @@ pub struct UnloadFileName {
 }
 
 impl UnloadFileName {
-    /// The compression the extension names (`snappy` in `snappy.parquet`), if any.
+    /// The compression the extension names (`snappy` in `snappy.parquet`; a text file's
+    /// whole-file compression: `gzip` for `csv.gz`), if any.
     pub fn compression(&self) -> Option<&str> {
+        use crate::source::format::{Compression, FileFormat, detect_name};
+        if let Some((format, compression)) = detect_name(&format!("x.{}", self.extension))
+            && format != FileFormat::Parquet
+        {
+            return (compression != Compression::None).then_some(compression.as_str());
+        }
         let (first, rest) = self.extension.split_once('.')?;
         (!first.is_empty() && !rest.is_empty()).then_some(first)
     }
@@ -277,6 +284,16 @@ mod tests {
         );
         assert!(name.is_single());
         assert_eq!(name.compression(), None);
+        let csv = parse_file_name("unload/data_0_0_0.csv.gz");
+        assert_eq!(csv.prefix, "data");
+        assert_eq!(csv.numbers, Some(["0".into(), "0".into(), "0".into()]));
+        assert_eq!(csv.extension, "csv.gz");
+        assert_eq!(csv.compression(), Some("gzip"));
+        assert_eq!(parse_file_name("data_0_1_0.json").compression(), None);
+        assert_eq!(
+            parse_file_name("data_0_1_0.json.zst").compression(),
+            Some("zstd")
+        );
         let named = parse_file_name("result.parquet");
         assert_eq!(named.prefix, "result");
         assert!(named.is_single());

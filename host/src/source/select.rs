@@ -185,6 +185,7 @@ mod tests {
             last_modified: Selection::parse_time(modified).unwrap(),
             name: parse_file_name(relative),
             partitions: Vec::new(),
+            format: None,
         }
     }
 

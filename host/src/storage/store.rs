@@ -17,6 +17,8 @@ use super::credentials;
 use super::redact::{Redactor, redact_url};
 use super::secret::Secret;
 use super::url::{StageUrl, StoreKind};
+use crate::source::format::FormatSetting;
+use crate::source::text::{CsvOptions, JsonOptions};
 use crate::tls::install_crypto_provider;
 
 /// The account name and key Azurite (and the old storage emulator) accept: published by
@@ -120,6 +122,16 @@ pub struct StageConfig {
     pub request_timeout_secs: Option<u64>,
     /// Time limit of connecting, in seconds (default 5).
     pub connect_timeout_secs: Option<u64>,
+    /// Which files are read, and as what (`auto`, `parquet`, `csv`, `json`; see
+    /// [`crate::source::format`]). Not a store setting: `[source]` only.
+    #[serde(default)]
+    pub format: FormatSetting,
+    /// `[source.csv]`: how CSV files are read (Snowflake's file-format options).
+    #[serde(default)]
+    pub csv: CsvOptions,
+    /// `[source.json]`: how JSON files are read.
+    #[serde(default)]
+    pub json: JsonOptions,
 }
 
 impl StageConfig {

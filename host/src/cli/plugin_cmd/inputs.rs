@@ -48,11 +48,11 @@ impl TestInput {
             TestInput::Stage(stage) => {
                 let (stage, file) = stage.as_ref();
                 let source = stage.open(file)?;
-                Ok((
-                    name,
-                    TestSource::Parquet(source.parquet().clone()),
-                    file.source_file(),
-                ))
+                let source = match source.parquet() {
+                    Some(parquet) => TestSource::Parquet(parquet.clone()),
+                    None => TestSource::Stage(Box::new(source)),
+                };
+                Ok((name, source, file.source_file()))
             }
             TestInput::Json(path) => {
                 let rows = read_json_rows(path)?;
@@ -68,6 +68,8 @@ pub(super) enum TestSource {
     Parquet(ParquetSource<StageReader>),
     /// All rows of a `--json-input` file, and their contract schema.
     Json(RecordBatch, Vec<ColumnSchema>),
+    /// A CSV or JSON stage file.
+    Stage(Box<stagepush::source::StageSource>),
 }
 
 /// Rows from `first_row` on (file row numbers, 0-based).
@@ -81,6 +83,7 @@ impl TestSource {
         match self {
             TestSource::Parquet(source) => Ok(source.contract_schema()?),
             TestSource::Json(_, schema) => Ok(schema.clone()),
+            TestSource::Stage(source) => Ok(source.contract_schema()?),
         }
     }
 
@@ -92,6 +95,20 @@ impl TestSource {
     ) -> anyhow::Result<Box<dyn Iterator<Item = anyhow::Result<TestBatch>>>> {
         match self {
             TestSource::Parquet(source) => {
+                let options = ReadOptions {
+                    batch_rows,
+                    projection,
+                    start_row: 0,
+                };
+                Ok(Box::new(source.batches(&options)?.map(|batch| {
+                    let batch = batch?;
+                    Ok(TestBatch {
+                        first_row: batch.first_row,
+                        batch: batch.batch,
+                    })
+                })))
+            }
+            TestSource::Stage(source) => {
                 let options = ReadOptions {
                     batch_rows,
                     projection,

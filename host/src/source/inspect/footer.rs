@@ -1,5 +1,6 @@
 //! Reading the footers of a stage's files, several at once, into what `inspect` reports
-//! of each: rows, row groups, `created_by`, codecs, INT96 statistics and the columns.
+//! of each: rows, row groups, `created_by`, codecs, INT96 statistics and the columns (a
+//! text file's: its columns, from `super::text`).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,6 +9,7 @@ use parquet::schema::types::Type as ParquetType;
 
 use super::ColumnReport;
 use super::parquet_types::{describe_parquet, snowflake_type};
+use crate::source::format::{Compression, FileFormat};
 use crate::source::parquet::{SourceError, contract_schema};
 use crate::source::schema::describe_column;
 use crate::source::stage::{Stage, StageError, StageFile};
@@ -17,14 +19,20 @@ const FOOTERS_IN_FLIGHT: usize = 8;
 
 /// What one footer says.
 pub(super) struct Footer {
-    pub(super) rows: u64,
-    pub(super) row_groups: usize,
+    /// `None` for a text file (known only once read).
+    pub(super) rows: Option<u64>,
+    pub(super) row_groups: Option<usize>,
     pub(super) created_by: Option<String>,
     /// The column chunks' codecs, each once.
     pub(super) codecs: Vec<String>,
     /// INT96 columns whose statistics show values outside years 0001–9999, with why.
     pub(super) int96_out_of_range: Vec<(String, String)>,
     pub(super) columns: Vec<ColumnReport>,
+    pub(super) format: FileFormat,
+    /// A text file's whole-file compression.
+    pub(super) compression: Option<Compression>,
+    /// Where a text file's columns come from.
+    pub(super) columns_from: Option<String>,
 }
 
 /// Reads the footers, several at once, in the files' order.
@@ -67,7 +75,9 @@ pub(super) fn read_footers(stage: &Stage, files: &[StageFile]) -> Vec<Result<Foo
 
 fn read_footer(stage: &Stage, file: &StageFile) -> Result<Footer, StageError> {
     let source = stage.open_footer(file)?;
-    let parquet = source.parquet();
+    let Some(parquet) = source.parquet() else {
+        return Ok(super::text::footer(&source));
+    };
     let contract = contract_schema(
         parquet.name(),
         parquet.parquet_schema(),
@@ -98,12 +108,15 @@ fn read_footer(stage: &Stage, file: &StageFile) -> Result<Footer, StageError> {
         })
         .collect();
     Ok(Footer {
-        rows: parquet.num_rows(),
-        row_groups: parquet.row_groups().len(),
+        rows: Some(parquet.num_rows()),
+        row_groups: Some(parquet.row_groups().len()),
         created_by: parquet.created_by().map(str::to_owned),
         codecs: parquet.codecs().into_iter().map(str::to_owned).collect(),
         int96_out_of_range: parquet.int96_statistics_problems(),
         columns,
+        format: FileFormat::Parquet,
+        compression: None,
+        columns_from: None,
     })
 }
 

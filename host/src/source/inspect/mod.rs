@@ -14,6 +14,7 @@
 
 use serde::Serialize;
 
+use super::format::FileFormat;
 use super::parquet::SourceError;
 use super::schema::{SchemaColumn, describe_difference};
 use super::stage::{Stage, StageError, StageFile};
@@ -21,6 +22,7 @@ use crate::storage::url::StoreKind;
 
 mod footer;
 pub mod parquet_types;
+mod text;
 mod warnings;
 
 pub use self::parquet_types::{describe_parquet, snowflake_type};
@@ -59,7 +61,15 @@ pub struct FileReport {
     pub modified: String,
     /// The ETag, if the store gave one.
     pub e_tag: Option<String>,
-    /// Rows, from the footer (`None` when unreadable).
+    /// `parquet`, `csv` or `json` (as the name or the first bytes say).
+    pub format: String,
+    /// A CSV or JSON file's whole-file compression (`none`, `gzip`, `bz2`, `zstd`).
+    pub compression: Option<String>,
+    /// Where a CSV or JSON file's columns come from (declared, the header line, `_COL_n`,
+    /// inferred).
+    pub columns_from: Option<String>,
+    /// Rows, from the footer (`None` when unreadable, and for a CSV or JSON file: known
+    /// only once read).
     pub rows: Option<u64>,
     /// Row groups, from the footer.
     pub row_groups: Option<usize>,
@@ -166,16 +176,19 @@ pub fn inspect(stage: &Stage, files: &[StageFile]) -> StageReport {
         let mut report = file_report(file);
         match footer {
             Ok(footer) => {
-                totals.rows += footer.rows;
-                totals.row_groups += footer.row_groups;
-                report.rows = Some(footer.rows);
-                report.row_groups = Some(footer.row_groups);
+                totals.rows += footer.rows.unwrap_or(0);
+                totals.row_groups += footer.row_groups.unwrap_or(0);
+                report.rows = footer.rows;
+                report.row_groups = footer.row_groups;
                 report.created_by = footer.created_by;
+                report.format = footer.format.as_str().to_owned();
+                report.compression = footer.compression.map(|c| c.as_str().to_owned());
+                report.columns_from = footer.columns_from;
                 report.codecs = footer.codecs;
                 for (column, problem) in footer.int96_out_of_range {
                     found.int96.push((file.relative.clone(), column, problem));
                 }
-                if footer.rows == 0 {
+                if footer.rows == Some(0) {
                     found.empty.push(file.relative.clone());
                 }
                 match &schema {
@@ -230,6 +243,15 @@ fn file_report(file: &StageFile) -> FileReport {
             .last_modified
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         e_tag: file.e_tag.clone(),
+        format: file
+            .format
+            .map_or("unknown", |(format, _)| format.as_str())
+            .to_owned(),
+        compression: file
+            .format
+            .filter(|(format, _)| *format != FileFormat::Parquet)
+            .map(|(_, compression)| compression.as_str().to_owned()),
+        columns_from: None,
         rows: None,
         row_groups: None,
         created_by: None,

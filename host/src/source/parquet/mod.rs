@@ -165,6 +165,19 @@ pub enum SourceError {
         /// for the dead letter.
         text: Option<String>,
     },
+    /// A compressed text file (`.csv.gz`, …) cannot be decompressed: it is truncated or
+    /// corrupt.
+    #[error(
+        "{file}: cannot decompress ({compression}): {reason}; the file is truncated or corrupt"
+    )]
+    Decompress {
+        /// The file.
+        file: String,
+        /// The compression (`gzip`, `bz2`, `zstd`).
+        compression: &'static str,
+        /// The decompressor's message.
+        reason: String,
+    },
     /// A declared column (`[source.csv]` or `[source.json] columns`) cannot be read.
     #[error("{file}: [source.{format}] columns entry {entry}: {error}")]
     Declaration {

@@ -74,6 +74,24 @@ pub enum StageError {
         /// The first differences.
         difference: String,
     },
+    /// The selected files are of more than one format and `[source] format` is `auto`.
+    #[error(
+        "{stage}: the selected files are of more than one format: {first} is {first_format}, \
+         {other} is {other_format}; read one format: set `[source] format = \"{other_format}\"` \
+         (or \"{first_format}\") in the config, or select the files with `--include`/`--exclude`"
+    )]
+    MixedFormats {
+        /// The stage URL.
+        stage: String,
+        /// A file of one format.
+        first: String,
+        /// Its format.
+        first_format: crate::source::format::FileFormat,
+        /// A file of another format.
+        other: String,
+        /// Its format.
+        other_format: crate::source::format::FileFormat,
+    },
     /// The selection (globs, time, key list) is invalid.
     #[error("{reason}")]
     Selection {
@@ -144,6 +162,7 @@ fn source_error_file(error: &SourceError) -> &str {
         | SourceError::Decode { file, .. }
         | SourceError::Options { file, .. }
         | SourceError::Row { file, .. }
+        | SourceError::Decompress { file, .. }
         | SourceError::Declaration { file, .. }
         | SourceError::Layout { file, .. }
         | SourceError::Read { file, .. } => file,

@@ -1,8 +1,11 @@
 //! One data file of a stage ([`StageFile`]) and how a listing classifies an object:
-//! `*.parquet` files are data, extension-less files are data if they start with `PAR1`,
-//! zero-byte objects and other files are skipped.
+//! `*.parquet`, `*.csv[.gz|.bz2|.zst]` and `*.json[.gz|.bz2|.zst]` files are data,
+//! extension-less files are data if their first bytes say so (`PAR1`, compressed text, or
+//! plain text when `[source] format` names a text format), zero-byte objects and other
+//! files are skipped.
 
 use std::fs::File;
+use std::io::Read;
 use std::path::Path as FsPath;
 
 use chrono::{DateTime, Utc};
@@ -10,6 +13,7 @@ use object_store::path::Path as ObjectPath;
 
 use super::StageError;
 use crate::bindings::types::SourceFile;
+use crate::source::format::{Compression, FileFormat, SNIFF_BYTES, detect_name};
 use crate::source::path::{UnloadFileName, parse_file_name, source_file};
 
 /// One data file of a stage, as the listing saw it.
@@ -37,6 +41,11 @@ pub struct StageFile {
     pub name: UnloadFileName,
     /// The `PARTITION BY` folders in the key, in path order (see [`source_file`]).
     pub partitions: Vec<(String, Option<String>)>,
+    /// The file's format and whole-file compression, as its name says ([`detect_name`]; a
+    /// name with another extension is read as Parquet) or, once the listing read its first
+    /// bytes, its content. `None`: an extension-less file not looked into yet (opening it
+    /// does).
+    pub format: Option<(FileFormat, Compression)>,
 }
 
 impl StageFile {
@@ -49,6 +58,7 @@ impl StageFile {
     ) -> Self {
         let name = parse_file_name(&key);
         let partitions = source_file(&key).partitions;
+        let format = name_format(&key);
         Self {
             key,
             relative,
@@ -59,6 +69,7 @@ impl StageFile {
             last_modified,
             name,
             partitions,
+            format,
         }
     }
 
@@ -74,9 +85,21 @@ impl StageFile {
 /// What the listing does with an object.
 pub(super) enum Kind {
     Data,
-    /// No extension: a data file if it starts with `PAR1`.
+    /// No extension: a data file if its first bytes say so ([`sniff`]).
     MaybeData,
     Skip(&'static str),
+}
+
+/// The format a key's name says: [`detect_name`]'s; `None` without an extension (the
+/// content says); Parquet for any other name (what an event or key list names is read as
+/// Parquet, as before text formats were read).
+pub(crate) fn name_format(key: &str) -> Option<(FileFormat, Compression)> {
+    let name = file_name(key);
+    match detect_name(name) {
+        Some(format) => Some(format),
+        None if !name.contains('.') => None,
+        None => Some((FileFormat::Parquet, Compression::None)),
+    }
 }
 
 pub(super) fn classify(file: &StageFile) -> Kind {
@@ -84,23 +107,25 @@ pub(super) fn classify(file: &StageFile) -> Kind {
         return Kind::Skip("zero-byte object (folder marker or empty file)");
     }
     let name = file_name(&file.key);
-    if name.len() > ".parquet".len()
-        && name.as_bytes()[name.len() - ".parquet".len()..].eq_ignore_ascii_case(b".parquet")
-    {
+    if detect_name(name).is_some() {
         return Kind::Data;
     }
     if !name.contains('.') {
         return Kind::MaybeData;
     }
-    Kind::Skip("not a data file (neither `.parquet` nor an extension-less Parquet file)")
+    Kind::Skip(
+        "not a data file (neither `.parquet`, `.csv[.gz|.bz2|.zst]`, `.json[.gz|.bz2|.zst]` \
+         nor an extension-less data file)",
+    )
 }
 
-pub(super) fn starts_with_magic(path: &FsPath) -> bool {
-    let mut magic = [0u8; 4];
-    File::open(path)
-        .and_then(|mut file| std::io::Read::read_exact(&mut file, &mut magic))
-        .is_ok()
-        && &magic == b"PAR1"
+/// The first [`SNIFF_BYTES`] bytes of a local file (fewer if it is shorter).
+pub(super) fn local_head(path: &FsPath) -> std::io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(SNIFF_BYTES);
+    File::open(path)?
+        .take(SNIFF_BYTES as u64)
+        .read_to_end(&mut head)?;
+    Ok(head)
 }
 
 pub(super) fn path_text(path: &FsPath) -> Option<String> {

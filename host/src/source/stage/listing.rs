@@ -11,11 +11,17 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 
 use super::file::{
-    Kind, classify, file_name, modified, object_path, path_text, relative_key, starts_with_magic,
+    Kind, classify, file_name, local_head, modified, object_path, path_text, relative_key,
 };
 use super::{Backend, HEADS_IN_FLIGHT, MAGIC_CHECKS_IN_FLIGHT, Root, Stage, StageError, StageFile};
+use crate::source::format::SNIFF_BYTES;
 use crate::storage::walk::{DEFAULT_MAX_DEPTH, walk_files};
 use crate::storage::{StageUrl, block_on, redact_url};
+
+/// Why an extension-less file is not listed.
+const NOT_DATA: &str = "no extension, and its first bytes are neither Parquet (`PAR1`) nor \
+                        compressed text (plain text is read only with `[source] format = \
+                        \"csv\"` or `\"json\"`)";
 
 /// Folder depth a local listing descends to (guards against symlink loops).
 const MAX_LOCAL_DEPTH: usize = DEFAULT_MAX_DEPTH;
@@ -144,7 +150,8 @@ impl Stage {
                         let store = Arc::clone(&store);
                         async move {
                             let location = ObjectPath::parse(&file.key).unwrap_or_default();
-                            let head = store.get_range(&location, 0..4).await;
+                            let end = file.size.min(SNIFF_BYTES as u64);
+                            let head = store.get_range(&location, 0..end).await;
                             (file, head)
                         }
                     })
@@ -152,13 +159,15 @@ impl Stage {
                     .collect::<Vec<_>>()
                     .await
             })?;
-            for (file, head) in checked {
+            for (mut file, head) in checked {
                 match head {
-                    Ok(bytes) if bytes.as_ref() == b"PAR1" => files.push(file),
-                    Ok(_) => tracing::debug!(
-                        object = %file.url,
-                        "skipped: no extension and does not start with `PAR1`"
-                    ),
+                    Ok(bytes) => match self.formats.content_format(&bytes) {
+                        Some(format) => {
+                            file.format = Some(format);
+                            files.push(file);
+                        }
+                        None => tracing::debug!(object = %file.url, "skipped: {NOT_DATA}"),
+                    },
                     Err(object_store::Error::NotFound { .. }) => tracing::warn!(
                         object = %file.url,
                         "skipped: deleted while the stage was being listed"
@@ -183,7 +192,7 @@ impl Stage {
                 tracing::warn!(path = %walked.path.display(), "skipped: the file name is not UTF-8");
                 return;
             };
-            let file = StageFile::new(
+            let mut file = StageFile::new(
                 key.clone(),
                 walked.relative,
                 key,
@@ -193,13 +202,15 @@ impl Stage {
             match classify(&file) {
                 Kind::Data => files.push(file),
                 Kind::MaybeData => {
-                    if starts_with_magic(&walked.path) {
-                        files.push(file);
-                    } else {
-                        tracing::debug!(
-                            object = %file.url,
-                            "skipped: no extension and does not start with `PAR1`"
-                        );
+                    let format = local_head(&walked.path)
+                        .ok()
+                        .and_then(|head| self.formats.content_format(&head));
+                    match format {
+                        Some(format) => {
+                            file.format = Some(format);
+                            files.push(file);
+                        }
+                        None => tracing::debug!(object = %file.url, "skipped: {NOT_DATA}"),
                     }
                 }
                 Kind::Skip(reason) => tracing::debug!(object = %file.url, "skipped: {reason}"),

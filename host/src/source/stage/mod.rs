@@ -1,4 +1,5 @@
-//! Stages: the Parquet files of a Snowflake unload, in object storage or a local folder.
+//! Stages: the Parquet, CSV and JSON files of a Snowflake unload, in object storage or a
+//! local folder.
 //!
 //! A [`Stage`] is built from a [`StageConfig`] (a URL, see [`crate::storage::url`], plus
 //! optional per-stage settings) on top of object_store's S3, Azure and GCS clients
@@ -9,9 +10,11 @@
 //!
 //! - [`Stage::list`] lists the stage's data files — recursively under the prefix, every
 //!   page, sorted by key — or the one object the URL names. Data files are `*.parquet`
-//!   (so `*.snappy.parquet`) and extension-less files that start with `PAR1` (the `data`
-//!   file of `SINGLE=TRUE`; checked with a 4-byte ranged read). Zero-byte objects (folder
-//!   markers, `_SUCCESS`) and other files are skipped with a debug log line.
+//!   (so `*.snappy.parquet`), `*.csv`, `*.json` (each also `.gz`, `.bz2`, `.zst`) and
+//!   extension-less files whose first bytes say what they are (the `data` file of
+//!   `SINGLE=TRUE`; checked with one ranged read of [`super::format::SNIFF_BYTES`]: see
+//!   `settings`). Zero-byte objects (folder markers, `_SUCCESS`) and other files are skipped
+//!   with a debug log line.
 //! - [`Stage::select`] narrows that down by [`Selection`] (globs, modification time, an
 //!   explicit key list).
 //! - [`Stage::open`] opens one file for reading: a [`StageSource`] whose batches come one
@@ -40,12 +43,14 @@ pub mod error;
 pub mod file;
 mod listing;
 pub mod reader;
+mod settings;
 #[cfg(test)]
 mod tests;
 
 pub use self::error::StageError;
 pub use self::file::StageFile;
 pub use self::reader::{StageBatches, StageSource};
+use self::settings::FormatSettings;
 pub use super::schema::{check_schema, describe_column, describe_difference};
 
 /// Extension-less objects checked for the `PAR1` magic at once while listing.
@@ -82,6 +87,8 @@ pub struct Stage {
     state_key: String,
     redactor: Arc<Redactor>,
     tuning: ReadTuning,
+    /// `[source] format`, `[source.csv]`, `[source.json]`.
+    formats: Arc<FormatSettings>,
 }
 
 impl fmt::Debug for Stage {
@@ -112,6 +119,7 @@ impl Stage {
                 stage: url.to_string(),
                 reason: reason.to_string(),
             })?;
+        let formats = Arc::new(FormatSettings::new(config, &url.to_string())?);
         let redactor = Arc::new(Redactor::for_store(config, &url));
         let (backend, local_path) = match url.kind() {
             StoreKind::Local => {
@@ -132,6 +140,7 @@ impl Stage {
             identity,
             redactor,
             tuning: ReadTuning::default(),
+            formats,
         })
     }
 
@@ -210,14 +219,16 @@ impl Stage {
     }
 
     /// The files `selection` picks: the listing (or the explicitly named keys), filtered
-    /// by its globs and modification time, sorted by key.
+    /// by its globs and modification time, sorted by key; then by `[source] format`
+    /// ([`Stage::keep_readable`]: a selection of more than one format is refused unless
+    /// the config names one).
     pub fn select(&self, selection: &Selection) -> Result<Vec<StageFile>, StageError> {
         let compiled = CompiledSelection::new(selection)?;
         let files = match &selection.keys {
             Some(keys) => self.files_named(keys)?,
             None => self.list()?,
         };
-        Ok(files
+        let selected = files
             .into_iter()
             .filter(|file| match compiled.rejects(file) {
                 Some(reason) => {
@@ -226,7 +237,8 @@ impl Stage {
                 }
                 None => true,
             })
-            .collect())
+            .collect();
+        self.keep_readable(selected)
     }
 
     /// The file at `key`, relative to the stage's prefix, or as a URL into the same

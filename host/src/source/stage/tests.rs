@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::file::{Kind, classify, relative_key};
 use super::*;
+use crate::source::format::{Compression, FileFormat};
 
 #[test]
 fn settings_of_another_store_are_errors() {
@@ -49,7 +50,27 @@ fn relative_keys_and_classification() {
     assert!(matches!(classify(&file("p/data", 10)), Kind::MaybeData));
     assert!(matches!(classify(&file("p/data", 0)), Kind::Skip(_)));
     assert!(matches!(classify(&file("p/_SUCCESS", 0)), Kind::Skip(_)));
-    assert!(matches!(classify(&file("p/x.csv", 10)), Kind::Skip(_)));
+    // Issue 19: CSV and JSON files are data (`x.csv` was skipped before).
+    assert!(matches!(classify(&file("p/x.csv", 10)), Kind::Data));
+    assert!(matches!(
+        classify(&file("p/data_0_0_0.csv.gz", 10)),
+        Kind::Data
+    ));
+    assert!(matches!(
+        classify(&file("p/data_0_0_0.json.zst", 10)),
+        Kind::Data
+    ));
+    assert!(matches!(classify(&file("p/x.txt", 10)), Kind::Skip(_)));
+    assert!(matches!(classify(&file("p/x.gz", 10)), Kind::Skip(_)));
+    assert_eq!(
+        file("p/data_0_0_0.csv.bz2", 10).format,
+        Some((FileFormat::Csv, Compression::Bzip2))
+    );
+    assert_eq!(file("p/data", 10).format, None);
+    assert_eq!(
+        file("p/notes.txt", 10).format,
+        Some((FileFormat::Parquet, Compression::None))
+    );
     assert!(matches!(classify(&file("p/.parquet", 10)), Kind::Skip(_)));
 }
 

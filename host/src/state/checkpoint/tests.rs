@@ -74,6 +74,7 @@ pub(super) fn stage_file(name: &str) -> StageFile {
         last_modified: Default::default(),
         name: crate::source::path::parse_file_name(name),
         partitions: Vec::new(),
+        format: None,
     }
 }
 
