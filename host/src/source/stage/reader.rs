@@ -436,7 +436,7 @@ impl StageSource {
                     }));
                 }
                 let stream = text.stream()?;
-                BatchesInner::Text(TextBatches {
+                BatchesInner::Text(Box::new(TextBatches {
                     errors: Arc::clone(&stream.errors),
                     name: text.name.clone(),
                     compression: text.compression,
@@ -448,7 +448,7 @@ impl StageSource {
                         options: options.clone(),
                     })),
                     max_bytes: DEFAULT_BATCH_BYTES,
-                })
+                }))
             }
         };
         Ok(StageBatches {
@@ -472,7 +472,7 @@ pub struct StageBatches {
 
 enum BatchesInner {
     Parquet(Box<SourceBatches<StageReader>>),
-    Text(TextBatches),
+    Text(Box<TextBatches>),
 }
 
 /// A text file's batches: the reader is built at the first `next` (when the byte bound
