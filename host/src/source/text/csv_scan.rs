@@ -11,9 +11,7 @@ use memchr::{memchr, memchr_iter, memchr2, memchr3};
 
 /// Bytes read from the stream at once.
 pub(super) const READ_CHUNK: usize = 256 * 1024;
-/// The longest record read (Snowflake's VARCHAR holds at most 128 MB; escaping can double
-/// it): a longer one (most likely an enclosure never closed) ends the file's read.
-pub const MAX_RECORD_BYTES: usize = 256 * 1024 * 1024;
+pub use super::super::MAX_RECORD_BYTES;
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 

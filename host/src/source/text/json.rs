@@ -32,7 +32,7 @@ use serde_json::Value;
 
 use self::scan::members;
 use super::types::{ColumnBuilder, DeclaredColumn, SnowflakeType};
-use super::{JsonOptions, ROW_TEXT_QUOTED, TextSchema};
+use super::{JsonOptions, MAX_RECORD_BYTES, ROW_TEXT_QUOTED, TextSchema};
 use crate::bindings::types::{ColumnType, ScalarType, TimeUnit, TimestampType};
 use crate::source::json::{
     Inference, JsonColumnBuilder, JsonKind, fraction_digits, parse_timestamp, timestamp_digits,
@@ -394,8 +394,9 @@ impl<R: BufRead> Lines<R> {
     fn next(&mut self, line: &mut Vec<u8>) -> Result<bool, SourceError> {
         loop {
             line.clear();
-            let read = self
-                .read
+            // A line is held whole: bounded as a CSV record is (not a whole file in memory).
+            let limit = MAX_RECORD_BYTES as u64 + 1;
+            let read = std::io::Read::take(&mut self.read, limit)
                 .read_until(b'\n', line)
                 .map_err(|source| SourceError::Read {
                     file: self.name.clone(),
@@ -403,6 +404,16 @@ impl<R: BufRead> Lines<R> {
                 })?;
             if read == 0 {
                 return Ok(false);
+            }
+            if line.len() > MAX_RECORD_BYTES && line.last() != Some(&b'\n') {
+                return Err(SourceError::Layout {
+                    file: self.name.clone(),
+                    reason: format!(
+                        "a line is longer than {} MiB: not one object per line as Snowflake \
+                         writes them",
+                        MAX_RECORD_BYTES / (1024 * 1024)
+                    ),
+                });
             }
             if std::mem::take(&mut self.first) && line.starts_with(b"\xEF\xBB\xBF") {
                 line.drain(..3);

@@ -25,6 +25,11 @@ use crate::bindings::types::ColumnSchema;
 #[allow(unused_imports)]
 use crate::source::parquet::{SourceBatch, SourceError};
 
+/// The longest record (CSV) or line (JSON) read (Snowflake's VARCHAR holds at most 128 MB;
+/// escaping can double it): a longer one (most likely an enclosure never closed, or not
+/// one object per line) ends the file's read.
+pub const MAX_RECORD_BYTES: usize = 256 * 1024 * 1024;
+
 pub mod csv;
 pub mod json;
 pub mod options;

@@ -533,6 +533,29 @@ fn a_read_error_ends_the_batches_after_the_rows_read() {
 }
 
 #[test]
+fn a_line_longer_than_the_record_limit_ends_the_file_after_the_rows_before_it() {
+    use std::io::Read;
+    let schema = inferred("{\"ID\":1}\n");
+    // One good line, then a line with no end (streamed: the test holds no copy of it).
+    let long = std::io::repeat(b' ').take(crate::source::text::MAX_RECORD_BYTES as u64 + 10);
+    let reader =
+        std::io::BufReader::new(std::io::Cursor::new(b"{\"ID\":1}\n".to_vec()).chain(long));
+    let results: Vec<_> = JsonBatches::new(
+        Box::new(reader),
+        FILE.into(),
+        schema,
+        &ReadOptions::default(),
+        usize::MAX,
+    )
+    .collect();
+    assert_eq!(results.len(), 2, "{results:?}");
+    assert_eq!(results[0].as_ref().unwrap().batch.num_rows(), 1);
+    let error = results[1].as_ref().unwrap_err();
+    assert!(matches!(error, SourceError::Layout { .. }), "{error:?}");
+    assert!(error.to_string().contains("longer than 256 MiB"), "{error}");
+}
+
+#[test]
 fn members_read_any_spacing_and_escapes() {
     let m = members(r#" { "A" : 1 , "B\u0041" :"x\\" ,"C":{"d":[1,"]"]}, "E":null } "#).unwrap();
     let m: Vec<(&str, &str)> = m.iter().map(|(k, v)| (k.as_ref(), *v)).collect();
