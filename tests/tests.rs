@@ -38,6 +38,7 @@ mod stage_local;
 mod stage_remote;
 mod stage_s3;
 mod stage_servers;
+mod stage_text;
 mod stage_text_resume;
 mod state_resume;
 mod state_store;

@@ -31,6 +31,23 @@ pub fn render_text(report: &StageReport) -> String {
             }
         ),
     );
+    // CSV and JSON files: their format, compression and where their columns come from;
+    // their rows are known only once read.
+    if let Some(text) = report
+        .files
+        .iter()
+        .find(|file| file.format != "parquet" && file.columns_from.is_some())
+    {
+        line(
+            &mut out,
+            format!(
+                "format:  {}, {} compression; rows not known before reading; columns: {}",
+                text.format,
+                text.compression.as_deref().unwrap_or("no"),
+                text.columns_from.as_deref().unwrap_or("-")
+            ),
+        );
+    }
     if !report.files.is_empty() {
         line(&mut out, String::new());
         let rows: Vec<[String; 8]> = report

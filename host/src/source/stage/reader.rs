@@ -487,8 +487,8 @@ struct TextBatches {
 
 enum TextState {
     Pending(Box<PendingText>),
-    Csv(CsvBatches),
-    Json(JsonBatches),
+    Csv(Box<CsvBatches>),
+    Json(Box<JsonBatches>),
     Done,
 }
 
@@ -516,21 +516,21 @@ impl TextBatches {
             } = *pending;
             let schema = schema?;
             self.state = match format {
-                FileFormat::Csv => TextState::Csv(CsvBatches::new(
+                FileFormat::Csv => TextState::Csv(Box::new(CsvBatches::new(
                     stream.read,
                     stream.name,
                     csv,
                     schema,
                     &options,
                     self.max_bytes,
-                )),
-                _ => TextState::Json(JsonBatches::new(
+                ))),
+                _ => TextState::Json(Box::new(JsonBatches::new(
                     stream.read,
                     stream.name,
                     schema,
                     &options,
                     self.max_bytes,
-                )),
+                ))),
             };
         }
         match &mut self.state {
