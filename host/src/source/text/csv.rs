@@ -52,7 +52,7 @@ impl CsvOptions {
                 DeclaredColumn::parse(declaration).map_err(|error| CsvOptionsError {
                     key: format!("columns[{index}]"),
                     value: toml_quoted(declaration),
-                    reason: error.reason,
+                    reason: error.reason.to_string(),
                 })
             })
             .collect()
