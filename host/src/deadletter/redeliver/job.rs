@@ -248,7 +248,7 @@ impl Redelivery<'_> {
             c.rows_dead_lettered = c.rows_dead_lettered.saturating_sub(delivered + filtered);
             c.rows_filtered += filtered;
             c.records_delivered += records;
-            doc.receipts.extend(receipts.iter().cloned());
+            doc.add_receipts(receipts.iter().cloned());
             doc.run_id = self.run_id.clone();
             doc.updated_at = now_rfc3339();
             match state.put(&path, &doc.to_json(), PutMode::Update(stored.version)) {

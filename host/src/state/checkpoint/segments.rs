@@ -120,7 +120,7 @@ impl Checkpointer {
             c.rows_dead_lettered += s.counts.dead_lettered;
             c.records_unchanged += s.counts.unchanged;
             c.records_delivered += s.delivered;
-            t.doc.receipts.extend(s.receipts);
+            t.doc.add_receipts(s.receipts);
             // The write of this acknowledgement also lets the worker go further.
             t.wanted_limit = t.wanted_limit.max(t.doc.first_unacked() + DISPATCH_WINDOW);
             t.changed_ack();
