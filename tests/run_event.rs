@@ -13,7 +13,7 @@ use crate::stage_servers::{
 };
 use crate::util::{MockProcess, mock_records, plugin, run, stagepush, temp_dir};
 
-const TOKEN: &str = "event-token-3b7d";
+pub(crate) const TOKEN: &str = "event-token-3b7d";
 
 /// Records the mock stored for `endpoint`, by external id.
 fn received(mock: &MockProcess, endpoint: &str) -> BTreeMap<u64, u64> {
@@ -28,7 +28,7 @@ fn received(mock: &MockProcess, endpoint: &str) -> BTreeMap<u64, u64> {
 }
 
 /// `run --event -` with `payload` on stdin; stage flags from `flags`.
-fn run_event(
+pub(crate) fn run_event(
     dir: &Path,
     stage: &str,
     flags: impl FnOnce(&mut Command) -> Vec<String>,
@@ -71,7 +71,7 @@ fn run_event(
 
 /// An S3 notification (the documented shape) for `keys` in bucket `stage`; keys are
 /// form-URL-encoded as S3 sends them.
-fn s3_event(keys: &[&str]) -> Vec<u8> {
+pub(crate) fn s3_event(keys: &[&str]) -> Vec<u8> {
     let records: Vec<Value> = keys
         .iter()
         .map(|key| {

@@ -273,3 +273,192 @@ fn a_csv_value_that_is_not_its_declared_type_is_one_dead_letter_and_the_rows_aro
     assert_eq!(again.status.code(), Some(0), "{}", again.stderr);
     assert_eq!(received(&mock, "rows").values().sum::<u64>(), 3);
 }
+
+/// How a bad `.gz` stage file is made from a good one.
+#[derive(Debug, Clone, Copy)]
+enum Damage {
+    /// Cut to half its size: its first rows read, then the gzip stream ends early.
+    Truncated,
+    /// Its text uncompressed under the `.gz` name: not one row reads.
+    NotGzip,
+}
+
+/// Damages the gzip file at `path`; returns the external ids of the rows a reader can
+/// still take from it: the complete lines its stream gives before the error (a partial
+/// last line must not be read as a row).
+fn damage(path: &Path, format: FileFormat, how: Damage) -> Vec<u64> {
+    use std::io::Read;
+    let bytes = std::fs::read(path).unwrap();
+    let text = match how {
+        Damage::Truncated => {
+            std::fs::write(path, &bytes[..bytes.len() / 2]).unwrap();
+            let mut text = Vec::new();
+            flate2::read::MultiGzDecoder::new(&bytes[..bytes.len() / 2])
+                .read_to_end(&mut text)
+                .expect_err("a truncated gzip stream ends in an error");
+            text
+        }
+        Damage::NotGzip => {
+            let mut text = Vec::new();
+            flate2::read::MultiGzDecoder::new(&bytes[..])
+                .read_to_end(&mut text)
+                .unwrap();
+            std::fs::write(path, &text).unwrap();
+            Vec::new()
+        }
+    };
+    let complete = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    std::str::from_utf8(&text[..complete])
+        .unwrap()
+        .lines()
+        .map(|line| match format {
+            FileFormat::Csv => line.split(',').next().unwrap().parse().unwrap(),
+            _ => serde_json::from_str::<Value>(line).unwrap()["CUSTOMER_ID"]
+                .as_u64()
+                .unwrap(),
+        })
+        .collect()
+}
+
+/// A stage of a damaged file sorting first (ids from 10,001; the stage's schema, JSON's
+/// inferred columns included, then comes from the good file when none of it reads) and a
+/// good one (ids 1..=2,000); returns the stage, the damaged file and the ids of its
+/// readable rows.
+fn stage_with_a_bad_file(
+    dir: &Path,
+    format: FileFormat,
+    how: Damage,
+) -> (PathBuf, PathBuf, Vec<u64>) {
+    let stage = dir.join("stage");
+    std::fs::create_dir_all(&stage).unwrap();
+    let bad = stage.join(file_name(format, 0));
+    write_customer_text_file(&bad, format, 10_001, 20_000, &clean()).unwrap();
+    let readable = damage(&bad, format, how);
+    match how {
+        Damage::Truncated => assert!(
+            !readable.is_empty() && readable.len() < 20_000,
+            "{} rows readable",
+            readable.len()
+        ),
+        Damage::NotGzip => assert!(readable.is_empty()),
+    }
+    write_customer_text_file(stage.join(file_name(format, 1)), format, 1, 2_000, &clean()).unwrap();
+    (stage, bad, readable)
+}
+
+fn bad_gzip_file_is_dead_lettered_from_its_first_unreadable_row(format: FileFormat, how: Damage) {
+    let dir = temp_dir();
+    let (stage, bad, readable) = stage_with_a_bad_file(dir.path(), format, how);
+    let bad_name = bad.file_name().unwrap().to_str().unwrap().to_owned();
+    let mock = MockProcess::start(dir.path(), TOKEN, &[]);
+    let endpoint = format!("{}-{how:?}", format.as_str());
+    let out = run_cmd(dir.path(), &stage, format, &mock, &endpoint, "report.json")
+        .args(["--segment-rows", "500"])
+        .run();
+    assert_eq!(out.status.code(), Some(3), "{}", out.stderr);
+    // The good file and the bad file's readable rows, each once.
+    let got = received(&mock, &endpoint);
+    let expected: BTreeSet<String> = (1..=2_000u64)
+        .chain(readable.iter().copied())
+        .map(|id| id.to_string())
+        .collect();
+    assert_eq!(got.keys().cloned().collect::<BTreeSet<_>>(), expected);
+    assert!(got.values().all(|n| *n == 1), "sent twice: {got:?}");
+    // The rest of the bad file is one dead letter (its row count is not known), at the
+    // first row not read, naming the file and the cause.
+    let letters = read_ndjson(
+        &dir.path()
+            .join("dead")
+            .join(stagepush::deadletter::DEAD_LETTER_FILE),
+    );
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let letter = &letters[0];
+    assert_eq!(letter["file"], bad.to_str().unwrap(), "{letter}");
+    assert_eq!(letter["row"], readable.len() as u64, "{letter}");
+    assert_eq!(
+        (&letter["stage"], &letter["kind"]),
+        (&"read".into(), &"corrupt-file".into())
+    );
+    let message = letter["message"].as_str().unwrap();
+    assert!(
+        message.contains(&bad_name) && message.contains("gzip"),
+        "{message}"
+    );
+    let r = report(dir.path(), "report.json");
+    let rows = &r["rows"];
+    assert_eq!(rows["read"], 2_000 + readable.len() as u64 + 1, "{rows}");
+    assert_eq!(rows["delivered"], 2_000 + readable.len() as u64, "{rows}");
+    assert_eq!(rows["deadLettered"], 1, "{rows}");
+    assert_eq!(
+        rows["deadLetteredByReason"],
+        serde_json::json!({"read/corrupt-file": 1}),
+        "{rows}"
+    );
+    // One ERROR line names the file and the cause.
+    let errors: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("ERROR") && l.contains(&bad_name))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", out.stderr);
+    assert!(errors[0].contains("gzip"), "{}", errors[0]);
+    // A rerun sends nothing new: the bad file stays skipped until it is replaced.
+    let again = run_cmd(dir.path(), &stage, format, &mock, &endpoint, "again.json").run();
+    assert_eq!(again.status.code(), Some(0), "{}", again.stderr);
+    assert_eq!(received(&mock, &endpoint), got);
+    assert_eq!(report(dir.path(), "again.json")["recordsDelivered"], 0);
+
+    // `--on-bad-file fail`: the run stops naming the file and the cause, and counts as
+    // delivered only what the endpoint acknowledged.
+    let case = dir.path().join("fail");
+    std::fs::create_dir_all(&case).unwrap();
+    let endpoint = format!("{endpoint}-fail");
+    let out = run_cmd(&case, &stage, format, &mock, &endpoint, "report.json")
+        .args(["--segment-rows", "500", "--on-bad-file", "fail"])
+        .run();
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    let error = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error:") && l.contains(&bad_name))
+        .unwrap_or_else(|| panic!("no error line naming {bad_name}: {}", out.stderr));
+    assert!(error.contains("gzip"), "{error}");
+    assert_eq!(error.matches(&bad_name).count(), 1, "named once: {error}");
+    let got = received(&mock, &endpoint);
+    assert!(got.values().all(|n| *n == 1), "sent twice: {got:?}");
+    let sent: BTreeSet<String> = got.keys().cloned().collect();
+    assert!(
+        sent.is_subset(&expected),
+        "{:?}",
+        sent.difference(&expected)
+    );
+    let r = report(&case, "report.json");
+    assert_eq!(r["recordsDelivered"], got.len() as u64, "{r}");
+    assert!(acked_rows(&case) <= got.len() as u64);
+}
+
+#[test]
+fn a_truncated_csv_gz_is_dead_lettered_from_its_first_unread_row() {
+    bad_gzip_file_is_dead_lettered_from_its_first_unreadable_row(
+        FileFormat::Csv,
+        Damage::Truncated,
+    );
+}
+
+#[test]
+fn a_truncated_json_gz_is_dead_lettered_from_its_first_unread_row() {
+    bad_gzip_file_is_dead_lettered_from_its_first_unreadable_row(
+        FileFormat::Json,
+        Damage::Truncated,
+    );
+}
+
+#[test]
+fn a_csv_gz_that_is_not_gzip_is_one_dead_letter() {
+    bad_gzip_file_is_dead_lettered_from_its_first_unreadable_row(FileFormat::Csv, Damage::NotGzip);
+}
+
+#[test]
+fn a_json_gz_that_is_not_gzip_is_one_dead_letter() {
+    bad_gzip_file_is_dead_lettered_from_its_first_unreadable_row(FileFormat::Json, Damage::NotGzip);
+}

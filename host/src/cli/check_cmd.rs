@@ -106,6 +106,9 @@ fn check_config(args: &RunArgs) -> Step<RunConfig> {
     // The sink is the `endpoint` check's.
     let config = super::run_cmd::apply_flags(args).map_err(usage)?;
     config.validate_except_sink().map_err(usage)?;
+    // `[source.csv]` and `[source.json]` are configuration too: refused here, before the
+    // token and the endpoint are looked at.
+    stagepush::source::Stage::check_format_settings(&config.source).map_err(usage)?;
     let from = match &args.config {
         Some(path) => format!("{} and the flags", path.display()),
         None => "the flags".to_string(),
@@ -222,7 +225,9 @@ fn check_stage(
 ) -> Step<Vec<stagepush::bindings::types::ColumnSchema>> {
     let stage = stagepush::source::Stage::new(&config.source).map_err(usage)?;
     let selection = args.select.selection().map_err(usage)?;
-    let files = stage.select(&selection).map_err(failed)?;
+    let files = stage
+        .select(&selection)
+        .map_err(|e| if e.is_usage() { usage(e) } else { failed(e) })?;
     let Some(first) = files.first() else {
         return Err(failed(format!("no data files in {}", stage.url())));
     };

@@ -38,9 +38,9 @@ pub enum PipelineError {
     },
     #[error("cannot encode a dead letter: {0}")]
     EncodeLetter(serde_json::Error),
-    /// `--on-bad-file fail` and a file that cannot be used.
-    #[error("{file}: {bad} (the run stops on a bad file: --on-bad-file fail)")]
-    BadFile { file: String, bad: BadFile },
+    /// `--on-bad-file fail` and a file that cannot be used (the reason names it once).
+    #[error("{bad} (the run stops on a bad file: --on-bad-file fail)")]
+    BadFile { bad: BadFile },
     /// The checkpointer could not write the delivery state (while the run went on).
     #[error("the delivery state cannot be written: {0}")]
     StateWrite(CheckpointError),

@@ -75,10 +75,7 @@ pub(super) fn worker(
             }
             Err(FileError::Bad(e)) => {
                 file.finished(0, FileOutcome::BadFile, Some(e.reason.clone()));
-                break Err(PipelineError::BadFile {
-                    file: name.to_string(),
-                    bad: e,
-                });
+                break Err(PipelineError::BadFile { bad: e });
             }
             Err(FileError::Fatal(e)) => {
                 file.finished(

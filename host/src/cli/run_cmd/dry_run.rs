@@ -69,7 +69,11 @@ pub(super) fn dry_run(args: &RunArgs, mode: &RunModeArgs) -> anyhow::Result<Exit
         Ok(shard) => shard,
         Err(e) => return usage(e),
     };
-    let files = super::shard_files(shard, stage.select(&args.select.selection()?)?);
+    let files = match stage.select(&args.select.selection()?) {
+        Ok(files) => super::shard_files(shard, files),
+        Err(e) if e.is_usage() => return usage(e),
+        Err(e) => return Err(e.into()),
+    };
     if files.is_empty() {
         eprintln!("warning: no data files in {}", stage.url());
     }

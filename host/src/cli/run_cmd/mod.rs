@@ -167,7 +167,15 @@ pub fn run_command(command: RunCommand) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(Outcome::Usage));
             }
         },
-        None => job.stage.select(&args.select.selection()?)?,
+        None => match job.stage.select(&args.select.selection()?) {
+            Ok(files) => files,
+            // A stage of two formats under `format = "auto"`: the config must name one.
+            Err(e) if e.is_usage() => {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::from(Outcome::Usage));
+            }
+            Err(e) => return Err(e.into()),
+        },
     };
     let files = shard_files(shard, files);
     if files.is_empty() && args.event.is_none() && !quiet() {

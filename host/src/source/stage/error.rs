@@ -135,6 +135,19 @@ impl StageError {
         matches!(self, StageError::Source(e) if e.is_row_error())
     }
 
+    /// True when the configuration is at fault (the command line's usage exit status, 2):
+    /// the stage URL or settings, or a selection of files of more than one format under
+    /// `[source] format = "auto"` (the message says which setting reads one).
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            StageError::Url { .. }
+                | StageError::Config { .. }
+                | StageError::MixedFormats { .. }
+                | StageError::Selection { .. }
+        )
+    }
+
     /// True when the error is about one bad file that a run can skip (dead-letter) and go
     /// on: the object vanished or changed, is not readable Parquet, or has another schema.
     /// Listing, configuration and storage errors (after retries) are not.

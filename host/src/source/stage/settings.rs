@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use super::{Stage, StageError, StageFile};
 use crate::source::format::{Compression, FileFormat, FormatSetting, sniff};
 use crate::source::text::{CsvOptions, DeclaredColumn, JsonOptions, TextSchema};
-use crate::storage::StageConfig;
+use crate::storage::{StageConfig, StageUrl};
 
 /// How a stage's files are read (shared by the stage's clones).
 #[derive(Debug)]
@@ -101,6 +101,18 @@ impl FormatSettings {
 }
 
 impl Stage {
+    /// Checks `[source] format`, `[source.csv]` and `[source.json]` of `config` as
+    /// [`Stage::new`] does, without building a client (`check`'s `config` step, before
+    /// the token and the endpoint): the message names the key at fault.
+    pub fn check_format_settings(config: &StageConfig) -> Result<(), StageError> {
+        // Named as `Stage::new` names it (credentials and query strings replaced).
+        let stage = match config.url.as_deref().map(StageUrl::parse) {
+            Some(Ok(url)) => url.to_string(),
+            _ => "[source]".to_owned(),
+        };
+        FormatSettings::new(config, &stage).map(drop)
+    }
+
     /// `[source] format`.
     pub fn format_setting(&self) -> FormatSetting {
         self.formats.format

@@ -100,6 +100,9 @@ pub(super) struct Scanner<R> {
     content_end: usize,
     fields: Vec<Field>,
     max_record: usize,
+    /// A read error that came after bytes of the same fill: returned by the next fill,
+    /// once the records complete before it are scanned.
+    error: Option<std::io::Error>,
 }
 
 impl<R: Read> Scanner<R> {
@@ -116,6 +119,7 @@ impl<R: Read> Scanner<R> {
             content_end: 0,
             fields: Vec::new(),
             max_record: MAX_RECORD_BYTES,
+            error: None,
         }
     }
 
@@ -186,6 +190,9 @@ impl<R: Read> Scanner<R> {
     /// Reads more of the stream behind the unread bytes (moving them to the front, or
     /// growing the buffer when they fill it).
     fn fill(&mut self) -> Result<(), ScanError> {
+        if let Some(error) = self.error.take() {
+            return Err(ScanError::Io(error));
+        }
         if self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -201,6 +208,7 @@ impl<R: Read> Scanner<R> {
         // Fill the buffer: a record is scanned again after each fill, so each fill at least
         // doubles what is buffered (linear time even when the stream hands out little
         // pieces).
+        let before = self.end;
         while self.end < self.buf.len() {
             match self.read.read(&mut self.buf[self.end..]) {
                 Ok(0) => {
@@ -209,6 +217,12 @@ impl<R: Read> Scanner<R> {
                 }
                 Ok(n) => self.end += n,
                 Err(error) if error.kind() == ErrorKind::Interrupted => {}
+                // The bytes read before it (a truncated gzip stream's last records) are
+                // scanned first: the error ends the read at the next fill.
+                Err(error) if self.end > before => {
+                    self.error = Some(error);
+                    break;
+                }
                 Err(error) => return Err(ScanError::Io(error)),
             }
         }

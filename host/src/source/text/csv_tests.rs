@@ -523,3 +523,59 @@ fn records_longer_than_the_buffer_are_read_whole_and_too_long_ones_end_the_read(
          never closed?)"
     );
 }
+
+/// Hands out `data` `chunk` bytes at a time, then fails as a gzip stream cut short does.
+struct CutShort {
+    data: Vec<u8>,
+    at: usize,
+    chunk: usize,
+}
+
+impl Read for CutShort {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.at == self.data.len() {
+            return Err(std::io::Error::other("incomplete deflate stream"));
+        }
+        let n = self.chunk.min(buf.len()).min(self.data.len() - self.at);
+        buf[..n].copy_from_slice(&self.data[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+#[test]
+fn records_before_a_stream_error_are_rows_and_the_cut_one_is_not() {
+    // The records a truncated `.csv.gz` still gives are read (they were lost when the
+    // error came in the same buffer fill); the cut-off last one is not a row.
+    let input = b"1,a\n2,b\n3,c\n4,cut sh";
+    let options = CsvOptions::default();
+    let schema = csv_schema(&mut Cursor::new(&input[..]), "f.csv", &options).unwrap();
+    for chunk in [usize::MAX, 5, 1] {
+        let reader: Box<dyn BufRead + Send> = Box::new(BufReader::new(CutShort {
+            data: input.to_vec(),
+            at: 0,
+            chunk,
+        }));
+        let items: Vec<Item> = CsvBatches::new(
+            reader,
+            "f.csv".into(),
+            Arc::new(options.clone()),
+            Arc::clone(&schema),
+            &ReadOptions::default(),
+            1 << 20,
+        )
+        .map(|item| {
+            item.map(|batch| (batch.first_row, cells(&batch.batch)))
+                .map_err(|error| error.to_string())
+        })
+        .collect();
+        let rows = [["1", "a"], ["2", "b"], ["3", "c"]]
+            .iter()
+            .map(|row| row.iter().map(|v| s(v)).collect())
+            .collect();
+        assert_eq!(items.len(), 2, "{chunk}: {items:?}");
+        assert_eq!(items[0], Ok((0, rows)), "{chunk} bytes at a time");
+        let error = items[1].as_ref().unwrap_err();
+        assert!(error.contains("incomplete deflate stream"), "{error}");
+    }
+}
