@@ -141,143 +141,36 @@ const fn row(
 /// 9999-12-31 23:59:59.999
 const YEAR_9999_MS: i64 = 253_402_300_799_999;
 
+// The rows below: CUSTOMER_ID, NAME, EMAIL, COUNTRY, IS_ACTIVE, UPDATED_AT (ms), IS_DELETED.
+
 /// Edge rows whose ids fit 64 bits (ids away from the sample's 1..=3000).
+#[rustfmt::skip]
 const EDGE_ROWS: &[Row] = &[
-    row(
-        Some(100_001),
-        Some("Ada Lovelace"),
-        Some("  Ada@Example.COM "),
-        Some("GB"),
-        Some(true),
-        1_714_566_896_789,
-        false,
-    ),
-    row(
-        Some(100_002),
-        Some("Émile Zola"),
-        None,
-        Some("FR"),
-        Some(false),
-        0,
-        false,
-    ),
-    row(
-        Some(-7),
-        Some("He said \"hi\"\nand left"),
-        Some(""),
-        Some("NO"),
-        Some(true),
-        -86_400_000,
-        false,
-    ),
-    row(
-        Some(9_007_199_254_740_993),
-        Some("Past, a double\\"),
-        Some("a,b@x.y"),
-        Some("SE"),
-        None,
-        YEAR_9999_MS,
-        false,
-    ),
-    row(
-        Some(i64::MAX as i128),
-        None,
-        Some("MAX@X.Y"),
-        None,
-        Some(true),
-        1_700_000_000_000,
-        false,
-    ),
-    row(
-        Some(i64::MIN as i128),
-        Some("\\N"),
-        None,
-        Some("US"),
-        Some(false),
-        1_700_000_000_001,
-        false,
-    ),
-    row(
-        Some(100_005),
-        Some("Gone"),
-        Some("g@x.y"),
-        Some("NO"),
-        Some(true),
-        1_700_000_000_000,
-        true,
-    ),
-    row(
-        Some(100_006),
-        None,
-        None,
-        None,
-        None,
-        1_600_000_000_000,
-        true,
-    ),
+    row(Some(100_001), Some("Ada Lovelace"), Some("  Ada@Example.COM "), Some("GB"), Some(true), 1_714_566_896_789, false),
+    row(Some(100_002), Some("Émile Zola"), None, Some("FR"), Some(false), 0, false),
+    row(Some(-7), Some("He said \"hi\"\nand left"), Some(""), Some("NO"), Some(true), -86_400_000, false),
+    row(Some(9_007_199_254_740_993), Some("Past, a double\\"), Some("a,b@x.y"), Some("SE"), None, YEAR_9999_MS, false),
+    row(Some(i64::MAX as i128), None, Some("MAX@X.Y"), None, Some(true), 1_700_000_000_000, false),
+    row(Some(i64::MIN as i128), Some("\\N"), None, Some("US"), Some(false), 1_700_000_000_001, false),
+    row(Some(100_005), Some("Gone"), Some("g@x.y"), Some("NO"), Some(true), 1_700_000_000_000, true),
+    row(Some(100_006), None, None, None, None, 1_600_000_000_000, true),
 ];
 
 /// Edge rows with NUMBER(38,0) ids beyond 64 bits (and one within, beside them).
+#[rustfmt::skip]
 const BIG_ID_ROWS: &[Row] = &[
-    row(
-        Some(MAX38),
-        Some("Big"),
-        Some("BIG@EXAMPLE.COM"),
-        None,
-        None,
-        1_714_566_896_789,
-        false,
-    ),
-    row(
-        Some(-MAX38),
-        Some("Small"),
-        Some("s@x.y"),
-        Some("DK"),
-        Some(true),
-        1_714_566_896_790,
-        false,
-    ),
-    row(
-        Some(1 << 64),
-        Some("Two to the 64th"),
-        None,
-        Some("IT"),
-        Some(false),
-        1_714_566_896_791,
-        true,
-    ),
-    row(
-        Some(100_010),
-        Some("Small id"),
-        Some("i@x.y"),
-        Some("ES"),
-        Some(true),
-        1_714_566_896_792,
-        false,
-    ),
+    row(Some(MAX38), Some("Big"), Some("BIG@EXAMPLE.COM"), None, None, 1_714_566_896_789, false),
+    row(Some(-MAX38), Some("Small"), Some("s@x.y"), Some("DK"), Some(true), 1_714_566_896_790, false),
+    row(Some(1 << 64), Some("Two to the 64th"), None, Some("IT"), Some(false), 1_714_566_896_791, true),
+    row(Some(100_010), Some("Small id"), Some("i@x.y"), Some("ES"), Some(true), 1_714_566_896_792, false),
 ];
 
 /// A row whose id is NULL: the plugins' row error (the `plugin test` check only: a run
 /// dead-letters it and exits 3).
+#[rustfmt::skip]
 const NULL_ID_ROWS: &[Row] = &[
-    row(
-        Some(100_020),
-        Some("Before"),
-        Some("b@x.y"),
-        Some("GB"),
-        Some(true),
-        1_714_566_896_789,
-        false,
-    ),
-    row(
-        None,
-        Some("No Id"),
-        Some("x@y.z"),
-        Some("US"),
-        Some(true),
-        1_714_566_896_789,
-        false,
-    ),
+    row(Some(100_020), Some("Before"), Some("b@x.y"), Some("GB"), Some(true), 1_714_566_896_789, false),
+    row(None, Some("No Id"), Some("x@y.z"), Some("US"), Some(true), 1_714_566_896_789, false),
 ];
 
 fn texts(values: &[Option<&str>]) -> Chunk {
