@@ -257,3 +257,57 @@ fn integer_and_scaled_decimal_ids_and_dates_map_identically() {
         js.stdout
     );
 }
+
+/// FLOAT ids (a DOUBLE column, or a JSON stage's inferred FLOAT): the external id is the
+/// float as the Rust SDK writes it (`Display`: every digit, never an exponent), so `1e38`
+/// is `100000000000000000000000000000000000000`, not JavaScript's `1e+38`.
+#[test]
+fn float_ids_are_written_as_the_rust_plugin_writes_them() {
+    let dir = temp_dir();
+    let input = dir.path().join("float_ids.parquet");
+    let ids = vec![
+        1e38,
+        -1e38,
+        1e21,
+        1.8446744073709552e19,
+        1e-7,
+        1.5,
+        -0.0,
+        100_010.0,
+    ];
+    let rows = ids.len();
+    write_parquet(
+        &input,
+        "message schema {
+          optional double CUSTOMER_ID;
+          optional boolean IS_DELETED;
+        }",
+        WriterProperties::builder().build(),
+        vec![vec![
+            Chunk::optional(Values::Double(ids), &vec![true; rows]),
+            Chunk::optional(Values::Bool(vec![false; rows]), &vec![true; rows]),
+        ]],
+    );
+    let js = assert_same(dir.path(), &input);
+    let external_ids: Vec<String> = js
+        .stdout_lines()
+        .iter()
+        .map(|l| {
+            let record: serde_json::Value = serde_json::from_str(l).unwrap();
+            record["externalId"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(
+        external_ids,
+        [
+            "100000000000000000000000000000000000000",
+            "-100000000000000000000000000000000000000",
+            "1000000000000000000000",
+            "18446744073709552000",
+            "0.0000001",
+            "1.5",
+            "-0",
+            "100010",
+        ]
+    );
+}

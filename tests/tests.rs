@@ -11,6 +11,7 @@ mod failure_memory;
 mod failure_messages;
 mod failure_run;
 mod flags;
+mod format_parity;
 mod mapping;
 mod mock_cluedin;
 mod parquet_codecs;

@@ -1274,6 +1274,30 @@ export function stringify(value) {
   return text.replace(/"\\u0000bigint(\d+)\\u0000"/g, (_m, i) => marks[Number(i)]);
 }
 
+/**
+ * Rust's `Display` of an f64 (what the Rust and Python SDKs make of a float id): the
+ * shortest digits that round-trip, never an exponent (`1e38` is written out in full,
+ * `1e-7` as `0.0000001`), `-0` for negative zero, `NaN`, `inf`, `-inf`.
+ */
+export function floatDisplay(f) {
+  if (Number.isNaN(f)) return 'NaN';
+  if (!Number.isFinite(f)) return f > 0 ? 'inf' : '-inf';
+  if (Object.is(f, -0)) return '-0';
+  const s = String(f);
+  const e = s.indexOf('e');
+  if (e < 0) return s;
+  const neg = s[0] === '-';
+  const mantissa = s.slice(neg ? 1 : 0, e);
+  const dot = mantissa.indexOf('.');
+  const digits = dot < 0 ? mantissa : mantissa.slice(0, dot) + mantissa.slice(dot + 1);
+  const point = (dot < 0 ? mantissa.length : dot) + Number(s.slice(e + 1));
+  let out;
+  if (point <= 0) out = '0.' + '0'.repeat(-point) + digits;
+  else if (point >= digits.length) out = digits + '0'.repeat(point - digits.length);
+  else out = digits.slice(0, point) + '.' + digits.slice(point);
+  return (neg ? '-' : '') + out;
+}
+
 function idText(v) {
   if (v === null || v === undefined) throw new RowError('external id is null');
   let s;
@@ -1282,8 +1306,10 @@ function idText(v) {
       s = v;
       break;
     case 'bigint':
-    case 'number':
       s = String(v);
+      break;
+    case 'number':
+      s = floatDisplay(v);
       break;
     case 'boolean':
       s = v ? 'true' : 'false';

@@ -63,6 +63,33 @@ impl StageArgs {
     pub fn stage(&self, url: &str) -> anyhow::Result<Stage> {
         Ok(Stage::new(&self.config(url))?)
     }
+
+    /// Puts the flags given over a config file's `[source]` settings.
+    pub fn merge_into(&self, config: &mut StageConfig) {
+        let url = config.url.clone().unwrap_or_default();
+        let from_flags = self.config(&url);
+        if from_flags.region.is_some() {
+            config.region = from_flags.region;
+        }
+        if from_flags.endpoint.is_some() {
+            config.endpoint = from_flags.endpoint;
+        }
+        if from_flags.allow_http.is_some() {
+            config.allow_http = from_flags.allow_http;
+        }
+        if from_flags.path_style.is_some() {
+            config.path_style = from_flags.path_style;
+        }
+        if from_flags.account.is_some() {
+            config.account = from_flags.account;
+        }
+        if from_flags.use_emulator.is_some() {
+            config.use_emulator = from_flags.use_emulator;
+        }
+        if from_flags.skip_signature.is_some() {
+            config.skip_signature = from_flags.skip_signature;
+        }
+    }
 }
 
 /// Which files of a stage to take.

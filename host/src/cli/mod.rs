@@ -121,7 +121,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// The plugin options of `plugin test` and `plugin info`: the flags every command that
-/// loads a plugin shares ([`PluginFlags`]), `--no-cache`, and `--config`'s old meaning.
+/// loads a plugin shares ([`PluginFlags`]) and `--no-cache`.
 #[derive(Args, Clone)]
 pub struct PluginOptions {
     #[command(flatten)]
@@ -129,9 +129,6 @@ pub struct PluginOptions {
     /// Compile the plugin every time instead of using the cache.
     #[arg(long)]
     pub no_cache: bool,
-    /// Renamed to --plugin-config.
-    #[arg(long = "config", hide = true, value_parser = plugin_flags::renamed(plugin_flags::RENAMED_CONFIG))]
-    pub old_config: Vec<String>,
 }
 
 #[cfg(test)]

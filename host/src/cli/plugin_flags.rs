@@ -113,10 +113,20 @@ pub fn renamed(
     move |_| Err(RenamedFlag(hint))
 }
 
-/// `--config` of `plugin test` and `plugin info` (plugin settings until 0.x); `--config`
-/// is the TOML file everywhere else.
+/// `--config` of `plugin info` (plugin settings until 0.x), and of `plugin test` given
+/// `KEY=VALUE` ([`config_file`]); `--config` is the TOML file everywhere else.
 pub const RENAMED_CONFIG: &str = "renamed: plugin settings are --plugin-config KEY=VALUE \
-     (--config is the TOML configuration file of run, retry, serve and status)";
+     (--config is the TOML configuration file of run, retry, serve, status and plugin test)";
+/// `--config FILE` of `plugin test`: the TOML file, as everywhere; a `KEY=VALUE` that
+/// names no file is the old spelling of `--plugin-config`, refused naming it.
+pub fn config_file(value: &str) -> Result<PathBuf, RenamedFlag> {
+    let path = PathBuf::from(value);
+    if value.contains('=') && !path.exists() {
+        return Err(RenamedFlag(RENAMED_CONFIG));
+    }
+    Ok(path)
+}
+
 /// `--batch-rows` of `plugin test` (rows per plugin call); `--batch-rows` is records per
 /// request everywhere else.
 pub const RENAMED_BATCH_ROWS: &str = "renamed: rows per plugin call are --plugin-batch-rows N \

@@ -1,23 +1,29 @@
-//! The inputs of `plugin test`: local Parquet files and folders, the files of stage URLs,
-//! or a file of JSON rows (typed by the relay's inference, [`stagepush::source::json`]).
+//! The inputs of `plugin test`: local Parquet files and folders, local CSV and JSON unload
+//! files, the files of stage URLs, or a file of JSON rows (typed by the relay's inference,
+//! [`stagepush::source::json`]). CSV and JSON files and stage URLs are read with the
+//! `[source]` settings of `--config` (the declared columns), as `run` reads them.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use arrow_array::RecordBatch;
 use stagepush::bindings::types::ColumnSchema;
+use stagepush::config::RunConfig;
+use stagepush::source::format::{FileFormat, FormatSetting, detect_name};
 use stagepush::source::json::JsonRows;
 use stagepush::source::parquet::{ParquetSource, ReadOptions, SourceError};
 use stagepush::source::path::source_file;
-use stagepush::source::{Stage, StageFile, StageReader};
+use stagepush::source::{Selection, Stage, StageConfig, StageFile, StageReader};
 use stagepush::storage::walk::DEFAULT_MAX_DEPTH;
 
 use super::TestArgs;
 use crate::cli::inspect_cmd::is_stage_url;
 
-/// One input of `plugin test`: a local file, a file of a stage URL, or JSON rows.
+/// One input of `plugin test`: a local Parquet file, a local CSV or JSON file (read as a
+/// stage of that one file), a file of a stage URL, or JSON rows.
 pub(super) enum TestInput {
     Local(PathBuf),
+    LocalText(PathBuf, Box<(Stage, StageFile)>),
     Stage(Box<(Stage, StageFile)>),
     Json(PathBuf),
 }
@@ -25,7 +31,9 @@ pub(super) enum TestInput {
 impl TestInput {
     pub(super) fn name(&self) -> String {
         match self {
-            TestInput::Local(path) | TestInput::Json(path) => path.display().to_string(),
+            TestInput::Local(path) | TestInput::LocalText(path, _) | TestInput::Json(path) => {
+                path.display().to_string()
+            }
             TestInput::Stage(stage) => stage.1.url.clone(),
         }
     }
@@ -47,12 +55,12 @@ impl TestInput {
             }
             TestInput::Stage(stage) => {
                 let (stage, file) = stage.as_ref();
-                let source = stage.open(file)?;
-                let source = match source.parquet() {
-                    Some(parquet) => TestSource::Parquet(parquet.clone()),
-                    None => TestSource::Stage(Box::new(source)),
-                };
-                Ok((name, source, file.source_file()))
+                Ok((name, open_stage_file(stage, file)?, file.source_file()))
+            }
+            TestInput::LocalText(_, stage) => {
+                let (stage, file) = stage.as_ref();
+                let source = open_stage_file(stage, file)?;
+                Ok((name.clone(), source, source_file(&name)))
             }
             TestInput::Json(path) => {
                 let rows = read_json_rows(path)?;
@@ -61,6 +69,14 @@ impl TestInput {
             }
         }
     }
+}
+
+fn open_stage_file(stage: &Stage, file: &StageFile) -> anyhow::Result<TestSource> {
+    let source = stage.open(file)?;
+    Ok(match source.parquet() {
+        Some(parquet) => TestSource::Parquet(parquet.clone()),
+        None => TestSource::Stage(Box::new(source)),
+    })
 }
 
 /// The rows of one input of `plugin test`.
@@ -204,11 +220,22 @@ pub(super) fn collect_test_inputs(args: &TestArgs) -> anyhow::Result<Vec<TestInp
         );
     }
     let selection = args.select.selection()?;
+    let source = match &args.config {
+        Some(path) => RunConfig::load(path)?.source,
+        None => StageConfig::default(),
+    };
+    // The config's `[source]` with the stage flags over it, for `url`.
+    let stage = |url: &str| -> anyhow::Result<Stage> {
+        let mut config = source.clone();
+        config.url = Some(url.to_owned());
+        args.stage.merge_into(&mut config);
+        Ok(Stage::new(&config)?)
+    };
     let mut files = Vec::new();
     for input in &args.inputs {
         match input.to_str().filter(|text| is_stage_url(text)) {
             Some(url) => {
-                let stage = args.stage.stage(url)?;
+                let stage = stage(url)?;
                 let selected = stage.select(&selection)?;
                 anyhow::ensure!(!selected.is_empty(), "no data files in {}", stage.url());
                 files.extend(
@@ -216,6 +243,29 @@ pub(super) fn collect_test_inputs(args: &TestArgs) -> anyhow::Result<Vec<TestInp
                         .into_iter()
                         .map(|file| TestInput::Stage(Box::new((stage.clone(), file)))),
                 );
+            }
+            None if is_text(input, source.format) => {
+                let url = input.to_str().with_context(|| {
+                    format!("{}: the file's name is not UTF-8", input.display())
+                })?;
+                // A stage of the one local file: how to read it, not where the stage is.
+                let stage = Stage::new(&StageConfig {
+                    format: source.format,
+                    csv: source.csv.clone(),
+                    json: source.json.clone(),
+                    ..StageConfig::from_url(url)
+                })?;
+                let file = stage
+                    .select(&Selection::default())?
+                    .pop()
+                    .with_context(|| {
+                        format!(
+                            "{}: not a file of the `[source] format = \"{}\"` stage",
+                            input.display(),
+                            source.format.format().map_or("auto", |f| f.as_str())
+                        )
+                    })?;
+                files.push(TestInput::LocalText(input.clone(), Box::new((stage, file))));
             }
             None => files.extend(
                 collect_inputs(std::slice::from_ref(input))?
@@ -225,6 +275,20 @@ pub(super) fn collect_test_inputs(args: &TestArgs) -> anyhow::Result<Vec<TestInp
         }
     }
     Ok(files)
+}
+
+/// Whether a local input is a CSV or JSON file: by its name (`.csv.gz`, `.json`, …), or
+/// by `[source] format` for a file whose name says nothing (Snowflake's extension-less
+/// `SINGLE = TRUE` output). Folders are searched for Parquet files only.
+fn is_text(input: &Path, format: FormatSetting) -> bool {
+    if input.is_dir() {
+        return false;
+    }
+    let name = input.to_string_lossy();
+    match detect_name(&name) {
+        Some((found, _)) => found != FileFormat::Parquet,
+        None => matches!(format, FormatSetting::Csv | FormatSetting::Json),
+    }
 }
 
 /// Parquet files named directly, and those found recursively in named folders, sorted

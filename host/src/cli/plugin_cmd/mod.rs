@@ -57,8 +57,9 @@ pub enum PluginCommand {
 pub struct TestArgs {
     /// The plugin component (.wasm).
     pub plugin: PathBuf,
-    /// Parquet files, folders searched recursively for them, or stage URLs (s3://…,
-    /// az://…, azure://ACCOUNT.blob.core.windows.net/…, gs://…, file://…).
+    /// Parquet, CSV or JSON files (`.csv`, `.csv.gz`, `.json.gz`, …: as `--config`'s
+    /// `[source]` reads them), folders searched recursively for Parquet files, or stage
+    /// URLs (s3://…, az://…, azure://ACCOUNT.blob.core.windows.net/…, gs://…, file://…).
     #[arg(required_unless_present = "json_input", conflicts_with = "json_input")]
     pub inputs: Vec<PathBuf>,
     /// Read the rows from a file of JSON objects, one per line, instead of Parquet. Column
@@ -88,6 +89,12 @@ pub struct TestArgs {
     /// Settings of the stage URLs (credentials come from the environment).
     #[command(flatten)]
     pub stage: StageArgs,
+    /// The TOML configuration file of `run`: its `[source]` settings say how the inputs
+    /// are read (`format`, `[source.csv]` with the declared `columns`, `[source.json]`,
+    /// the store's settings under the stage flags), so CSV and JSON files reach the plugin
+    /// with the types `run` gives them. Without it a CSV file's columns are text.
+    #[arg(long, value_name = "FILE", value_parser = crate::cli::plugin_flags::config_file)]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -96,6 +103,9 @@ pub struct InfoArgs {
     pub plugin: PathBuf,
     #[command(flatten)]
     pub plugin_options: PluginOptions,
+    /// Renamed to --plugin-config.
+    #[arg(long = "config", hide = true, value_parser = crate::cli::plugin_flags::renamed(crate::cli::plugin_flags::RENAMED_CONFIG))]
+    pub old_config: Vec<String>,
 }
 
 /// The languages `plugin new` writes.

@@ -34,7 +34,7 @@ pub(super) fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
     };
     anyhow::ensure!(
         !files.is_empty(),
-        "no Parquet files found in {:?}",
+        "no data files found in {:?}",
         args.inputs
     );
     let (_engine, plugin) = load_plugin(&args.plugin, &args.plugin_options)?;

@@ -237,7 +237,7 @@ pub(crate) fn apply_flags(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     if let Some(source) = &args.source {
         config.source.url = Some(source.clone());
     }
-    merge_stage_flags(&mut config.source, &args.stage.as_stage_args());
+    args.stage.as_stage_args().merge_into(&mut config.source);
     if let Some(choice) = args.on_bad_file {
         config.run.on_bad_file = choice.into();
     }
@@ -322,34 +322,4 @@ pub(crate) fn apply_flags(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         trigger.wait_secs = secs;
     }
     Ok(config)
-}
-
-/// Stage flags override the config file's `[source]` settings.
-fn merge_stage_flags(
-    config: &mut stagepush::source::StageConfig,
-    flags: &crate::cli::inspect_cmd::StageArgs,
-) {
-    let url = config.url.clone().unwrap_or_default();
-    let from_flags = flags.config(&url);
-    if from_flags.region.is_some() {
-        config.region = from_flags.region;
-    }
-    if from_flags.endpoint.is_some() {
-        config.endpoint = from_flags.endpoint;
-    }
-    if from_flags.allow_http.is_some() {
-        config.allow_http = from_flags.allow_http;
-    }
-    if from_flags.path_style.is_some() {
-        config.path_style = from_flags.path_style;
-    }
-    if from_flags.account.is_some() {
-        config.account = from_flags.account;
-    }
-    if from_flags.use_emulator.is_some() {
-        config.use_emulator = from_flags.use_emulator;
-    }
-    if from_flags.skip_signature.is_some() {
-        config.skip_signature = from_flags.skip_signature;
-    }
 }
