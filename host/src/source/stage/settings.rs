@@ -171,15 +171,15 @@ impl Stage {
 mod tests {
     use super::*;
 
-    fn settings(toml_text: &str) -> Result<FormatSettings, String> {
-        let config: StageConfig =
-            toml::from_str(&format!("url = \"/tmp/x\"\n{toml_text}")).map_err(|e| e.to_string())?;
-        FormatSettings::new(&config, "/tmp/x").map_err(|e| e.to_string())
+    /// The settings of `toml_text`, or the error refusing it (when parsed or checked).
+    fn settings(toml_text: &str) -> Result<FormatSettings, Box<dyn std::error::Error>> {
+        let config: StageConfig = toml::from_str(&format!("url = \"/tmp/x\"\n{toml_text}"))?;
+        Ok(FormatSettings::new(&config, "/tmp/x")?)
     }
 
     #[test]
     fn a_bad_format_name_is_refused_naming_the_key() {
-        let error = settings("format = \"xml\"").unwrap_err();
+        let error = settings("format = \"xml\"").unwrap_err().to_string();
         assert!(error.contains("format"), "{error}");
         assert!(error.contains("xml"), "{error}");
         assert!(error.contains("csv"), "{error}");
@@ -187,22 +187,28 @@ mod tests {
 
     #[test]
     fn an_unknown_csv_key_is_refused_naming_it() {
-        let error = settings("[csv]\nfield_delimeter = \";\"").unwrap_err();
+        let error = settings("[csv]\nfield_delimeter = \";\"")
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("field_delimeter"), "{error}");
-        let error = settings("[json]\ncolums = []").unwrap_err();
+        let error = settings("[json]\ncolums = []").unwrap_err().to_string();
         assert!(error.contains("colums"), "{error}");
     }
 
     #[test]
     fn a_two_character_delimiter_is_refused_naming_the_key() {
-        let error = settings("[csv]\nfield_delimiter = \";;\"").unwrap_err();
+        let error = settings("[csv]\nfield_delimiter = \";;\"")
+            .unwrap_err()
+            .to_string();
         assert!(
             error.starts_with("/tmp/x: [source.csv] field_delimiter = \";;\": "),
             "{error}"
         );
-        let error = settings("[csv]\nescape = \"ab\"").unwrap_err();
+        let error = settings("[csv]\nescape = \"ab\"").unwrap_err().to_string();
         assert!(error.contains("[source.csv] escape = \"ab\""), "{error}");
-        let error = settings("[csv]\nfield_optionally_enclosed_by = \"|\"").unwrap_err();
+        let error = settings("[csv]\nfield_optionally_enclosed_by = \"|\"")
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("field_optionally_enclosed_by"), "{error}");
         assert!(settings("[csv]\nfield_delimiter = \"|\"\nescape = \"none\"").is_ok());
         assert!(settings("[csv]\nfield_delimiter = \"\\t\"").is_ok());
@@ -210,10 +216,14 @@ mod tests {
 
     #[test]
     fn a_bad_column_declaration_is_refused_naming_the_key() {
-        let error = settings("[csv]\ncolumns = [\"ID NUMBER(38,0)\", \"NAME BLOB\"]").unwrap_err();
+        let error = settings("[csv]\ncolumns = [\"ID NUMBER(38,0)\", \"NAME BLOB\"]")
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("[source.csv] columns"), "{error}");
         assert!(error.contains("NAME BLOB"), "{error}");
-        let error = settings("[json]\ncolumns = [\"ID\"]").unwrap_err();
+        let error = settings("[json]\ncolumns = [\"ID\"]")
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("[source.json] columns"), "{error}");
     }
 
