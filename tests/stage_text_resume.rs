@@ -15,7 +15,9 @@ use stagepush::sample_text::{CUSTOMER_CSV_COLUMNS, file_name, write_customer_tex
 use stagepush::source::format::FileFormat;
 
 use crate::util::command::TestCommand;
-use crate::util::{MockProcess, files_under, mock_records, plugin, read_ndjson, temp_dir};
+use crate::util::{
+    MockProcess, files_under, mock_records, plugin, read_ndjson, read_report_at, temp_dir,
+};
 
 const TOKEN: &str = "text-resume-token-7e1";
 
@@ -84,8 +86,7 @@ fn run_cmd(
 }
 
 fn report(dir: &Path, name: &str) -> Value {
-    serde_json::from_slice(&std::fs::read(dir.join(name)).expect("the run report"))
-        .expect("report JSON")
+    read_report_at(&dir.join(name))
 }
 
 /// Records stored for `endpoint_id`, counted by externalId.

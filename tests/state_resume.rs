@@ -13,7 +13,7 @@ use serde_json::Value;
 use stagepush::sample::{CustomerFileOptions, write_customer_file};
 
 use crate::util::command::TestCommand;
-use crate::util::{MockProcess, files_under, mock_records, plugin, temp_dir};
+use crate::util::{MockProcess, files_under, mock_records, plugin, read_report_at, temp_dir};
 
 const TOKEN: &str = "state-token-51c2";
 
@@ -59,8 +59,7 @@ fn run_cmd(
 }
 
 fn report(dir: &Path, name: &str) -> Value {
-    serde_json::from_slice(&std::fs::read(dir.join(name)).expect("the run report"))
-        .expect("report JSON")
+    read_report_at(&dir.join(name))
 }
 
 /// Records the mock stored for `endpoint_id`, counted by (type, externalId, deleted).

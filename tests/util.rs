@@ -396,8 +396,12 @@ pub fn wait_until(deadline: std::time::Duration, what: &str, mut done: impl FnMu
 
 /// The run report `dir/report.json` as JSON (panics naming the path if there is none).
 pub fn read_report(dir: &Path) -> serde_json::Value {
-    let path = dir.join("report.json");
+    read_report_at(&dir.join("report.json"))
+}
+
+/// The run report at `path` as JSON (panics naming the path if there is none).
+pub fn read_report_at(path: &Path) -> serde_json::Value {
     let bytes =
-        std::fs::read(&path).unwrap_or_else(|e| panic!("no report at {}: {e}", path.display()));
+        std::fs::read(path).unwrap_or_else(|e| panic!("no report at {}: {e}", path.display()));
     serde_json::from_slice(&bytes).expect("report JSON")
 }

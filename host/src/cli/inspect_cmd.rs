@@ -68,27 +68,13 @@ impl StageArgs {
     pub fn merge_into(&self, config: &mut StageConfig) {
         let url = config.url.clone().unwrap_or_default();
         let from_flags = self.config(&url);
-        if from_flags.region.is_some() {
-            config.region = from_flags.region;
-        }
-        if from_flags.endpoint.is_some() {
-            config.endpoint = from_flags.endpoint;
-        }
-        if from_flags.allow_http.is_some() {
-            config.allow_http = from_flags.allow_http;
-        }
-        if from_flags.path_style.is_some() {
-            config.path_style = from_flags.path_style;
-        }
-        if from_flags.account.is_some() {
-            config.account = from_flags.account;
-        }
-        if from_flags.use_emulator.is_some() {
-            config.use_emulator = from_flags.use_emulator;
-        }
-        if from_flags.skip_signature.is_some() {
-            config.skip_signature = from_flags.skip_signature;
-        }
+        config.region = from_flags.region.or(config.region.take());
+        config.endpoint = from_flags.endpoint.or(config.endpoint.take());
+        config.allow_http = from_flags.allow_http.or(config.allow_http.take());
+        config.path_style = from_flags.path_style.or(config.path_style.take());
+        config.account = from_flags.account.or(config.account.take());
+        config.use_emulator = from_flags.use_emulator.or(config.use_emulator.take());
+        config.skip_signature = from_flags.skip_signature.or(config.skip_signature.take());
     }
 }
 

@@ -11,7 +11,7 @@ use stagepush::bindings::types::ColumnSchema;
 use stagepush::config::RunConfig;
 use stagepush::source::format::{FileFormat, FormatSetting, detect_name};
 use stagepush::source::json::JsonRows;
-use stagepush::source::parquet::{ParquetSource, ReadOptions, SourceError};
+use stagepush::source::parquet::{ParquetSource, ReadOptions, SourceBatch, SourceError};
 use stagepush::source::path::source_file;
 use stagepush::source::{Selection, Stage, StageConfig, StageFile, StageReader};
 use stagepush::storage::walk::DEFAULT_MAX_DEPTH;
@@ -109,37 +109,16 @@ impl TestSource {
         batch_rows: usize,
         projection: Option<Vec<usize>>,
     ) -> anyhow::Result<Box<dyn Iterator<Item = anyhow::Result<TestBatch>>>> {
+        let options = ReadOptions {
+            batch_rows,
+            projection,
+            start_row: 0,
+        };
         match self {
-            TestSource::Parquet(source) => {
-                let options = ReadOptions {
-                    batch_rows,
-                    projection,
-                    start_row: 0,
-                };
-                Ok(Box::new(source.batches(&options)?.map(|batch| {
-                    let batch = batch?;
-                    Ok(TestBatch {
-                        first_row: batch.first_row,
-                        batch: batch.batch,
-                    })
-                })))
-            }
-            TestSource::Stage(source) => {
-                let options = ReadOptions {
-                    batch_rows,
-                    projection,
-                    start_row: 0,
-                };
-                Ok(Box::new(source.batches(&options)?.map(|batch| {
-                    let batch = batch?;
-                    Ok(TestBatch {
-                        first_row: batch.first_row,
-                        batch: batch.batch,
-                    })
-                })))
-            }
+            TestSource::Parquet(source) => Ok(test_batches(source.batches(&options)?)),
+            TestSource::Stage(source) => Ok(test_batches(source.batches(&options)?)),
             TestSource::Json(batch, _) => {
-                let batch = match projection {
+                let batch = match options.projection {
                     Some(indices) => batch.project(&indices)?,
                     None => batch.clone(),
                 };
@@ -153,6 +132,22 @@ impl TestSource {
             }
         }
     }
+}
+
+/// A reader's batches as the workbench's (`first_row` and the rows).
+fn test_batches<E>(
+    batches: impl Iterator<Item = Result<SourceBatch, E>> + 'static,
+) -> Box<dyn Iterator<Item = anyhow::Result<TestBatch>>>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    Box::new(batches.map(|batch| {
+        let batch = batch?;
+        Ok(TestBatch {
+            first_row: batch.first_row,
+            batch: batch.batch,
+        })
+    }))
 }
 
 /// Reads a file of JSON objects, one per line, into one Arrow batch: columns in the order
