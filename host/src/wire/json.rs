@@ -7,16 +7,31 @@ pub fn is_unsupported_char(c: char) -> bool {
     (c < '\u{20}' && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{FFFE}' || c == '\u{FFFF}'
 }
 
-/// Writes `s` as a JSON string. Returns the first unsupported character, if any, in
-/// which case `out` holds a partial string and must be discarded by the caller.
-pub fn write_str(out: &mut Vec<u8>, s: &str) -> Result<(), char> {
-    out.reserve(s.len() + 2);
+/// Why bytes cannot be written as a JSON string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrProblem {
+    /// The bytes are not valid UTF-8.
+    InvalidUtf8,
+    /// A character CluedIn does not accept ([`is_unsupported_char`]).
+    Unsupported(char),
+}
+
+/// Writes `s` as a JSON string. Fails on the first unsupported character, in which case
+/// `out` holds a partial string and must be discarded by the caller.
+pub fn write_str(out: &mut Vec<u8>, s: &str) -> Result<(), StrProblem> {
+    write_utf8(out, s.as_bytes())
+}
+
+/// Writes `bytes`, which must be UTF-8, as a JSON string, checking the encoding in the
+/// same pass as the escaping (one scan of each value instead of two). On an error `out`
+/// holds a partial string and must be discarded by the caller.
+pub fn write_utf8(out: &mut Vec<u8>, bytes: &[u8]) -> Result<(), StrProblem> {
+    out.reserve(bytes.len() + 2);
     out.push(b'"');
-    let bytes = s.as_bytes();
     let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {
-        // Skip 8 plain bytes at a time (most values have nothing to escape).
+        // Skip 8 plain ASCII bytes at a time (most values have nothing to escape).
         if i + 8 <= bytes.len() {
             let word = u64::from_le_bytes(bytes[i..i + 8].try_into().unwrap_or([0; 8]));
             if !needs_attention(word) {
@@ -31,16 +46,10 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) -> Result<(), char> {
             b'\n' => b"\\n",
             b'\r' => b"\\r",
             b'\t' => b"\\t",
-            0..=0x1f => return Err(b as char),
-            // U+FFFE / U+FFFF are EF BF BE / EF BF BF in UTF-8.
-            0xEF if bytes.get(i + 1) == Some(&0xBF)
-                && matches!(bytes.get(i + 2), Some(0xBE | 0xBF)) =>
-            {
-                return Err(if bytes[i + 2] == 0xBE {
-                    '\u{FFFE}'
-                } else {
-                    '\u{FFFF}'
-                });
+            0..=0x1f => return Err(StrProblem::Unsupported(b as char)),
+            0x80.. => {
+                i = non_ascii_run(bytes, i)?;
+                continue;
             }
             _ => {
                 i += 1;
@@ -57,19 +66,36 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) -> Result<(), char> {
     Ok(())
 }
 
-/// Whether any byte of `word` is a control character, `"`, `\\` or 0xEF (the lead byte
-/// of U+FFFE/U+FFFF), using SWAR bit tricks.
+/// Checks the run of non-ASCII bytes starting at `from` (complete UTF-8 sequences, since
+/// no sequence holds an ASCII byte, and no U+FFFE/U+FFFF) and returns where it ends.
+fn non_ascii_run(bytes: &[u8], from: usize) -> Result<usize, StrProblem> {
+    let end = bytes[from..]
+        .iter()
+        .position(|b| b.is_ascii())
+        .map_or(bytes.len(), |n| from + n);
+    let run = std::str::from_utf8(&bytes[from..end]).map_err(|_| StrProblem::InvalidUtf8)?;
+    // U+FFFE / U+FFFF are EF BF BE / EF BF BF in UTF-8.
+    if run.as_bytes().contains(&0xEF)
+        && let Some(c) = run.chars().find(|&c| is_unsupported_char(c))
+    {
+        return Err(StrProblem::Unsupported(c));
+    }
+    Ok(end)
+}
+
+/// Whether any byte of `word` is a control character, `"`, `\\` or not ASCII, using SWAR
+/// bit tricks.
 #[inline]
 fn needs_attention(word: u64) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-    // Bytes below 0x20 (only meaningful for bytes < 0x80; bytes >= 0x80 never match).
+    // Bytes below 0x20 (only meaningful for bytes < 0x80; those are caught by HIGH).
     let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
-    below_space != 0
+    word & HIGH != 0
+        || below_space != 0
         || has_zero(word ^ (ONES * b'"' as u64)) != 0
         || has_zero(word ^ (ONES * b'\\' as u64)) != 0
-        || has_zero(word ^ (ONES * 0xEF)) != 0
 }
 
 /// Writes a JSON number for a float; NaN and infinities, which JSON cannot hold, become
@@ -197,9 +223,16 @@ mod tests {
             r#""a\"b\\c\nd\te\r""#
         );
         assert_eq!(s(|o| write_str(o, "héllo €").unwrap()), "\"héllo €\"");
-        assert_eq!(write_str(&mut Vec::new(), "a\u{1}b"), Err('\u{1}'));
-        assert_eq!(write_str(&mut Vec::new(), "x\u{FFFE}"), Err('\u{FFFE}'));
-        assert_eq!(write_str(&mut Vec::new(), "x\u{FFFF}"), Err('\u{FFFF}'));
+        let unsupported = |c| Err(StrProblem::Unsupported(c));
+        assert_eq!(write_str(&mut Vec::new(), "a\u{1}b"), unsupported('\u{1}'));
+        assert_eq!(
+            write_str(&mut Vec::new(), "x\u{FFFE}"),
+            unsupported('\u{FFFE}')
+        );
+        assert_eq!(
+            write_str(&mut Vec::new(), "x\u{FFFF}"),
+            unsupported('\u{FFFF}')
+        );
         // U+FFFD is fine.
         assert!(write_str(&mut Vec::new(), "x\u{FFFD}").is_ok());
         assert!(is_unsupported_char('\u{0}') && !is_unsupported_char('\t'));
@@ -211,7 +244,7 @@ mod tests {
                 let mut out = Vec::new();
                 let result = write_str(&mut out, &text);
                 match special {
-                    '\u{1f}' | '\u{FFFF}' => assert_eq!(result, Err(special), "{text:?}"),
+                    '\u{1f}' | '\u{FFFF}' => assert_eq!(result, unsupported(special), "{text:?}"),
                     _ => {
                         result.unwrap();
                         let back: String = serde_json::from_slice(&out).unwrap();
@@ -219,6 +252,66 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn bytes_are_checked_for_utf8_while_escaped() {
+        let write = |bytes: &[u8]| {
+            let mut out = Vec::new();
+            write_utf8(&mut out, bytes).map(|()| out)
+        };
+        let bad: [&[u8]; 7] = [
+            b"\xff",
+            b"abc\xc3",              // a sequence cut at the end
+            b"abcdefgh\x80ijklmnop", // a lone continuation byte after the fast path
+            b"\xc0\xaf",             // overlong
+            b"\xed\xa0\x80",         // a surrogate
+            b"\xe2\x82",             // cut before an ASCII byte
+            b"caf\xc3\xa9\xe2\x82z", // valid, then cut
+        ];
+        for bytes in bad {
+            assert_eq!(write(bytes), Err(StrProblem::InvalidUtf8), "{bytes:?}");
+        }
+        assert_eq!(
+            write("Chloé García €".as_bytes()).unwrap(),
+            b"\"Chlo\xc3\xa9 Garc\xc3\xada \xe2\x82\xac\""
+        );
+        assert_eq!(
+            write("ab\u{FFFF}".as_bytes()),
+            Err(StrProblem::Unsupported('\u{FFFF}'))
+        );
+        // Against std's validation and serde_json's escaping, on bytes from a fixed PRNG that
+        // mixes ASCII, escapes and pieces of multi-byte sequences.
+        let pieces: [&[u8]; 9] = [
+            b"a",
+            b"bcdefghi",
+            b"\"",
+            b"\n",
+            b"\xc3",
+            b"\xa9",
+            b"\xe2\x82\xac",
+            b"\xef\xbf",
+            b"\xbe",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..5_000 {
+            let mut bytes = Vec::new();
+            for _ in 0..(seed % 24) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                bytes.extend_from_slice(pieces[(seed % pieces.len() as u64) as usize]);
+            }
+            let expected = match std::str::from_utf8(&bytes) {
+                Err(_) => Err(StrProblem::InvalidUtf8),
+                Ok(text) => match text.chars().find(|&c| is_unsupported_char(c)) {
+                    Some(c) => Err(StrProblem::Unsupported(c)),
+                    // serde_json escapes the characters CluedIn accepts as we do.
+                    None => Ok(serde_json::to_vec(text).unwrap()),
+                },
+            };
+            assert_eq!(write(&bytes), expected, "{bytes:?}");
         }
     }
 

@@ -23,7 +23,7 @@ use std::ops::Range;
 use base64::Engine as _;
 
 use crate::bindings::types::{Cell, Entities, Span};
-use json::{write_decimal, write_f64, write_i64, write_str};
+use json::{StrProblem, write_decimal, write_f64, write_i64, write_str, write_utf8};
 
 /// How entity fields are laid out in a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -50,6 +50,19 @@ pub enum EncodeError {
     InvalidJson { field: String, message: String },
     #[error("property `{name}` collides with a record field of the flat shape")]
     ReservedName { name: String },
+}
+
+impl EncodeError {
+    fn from_str_problem(problem: StrProblem, field: &str) -> EncodeError {
+        let field = field.to_string();
+        match problem {
+            StrProblem::InvalidUtf8 => EncodeError::InvalidUtf8 { field },
+            StrProblem::Unsupported(c) => EncodeError::UnsupportedChar {
+                field,
+                code: c as u32,
+            },
+        }
+    }
 }
 
 /// Read access to entity `index` of a plugin's (validated) output.
@@ -114,8 +127,8 @@ impl<'a> EntityView<'a> {
 #[derive(Debug, Default)]
 pub struct EscapedNames {
     json: Vec<u8>,
-    /// Per name: its JSON string in `json`, or the unsupported character it holds.
-    names: Vec<Result<Range<usize>, char>>,
+    /// Per name: its JSON string in `json`, or why it cannot be one.
+    names: Vec<Result<Range<usize>, StrProblem>>,
 }
 
 impl EscapedNames {
@@ -139,10 +152,7 @@ impl EscapedNames {
                 out.extend_from_slice(&self.json[range.clone()]);
                 Ok(())
             }
-            Err(c) => Err(EncodeError::UnsupportedChar {
-                field: field.to_string(),
-                code: *c as u32,
-            }),
+            Err(problem) => Err(EncodeError::from_str_problem(*problem, field)),
         }
     }
 }
@@ -171,7 +181,11 @@ fn write_record_inner(
 ) -> Result<(), EncodeError> {
     let e = entity.entities;
     out.extend_from_slice(b"{\"externalId\":");
-    string_field(out, entity.external_id()?, "externalId")?;
+    string_field(
+        out,
+        span_bytes(e, &e.external_ids[entity.index]),
+        "externalId",
+    )?;
     out.extend_from_slice(b",\"type\":");
     names.write(out, e.entity_types[entity.index], "type")?;
     match entity.timestamp() {
@@ -226,16 +240,18 @@ fn property(
     write_cell(out, e, &e.prop_values[p], &e.names[name as usize])
 }
 
-fn string_field(out: &mut Vec<u8>, s: &str, field: &str) -> Result<(), EncodeError> {
-    write_str(out, s).map_err(|c| EncodeError::UnsupportedChar {
-        field: field.to_string(),
-        code: c as u32,
-    })
+/// Writes a text cell's or an external id's bytes as a JSON string, checking that they
+/// are UTF-8 while escaping them.
+fn string_field(out: &mut Vec<u8>, bytes: &[u8], field: &str) -> Result<(), EncodeError> {
+    write_utf8(out, bytes).map_err(|problem| EncodeError::from_str_problem(problem, field))
+}
+
+fn span_bytes<'a>(e: &'a Entities, span: &Span) -> &'a [u8] {
+    &e.bytes[span.offset as usize..(span.offset + span.len) as usize]
 }
 
 fn text<'a>(e: &'a Entities, span: &Span, field: &str) -> Result<&'a str, EncodeError> {
-    let bytes = &e.bytes[span.offset as usize..(span.offset + span.len) as usize];
-    std::str::from_utf8(bytes).map_err(|_| EncodeError::InvalidUtf8 {
+    std::str::from_utf8(span_bytes(e, span)).map_err(|_| EncodeError::InvalidUtf8 {
         field: field.to_string(),
     })
 }
@@ -253,7 +269,7 @@ pub fn write_cell(
         Cell::Integer(v) => write_i64(out, *v),
         Cell::Float(v) => write_f64(out, *v),
         Cell::Decimal(d) => write_decimal(out, decimal_value(d.lo, d.hi), d.scale),
-        Cell::Text(span) => string_field(out, text(e, span, field)?, field)?,
+        Cell::Text(span) => string_field(out, span_bytes(e, span), field)?,
         Cell::Json(span) => {
             let s = text(e, span, field)?;
             if let Err(err) = serde_json::from_str::<serde::de::IgnoredAny>(s) {
@@ -281,7 +297,7 @@ pub fn write_cell(
             out.push(b'"');
         }
         Cell::Binary(span) => {
-            let bytes = &e.bytes[span.offset as usize..(span.offset + span.len) as usize];
+            let bytes = span_bytes(e, span);
             out.push(b'"');
             let mut encoded = String::new();
             base64::engine::general_purpose::STANDARD.encode_string(bytes, &mut encoded);

@@ -5,7 +5,12 @@ use crate::bindings::types::TimeUnit;
 /// Writes `YYYY-MM-DD` for `days` since 1970-01-01.
 pub fn write_date(out: &mut Vec<u8>, days: i64) {
     let (y, m, d) = civil_from_days(days);
-    write_ymd(out, y, m, d);
+    let mut buf = [0u8; 10];
+    if put_ymd(&mut buf, y, m, d) {
+        out.extend_from_slice(&buf);
+    } else {
+        write_ymd(out, y, m, d);
+    }
 }
 
 /// Writes an RFC 3339 UTC timestamp ending in `Z`, with as many fraction digits as the
@@ -44,25 +49,61 @@ fn format_timestamp(out: &mut Vec<u8>, value: i64, unit: TimeUnit) {
     let seconds = value.div_euclid(per_second);
     let fraction = value.rem_euclid(per_second);
     let days = seconds.div_euclid(86_400);
-    let secs_of_day = seconds.rem_euclid(86_400);
-    write_date(out, days);
-    out.push(b'T');
-    write_2(out, (secs_of_day / 3600) as u32);
-    out.push(b':');
-    write_2(out, ((secs_of_day / 60) % 60) as u32);
-    out.push(b':');
-    write_2(out, (secs_of_day % 60) as u32);
+    let secs_of_day = seconds.rem_euclid(86_400) as u32;
+    // `YYYY-MM-DDTHH:MM:SS.fffffffffZ`, built on the stack and appended once.
+    let mut buf = [0u8; 30];
+    let (y, m, d) = civil_from_days(days);
+    if !put_ymd(&mut buf, y, m, d) {
+        write_ymd(out, y, m, d);
+        out.push(b'T');
+        let mut time = [0u8; 30];
+        let len = put_time(&mut time, secs_of_day, fraction, digits);
+        out.extend_from_slice(&time[..len]);
+        return;
+    }
+    buf[10] = b'T';
+    let len = 11 + put_time(&mut buf[11..], secs_of_day, fraction, digits);
+    out.extend_from_slice(&buf[..len]);
+}
+
+/// `HH:MM:SS[.fraction]Z` into `buf`; returns its length.
+fn put_time(buf: &mut [u8], secs_of_day: u32, fraction: i64, digits: usize) -> usize {
+    put_2(&mut buf[0..2], secs_of_day / 3600);
+    buf[2] = b':';
+    put_2(&mut buf[3..5], (secs_of_day / 60) % 60);
+    buf[5] = b':';
+    put_2(&mut buf[6..8], secs_of_day % 60);
+    let mut len = 8;
     if digits > 0 {
-        out.push(b'.');
-        let mut buf = [b'0'; 9];
+        buf[8] = b'.';
         let mut f = fraction;
-        for slot in buf[..digits].iter_mut().rev() {
+        for slot in buf[9..9 + digits].iter_mut().rev() {
             *slot = b'0' + (f % 10) as u8;
             f /= 10;
         }
-        out.extend_from_slice(&buf[..digits]);
+        len = 9 + digits;
     }
-    out.push(b'Z');
+    buf[len] = b'Z';
+    len + 1
+}
+
+/// `YYYY-MM-DD` into `buf[..10]` when the year has four digits (0–9999); false otherwise.
+fn put_ymd(buf: &mut [u8], y: i64, m: u32, d: u32) -> bool {
+    let Ok(y @ 0..=9999) = u32::try_from(y) else {
+        return false;
+    };
+    put_2(&mut buf[0..2], y / 100);
+    put_2(&mut buf[2..4], y % 100);
+    buf[4] = b'-';
+    put_2(&mut buf[5..7], m);
+    buf[7] = b'-';
+    put_2(&mut buf[8..10], d);
+    true
+}
+
+fn put_2(buf: &mut [u8], v: u32) {
+    buf[0] = b'0' + (v / 10) as u8;
+    buf[1] = b'0' + (v % 10) as u8;
 }
 
 fn write_ymd(out: &mut Vec<u8>, y: i64, m: u32, d: u32) {
@@ -146,6 +187,53 @@ mod tests {
         );
         assert_eq!(ts(-1, TimeUnit::Nanos), "1969-12-31T23:59:59.999999999Z");
         assert_eq!(ts(-1_000, TimeUnit::Millis), "1969-12-31T23:59:59.000Z");
+        // Years without four digits take the expanded form, time of day included.
+        assert_eq!(
+            ts(253_402_300_800_000_123, TimeUnit::Micros),
+            "+10000-01-01T00:00:00.000123Z"
+        );
+        assert_eq!(
+            ts(-62_167_219_201, TimeUnit::Seconds),
+            "-0001-12-31T23:59:59Z"
+        );
+        assert_eq!(
+            ts(-62_167_219_200, TimeUnit::Seconds),
+            "0000-01-01T00:00:00Z"
+        );
+    }
+
+    #[test]
+    fn timestamps_match_chrono_across_years_and_units() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            // Seconds from year 0 to 9999.
+            let secs = (seed % 315_537_897_600) as i64 - 62_167_219_200;
+            let nanos = (seed >> 40) as i64 % 1_000_000_000;
+            let at = chrono::DateTime::from_timestamp(secs, nanos as u32).unwrap();
+            let cases = [
+                (TimeUnit::Seconds, secs, at.format("%Y-%m-%dT%H:%M:%SZ")),
+                (
+                    TimeUnit::Millis,
+                    secs * 1_000 + nanos / 1_000_000,
+                    at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+                ),
+            ];
+            for (unit, value, expected) in cases {
+                assert_eq!(ts(value, unit), expected.to_string(), "{value} {unit:?}");
+            }
+            if let Some(value) = secs
+                .checked_mul(1_000_000_000)
+                .and_then(|s| s.checked_add(nanos))
+            {
+                assert_eq!(
+                    ts(value, TimeUnit::Nanos),
+                    at.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
+                );
+            }
+        }
     }
 
     #[test]

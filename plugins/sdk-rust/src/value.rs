@@ -256,7 +256,18 @@ impl Decimal {
         let mut digits = [0u8; 40];
         let mut n = 0;
         let abs = self.value.unsigned_abs();
-        if let Ok(mut u) = u64::try_from(abs) {
+        // Narrowest integer first: WebAssembly has no 64-bit multiply-high, so dividing a
+        // u64 by 10 is a real division, while a u32 one becomes a multiply and a shift.
+        if let Ok(mut u) = u32::try_from(abs) {
+            loop {
+                digits[39 - n] = b'0' + (u % 10) as u8;
+                u /= 10;
+                n += 1;
+                if u == 0 {
+                    break;
+                }
+            }
+        } else if let Ok(mut u) = u64::try_from(abs) {
             loop {
                 digits[39 - n] = b'0' + (u % 10) as u8;
                 u /= 10;
@@ -782,6 +793,17 @@ mod tests {
         );
         assert_eq!(dec(1, 127).len(), 129);
         assert_eq!(dec(i128::MIN, -128).len(), 1 + 39 + 128);
+        // Each side of the u32 and u64 limits, signed.
+        for v in [
+            u32::MAX as i128 - 1,
+            u32::MAX as i128,
+            u32::MAX as i128 + 1,
+            u64::MAX as i128,
+            u64::MAX as i128 + 1,
+        ] {
+            assert_eq!(dec(v, 0), v.to_string());
+            assert_eq!(dec(-v, 0), (-v).to_string());
+        }
     }
 
     #[test]
