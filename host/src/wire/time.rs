@@ -5,12 +5,7 @@ use crate::bindings::types::TimeUnit;
 /// Writes `YYYY-MM-DD` for `days` since 1970-01-01.
 pub fn write_date(out: &mut Vec<u8>, days: i64) {
     let (y, m, d) = civil_from_days(days);
-    let mut buf = [0u8; 10];
-    if put_ymd(&mut buf, y, m, d) {
-        out.extend_from_slice(&buf);
-    } else {
-        write_ymd(out, y, m, d);
-    }
+    write_ymd(out, y, m, d);
 }
 
 /// Writes an RFC 3339 UTC timestamp ending in `Z`, with as many fraction digits as the
@@ -106,28 +101,18 @@ fn put_2(buf: &mut [u8], v: u32) {
     buf[1] = b'0' + (v % 10) as u8;
 }
 
+/// `YYYY-MM-DD`, or ISO 8601's expanded form (`+10000-01-01`) for years without four
+/// digits, which RFC 3339 has no form for.
 fn write_ymd(out: &mut Vec<u8>, y: i64, m: u32, d: u32) {
-    if (0..=9999).contains(&y) {
-        let y = y as u32;
-        out.extend_from_slice(&[
-            b'0' + (y / 1000) as u8,
-            b'0' + (y / 100 % 10) as u8,
-            b'0' + (y / 10 % 10) as u8,
-            b'0' + (y % 10) as u8,
-        ]);
-    } else {
-        // RFC 3339 has no such years; ISO 8601's expanded form keeps them readable.
-        out.extend_from_slice(format!("{y:+05}").as_bytes());
+    let mut buf = [0u8; 10];
+    if put_ymd(&mut buf, y, m, d) {
+        out.extend_from_slice(&buf);
+        return;
     }
-    out.push(b'-');
-    write_2(out, m);
-    out.push(b'-');
-    write_2(out, d);
-}
-
-fn write_2(out: &mut Vec<u8>, v: u32) {
-    out.push(b'0' + (v / 10) as u8);
-    out.push(b'0' + (v % 10) as u8);
+    out.extend_from_slice(format!("{y:+05}").as_bytes());
+    // The same month and day as a four-digit year's, after its `YYYY`.
+    put_ymd(&mut buf, 0, m, d);
+    out.extend_from_slice(&buf[4..]);
 }
 
 /// Howard Hinnant's `civil_from_days`: proleptic Gregorian (year, month, day).

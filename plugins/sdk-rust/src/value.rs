@@ -255,34 +255,25 @@ impl Decimal {
     pub(crate) fn format(self, buf: &mut [u8; DECIMAL_BUF]) -> &str {
         let mut digits = [0u8; 40];
         let mut n = 0;
-        let abs = self.value.unsigned_abs();
-        // Narrowest integer first: WebAssembly has no 64-bit multiply-high, so dividing a
-        // u64 by 10 is a real division, while a u32 one becomes a multiply and a shift.
-        if let Ok(mut u) = u32::try_from(abs) {
-            loop {
-                digits[39 - n] = b'0' + (u % 10) as u8;
-                u /= 10;
-                n += 1;
-                if u == 0 {
-                    break;
-                }
-            }
-        } else if let Ok(mut u) = u64::try_from(abs) {
-            loop {
-                digits[39 - n] = b'0' + (u % 10) as u8;
-                u /= 10;
-                n += 1;
-                if u == 0 {
-                    break;
-                }
-            }
-        } else {
-            let mut u = abs;
-            while u != 0 {
-                digits[39 - n] = b'0' + (u % 10) as u8;
-                u /= 10;
+        let mut abs = self.value.unsigned_abs();
+        // Nine digits at a time in u32 arithmetic, one wide division per chunk: WebAssembly
+        // has no 64-bit multiply-high, so each u64 or u128 division by 10 would be a real
+        // division, while a u32 one becomes a multiply and a shift.
+        loop {
+            let (rest, mut chunk) = match u32::try_from(abs) {
+                Ok(small) => (0, small),
+                Err(_) => (abs / 1_000_000_000, (abs % 1_000_000_000) as u32),
+            };
+            let chunk_start = n;
+            while chunk != 0 || n == chunk_start || (rest != 0 && n - chunk_start < 9) {
+                digits[39 - n] = b'0' + (chunk % 10) as u8;
+                chunk /= 10;
                 n += 1;
             }
+            if rest == 0 {
+                break;
+            }
+            abs = rest;
         }
         let digits = &digits[40 - n..];
         let mut len = 0;
@@ -793,8 +784,13 @@ mod tests {
         );
         assert_eq!(dec(1, 127).len(), 129);
         assert_eq!(dec(i128::MIN, -128).len(), 1 + 39 + 128);
-        // Each side of the u32 and u64 limits, signed.
+        // Each side of the u32 and u64 limits and of nine-digit chunks, signed.
         for v in [
+            999_999_999,
+            1_000_000_000,
+            5_000_000_000,
+            1_000_000_000_000_000_007,
+            10i128.pow(27),
             u32::MAX as i128 - 1,
             u32::MAX as i128,
             u32::MAX as i128 + 1,
