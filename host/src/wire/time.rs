@@ -48,16 +48,15 @@ fn format_timestamp(out: &mut Vec<u8>, value: i64, unit: TimeUnit) {
     // `YYYY-MM-DDTHH:MM:SS.fffffffffZ`, built on the stack and appended once.
     let mut buf = [0u8; 30];
     let (y, m, d) = civil_from_days(days);
-    if !put_ymd(&mut buf, y, m, d) {
+    let date_len = if put_ymd(&mut buf, y, m, d) {
+        10
+    } else {
+        // An expanded year goes out first; the buffer then holds only the time.
         write_ymd(out, y, m, d);
-        out.push(b'T');
-        let mut time = [0u8; 30];
-        let len = put_time(&mut time, secs_of_day, fraction, digits);
-        out.extend_from_slice(&time[..len]);
-        return;
-    }
-    buf[10] = b'T';
-    let len = 11 + put_time(&mut buf[11..], secs_of_day, fraction, digits);
+        0
+    };
+    buf[date_len] = b'T';
+    let len = date_len + 1 + put_time(&mut buf[date_len + 1..], secs_of_day, fraction, digits);
     out.extend_from_slice(&buf[..len]);
 }
 
